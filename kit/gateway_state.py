@@ -1,0 +1,45 @@
+"""The gateway's stores, opened together from the configuration: state, audit log, conversations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kit.audit import AuditLog, pseudonymize
+from kit.config import Settings
+from kit.conversations import ConversationStore
+from kit.store import Store, load_or_create_secret
+
+
+@dataclass
+class GatewayState:
+    store: Store
+    audit: AuditLog
+    conversations: ConversationStore
+    secret: bytes
+
+    def pseudonym(self, user: str) -> str:
+        return pseudonymize(user, self.secret)
+
+    def close(self) -> None:
+        self.store.close()
+        self.audit.close()
+
+
+def audit_url(settings: Settings) -> str | Path:
+    import os
+
+    return os.environ.get("KIT_AUDIT_URL") or settings.home / "audit.db"
+
+
+def open_state(settings: Settings) -> GatewayState:
+    home = settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    secret = load_or_create_secret(home)
+    policy = settings.policy
+    return GatewayState(
+        store=Store(home / "state.db"),
+        audit=AuditLog(audit_url(settings), secret, log_text=policy.log_prompt_text),
+        conversations=ConversationStore(home / "conversations.db", policy.conversation_retention_days),
+        secret=secret,
+    )
