@@ -1,0 +1,259 @@
+"""Usage rules in the gateway: charter and acknowledgement, personal data, output marking, audit,
+retention, rights of persons, remote engines. Real model, real SQLite, real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from conftest import KIT, ServerHandle, free_port, install_model, run_kit, start_server, write_config
+
+from kit.config import load_settings
+
+pytestmark = pytest.mark.slow
+EMAIL = "claire.martin@exemple.fr"
+IBAN = "FR76 3000 6000 0112 3456 7890 189"
+
+
+@pytest.fixture(scope="module")
+def gw(gateway: ServerHandle) -> ServerHandle:
+    gateway.acknowledge("alice")
+    return gateway
+
+
+def chat(gw: ServerHandle, text: str, user: str = "alice", **extra: object) -> httpx.Response:
+    body = {"messages": [{"role": "user", "content": text}], "max_tokens": 8, "temperature": 0, **extra}
+    return httpx.post(gw.url + "/v1/chat/completions", headers=gw.headers(user), json=body, timeout=120)
+
+
+def test_charter_lists_every_rule(gw: ServerHandle) -> None:
+    c = httpx.get(gw.url + "/v1/charter", headers=gw.headers("alice")).json()
+    s = gw.settings
+    assert c["purpose"] == s.deployment.purpose and len(c["version"]) == 16
+    assert [u["fr"] for u in c["forbidden_uses"]] == [u.fr for u in s.policy.forbidden_uses]
+    assert any("décision" in u["fr"] for u in c["forbidden_uses"])  # no decision about people by default
+    assert all("answer" not in q for q in c["quiz"])  # the answers are not given away
+    assert c["user"]["acknowledged_at"]
+    assert c["contacts"]["dpo"] == "dpo@example.org"
+
+
+def test_charter_version_changes_with_content(tmp_path: Path) -> None:
+    a = load_settings(write_config(tmp_path / "a.yaml")).charter()["version"]
+    b = load_settings(write_config(tmp_path / "b.yaml", policy={"allowed_uses": ["Rédiger des courriels"]}))
+    assert a != b.charter()["version"]
+    assert a == load_settings(write_config(tmp_path / "c.yaml")).charter()["version"]
+
+
+def test_acknowledgement_gate_and_quiz(gw: ServerHandle) -> None:
+    r = chat(gw, "Bonjour", user="newcomer")
+    assert r.status_code == 403 and "/v1/charter/acknowledge" in r.json()["error"]["message"]
+    version = httpx.get(gw.url + "/v1/charter", headers=gw.headers("newcomer")).json()["version"]
+    wrong = httpx.post(gw.url + "/v1/charter/acknowledge", headers=gw.headers("newcomer"),
+                       json={"version": version, "quiz_answers": [1, 0, 0]})
+    assert wrong.status_code == 403 and "question" in wrong.json()["error"]["message"]
+    stale = httpx.post(gw.url + "/v1/charter/acknowledge", headers=gw.headers("newcomer"),
+                       json={"version": "0" * 16, "quiz_answers": [0, 1, 1]})
+    assert stale.status_code == 403
+    gw.acknowledge("newcomer")
+    assert chat(gw, "Bonjour", user="newcomer").status_code == 200
+
+
+def test_blocked_personal_data_never_reaches_the_engine(gw: ServerHandle) -> None:
+    before = gw.engine.stats.requests_total
+    r = chat(gw, "Mon numéro de sécurité sociale est 1 85 05 78 006 084 91, peux-tu le vérifier ?")
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["type"] == "personal_data_blocked" and "FR_NIR" in err["message"]
+    r = chat(gw, "Paie avec la carte 4970 1012 3456 7893 stp", stream=True)
+    assert r.status_code == 422 and "CREDIT_CARD" in r.json()["error"]["message"]
+    assert gw.engine.stats.requests_total == before  # the engine's own counter did not move
+    rows = [row for row in gw.state.audit.rows(action="chat") if row.status == "blocked"]
+    assert rows and "FR_NIR" in rows[-2].pii_categories and rows[-1].pii_action == "block"
+
+
+def test_masked_data_reaches_the_model_as_placeholders(gw: ServerHandle) -> None:
+    r = chat(gw, f"Prépare un virement vers {IBAN} pour la facture 2024-118.")
+    assert r.status_code == 200
+    meta = r.json()["kit"]
+    assert meta["personal_data"]["masked"] == ["IBAN_CODE"]
+    sent = meta["sent_to_model"][0]
+    assert "[IBAN_CODE_1]" in sent and "3000 6000" not in sent and "2024-118" in sent
+
+
+def test_warned_data_passes_and_is_flagged(gw: ServerHandle) -> None:
+    r = chat(gw, f"Rédige une réponse courte à {EMAIL} pour confirmer la réunion.")
+    assert r.status_code == 200
+    meta = r.json()["kit"]
+    assert meta["ai_generated"] is True and meta["model"] == "smollm2-135m-instruct" and len(meta["model_sha256"]) == 64
+    assert meta["personal_data"]["warned"] == ["EMAIL_ADDRESS"]
+    row = list(gw.state.audit.rows(action="chat"))[-1]
+    assert row.pii_categories == ["EMAIL_ADDRESS"] and row.pii_action == "warn"
+    assert row.user != "alice" and row.completion_tokens > 0 and row.model == "smollm2-135m-instruct"
+
+
+def test_api_scan_preview(gw: ServerHandle) -> None:
+    r = httpx.post(gw.url + "/v1/privacy/scan", headers=gw.headers(), json={"text": f"écrire à {EMAIL}, IBAN {IBAN}"})
+    data = r.json()
+    assert {f["type"] for f in data["findings"]} == {"EMAIL_ADDRESS", "IBAN_CODE"}
+    assert data["actions"] == {"EMAIL_ADDRESS": "warn", "IBAN_CODE": "mask"} and "[IBAN_CODE_1]" in data["masked_text"]
+
+
+def test_feedback_report_and_admin_views(gw: ServerHandle) -> None:
+    r = httpx.post(gw.url + "/v1/feedback", headers=gw.headers(), json={"kind": "report", "comment": "réponse fausse"})
+    assert r.status_code == 200
+    assert httpx.get(gw.url + "/v1/admin/feedback", headers=gw.headers("alice", "user")).status_code == 403
+    items = httpx.get(gw.url + "/v1/admin/feedback", headers=gw.headers("root", "admin")).json()["data"]
+    assert items[0]["kind"] == "report" and items[0]["comment"] == "réponse fausse"
+    stats = httpx.get(gw.url + "/v1/admin/stats", headers=gw.headers("audit", "auditor")).json()
+    assert stats["by_action"]["report"] >= 1 and stats["by_action"]["chat"] >= 1
+    assert httpx.get(gw.url + "/v1/admin/audit/verify", headers=gw.headers("audit", "auditor")).json()["ok"] is True
+    # an auditor cannot close the chat; an admin can (degraded mode), then reopen it
+    assert httpx.post(gw.url + "/v1/admin/chat", headers=gw.headers("audit", "auditor"),
+                      json={"open": False}).status_code == 403
+    closed = httpx.post(gw.url + "/v1/admin/chat", headers=gw.headers("root", "admin"),
+                        json={"open": False, "message": "Maintenance jusqu'à 14 h"})
+    assert closed.status_code == 200
+    r = chat(gw, "Bonjour")
+    assert r.status_code == 503 and "Maintenance" in r.json()["error"]["message"]
+    httpx.post(gw.url + "/v1/admin/chat", headers=gw.headers("root", "admin"), json={"open": True})
+    assert chat(gw, "Bonjour").status_code == 200
+
+
+def test_conversations_rights_of_persons(gw: ServerHandle) -> None:
+    cid = httpx.post(gw.url + "/v1/conversations", headers=gw.headers(), json={"title": "Note"}).json()["id"]
+    assert chat(gw, "Propose un titre de note", conversation_id=cid).status_code == 200
+    conv = httpx.get(gw.url + f"/v1/conversations/{cid}", headers=gw.headers()).json()
+    assert [m["role"] for m in conv["messages"]] == ["user", "assistant"]
+    assert conv["messages"][1]["meta"]["ai_generated"] is True
+    assert httpx.get(gw.url + f"/v1/conversations/{cid}", headers=gw.headers("mallory")).status_code == 400
+    export = httpx.get(gw.url + "/v1/me/export", headers=gw.headers()).json()
+    assert any(c["id"] == cid for c in export["conversations"])
+    assert httpx.delete(gw.url + "/v1/conversations", headers=gw.headers()).json()["deleted"] >= 1
+    assert httpx.get(gw.url + "/v1/conversations", headers=gw.headers()).json()["data"] == []
+
+
+def _serve(home: Path, cfg: Path) -> tuple[subprocess.Popen[str], str]:
+    port = free_port()
+    proc = subprocess.Popen([KIT, "serve", "--port", str(port), "--ctx", "512", "--parallel", "2"], text=True,
+                            env={**os.environ, "KIT_HOME": str(home), "KIT_CONFIG": str(cfg)},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(proc.stdout.read() if proc.stdout else "server exited")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    raise AssertionError("server did not start")
+
+
+def _chat_with_marker(url: str, cfg: Path, marker: str) -> None:
+    h = {"X-Kit-User": "zoe"}
+    version = httpx.get(url + "/v1/charter", headers=h).json()["version"]
+    answers = [q.answer for q in load_settings(cfg).policy.quiz]
+    httpx.post(url + "/v1/charter/acknowledge", headers=h, json={"version": version, "quiz_answers": answers})
+    cid = httpx.post(url + "/v1/conversations", headers=h, json={"title": "t"}).json()["id"]
+    r = httpx.post(url + "/v1/chat/completions", headers=h, timeout=120, json={
+        "messages": [{"role": "user", "content": f"Résume ce mémo {marker} en une phrase."}],
+        "max_tokens": 8, "conversation_id": cid})
+    assert r.status_code == 200, r.text
+
+
+def _files_containing(root: Path, marker: str) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and marker.encode() in p.read_bytes()]
+
+
+@pytest.mark.parametrize("retention", [0, 30])
+def test_prompt_text_kept_only_where_policy_says(model_store: Path, tmp_path: Path, retention: int) -> None:
+    """Default audit has no prompt text; retention 0 leaves no prompt text anywhere under $KIT_HOME or in logs."""
+    home = install_model(model_store, tmp_path / "home")
+    cfg = write_config(tmp_path / "kit.yaml", policy={"conversation_retention_days": retention})
+    marker = "ZQX" + uuid.uuid4().hex[:10].upper()
+    proc, url = _serve(home, cfg)
+    try:
+        _chat_with_marker(url, cfg, marker)
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=30)[0]
+    assert marker not in output
+    found = _files_containing(home, marker)
+    if retention == 0:
+        assert found == []
+        assert not (home / "conversations.db").exists()
+    else:  # the history keeps it (as it should), the audit log does not
+        assert [Path(f).name for f in found if "audit" in f] == []
+        assert any("conversations" in f for f in found)
+
+
+def test_log_prompt_text_when_enabled(model_store: Path, tmp_path: Path) -> None:
+    home = install_model(model_store, tmp_path / "home")
+    cfg = write_config(tmp_path / "kit.yaml", policy={"log_prompt_text": True, "conversation_retention_days": 0})
+    marker = "ZQX" + uuid.uuid4().hex[:10].upper()
+    proc, url = _serve(home, cfg)
+    try:
+        _chat_with_marker(url, cfg, marker)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert any("audit" in f for f in _files_containing(home, marker))
+
+
+def test_audit_cli_detects_tampering(gw: ServerHandle, tmp_path: Path) -> None:
+    env = {"KIT_HOME": str(gw.settings.home)}
+    assert chat(gw, "Bonjour").status_code == 200
+    ok = run_kit("audit", "verify", env=env)
+    assert ok.returncode == 0 and "chain intact" in ok.stdout
+    out = run_kit("audit", "export", "--format", "csv", env=env)
+    assert out.returncode == 0 and "chat" in out.stdout and "Bonjour" not in out.stdout
+    stats = run_kit("audit", "stats", "--json", env=env)
+    assert stats.returncode == 0 and '"chat"' in stats.stdout
+    db = gw.settings.home / "audit.db"
+    con = sqlite3.connect(db)
+    table = "audit_log"
+    ids = [r[0] for r in con.execute(f"SELECT id FROM {table} ORDER BY id")]
+    con.execute(f"UPDATE {table} SET completion_tokens = completion_tokens + 1 WHERE id = ?", (ids[1],))
+    con.commit()
+    con.close()
+    bad = run_kit("audit", "verify", env=env)
+    assert bad.returncode == 1 and f"first bad row: {ids[1]}" in bad.stdout
+
+
+def test_remote_engine_behind_the_gateway(model_store: Path, tmp_path: Path) -> None:
+    """The gateway in front of another OpenAI-compatible engine (here: a second kit server on loopback)."""
+    engine_home = install_model(model_store, tmp_path / "engine")
+    engine_cfg = write_config(tmp_path / "engine.yaml", server={"parallel": 2, "ctx": 512})
+    proc, engine_url = _serve(engine_home, engine_cfg)
+    try:
+        h: dict[str, str] = {}  # the front gateway calls as the engine's local operator
+        version = httpx.get(engine_url + "/v1/charter", headers=h).json()["version"]
+        answers = [q.answer for q in load_settings(engine_cfg).policy.quiz]
+        httpx.post(engine_url + "/v1/charter/acknowledge", headers=h,
+                   json={"version": version, "quiz_answers": answers}).raise_for_status()
+        front, stop = start_server(tmp_path / "front", tmp_path / "front.yaml",
+                                   server={"engine_url": engine_url + "/v1"})
+        try:
+            front.acknowledge("alice")
+            os.environ["KIT_HOME"] = str(tmp_path / "front")
+            r = httpx.post(front.url + "/v1/chat/completions", headers=front.headers("alice"), timeout=120,
+                           json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": True})
+            assert r.status_code == 200 and "data: [DONE]" in r.text
+            blocked = httpx.post(front.url + "/v1/chat/completions", headers=front.headers("alice"), timeout=60,
+                                 json={"messages": [{"role": "user", "content": "carte 4970 1012 3456 7893"}]})
+            assert blocked.status_code == 422  # the rules hold whatever the engine
+        finally:
+            stop()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    cfg = yaml.safe_load((tmp_path / "front.yaml").read_text())
+    assert cfg["server"]["engine_url"].startswith("http://127.0.0.1")
