@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,8 +79,10 @@ def _round(v: float | None, scale: float = 1) -> float | None:
 async def _http_load(url: str, conc: int, reqs: int, max_tokens: int, headers: dict[str, str]) -> Result:
     import httpx
 
+    model = httpx.get(url + "/v1/models", headers=headers).json()["data"][0]["id"]
+
     async def one(client: httpx.AsyncClient, i: int) -> tuple[float | None, int, list[float], bool, str]:
-        body = {"model": "m", "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
+        body = {"model": model, "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
                 "max_tokens": max_tokens, "temperature": 0, "stream": True}
         t0 = time.perf_counter()
         ttft, n, done, last, itl, err = None, 0, False, None, [], ""

@@ -1,0 +1,98 @@
+"""Nothing leaves the machine: the whole stack (`kit up`: API, engine, personal-data filter, browser
+chat) runs in a network namespace with loopback only, while strace records every connect()."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from conftest import KIT, install_model, write_config
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+DRIVER = textwrap.dedent('''
+    import json, os, subprocess, sys, time, urllib.request
+    kit, trace, api, ui = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    proc = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=connect,sendto,sendmsg", "-o", trace,
+                             kit, "up", "--port", str(ui), "--api-port", str(api)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    def get(url, data=None, headers=None):
+        req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.read().decode()
+    ok = False
+    for _ in range(600):
+        try:
+            get(f"http://127.0.0.1:{api}/health"); get(f"http://127.0.0.1:{ui}/"); ok = True; break
+        except Exception:
+            if proc.poll() is not None: break
+            time.sleep(0.5)
+    result = {"started": ok}
+    if ok:
+        h = {"X-Kit-User": "offline"}
+        charter = json.loads(get(f"http://127.0.0.1:{api}/v1/charter", headers=h))
+        get(f"http://127.0.0.1:{api}/v1/charter/acknowledge", {"version": charter["version"],
+            "quiz_answers": json.loads(os.environ["QUIZ"])}, h)
+        answer = json.loads(get(f"http://127.0.0.1:{api}/v1/chat/completions", {"messages": [{"role": "user",
+            "content": "Write to paul.durand@exemple.fr and see https://www.service-public.fr"}], "max_tokens": 8}, h))
+        result["answer"] = answer["choices"][0]["message"]["content"]
+        result["pii"] = answer["kit"]["personal_data"]["categories"]
+        result["page"] = len(get(f"http://127.0.0.1:{ui}/"))
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    result["stderr"] = proc.stderr.read()[-2000:]
+    print(json.dumps(result))
+''')
+
+
+def _can_unshare() -> bool:
+    if not (shutil.which("unshare") and shutil.which("strace") and shutil.which("ip")):
+        return False
+    return subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _can_unshare(), reason="needs unshare -n (root or user namespaces), strace and ip")
+def test_whole_stack_offline_in_network_namespace(model_store: Path, tmp_path: Path) -> None:
+    import json
+
+    home = install_model(model_store, tmp_path / "home")
+    cfg = write_config(tmp_path / "kit.yaml")
+    from kit.config import load_settings
+
+    quiz = [q.answer for q in load_settings(cfg).policy.quiz]
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER, encoding="utf-8")
+    trace = tmp_path / "trace.log"
+    env = {**os.environ, "KIT_HOME": str(home), "KIT_CONFIG": str(cfg), "QUIZ": json.dumps(quiz)}
+    for name in ("HF_HUB_OFFLINE", "GRADIO_ANALYTICS_ENABLED", "HF_HUB_DISABLE_TELEMETRY"):
+        env.pop(name, None)  # the product must switch these off by itself
+    r = subprocess.run(["unshare", "-n", sys.executable, str(driver), KIT, str(trace), "18000", "17860"],
+                       capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["started"], result.get("stderr")
+    assert result["answer"] and "EMAIL_ADDRESS" in result["pii"] and result["page"] > 1000
+    lines = trace.read_text().splitlines()
+    inet = [ln for ln in lines if "sa_family=AF_INET" in ln]
+    assert inet, "strace saw no connection at all: the trace is not working"
+    outside = []
+    for ln in inet:
+        addrs = re.findall(r'inet_addr\("([^"]+)"\)|inet_pton\(AF_INET6, "([^"]+)"', ln)
+        for v4, v6 in addrs:
+            addr = v4 or v6
+            if not (addr.startswith("127.") or addr in ("::1", "::ffff:127.0.0.1")):
+                outside.append(ln)
+    assert outside == [], "connections to outside addresses:\n" + "\n".join(outside[:20])
+    # DNS look-ups would show as connect()s to a resolver on port 53: none may happen
+    assert not [ln for ln in lines if "htons(53)" in ln]
