@@ -1,0 +1,178 @@
+"""Personal-data detector benchmark on the labelled prompts of tests/data/pii_prompts.jsonl.
+
+A finding matches a label when the types are equal and the spans overlap. Per type it reports
+recall (labels found), precision (findings that match a label) and false positives; for prompts
+without personal data, the share that got any finding at all. Also detector load time and
+per-prompt scan latency.
+
+    python benchmarks/privacy.py [--data PATH] [--out benchmarks/results/privacy.json] [--model NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from kit.privacy import PII_TYPES, Detector, Finding  # noqa: E402
+
+DEFAULT_DATA = ROOT / "tests" / "data" / "pii_prompts.jsonl"
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "privacy.json"
+
+
+def load_prompts(path: str | Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        spans: list[tuple[str, int, int]] = []
+        for ent in row["entities"]:
+            start = row["text"].find(ent["text"])
+            while start >= 0 and any(s == start for _, s, _ in spans):
+                start = row["text"].find(ent["text"], start + 1)
+            if start < 0:
+                raise ValueError(f"{path}:{number}: {ent['text']!r} is not in the text")
+            spans.append((ent["type"], start, start + len(ent["text"])))
+        row["spans"] = spans
+        rows.append(row)
+    return rows
+
+
+def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def evaluate(path: str | Path = DEFAULT_DATA, detector: Detector | None = None,
+             model: str | None = None) -> dict[str, Any]:
+    """Scan every prompt of ``path`` and compute the figures (see the module docstring)."""
+    rows = load_prompts(path)
+    load_s = 0.0
+    if detector is None:
+        started = time.perf_counter()
+        detector = Detector(model)
+        load_s = time.perf_counter() - started
+    detector.scan("Préchauffage du détecteur.")
+
+    per_type = {t: {"labels": 0, "found": 0, "findings": 0, "correct": 0} for t in PII_TYPES}
+    clean = clean_flagged = 0
+    latencies: list[float] = []
+    misses: list[dict[str, Any]] = []
+    false_findings: list[dict[str, Any]] = []
+    for row in rows:
+        started = time.perf_counter()
+        findings: list[Finding] = detector.scan(row["text"])
+        latencies.append((time.perf_counter() - started) * 1000)
+        labels = row["spans"]
+        for kind, start, end in labels:
+            per_type[kind]["labels"] += 1
+            if any(f.type == kind and _overlaps((f.start, f.end), (start, end)) for f in findings):
+                per_type[kind]["found"] += 1
+            else:
+                misses.append({"type": kind, "text": row["text"][start:end], "prompt": row["text"]})
+        for f in findings:
+            per_type[f.type]["findings"] += 1
+            if any(k == f.type and _overlaps((f.start, f.end), (s, e)) for k, s, e in labels):
+                per_type[f.type]["correct"] += 1
+            else:
+                false_findings.append({"type": f.type, "text": f.text, "prompt": row["text"],
+                                       "clean": not labels})
+        if not labels:
+            clean += 1
+            clean_flagged += bool(findings)
+
+    # The same prompts through the bare spaCy NER, to show what the context rules remove.
+    raw = {"clean_with_per": 0, "clean_with_per_or_loc": 0, "per_found": 0, "per_labels": 0}
+    for row, doc in zip(rows, detector.nlp.pipe(r["text"] for r in rows), strict=True):
+        labels = {e.label_ for e in doc.ents}
+        if not row["spans"]:
+            raw["clean_with_per"] += "PER" in labels
+            raw["clean_with_per_or_loc"] += bool(labels & {"PER", "LOC"})
+        for kind, start, end in row["spans"]:
+            if kind == "PERSON":
+                raw["per_labels"] += 1
+                raw["per_found"] += any(e.label_ == "PER" and _overlaps((e.start_char, e.end_char),
+                                                                         (start, end)) for e in doc.ents)
+
+    types: dict[str, Any] = {}
+    for kind, c in per_type.items():
+        types[kind] = {
+            "labels": c["labels"], "findings": c["findings"],
+            "recall": round(c["found"] / c["labels"], 4) if c["labels"] else None,
+            "precision": round(c["correct"] / c["findings"], 4) if c["findings"] else None,
+            "false_positives": c["findings"] - c["correct"],
+        }
+    return {
+        "data": str(path), "model": detector.model_name, "prompts": len(rows),
+        "types": types,
+        "clean": {"prompts": clean, "flagged": clean_flagged,
+                  "false_positive_rate": round(clean_flagged / clean, 4) if clean else 0.0},
+        "timing": {"load_s": round(load_s, 3),
+                   "scan_ms_mean": round(statistics.fmean(latencies), 2),
+                   "scan_ms_p50": round(_percentile(latencies, 0.5), 2),
+                   "scan_ms_p95": round(_percentile(latencies, 0.95), 2),
+                   "scan_ms_max": round(max(latencies), 2)},
+        "raw_spacy_ner": {
+            "clean_prompts_with_PER": raw["clean_with_per"],
+            "clean_prompts_with_PER_or_LOC": raw["clean_with_per_or_loc"],
+            "PER_recall": round(raw["per_found"] / raw["per_labels"], 4) if raw["per_labels"] else None,
+        },
+        "misses": misses, "false_findings": false_findings,
+    }
+
+
+def _print_report(result: dict[str, Any]) -> None:
+    def pct(value: float | None) -> str:
+        return "   -" if value is None else f"{value * 100:5.1f}%"
+
+    print(f"model {result['model']}, {result['prompts']} prompts ({result['data']})")
+    print(f"{'type':<14}{'labels':>7}{'found':>7}{'recall':>9}{'precision':>11}{'false+':>8}")
+    for kind, t in result["types"].items():
+        print(f"{kind:<14}{t['labels']:>7}{t['findings']:>7}{pct(t['recall']):>9}"
+              f"{pct(t['precision']):>11}{t['false_positives']:>8}")
+    c = result["clean"]
+    print(f"clean prompts with any finding: {c['flagged']}/{c['prompts']} "
+          f"({c['false_positive_rate'] * 100:.1f}%)")
+    r = result["raw_spacy_ner"]
+    print(f"bare spaCy NER for comparison: clean prompts with PER {r['clean_prompts_with_PER']}, "
+          f"with PER or LOC {r['clean_prompts_with_PER_or_LOC']}; PER recall {pct(r['PER_recall'])}")
+    t = result["timing"]
+    print(f"detector load {t['load_s']:.2f} s; scan per prompt: mean {t['scan_ms_mean']:.1f} ms, "
+          f"p50 {t['scan_ms_p50']:.1f} ms, p95 {t['scan_ms_p95']:.1f} ms, max {t['scan_ms_max']:.1f} ms")
+    for miss in result["misses"]:
+        print(f"  missed {miss['type']}: {miss['text']!r}")
+    for wrong in result["false_findings"]:
+        tag = "clean prompt" if wrong["clean"] else "unlabelled"
+        print(f"  false {wrong['type']} ({tag}): {wrong['text']!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="labelled prompts (JSONL)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="where to write the JSON result")
+    parser.add_argument("--model", default=None, help="spaCy pipeline (default: best installed)")
+    args = parser.parse_args(argv)
+    result = evaluate(args.data, model=args.model)
+    _print_report(result)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"written {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
