@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from kit.audit import AuditLog, pseudonymize
 from kit.config import Settings
 from kit.conversations import ConversationStore
+from kit.errors import KitError
 from kit.store import Store, load_or_create_secret
+
+log = logging.getLogger("kit.retention")
 
 
 @dataclass
@@ -43,3 +48,20 @@ def open_state(settings: Settings) -> GatewayState:
         conversations=ConversationStore(home / "conversations.db", policy.conversation_retention_days),
         secret=secret,
     )
+
+
+def start_maintenance(state: GatewayState, settings: Settings, *, interval_s: float = 86400) -> threading.Event:
+    """Apply the retention periods now and then daily (audit rows, stored conversations), in a daemon thread."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                state.audit.purge(settings.policy.audit_retention_days)
+                state.conversations.purge()
+            except KitError as exc:
+                log.warning("retention purge failed: %s", exc)
+            stop.wait(interval_s)
+
+    threading.Thread(target=loop, name="kit-retention", daemon=True).start()
+    return stop

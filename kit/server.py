@@ -362,8 +362,7 @@ def run_server(settings: Settings) -> None:
 
     import uvicorn
 
-    from kit.audit import start_daily_purge
-    from kit.gateway_state import open_state
+    from kit.gateway_state import open_state, start_maintenance
     from kit.runtime import load_engine
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -373,7 +372,7 @@ def run_server(settings: Settings) -> None:
     state = open_state(settings)
     engine = load_engine(settings)
     app = create_app(settings, engine, state)
-    stop = start_daily_purge(state.audit, settings.policy.audit_retention_days)
+    stop = start_maintenance(state, settings)
     from kit.privacy import get_detector
 
     get_detector()  # load the personal-data models before the first request
