@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="Keep the GGUF files in this folder.")
     args = parser.parse_args(argv)
 
-    from kit.convert import check_hf_folder, convert, install_converter, quantize
+    from kit.convert import check_hf_folder, convert
+    from kit.converter import install_converter
+    from kit.quantize import quantize
 
     install_converter(SDIST if SDIST.is_file() else None)
     gguf = smol_gguf()

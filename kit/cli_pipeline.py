@@ -1,8 +1,9 @@
 """`kit models` commands of the model pipeline: convert, quantize, import, export, rm, setup-converter.
 
 The main CLI attaches them with ``register(models_group)``. Commands are thin: they parse, call
-kit.convert / kit.fetch, and print; kit errors propagate to the main CLI, which prints them on
-one line with their exit code. Progress goes to stderr, results to stdout.
+kit.convert / kit.quantize / kit.converter / kit.transfer, and print; kit errors propagate to the
+main CLI, which prints them on one line with their exit code. Progress goes to stderr, results to
+stdout.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def convert_cmd(hf_dir: Path, outtype: str, out: Path | None, as_json: bool) -> 
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def quantize_cmd(in_gguf: Path, qtype: str, out: Path | None, as_json: bool) -> None:
     """Quantize a GGUF file with llama.cpp (llama_model_quantize)."""
-    from kit.convert import quantize
+    from kit.quantize import quantize
 
     with _progress(f"quantizing to {qtype.upper()}") as progress:
         result = quantize(in_gguf, qtype, out=out, progress=progress)
@@ -111,7 +112,7 @@ def quantize_cmd(in_gguf: Path, qtype: str, out: Path | None, as_json: bool) -> 
 @click.option("--replace", is_flag=True, help="Replace an installed model of the same name.")
 def import_cmd(path: Path, name: str | None, quantize_to: str | None, outtype: str, replace: bool) -> None:
     """Install a GGUF file, an exported model folder or a Hugging Face folder, without network."""
-    from kit.fetch import import_path
+    from kit.transfer import import_path
 
     with _progress("importing") as progress:
         lock = import_path(path, _home(), name=name, quantize=quantize_to, outtype=outtype, progress=progress,
@@ -126,7 +127,7 @@ def import_cmd(path: Path, name: str | None, quantize_to: str | None, outtype: s
 def export_cmd(name: str, dest_dir: Path) -> None:
     """Copy an installed model, its lock entry and a licence note to DEST_DIR/NAME (for `kit models "
       "import`)."""
-    from kit.fetch import export_model
+    from kit.transfer import export_model
 
     out = export_model(name, _home(), dest_dir)
     click.echo(f"exported {name} to {out}: on the other server run `kit models import {out}`")
@@ -138,8 +139,8 @@ def export_cmd(name: str, dest_dir: Path) -> None:
 def rm_cmd(name: str, yes: bool) -> None:
     """Delete an installed model's files and its lock entry."""
     from kit.errors import ModelNotInstalledError
-    from kit.fetch import remove_model
     from kit.models import read_lock
+    from kit.transfer import remove_model
 
     home = _home()
     lock = read_lock(home).get(name)
@@ -156,7 +157,7 @@ def rm_cmd(name: str, yes: bool) -> None:
               help="llama_cpp_python-<version>.tar.gz of the installed version (default: pip download it).")
 def setup_converter_cmd(sdist: Path | None) -> None:
     """Install llama.cpp's Hugging Face converter of the installed llama.cpp version."""
-    from kit.convert import install_converter
+    from kit.converter import install_converter
 
     path = install_converter(sdist)
     click.echo(f"converter ready: {path}")

@@ -276,7 +276,7 @@ def smol_gguf() -> Path:
 
 @pytest.fixture(scope="session")
 def converter() -> Path:
-    from kit.convert import install_converter
+    from kit.converter import install_converter
 
     return install_converter(SDIST if SDIST.is_file() else None)
 
@@ -390,7 +390,8 @@ def test_hub_gguf_pull_records_lock_and_answers(hub: FakeHub, home: Path, smol_g
     assert again.sha256 == SMOL_SHA256 and len(hub.requests) == before
 
     # rm deletes the file, the lock entry and the cached copy (so the disk space comes back)
-    from kit.fetch import hub_cache_dir, remove_model
+    from kit.hub import hub_cache_dir
+    from kit.transfer import remove_model
 
     remove_model("smol-gguf", home)
     assert not path.exists() and "smol-gguf" not in read_lock(home)
@@ -404,9 +405,9 @@ def test_hub_gguf_pull_records_lock_and_answers(hub: FakeHub, home: Path, smol_g
 
 @pytest.mark.slow
 def test_hub_safetensors_to_q8_0_and_q4_k_m(hub: FakeHub, home: Path, hf_folder: Path) -> None:
-    from kit.convert import gguf_metadata
-    from kit.fetch import hub_cache_dir
+    from kit.hub import hub_cache_dir
     from kit.models import pull
+    from kit.quantize import gguf_metadata
 
     repo = "test-org/SmolLM2-135M-Instruct"
     rev = hub.add_repo(repo, _hf_files(hf_folder))
@@ -500,7 +501,8 @@ def test_failed_download_leaves_nothing_and_second_pull_completes(hub: FakeHub, 
 
 
 def test_corrupted_download_is_refused(hub: FakeHub, home: Path, tmp_path: Path) -> None:
-    from kit.fetch import hub_cache_dir, pull
+    from kit.fetch import pull
+    from kit.hub import hub_cache_dir
 
     data = _blob(2 << 20, seed=3)
     repo = "test-org/corrupt-GGUF"
@@ -605,7 +607,7 @@ def test_offline_with_empty_cache_is_a_clear_error(home: Path, monkeypatch: pyte
 
 def test_import_gguf_export_import_elsewhere_and_rm(home: Path, tmp_path: Path, smol_gguf: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from kit.fetch import export_model, import_path, remove_model
+    from kit.transfer import export_model, import_path, remove_model
 
     lock = import_path(smol_gguf, home, name="smollm2-135m-instruct")  # a catalogue name: its pin is checked
     assert lock.sha256 == SMOL_SHA256 and lock.quant == "Q4_1" and lock.licence == "Apache-2.0"
@@ -651,7 +653,7 @@ def test_import_gguf_export_import_elsewhere_and_rm(home: Path, tmp_path: Path, 
 
 @pytest.mark.slow
 def test_import_hf_folder_quantized(home: Path, hf_folder: Path) -> None:
-    from kit.fetch import import_path
+    from kit.transfer import import_path
 
     lock = import_path(hf_folder, home, name="smol-local", quantize="Q4_K_M")
     path = models_dir(home) / lock.file
@@ -667,7 +669,8 @@ def test_import_hf_folder_quantized(home: Path, hf_folder: Path) -> None:
 
 
 def test_convert_refuses_pickle_and_quantize_lists_types(tmp_path: Path, smol_gguf: Path) -> None:
-    from kit.convert import convert, quantize
+    from kit.convert import convert
+    from kit.quantize import quantize
 
     folder = tmp_path / "pickled"
     folder.mkdir()
