@@ -389,6 +389,22 @@ def privacy_scan(source: str, as_json: bool) -> None:
         click.echo(f"{f['type']:14} {f['start']:>6}-{f['end']:<6} {f['score']:.2f}  {f['text']}")
 
 
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File (default: stdout).")
+def report(fmt: str, output: Path | None) -> None:
+    """Write the support pack for the DPO and CISO: purpose, charter, data flows, retention, models, checks, audit."""
+    from kit.report import build_report, to_markdown
+
+    data = build_report(_settings())
+    text = to_markdown(data) if fmt == "md" else json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
 # --- doctor --------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,30 @@
+"""`kit report`: every section present and filled from the configuration, the lock and the audit log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import PURPOSE, run_kit
+
+from kit.report import SECTIONS
+
+
+def test_report_sections_filled(installed_home: Path, tmp_path: Path) -> None:
+    r = run_kit("report", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    for section in SECTIONS:
+        assert data[section], section
+    assert data["purpose"]["purpose"] == PURPOSE
+    assert data["governance"]["dpo"] == "dpo@example.org"
+    assert data["models"][0]["sha256"] and data["models"][0]["licence"] == "Apache-2.0" and data["models"][0]["verified"]
+    assert data["retention"]["audit_days"] == 180 and data["audit"]["chain"]["ok"] is True
+    assert any(c["name"] == "api exposure" for c in data["security_checks"])
+    md = run_kit("report", "-o", str(tmp_path / "pack.md"))
+    assert md.returncode == 0, md.stderr
+    text = (tmp_path / "pack.md").read_text(encoding="utf-8")
+    for heading in ("Finalité", "Gouvernance", "Charte", "Flux", "Données personnelles", "Conservation", "Modèles",
+                    "Contrôles de sécurité", "Journal d'audit", "Sources"):
+        assert heading in text, heading
+    assert "Confier à l'assistant une décision" in text and PURPOSE in text
