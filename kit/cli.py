@@ -172,10 +172,8 @@ def models_verify(name: str | None) -> None:
 
 
 def _register_pipeline() -> None:
-    try:
-        from kit.cli_pipeline import register
-    except ImportError:
-        return
+    from kit.cli_pipeline import register
+
     register(models)
 
 
@@ -425,6 +423,15 @@ def doctor(as_json: bool) -> None:
                 click.echo(f"      fix: {c.fix}")
     if any(c.status == "FAIL" for c in checks):
         raise SystemExit(1)
+
+
+def _register_ui() -> None:
+    from kit.cli_ui import register
+
+    register(cli)
+
+
+_register_ui()
 
 
 def main() -> None:

@@ -1,0 +1,197 @@
+"""Local users of the browser chat: argon2 hashes (never the password), roles, and `kit users`."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from kit.errors import UsageError
+from kit.users import (
+    add_user,
+    get_role,
+    list_users,
+    remove_user,
+    set_password,
+    set_role,
+    users_file,
+    verify_password,
+)
+
+PASSWORD = "correct horse battery"
+
+
+def test_hash_is_stored_not_the_password(kit_env: Path) -> None:
+    add_user(kit_env, "alice", "user", PASSWORD)
+    path = users_file(kit_env)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert PASSWORD.encode() not in path.read_bytes()
+    with sqlite3.connect(path) as conn:
+        (digest,) = conn.execute("SELECT hash FROM users WHERE name = 'alice'").fetchone()
+    assert digest.startswith("$argon2id$")
+    assert PASSWORD not in digest
+
+
+def test_right_and_wrong_passwords(kit_env: Path) -> None:
+    add_user(kit_env, "alice", "user", PASSWORD)
+    assert verify_password(kit_env, "alice", PASSWORD) == "user"
+    assert verify_password(kit_env, "alice", PASSWORD + "!") is None
+    assert verify_password(kit_env, "alice", "") is None
+    assert verify_password(kit_env, "nobody", PASSWORD) is None
+    assert verify_password(kit_env, "", PASSWORD) is None
+
+
+def test_no_users_file_means_nobody(kit_env: Path) -> None:
+    assert verify_password(kit_env, "alice", PASSWORD) is None
+    assert list_users(kit_env) == []
+    assert get_role(kit_env, "alice") is None
+    assert not users_file(kit_env).exists()
+
+
+@pytest.mark.parametrize("role", ["user", "admin", "auditor"])
+def test_roles(kit_env: Path, role: str) -> None:
+    add_user(kit_env, f"u-{role}", role, PASSWORD)
+    assert verify_password(kit_env, f"u-{role}", PASSWORD) == role
+    assert get_role(kit_env, f"u-{role}") == role
+
+
+def test_invalid_input_is_refused(kit_env: Path) -> None:
+    with pytest.raises(UsageError, match="role"):
+        add_user(kit_env, "alice", "service", PASSWORD)
+    with pytest.raises(UsageError, match="role"):
+        add_user(kit_env, "alice", "root", PASSWORD)
+    with pytest.raises(UsageError, match="too short"):
+        add_user(kit_env, "alice", "user", "short")
+    with pytest.raises(UsageError, match="not a valid user name"):
+        add_user(kit_env, "bad name", "user", PASSWORD)
+    with pytest.raises(UsageError, match="not a valid user name"):
+        add_user(kit_env, "", "user", PASSWORD)
+    add_user(kit_env, "alice", "user", PASSWORD)
+    with pytest.raises(UsageError, match="exists already"):
+        add_user(kit_env, "alice", "admin", PASSWORD)
+    assert verify_password(kit_env, "alice", PASSWORD) == "user"
+
+
+def test_list_remove_passwd_and_role(kit_env: Path) -> None:
+    add_user(kit_env, "zoe", "auditor", PASSWORD)
+    add_user(kit_env, "alice", "admin", PASSWORD)
+    assert [(u.name, u.role) for u in list_users(kit_env)] == [("alice", "admin"), ("zoe", "auditor")]
+    set_password(kit_env, "alice", "a brand new secret")
+    assert verify_password(kit_env, "alice", PASSWORD) is None
+    assert verify_password(kit_env, "alice", "a brand new secret") == "admin"
+    set_role(kit_env, "alice", "user")
+    assert get_role(kit_env, "alice") == "user"
+    remove_user(kit_env, "zoe")
+    assert verify_password(kit_env, "zoe", PASSWORD) is None
+    with pytest.raises(UsageError, match="no user"):
+        remove_user(kit_env, "zoe")
+    with pytest.raises(UsageError, match="no user"):
+        set_password(kit_env, "zoe", PASSWORD)
+
+
+def _cli() -> click.Group:
+    from kit.cli_ui import register
+
+    @click.group()
+    def root() -> None:
+        pass
+
+    register(root)
+    return root
+
+
+def test_cli_users(kit_env: Path) -> None:
+    runner = CliRunner()
+    cli = _cli()
+    r = runner.invoke(cli, ["users", "add", "alice", "--role", "admin", "--password-stdin"], input=PASSWORD + "\n")
+    assert r.exit_code == 0, r.output
+    assert verify_password(kit_env, "alice", PASSWORD) == "admin"
+    # without --password-stdin: asked twice, hidden
+    r = runner.invoke(cli, ["users", "add", "bob"], input=f"{PASSWORD}\n{PASSWORD}\n")
+    assert r.exit_code == 0, r.output
+    assert PASSWORD not in r.output
+    assert verify_password(kit_env, "bob", PASSWORD) == "user"
+    r = runner.invoke(cli, ["users", "list"])
+    assert "alice" in r.output and "admin" in r.output and "bob" in r.output
+    assert "argon2" not in r.output
+    r = runner.invoke(cli, ["users", "passwd", "bob", "--password-stdin"], input="another long secret\n")
+    assert r.exit_code == 0, r.output
+    assert verify_password(kit_env, "bob", "another long secret") == "user"
+    r = runner.invoke(cli, ["users", "rm", "bob"])
+    assert r.exit_code == 0 and verify_password(kit_env, "bob", "another long secret") is None
+    r = runner.invoke(cli, ["users", "add", "carol", "--role", "root", "--password-stdin"], input=PASSWORD + "\n")
+    assert r.exit_code != 0 and "root" in r.output
+
+
+def test_ui_refuses_to_start_without_purpose_or_open_without_auth(kit_env: Path, tmp_path: Path) -> None:
+    from conftest import write_config
+
+    from kit.cli_ui import check_ui_settings
+    from kit.config import load_settings
+    from kit.errors import ConfigError
+
+    settings = load_settings(write_config(tmp_path / "a.yaml", ui={"host": "0.0.0.0", "auth": "none"}))
+    with pytest.raises(ConfigError, match="ui.auth"):
+        check_ui_settings(settings)
+    check_ui_settings(settings, "127.0.0.1")
+    settings.ui.auth = "local"
+    check_ui_settings(settings)
+    settings.deployment.purpose = ""
+    with pytest.raises(ConfigError, match="deployment.purpose"):
+        check_ui_settings(settings, "127.0.0.1")
+
+
+# --- who the browser chat acts for ----------------------------------------------------------------
+
+
+class _Request:
+    def __init__(self, host: str, headers: dict[str, str] | None = None, username: str | None = None) -> None:
+        self.client = type("Client", (), {"host": host})()
+        self.headers = headers or {}
+        self.username = username
+
+
+def test_identity_by_sign_in_mode(kit_env: Path, tmp_path: Path) -> None:
+    from conftest import write_config
+
+    from kit.config import load_settings
+    from ui.auth import Refusal, identify
+    from ui.client import Who
+
+    add_user(kit_env, "alice", "auditor", PASSWORD)
+    settings = load_settings(write_config(tmp_path / "k.yaml", ui={"auth": "proxy", "trusted_proxies": ["10.0.0.0/8"]}))
+    header = settings.ui.proxy_header.lower()
+    assert identify(settings, _Request("10.1.2.3", {header: "alice"})) == Who("alice", "auditor")
+    assert identify(settings, _Request("10.1.2.3", {header: "bob"})) == Who("bob", "user")
+    refused = identify(settings, _Request("192.168.1.9", {header: "alice"}))
+    assert isinstance(refused, Refusal) and refused.key == "auth.proxy_refused"
+    assert refused.values["address"] == "192.168.1.9"
+    missing = identify(settings, _Request("10.1.2.3", {}))
+    assert isinstance(missing, Refusal) and missing.key == "auth.proxy_missing"
+
+    settings.ui.auth = "local"
+    assert identify(settings, _Request("127.0.0.1", username="alice")) == Who("alice", "auditor")
+    assert isinstance(identify(settings, _Request("127.0.0.1", username="ghost")), Refusal)
+    assert isinstance(identify(settings, _Request("127.0.0.1", {header: "alice"})), Refusal)  # header ignored
+
+    settings.ui.auth = "none"
+    assert identify(settings, _Request("127.0.0.1")) == Who("local", "admin")
+
+
+def test_up_reports_a_gateway_that_fails_to_start(
+    kit_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import free_port
+
+    # a remote engine without a processing agreement: `kit serve` refuses to start
+    monkeypatch.setenv("KIT_SERVER__ENGINE_URL", "http://203.0.113.7:8080")
+    r = CliRunner().invoke(
+        _cli(), ["up", "--api-port", str(free_port()), "--port", str(free_port()), "--start-timeout", "120"]
+    )
+    assert r.exit_code != 0
+    message = str(r.exception)
+    assert "the gateway did not start" in message and "engine_contract_ref" in message, message

@@ -1,0 +1,70 @@
+"""Who is using the page: a local user signed in with Gradio's login, a user named by a trusted
+reverse proxy, or the single local operator. Worked out again on every event from the request, so
+nothing the browser holds can change it."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from kit.config import Settings
+from ui.client import Who
+
+LOCAL_USER = "local"
+
+
+@dataclass
+class Refusal:
+    """Why the page cannot be used; `key` names the message in the translation files."""
+
+    key: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+def trusted(address: str | None, proxies: list[str]) -> bool:
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return False
+    for entry in proxies:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _header(request: Any, name: str) -> str:
+    headers = getattr(request, "headers", None) or {}
+    try:
+        value = headers.get(name.lower()) or headers.get(name)
+    except AttributeError:
+        value = None
+    return str(value or "").strip()
+
+
+def identify(settings: Settings, request: Any) -> Who | Refusal:
+    mode = settings.ui.auth
+    if mode == "none":
+        return Who(LOCAL_USER, "admin")
+    from kit.users import get_role
+
+    if mode == "local":
+        name = str(getattr(request, "username", None) or "").strip()
+        if not name:
+            return Refusal("auth.no_user")
+        role = get_role(settings.home, name)
+        return Who(name, role) if role else Refusal("auth.no_user")
+    # proxy: the header counts only when the connection comes from a trusted proxy
+    client = getattr(request, "client", None)
+    address = getattr(client, "host", None) if client is not None else None
+    if not trusted(address, settings.ui.trusted_proxies):
+        return Refusal("auth.proxy_refused", {"address": address or "?"})
+    name = _header(request, settings.ui.proxy_header)[:200]
+    if not name:
+        return Refusal("auth.proxy_missing", {"header": settings.ui.proxy_header})
+    return Who(name, get_role(settings.home, name) or "user")

@@ -1,0 +1,52 @@
+"""What every page handler shares: the components, the gateway client, identity and messages."""
+
+from __future__ import annotations
+
+import html
+from types import SimpleNamespace
+from typing import Any
+
+from kit.config import Settings
+from ui.auth import Refusal, identify
+from ui.client import ApiError, GatewayClient, Who
+from ui.texts import Texts, texts
+from ui.views import error_text
+
+
+class Components(SimpleNamespace):
+    """The page's components and states, filled in by ui.app while it lays the page out."""
+
+
+class Base:
+    def __init__(self, settings: Settings, client: GatewayClient, c: Components, *, max_tokens: int) -> None:
+        self.settings = settings
+        self.client = client
+        self.c = c
+        self.max_tokens = max_tokens
+
+    @staticmethod
+    def t(lang: str | None) -> Texts:
+        return texts(lang or "fr")
+
+    def who(self, request: Any) -> Who | Refusal:
+        return identify(self.settings, request)
+
+    def refusal_text(self, refusal: Refusal, t: Texts) -> str:
+        return t(refusal.key, **refusal.values)
+
+    @staticmethod
+    def error(err: ApiError, t: Texts) -> str:
+        return error_text(err, t)
+
+    @staticmethod
+    def status(text: str, kind: str = "info") -> dict[str, Any]:
+        """A gr.update for a status line (empty text hides it)."""
+        import gradio as gr
+
+        return gr.update(
+            value=f'<div class="kit-status kit-{kind}">\n\n{text}\n\n</div>' if text else "", visible=bool(text)
+        )
+
+    @staticmethod
+    def esc(value: Any) -> str:
+        return html.escape(str(value or ""))

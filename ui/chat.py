@@ -1,0 +1,290 @@
+"""Chat handlers: personal-data check before sending, streaming with stop, another answer,
+prompt templates, thumbs up/down with a comment, and problem reports."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from ui.auth import Refusal
+from ui.base import Base
+from ui.client import ApiError
+from ui.views import api_messages, locate, new_conversation, pick, pii_panel, render_chat
+
+STREAM_EVERY_S = 0.08
+
+
+class ChatHandlers(Base):
+    stops: dict[str, bool]
+
+    def setup(self) -> None:
+        self.stops = {}
+        self.running: set[str] = set()
+
+    # --- before sending -------------------------------------------------------------------------
+
+    def precheck(self, text: str, lang: str, request: gr.Request) -> dict[Any, Any]:
+        """Scan the message; send at once when clean, else show what was found and the action."""
+        c, t = self.c, self.t(lang)
+        out: dict[Any, Any] = {
+            c.pending: None,
+            c.pii_pending: None,
+            c.pii_col: gr.update(visible=False),
+            c.fb_col: gr.update(visible=False),
+        }
+        who = self.who(request)
+        if isinstance(who, Refusal):
+            out[c.chat_msg] = self.status(self.refusal_text(who, t), "error")
+            return out
+        if not (text or "").strip():
+            out[c.chat_msg] = self.status(t("chat.empty"), "info")
+            return out
+        if request.session_hash in self.running:
+            out[c.chat_msg] = self.status(t("chat.busy_sending"), "info")
+            return out
+        try:
+            scan = self.client.scan(who, text)
+        except ApiError as err:
+            out[c.chat_msg] = self.status(self.error(err, t), "error")
+            return out
+        markdown, state = pii_panel(scan, t)
+        title = str(scan.get("masked_text") or text).strip().splitlines()[0][:80] if text.strip() else ""
+        item = {"kind": "new", "text": text, "title": title}
+        out[c.chat_msg] = self.status("")
+        if state == "clean":
+            out[c.pending] = item
+            return out
+        out[c.pii_pending] = {**item, "scan": scan}
+        out[c.pii_col] = gr.update(visible=True)
+        out[c.pii_md] = markdown
+        out[c.pii_send] = gr.update(
+            visible=state != "blocked", value=t("pii.confirm_masked" if state == "masked" else "pii.confirm")
+        )
+        return out
+
+    def confirm_pii(self, item: dict[str, Any] | None) -> dict[Any, Any]:
+        c = self.c
+        scan = (item or {}).get("scan") or {}
+        if not item or scan.get("blocked"):
+            return {c.pending: None}
+        return {
+            c.pending: {k: v for k, v in item.items() if k != "scan"},
+            c.pii_pending: None,
+            c.pii_col: gr.update(visible=False),
+        }
+
+    def edit_pii(self) -> dict[Any, Any]:
+        c = self.c
+        return {c.pending: None, c.pii_pending: None, c.pii_col: gr.update(visible=False)}
+
+    def prepare_another(self, conv: dict[str, Any], lang: str) -> dict[Any, Any]:
+        c, t = self.c, self.t(lang)
+        turns = (conv or {}).get("turns") or []
+        if not turns or not turns[-1].get("user"):
+            return {c.pending: None, c.chat_msg: self.status(t("chat.nothing_to_redo"), "info")}
+        return {c.pending: {"kind": "another"}, c.chat_msg: self.status("")}
+
+    # --- streaming ------------------------------------------------------------------------------
+
+    def stop(self, request: gr.Request) -> None:
+        if request.session_hash:
+            self.stops[request.session_hash] = True
+
+    def _controls(self, running: bool) -> dict[Any, Any]:
+        c = self.c
+        return {
+            c.send_btn: gr.update(visible=not running),
+            c.stop_btn: gr.update(visible=running),
+            c.another_btn: gr.update(interactive=not running),
+        }
+
+    def stream(
+        self, pending: dict[str, Any] | None, conv: dict[str, Any] | None, lang: str, model: str, request: gr.Request
+    ) -> Iterator[dict[Any, Any]]:
+        c, t = self.c, self.t(lang)
+        if not pending:
+            yield {c.pending: None}  # nothing to send (the check found something to confirm first)
+            return
+        who = self.who(request)
+        if isinstance(who, Refusal):
+            yield {c.pending: None, c.chat_msg: self.status(self.refusal_text(who, t), "error")}
+            return
+        session = request.session_hash or ""
+        conv = conv or new_conversation()
+        conv = {**conv, "turns": [dict(turn, answers=list(turn.get("answers") or [])) for turn in conv["turns"]]}
+        another = pending.get("kind") == "another"
+        cid: str | None = None
+        if not another:
+            if conv.get("id") is None and self.settings.policy.conversation_retention_days > 0:
+                try:
+                    created = self.client.new_conversation(who, pending.get("title") or "")
+                    if created.get("stored"):
+                        conv["id"] = created.get("id")
+                        conv["title"] = pending.get("title") or ""
+                except ApiError:
+                    pass  # the answer matters more than the history; sending goes on unstored
+            conv["turns"].append({"user": pending["text"], "answers": []})
+            cid = conv.get("id")
+        answer: dict[str, Any] = {"text": "", "model": model or "?", "finish": None}
+        conv["turns"][-1]["answers"].append(answer)
+        system = self.settings.policy.system_prompt.get(t.lang)
+        messages = api_messages(conv, system)
+        self.stops[session] = False
+        self.running.add(session)
+        first: dict[Any, Any] = {
+            c.pending: None,
+            c.conv: conv,
+            c.chatbot: render_chat(conv, t),
+            c.chat_msg: self.status(""),
+            **self._controls(True),
+        }
+        if not another:
+            first[c.input_box] = ""
+        yield first
+        last = time.monotonic()
+        try:
+            kwargs: dict[str, Any] = {
+                "max_tokens": self.max_tokens,
+                "conversation_id": cid,
+                "should_stop": lambda: self.stops.get(session, False),
+            }
+            if another:
+                kwargs.update(temperature=0.9, seed=random.randint(0, 2**31))
+            for kind, value in self.client.chat_stream(who, messages, **kwargs):
+                if kind == "meta":
+                    answer["model"] = value.get("model") or answer["model"]
+                    answer["masked"] = list((value.get("personal_data") or {}).get("masked") or [])
+                elif kind == "delta":
+                    answer["text"] += value
+                elif kind == "error":
+                    answer["error"] = t("errors.generation")
+                elif kind == "stopped":
+                    answer["stopped"] = True
+                elif kind == "done":
+                    answer["finish"] = value
+                if time.monotonic() - last >= STREAM_EVERY_S or kind in ("meta", "stopped", "done"):
+                    last = time.monotonic()
+                    yield {c.chatbot: render_chat(conv, t), c.conv: conv}
+            yield {c.chatbot: render_chat(conv, t), c.conv: conv, **self._controls(False)}
+        except ApiError as err:
+            turn = conv["turns"][-1]
+            turn["answers"].remove(answer)
+            if not turn["answers"] and not another:
+                conv["turns"].pop()
+            out: dict[Any, Any] = {
+                c.chatbot: render_chat(conv, t),
+                c.conv: conv,
+                c.chat_msg: self.status(self.error(err, t), "error"),
+                **self._controls(False),
+            }
+            if not another:
+                out[c.input_box] = pending["text"]  # give the text back so nothing typed is lost
+            if err.kind == "closed":  # the banner says it; no second message
+                out[c.closed_md] = gr.update(visible=True, value=t("chat.closed", message=self.esc(err.message)))
+                out[c.chat_msg] = self.status("")
+            yield out
+        finally:
+            self.running.discard(session)
+            self.stops.pop(session, None)
+
+    def new_chat(self) -> dict[Any, Any]:
+        c = self.c
+        conv = new_conversation()
+        return {
+            c.conv: conv,
+            c.chatbot: [],
+            c.pending: None,
+            c.pii_pending: None,
+            c.fb_state: None,
+            c.pii_col: gr.update(visible=False),
+            c.fb_col: gr.update(visible=False),
+            c.report_col: gr.update(visible=False),
+            c.chat_msg: self.status(""),
+            c.input_box: "",
+        }
+
+    # --- templates ------------------------------------------------------------------------------
+
+    def pick_template(self, index: int | None, charter: dict[str, Any] | None, lang: str) -> dict[Any, Any]:
+        c = self.c
+        templates = (charter or {}).get("prompt_templates") or []
+        if index is None or not isinstance(index, int) or not 0 <= index < len(templates):
+            return {c.input_box: gr.update()}
+        return {c.input_box: pick(templates[index].get("text"), self.t(lang).lang), c.templates: None}
+
+    # --- feedback and reports -------------------------------------------------------------------
+
+    def on_like(self, conv: dict[str, Any], lang: str, data: gr.LikeData) -> dict[Any, Any]:
+        c, t = self.c, self.t(lang)
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        where = locate(conv or {}, int(index))
+        if where is None or data.liked in ("", None):
+            return {c.fb_col: gr.update(visible=False), c.fb_state: None}
+        rating = 1 if data.liked is True or data.liked == "Like" else -1
+        return {
+            c.fb_state: {"turn": where[0], "answer": where[1], "rating": rating},
+            c.fb_col: gr.update(visible=True),
+            c.fb_comment: "",
+            c.fb_md: f"**{t('feedback.up_title' if rating > 0 else 'feedback.down_title')}**",
+        }
+
+    def send_feedback(
+        self, fb: dict[str, Any] | None, comment: str, conv: dict[str, Any], lang: str, request: gr.Request
+    ) -> dict[Any, Any]:
+        c, t = self.c, self.t(lang)
+        who = self.who(request)
+        if not fb or isinstance(who, Refusal):
+            return {c.fb_col: gr.update(visible=False), c.fb_state: None}
+        model = None
+        try:
+            model = conv["turns"][fb["turn"]]["answers"][fb["answer"]].get("model")
+        except (KeyError, IndexError, TypeError):
+            pass
+        try:
+            self.client.feedback(who, "feedback", fb["rating"], (comment or "").strip(), (conv or {}).get("id"), model)
+        except ApiError as err:
+            return {c.chat_msg: self.status(self.error(err, t), "error")}
+        return {
+            c.fb_col: gr.update(visible=False),
+            c.fb_state: None,
+            c.fb_comment: "",
+            c.chat_msg: self.status(t("feedback.thanks"), "ok"),
+        }
+
+    def skip_feedback(
+        self, fb: dict[str, Any] | None, conv: dict[str, Any], lang: str, request: gr.Request
+    ) -> dict[Any, Any]:
+        return self.send_feedback(fb, "", conv, lang, request)
+
+    def close_feedback(self) -> dict[Any, Any]:
+        return {self.c.fb_col: gr.update(visible=False), self.c.fb_state: None}
+
+    def open_report(self) -> dict[Any, Any]:
+        c = self.c
+        return {c.report_col: gr.update(visible=True), c.report_text: "", c.fb_col: gr.update(visible=False)}
+
+    def close_report(self) -> dict[Any, Any]:
+        return {self.c.report_col: gr.update(visible=False)}
+
+    def send_report(
+        self, comment: str, conv: dict[str, Any], model: str, lang: str, request: gr.Request
+    ) -> dict[Any, Any]:
+        c, t = self.c, self.t(lang)
+        who = self.who(request)
+        if isinstance(who, Refusal):
+            return {c.chat_msg: self.status(self.refusal_text(who, t), "error")}
+        if not (comment or "").strip():
+            return {c.chat_msg: self.status(t("report.empty"), "info")}
+        try:
+            sent = self.client.feedback(who, "report", None, comment.strip(), (conv or {}).get("id"), model or None)
+        except ApiError as err:
+            return {c.chat_msg: self.status(self.error(err, t), "error")}
+        return {
+            c.report_col: gr.update(visible=False),
+            c.report_text: "",
+            c.chat_msg: self.status(t("report.sent", id=sent.get("id", "?")), "ok"),
+        }

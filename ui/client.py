@@ -1,0 +1,255 @@
+"""HTTP client of the gateway API, used by the browser chat like any other client.
+
+Every call acts for one signed-in user (headers ``X-Kit-User`` and ``X-Kit-Role``, plus the UI's
+service key when the gateway has keys). Network and HTTP failures become :class:`ApiError` with a
+``kind`` the pages translate; no httpx exception reaches the browser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass(frozen=True)
+class Who:
+    """The signed-in user the UI acts for."""
+
+    user: str
+    role: str  # user, admin or auditor
+
+
+class ApiError(Exception):
+    """A failed call. ``kind`` is one of: unreachable, timeout, auth, not_acknowledged, forbidden,
+    blocked, too_large, invalid, not_found, busy, closed, engine, server."""
+
+    def __init__(self, kind: str, message: str = "", status: int | None = None, detail: dict[str, Any] | None = None):
+        super().__init__(message or kind)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.detail = detail or {}
+
+
+def _kind(status: int, etype: str, message: str) -> str:
+    if status == 401:
+        return "auth"
+    if status == 403:
+        return "not_acknowledged" if "acknowledge" in message and "charter" in message else "forbidden"
+    if status == 413:
+        return "too_large"
+    if status == 422 and etype == "personal_data_blocked":
+        return "blocked"
+    if status in (400, 422):
+        return "invalid"
+    if status == 404:
+        return "not_found"
+    if status == 429:
+        return "busy"
+    if status == 503 and etype == "service_unavailable":
+        return "closed"
+    if status == 503:
+        return "engine"
+    return "server"
+
+
+def error_from_response(response: httpx.Response) -> ApiError:
+    try:
+        err = response.json().get("error") or {}
+    except (ValueError, AttributeError):
+        err = {}
+    message = str(err.get("message") or response.reason_phrase or "")
+    etype = str(err.get("type") or "")
+    return ApiError(_kind(response.status_code, etype, message), message, response.status_code, err)
+
+
+def wrong_questions(message: str) -> list[int]:
+    """Question numbers the gateway says were answered wrong (from its 403 message)."""
+    found = re.search(r"question\(s\)\s+([\d,\s]+)\s+of the check", message)
+    return [int(n) for n in re.findall(r"\d+", found.group(1))] if found else []
+
+
+class GatewayClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        read_timeout_s: float = 300.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = httpx.Timeout(timeout_s, connect=5.0)
+        self.stream_timeout = httpx.Timeout(read_timeout_s, connect=5.0, write=30.0, pool=10.0)
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=self.timeout, transport=transport, trust_env=False, follow_redirects=False
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def headers(self, who: Who | None) -> dict[str, str]:
+        out: dict[str, str] = {"Accept": "application/json"}
+        if who is not None:
+            out["X-Kit-User"] = who.user
+            out["X-Kit-Role"] = who.role
+        if self.api_key:
+            out["Authorization"] = f"Bearer {self.api_key}"
+        return out
+
+    def _call(self, method: str, path: str, who: Who | None, body: Any = None) -> Any:
+        try:
+            response = self._http.request(method, path, headers=self.headers(who), json=body)
+        except httpx.TimeoutException as exc:
+            raise ApiError("timeout", str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise ApiError("unreachable", str(exc)) from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError("server", "invalid_json", response.status_code) from None
+
+    # --- public endpoints -----------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """{status, model, chat_open}; an engine that is down answers 503 with the same body."""
+        try:
+            response = self._http.get("/health", headers=self.headers(None))
+        except httpx.TimeoutException as exc:
+            raise ApiError("timeout", str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise ApiError("unreachable", str(exc)) from None
+        try:
+            data = response.json()
+        except ValueError:
+            raise ApiError("server", "invalid_json", response.status_code) from None
+        if response.status_code == 503:
+            raise ApiError("engine", str(data.get("status", "")), 503, data)
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return dict(data)
+
+    def charter(self, who: Who) -> dict[str, Any]:
+        return dict(self._call("GET", "/v1/charter", who))
+
+    def acknowledge(self, who: Who, version: str, answers: list[int]) -> dict[str, Any]:
+        return dict(self._call("POST", "/v1/charter/acknowledge", who, {"version": version, "quiz_answers": answers}))
+
+    def scan(self, who: Who, text: str) -> dict[str, Any]:
+        return dict(self._call("POST", "/v1/privacy/scan", who, {"text": text}))
+
+    def feedback(
+        self,
+        who: Who,
+        kind: str,
+        rating: int | None,
+        comment: str,
+        conversation_id: str | None = None,
+        model: str | None = None,
+    ) -> dict[str, Any]:
+        body = {"kind": kind, "rating": rating, "comment": comment, "conversation_id": conversation_id, "model": model}
+        return dict(self._call("POST", "/v1/feedback", who, body))
+
+    # --- history --------------------------------------------------------------------------------
+
+    def conversations(self, who: Who) -> dict[str, Any]:
+        return dict(self._call("GET", "/v1/conversations", who))
+
+    def new_conversation(self, who: Who, title: str) -> dict[str, Any]:
+        return dict(self._call("POST", "/v1/conversations", who, {"title": title[:200]}))
+
+    def conversation(self, who: Who, cid: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/v1/conversations/{cid}", who))
+
+    def delete_conversation(self, who: Who, cid: str) -> dict[str, Any]:
+        return dict(self._call("DELETE", f"/v1/conversations/{cid}", who))
+
+    def delete_all(self, who: Who) -> dict[str, Any]:
+        return dict(self._call("DELETE", "/v1/conversations", who))
+
+    def export_me(self, who: Who) -> dict[str, Any]:
+        return dict(self._call("GET", "/v1/me/export", who))
+
+    # --- admin and auditor ----------------------------------------------------------------------
+
+    def stats(self, who: Who) -> dict[str, Any]:
+        return dict(self._call("GET", "/v1/admin/stats", who))
+
+    def verify_audit(self, who: Who) -> dict[str, Any]:
+        return dict(self._call("GET", "/v1/admin/audit/verify", who))
+
+    def admin_feedback(self, who: Who) -> dict[str, Any]:
+        return dict(self._call("GET", "/v1/admin/feedback", who))
+
+    def set_chat(self, who: Who, open_: bool, message: str) -> dict[str, Any]:
+        return dict(self._call("POST", "/v1/admin/chat", who, {"open": open_, "message": message}))
+
+    # --- chat -----------------------------------------------------------------------------------
+
+    def chat_stream(
+        self,
+        who: Who,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        conversation_id: str | None = None,
+        temperature: float | None = None,
+        seed: int | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Iterator[tuple[str, Any]]:
+        """Stream one answer. Yields ("meta", kit), ("delta", text), ("error", message) and finally
+        ("done", finish_reason) or ("stopped", None). Stopping closes the HTTP stream, which makes the
+        gateway cancel the generation."""
+        body: dict[str, Any] = {"messages": messages, "stream": True, "max_tokens": max_tokens}
+        if conversation_id:
+            body["conversation_id"] = conversation_id
+        if temperature is not None:
+            body["temperature"] = temperature
+        if seed is not None:
+            body["seed"] = seed
+        finish: str | None = None
+        try:
+            with self._http.stream(
+                "POST", "/v1/chat/completions", headers=self.headers(who), json=body, timeout=self.stream_timeout
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_from_response(response)
+                for line in response.iter_lines():
+                    if should_stop():
+                        yield ("stopped", None)
+                        return
+                    if not line.startswith("data: "):
+                        continue
+                    data = line[6:].strip()
+                    if data == "[DONE]":
+                        break
+                    try:
+                        event = json.loads(data)
+                    except ValueError:
+                        continue
+                    if "error" in event:
+                        yield ("error", str((event["error"] or {}).get("message", "")))
+                        continue
+                    if "kit" in event:
+                        yield ("meta", event["kit"])
+                    for choice in event.get("choices") or []:
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            yield ("delta", text)
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
+        except httpx.TimeoutException as exc:
+            raise ApiError("timeout", str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise ApiError("unreachable", str(exc)) from None
+        yield ("done", finish)
