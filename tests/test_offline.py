@@ -20,9 +20,9 @@ DRIVER = textwrap.dedent('''
     import json, os, subprocess, sys, time, urllib.request
     kit, trace, api, ui = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    proc = subprocess.Popen(["strace", "-f", "-qq", "-e", "trace=connect,sendto,sendmsg", "-o", trace,
+    proc = subprocess.Popen(["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect,sendto,sendmsg", "-o", trace,
                              kit, "up", "--port", str(ui), "--api-port", str(api)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     def get(url, data=None, headers=None):
         req = urllib.request.Request(url, data=json.dumps(data).encode() if data is not None else None,
                                      headers={"Content-Type": "application/json", **(headers or {})})
@@ -46,12 +46,13 @@ DRIVER = textwrap.dedent('''
         result["answer"] = answer["choices"][0]["message"]["content"]
         result["pii"] = answer["kit"]["personal_data"]["categories"]
         result["page"] = len(get(f"http://127.0.0.1:{ui}/"))
-    proc.terminate()
+    import signal
+    os.killpg(proc.pid, signal.SIGTERM)  # strace, kit up and the gateway it started
     try:
-        proc.wait(timeout=30)
+        result["stderr"] = proc.communicate(timeout=60)[1][-2000:]
     except subprocess.TimeoutExpired:
-        proc.kill()
-    result["stderr"] = proc.stderr.read()[-2000:]
+        os.killpg(proc.pid, signal.SIGKILL)
+        result["stderr"] = proc.communicate()[1][-2000:]
     print(json.dumps(result))
 ''')
 
