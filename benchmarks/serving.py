@@ -5,6 +5,7 @@ Targets, on the same model file and thread count:
   llama_cpp  `python -m llama_cpp.server` (llama-cpp-python's packaged server)
   inprocess  llama-cpp-python's `Llama.create_chat_completion(stream=True)`, one sequence, no HTTP
   raw        llama.cpp batched decode with no sampling and no HTTP: the ceiling of this machine
+  llama-server  llama.cpp's own C++ server, when a binary is given (--llama-server or PATH)
 
 For each concurrency (1, 2, 4, 8 by default): aggregate tokens/s, TTFT p50/p95, inter-token latency
 p50/p95, and how many streams completed (a stream that ends with no text or no finish counts as cut).
@@ -26,8 +27,14 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from llama_cpp.llama_types import CreateChatCompletionStreamResponse
+
+REQUESTS_PER_STREAM = 4  # requests per concurrent stream: enough that the ramp-down at the end weighs little
 PROMPTS = [
     "Explain in three sentences what the GDPR is.", "Write a short poem about the sea.",
     "List five tips to write clear emails.", "What is a neural network? Answer briefly.",
@@ -85,7 +92,7 @@ async def _http_load(url: str, conc: int, reqs: int, max_tokens: int, headers: d
         body = {"model": model, "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
                 "max_tokens": max_tokens, "temperature": 0, "stream": True}
         t0 = time.perf_counter()
-        ttft, n, done, last, itl, err = None, 0, False, None, [], ""
+        ttft, n, done, last, itl, err = None, 0, False, 0.0, [], ""
         try:
             async with client.stream("POST", url + "/v1/chat/completions", json=body, headers=headers) as r:
                 if r.status_code != 200:
@@ -158,7 +165,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def bench_kit(model: Path, threads: int, concs: list[int], max_tokens: int, ctx: int) -> list[Result]:
+def bench_kit(model: Path, threads: int, concs: list[int], max_tokens: int, ctx: int,
+              per_stream: int = REQUESTS_PER_STREAM) -> list[Result]:
     import httpx
     import yaml
 
@@ -191,7 +199,7 @@ def bench_kit(model: Path, threads: int, concs: list[int], max_tokens: int, ctx:
         asyncio.run(_http_load(url, 1, 1, 8, headers))  # warm-up
         out = []
         for c in concs:
-            r = asyncio.run(_http_load(url, c, max(2 * c, 4), max_tokens, headers))
+            r = asyncio.run(_http_load(url, c, per_stream * c, max_tokens, headers))
             r.target = "kit"
             out.append(r)
             print(_line(r), flush=True)
@@ -201,7 +209,8 @@ def bench_kit(model: Path, threads: int, concs: list[int], max_tokens: int, ctx:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def bench_llama_cpp_server(model: Path, threads: int, concs: list[int], max_tokens: int, ctx: int) -> list[Result]:
+def bench_llama_cpp_server(model: Path, threads: int, concs: list[int], max_tokens: int, ctx: int,
+                           per_stream: int = REQUESTS_PER_STREAM) -> list[Result]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                              "--port", str(port), "--n_threads", str(threads), "--n_ctx", str(ctx)],
@@ -212,8 +221,31 @@ def bench_llama_cpp_server(model: Path, threads: int, concs: list[int], max_toke
         asyncio.run(_http_load(url, 1, 1, 8, {}))
         out = []
         for c in concs:
-            r = asyncio.run(_http_load(url, c, max(2 * c, 4), max_tokens, {}))
+            r = asyncio.run(_http_load(url, c, per_stream * c, max_tokens, {}))
             r.target = "llama_cpp.server"
+            out.append(r)
+            print(_line(r), flush=True)
+        return out
+    finally:
+        _stop(proc)
+
+
+def bench_llama_server(binary: str, model: Path, threads: int, concs: list[int], max_tokens: int, ctx: int,
+                       per_stream: int = REQUESTS_PER_STREAM) -> list[Result]:
+    """llama.cpp's own C++ server with as many slots as the highest concurrency (same model and threads)."""
+    port = _free_port()
+    n = max(concs)
+    proc = subprocess.Popen([binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-t", str(threads),
+                             "-tb", str(threads), "-np", str(n), "-c", str(ctx * n)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_health(url, proc, "/health")
+        asyncio.run(_http_load(url, 1, 1, 8, {}))
+        out = []
+        for c in concs:
+            r = asyncio.run(_http_load(url, c, per_stream * c, max_tokens, {}))
+            r.target = "llama-server"
             out.append(r)
             print(_line(r), flush=True)
         return out
@@ -231,8 +263,10 @@ def bench_inprocess(model: Path, threads: int, max_tokens: int, ctx: int) -> lis
     for i in range(4):
         start = time.perf_counter()
         ttft, n, last, itl = None, 0, 0.0, []
-        for ch in llm.create_chat_completion([{"role": "user", "content": PROMPTS[i]}], max_tokens=max_tokens,
-                                             temperature=0, stream=True):
+        stream = cast("Iterator[CreateChatCompletionStreamResponse]",
+                      llm.create_chat_completion([{"role": "user", "content": PROMPTS[i]}],
+                                                 max_tokens=max_tokens, temperature=0, stream=True))
+        for ch in stream:
             if ch["choices"][0]["delta"].get("content"):
                 now = time.perf_counter()
                 n += 1
@@ -256,30 +290,30 @@ def bench_raw(model: Path, threads: int, concs: list[int]) -> list[dict[str, Any
     L.llama_backend_init()
     mdl = L.llama_model_load_from_file(str(model).encode(), L.llama_model_default_params())
     out = []
+
+    def add(batch: L.llama_batch, tok: int, pos: int, seq: int, logits: bool) -> None:
+        i = batch.n_tokens
+        batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, pos, 1  # type: ignore[call-overload]
+        batch.seq_id[i][0], batch.logits[i] = seq, logits
+        batch.n_tokens += 1
+
     for nseq in concs:
         cp = L.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_seq_max = 4096, 512, nseq
         cp.n_threads = cp.n_threads_batch = threads
         ctx = L.llama_init_from_model(mdl, cp)
         batch = L.llama_batch_init(512, 0, nseq)
-
-        def add(tok: int, pos: int, seq: int, logits: bool) -> None:
-            i = batch.n_tokens
-            batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, pos, 1
-            batch.seq_id[i][0], batch.logits[i] = seq, logits
-            batch.n_tokens += 1
-
         batch.n_tokens = 0
         for s in range(nseq):
             for p in range(16):
-                add(100 + p, p, s, p == 15)
+                add(batch, 100 + p, p, s, p == 15)
         L.llama_decode(ctx, batch)
         steps = 64
         t = time.perf_counter()
         for step in range(steps):
             batch.n_tokens = 0
             for s in range(nseq):
-                add(200 + step, 16 + step, s, True)
+                add(batch, 200 + step, 16 + step, s, True)
             L.llama_decode(ctx, batch)
         dt = time.perf_counter() - t
         row = {"target": "raw", "concurrency": nseq, "step_ms": round(1000 * dt / steps, 2),
@@ -309,11 +343,16 @@ def default_model() -> Path:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=None, help="GGUF file (default: the embedded SmolLM2)")
-    ap.add_argument("--targets", default="raw,inprocess,kit,llama_cpp")
+    ap.add_argument("--targets", default="raw,inprocess,kit,llama_cpp,llama_server",
+                    help="llama_server runs only when a llama-server binary is found (--llama-server or PATH)")
+    ap.add_argument("--llama-server", default=os.environ.get("LLAMA_SERVER") or shutil.which("llama-server"),
+                    help="path of llama.cpp's llama-server binary, built from the same llama.cpp version")
     ap.add_argument("--concurrency", default="1,2,4,8")
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--ctx", type=int, default=1024, help="context per sequence")
+    ap.add_argument("--requests-per-stream", type=int, default=REQUESTS_PER_STREAM,
+                    help="requests sent per concurrent stream at each concurrency")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/serving.json"))
     args = ap.parse_args()
     model = args.model or default_model()
@@ -326,13 +365,19 @@ def main() -> None:
     if "inprocess" in targets:
         report["results"] += [asdict(r) for r in bench_inprocess(model, args.threads, args.max_tokens, args.ctx)]
     if "kit" in targets:
-        report["results"] += [asdict(r) for r in bench_kit(model, args.threads, concs, args.max_tokens, args.ctx)]
+        report["results"] += [asdict(r) for r in bench_kit(model, args.threads, concs, args.max_tokens, args.ctx,
+                                                           args.requests_per_stream)]
     if "llama_cpp" in targets:
         try:
             report["results"] += [asdict(r) for r in
-                                  bench_llama_cpp_server(model, args.threads, concs, args.max_tokens, args.ctx)]
+                                  bench_llama_cpp_server(model, args.threads, concs, args.max_tokens, args.ctx,
+                                                         args.requests_per_stream)]
         except (RuntimeError, OSError) as exc:
             print(f"llama_cpp.server could not run ({exc}); install llama-cpp-python[server]", file=sys.stderr)
+    if "llama_server" in targets and args.llama_server:
+        report["results"] += [asdict(r) for r in bench_llama_server(args.llama_server, model, args.threads, concs,
+                                                                    args.max_tokens, args.ctx,
+                                                                    args.requests_per_stream)]
     report["ratios"] = ratios(report["results"])
     print(json.dumps(report["ratios"], indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -348,7 +393,7 @@ def ratios(results: list[dict[str, Any]]) -> dict[str, Any]:
         return None
 
     out: dict[str, Any] = {}
-    for target in ("kit", "raw", "llama_cpp.server"):
+    for target in ("kit", "raw", "llama-server", "llama_cpp.server"):
         one = tps(target, 1)
         if one:
             out[target] = {f"x{c}": round((tps(target, c) or 0) / one, 2) for c in (2, 4, 8) if tps(target, c)}

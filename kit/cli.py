@@ -124,7 +124,8 @@ def models_list(as_json: bool) -> None:
         need = f"{r['ram_needed_gb']:.1f}G" if r["ram_needed_gb"] else "?"
         fits = {True: "yes", False: "NO", None: "?"}[r["fits_in_ram"]]
         mark = "*" if r["default"] else " "
-        click.echo(f"{mark}{r['name']:31} {r['params']:7} {r['quant']:7} {r['licence'][:22]:22} {size:10} {need:>7}  {fits}")
+        click.echo(f"{mark}{r['name']:31} {r['params']:7} {r['quant']:7} {r['licence'][:22]:22} "
+                   f"{size:10} {need:>7}  {fits}")
     click.echo(f"(* default; this machine has {ram:.1f} GiB of RAM)")
 
 
@@ -187,7 +188,8 @@ _register_pipeline()
 @click.argument("prompt", required=False)
 @click.option("--model", "-m", default=None, help="Installed model name (default: models.default).")
 @click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(1), help="Longest answer.")
-@click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(0, 5), help="Sampling temperature.")
+@click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(0, 5),
+              help="Sampling temperature.")
 @click.option("--system", default=None, help="System prompt.")
 @click.option("--ctx", default=None, type=int, help="Context length (default: server.ctx).")
 @click.option("--threads", default=None, type=int, help="CPU threads.")
@@ -301,7 +303,8 @@ def audit_verify() -> None:
 
 
 @audit.command("purge")
-@click.option("--days", type=click.IntRange(1), default=None, help="Retention in days (default: policy.audit_retention_days).")
+@click.option("--days", type=click.IntRange(1), default=None,
+              help="Retention in days (default: policy.audit_retention_days).")
 def audit_purge(days: int | None) -> None:
     """Delete audit rows older than the retention period (the server also does it daily)."""
     settings = _settings()
@@ -319,7 +322,8 @@ def audit_purge(days: int | None) -> None:
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
               help="First day to export (YYYY-MM-DD).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File (default: stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File (default: stdout).")
 def audit_export(since: Any, fmt: str, output: Path | None) -> None:
     """Export audit rows (pseudonymised; no prompt text unless policy.log_prompt_text is on)."""
     from datetime import UTC
@@ -389,7 +393,8 @@ def privacy_scan(source: str, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="File (default: stdout).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File (default: stdout).")
 def report(fmt: str, output: Path | None) -> None:
     """Write the support pack for the DPO and CISO: purpose, charter, data flows, retention, models, checks, audit."""
     from kit.report import build_report, to_markdown

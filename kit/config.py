@@ -97,7 +97,8 @@ DEFAULT_FORBIDDEN = [
          en="Letting the assistant make a decision about a person (hiring, appraisal, sanction, entitlements)."),
     Text(fr="Saisir des données personnelles (noms, coordonnées, numéros d'identification) sans nécessité.",
          en="Entering personal data (names, contact details, ID numbers) without need."),
-    Text(fr="Saisir des données sensibles (santé, opinions, origine, religion, condamnations) ou couvertes par un secret.",
+    Text(fr="Saisir des données sensibles (santé, opinions, origine, religion, condamnations) "
+            "ou couvertes par un secret.",
          en="Entering sensitive data (health, opinions, origin, religion, convictions) or data covered by secrecy."),
     Text(fr="Reprendre une réponse telle quelle sans la relire ni la vérifier.",
          en="Using an answer as is without reading and checking it."),
@@ -200,7 +201,8 @@ class ApiKey(_Section):
     name: str = Field(description="Who or what uses the key.")
     sha256: str = Field(description="sha256 of the key; the key itself is never stored.")
     role: Literal["user", "admin", "auditor", "service"] = Field(
-        default="user", description="Role: user, admin, auditor, or service (a front end acting for its signed-in users).")
+        default="user",
+        description="Role: user, admin, auditor, or service (a front end acting for its signed-in users).")
 
 
 class Server(_Section):
@@ -235,7 +237,8 @@ class UI(_Section):
         default="none", description="Sign-in: local users, a trusted reverse-proxy header, or none (loopback only)."
     )
     proxy_header: str = Field(default="X-Forwarded-User", description="Header carrying the user name (proxy auth).")
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"], description="Addresses allowed to set it.")
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"],
+                                       description="Addresses allowed to set it.")
     default_language: Literal["fr", "en"] = Field(default="fr", description="Language shown first.")
     server_url: str | None = Field(default=None, description="API the UI talks to; default: this machine's server.")
 

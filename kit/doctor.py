@@ -69,7 +69,8 @@ def check_llama() -> list[Check]:
                       "run ./scripts/install.sh again (it builds llama-cpp-python)")]
     info = L.llama_print_system_info().decode(errors="replace").strip()
     features = [part.split("=")[0].strip() for part in info.replace("|", ";").split(";") if "= 1" in part]
-    checks = [Check("llama.cpp", "PASS", f"llama-cpp-python {L.__version__}; CPU features: {', '.join(features) or info}")]
+    checks = [Check("llama.cpp", "PASS",
+                    f"llama-cpp-python {L.__version__}; CPU features: {', '.join(features) or info}")]
     offload = bool(L.llama_supports_gpu_offload())
     gpu = nvidia_gpu_present()
     if gpu and not offload:
@@ -110,7 +111,8 @@ def check_config() -> tuple[list[Check], Settings | None]:
     except KitError as exc:
         checks.append(Check("remote engine", "FAIL", str(exc), "set server.engine_contract_ref"))
     if settings.deployment.profile == "production" and settings.policy.log_prompt_text:
-        checks.append(Check("audit minimisation", "WARN", "policy.log_prompt_text is on: prompts are stored in the audit log",
+        checks.append(Check("audit minimisation", "WARN",
+                            "policy.log_prompt_text is on: prompts are stored in the audit log",
                             "turn it off unless the DPO asked for it"))
     return checks, settings
 

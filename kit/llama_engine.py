@@ -18,10 +18,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kit.engine import Chunk, EngineStats, Generation, SamplingParams
 from kit.errors import ContextOverflowError, EngineError, QueueFullError, UsageError
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 PREFILL_CHUNK_BUSY = 128  # prompt tokens per step while other sequences are generating
 
@@ -149,7 +152,7 @@ class LlamaEngine:
 
         eos = self._piece(self._L.llama_vocab_eos(self._vocab), special=True)
         fmt = Jinja2ChatFormatter(template=self._template.decode(), eos_token=eos, bos_token=self._bos_text)
-        return fmt(messages=messages).prompt
+        return fmt(messages=cast("list[ChatCompletionRequestMessage]", messages)).prompt
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         L = self._L

@@ -39,7 +39,9 @@ class RemoteEngine:
             data = r.json().get("data") or [{}]
             return str(data[0].get("id") or self.model_name)
         except (httpx.HTTPError, ValueError) as exc:
-            raise EngineError(f"the engine at {self.url} does not answer ({exc}): start it, or fix server.engine_url.") from None
+            raise EngineError(
+                f"the engine at {self.url} does not answer ({exc}): start it, or fix server.engine_url."
+            ) from None
 
     @property
     def stats(self) -> EngineStats:

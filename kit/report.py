@@ -94,7 +94,8 @@ def to_markdown(r: dict[str, Any]) -> str:
     out += ["", "## 4. Flux de données / Data flows"] + [f"- {k}: {v}" for k, v in f.items()]
     out += ["", "## 5. Données personnelles / Personal data (action par catégorie / action per category)"]
     out += [f"- {k}: {v}" for k, v in r["personal_data"]["actions"].items()]
-    out.append(f"- texte des demandes dans l'audit / prompt text in the audit log: {r['personal_data']['prompt_text_in_audit']}")
+    out.append("- texte des demandes dans l'audit / prompt text in the audit log: "
+               f"{r['personal_data']['prompt_text_in_audit']}")
     out += ["", "## 6. Conservation / Retention"] + [f"- {k}: {v}" for k, v in r["retention"].items()]
     out += ["", "## 7. Modèles / Models (provenance)"]
     for m in r["models"]:
@@ -102,11 +103,13 @@ def to_markdown(r: dict[str, Any]) -> str:
                    f"source {m['source'].get('kind')} {m['source'].get('repo') or m['source'].get('package') or ''} "
                    f"{m['revision'] or ''}; llama.cpp {m['llama_cpp_version']}; vérifié / verified: {m['verified']}")
     out += ["", "## 8. Contrôles de sécurité / Security checks (kit doctor)"]
-    out += [f"- {c['status']} {c['name']}: {c['detail']}" + (f" — {c['fix']}" if c["status"] != "PASS" and c["fix"] else "")
+    out += [f"- {c['status']} {c['name']}: {c['detail']}"
+            + (f" — {c['fix']}" if c["status"] != "PASS" and c["fix"] else "")
             for c in r["security_checks"]]
     a = r["audit"]
     out += ["", "## 9. Journal d'audit / Audit log",
-            f"- chaîne / chain: {'intacte / intact' if a['chain']['ok'] else 'ALTÉRÉE / ALTERED: ' + a['chain']['reason']}"
+            "- chaîne / chain: "
+            f"{'intacte / intact' if a['chain']['ok'] else 'ALTÉRÉE / ALTERED: ' + a['chain']['reason']}"
             f" ({a['chain']['rows_checked']} rows)",
             f"- événements / events: {a['figures']['total']}, utilisateurs / users: {a['figures']['users']}"]
     out += [f"- {k}: {v}" for k, v in sorted(a["figures"]["by_action"].items())]

@@ -146,7 +146,8 @@ def add_routes(app: FastAPI, settings: Settings, state: GatewayState, gate: Gate
         ident.require("admin", "auditor")
         s = await run_in_threadpool(state.audit.stats)
         out = dataclasses.asdict(s)
-        out["acknowledgements_current_charter"] = await run_in_threadpool(state.store.ack_count, gate.charter["version"])
+        out["acknowledgements_current_charter"] = await run_in_threadpool(state.store.ack_count,
+                                                                          gate.charter["version"])
         out["chat_closed"] = state.store.flag("chat_closed")
         return out
 

@@ -179,7 +179,8 @@ def create_app(settings: Settings, engine: Engine, state: GatewayState) -> FastA
             metrics.requests.labels(action, "422").inc()
             raise PiiBlocked(
                 "the message holds personal data that the policy blocks: " + ", ".join(outcome.blocked)
-                + ". Remove it (or replace it with a neutral placeholder) and send again; nothing was sent to the model."
+                + ". Remove it (or replace it with a neutral placeholder) and send again;"
+                " nothing was sent to the model."
             )
         params = SamplingParams(
             max_tokens=body.wanted_tokens(srv.max_tokens_default), temperature=body.temperature, top_p=body.top_p,
@@ -194,7 +195,8 @@ def create_app(settings: Settings, engine: Engine, state: GatewayState) -> FastA
                 if raw_prompt is None:
                     gens.append(await run_in_threadpool(engine.submit_chat, outcome.messages, p, loop))
                 else:
-                    gens.append(await run_in_threadpool(engine.submit_completion, outcome.messages[0]["content"], p, loop))
+                    gens.append(await run_in_threadpool(engine.submit_completion, outcome.messages[0]["content"],
+                                                        p, loop))
         except KitError:
             for g in gens:
                 g.cancel()

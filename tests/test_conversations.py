@@ -54,7 +54,9 @@ def store(db: Path, clock: Clock) -> Iterator[ConversationStore]:
 
 
 def test_retention_zero_keeps_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "none" / "conversations.db"
+    root = tmp_path / "store"
+    root.mkdir()
+    path = root / "none" / "conversations.db"
     store = ConversationStore(path, 0)
     assert not store.enabled
     cid = store.new_conversation("alice", "Titre")
@@ -68,7 +70,7 @@ def test_retention_zero_keeps_nothing(tmp_path: Path) -> None:
     assert store.purge() == 0
     store.close()
     assert not path.exists() and not path.parent.exists()
-    assert list(tmp_path.iterdir()) == []
+    assert list(root.iterdir()) == []
 
 
 def test_retention_zero_purge_removes_old_history(db: Path, clock: Clock) -> None:

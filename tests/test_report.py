@@ -18,7 +18,8 @@ def test_report_sections_filled(installed_home: Path, tmp_path: Path) -> None:
         assert data[section], section
     assert data["purpose"]["purpose"] == PURPOSE
     assert data["governance"]["dpo"] == "dpo@example.org"
-    assert data["models"][0]["sha256"] and data["models"][0]["licence"] == "Apache-2.0" and data["models"][0]["verified"]
+    assert (data["models"][0]["sha256"] and data["models"][0]["licence"] == "Apache-2.0"
+            and data["models"][0]["verified"])
     assert data["retention"]["audit_days"] == 180 and data["audit"]["chain"]["ok"] is True
     assert any(c["name"] == "api exposure" for c in data["security_checks"])
     md = run_kit("report", "-o", str(tmp_path / "pack.md"))

@@ -175,7 +175,8 @@ def test_hostile_requests_get_4xx_and_server_survives(gw: ServerHandle) -> None:
                 r = client.post(gw.url + path, content=b"[" * rng.randint(1, 5000),
                                 headers={"content-type": "application/json"})
             else:
-                r = client.post(gw.url + path, json=json.loads('{"model": "unknown-%d"}' % i) | chat_body(model=f"m{i}"))
+                r = client.post(gw.url + path,
+                                json=json.loads(f'{{"model": "unknown-{i}"}}') | chat_body(model=f"m{i}"))
             statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
             assert 400 <= r.status_code < 500, (i, r.status_code, r.text[:200])
             assert "error" in r.json()

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Lint kit: ruff (style, imports, bug patterns) on the code and tests, mypy on the code.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="${KIT_VENV:-$ROOT/.venv}"
+
+"$VENV/bin/ruff" check kit ui tests benchmarks
+"$VENV/bin/mypy" kit ui benchmarks
