@@ -56,7 +56,7 @@ def build_report(settings: Settings) -> dict[str, Any]:
             "engine_on_this_machine": not srv.engine_url or is_loopback_url(srv.engine_url),
             "engine_contract_ref": srv.engine_contract_ref,
             "api_keys": len(srv.api_keys) + _key_file_count(settings),
-            "telemetry": "none (Gradio analytics, Chroma telemetry and Hugging Face calls are switched off)",
+            "telemetry": "none (Gradio analytics and Hugging Face hub calls are switched off)",
         },
         "personal_data": {"actions": dict(sorted(pol.pii_actions.items())), "default_action": pol.pii_default_action,
                           "prompt_text_in_audit": pol.log_prompt_text},
