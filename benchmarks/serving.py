@@ -196,38 +196,42 @@ def bench_kit(model: Path, threads: int, concs: list[int], max_tokens: int, ctx:
         answers = [q.answer for q in load_settings(cfg).policy.quiz]
         httpx.post(url + "/v1/charter/acknowledge", headers=headers,
                    json={"version": charter["version"], "quiz_answers": answers}).raise_for_status()
-        asyncio.run(_http_load(url, 1, 1, 8, headers))  # warm-up
-        out = []
-        for c in concs:
-            r = asyncio.run(_http_load(url, c, per_stream * c, max_tokens, headers))
-            r.target = "kit"
-            out.append(r)
-            print(_line(r), flush=True)
-        return out
+        return _sweep(url, "kit", concs, max_tokens, per_stream, headers)
     finally:
         _stop(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _sweep(url: str, target: str, concs: list[int], max_tokens: int, per_stream: int,
+           headers: dict[str, str]) -> list[Result]:
+    """Warm up, then load the server at each concurrency."""
+    asyncio.run(_http_load(url, 1, 1, 8, headers))
+    out = []
+    for c in concs:
+        r = asyncio.run(_http_load(url, c, per_stream * c, max_tokens, headers))
+        r.target = target
+        out.append(r)
+        print(_line(r), flush=True)
+    return out
+
+
+def _bench_process(target: str, argv: list[str], port: int, health: str, concs: list[int], max_tokens: int,
+                   per_stream: int) -> list[Result]:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_health(url, proc, health)
+        return _sweep(url, target, concs, max_tokens, per_stream, {})
+    finally:
+        _stop(proc)
+
+
 def bench_llama_cpp_server(model: Path, threads: int, concs: list[int], max_tokens: int, ctx: int,
                            per_stream: int = REQUESTS_PER_STREAM) -> list[Result]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_threads", str(threads), "--n_ctx", str(ctx)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_health(url, proc, "/v1/models")
-        asyncio.run(_http_load(url, 1, 1, 8, {}))
-        out = []
-        for c in concs:
-            r = asyncio.run(_http_load(url, c, per_stream * c, max_tokens, {}))
-            r.target = "llama_cpp.server"
-            out.append(r)
-            print(_line(r), flush=True)
-        return out
-    finally:
-        _stop(proc)
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+            "--port", str(port), "--n_threads", str(threads), "--n_ctx", str(ctx)]
+    return _bench_process("llama_cpp.server", argv, port, "/v1/models", concs, max_tokens, per_stream)
 
 
 def bench_llama_server(binary: str, model: Path, threads: int, concs: list[int], max_tokens: int, ctx: int,
@@ -235,22 +239,9 @@ def bench_llama_server(binary: str, model: Path, threads: int, concs: list[int],
     """llama.cpp's own C++ server with as many slots as the highest concurrency (same model and threads)."""
     port = _free_port()
     n = max(concs)
-    proc = subprocess.Popen([binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-t", str(threads),
-                             "-tb", str(threads), "-np", str(n), "-c", str(ctx * n)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_health(url, proc, "/health")
-        asyncio.run(_http_load(url, 1, 1, 8, {}))
-        out = []
-        for c in concs:
-            r = asyncio.run(_http_load(url, c, per_stream * c, max_tokens, {}))
-            r.target = "llama-server"
-            out.append(r)
-            print(_line(r), flush=True)
-        return out
-    finally:
-        _stop(proc)
+    argv = [binary, "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-t", str(threads),
+            "-tb", str(threads), "-np", str(n), "-c", str(ctx * n)]
+    return _bench_process("llama-server", argv, port, "/health", concs, max_tokens, per_stream)
 
 
 def bench_inprocess(model: Path, threads: int, max_tokens: int, ctx: int) -> list[Result]:
