@@ -139,40 +139,10 @@ def wire(demo: gr.Blocks, c: Components, h: Any) -> None:
         h.stream, [c.pending, c.conv, c.lang_state, c.model_state], chat_out, concurrency_limit=None, **PRIVATE
     )
     c.stop_btn.click(h.stop, None, None, queue=False, **PRIVATE)
-    c.new_btn.click(
-        h.new_chat,
-        None,
-        [
-            c.conv,
-            c.chatbot,
-            c.pending,
-            c.pii_pending,
-            c.fb_state,
-            c.pii_col,
-            c.fb_col,
-            c.report_col,
-            c.chat_msg,
-            c.input_box,
-        ],
-        **PRIVATE,
-    )
-    c.chatbot.clear(
-        h.new_chat,
-        None,
-        [
-            c.conv,
-            c.chatbot,
-            c.pending,
-            c.pii_pending,
-            c.fb_state,
-            c.pii_col,
-            c.fb_col,
-            c.report_col,
-            c.chat_msg,
-            c.input_box,
-        ],
-        **PRIVATE,
-    )
+    new_chat_outputs = [c.conv, c.chatbot, c.pending, c.pii_pending, c.fb_state, c.pii_col, c.fb_col, c.report_col,
+                        c.chat_msg, c.input_box]
+    c.new_btn.click(h.new_chat, None, new_chat_outputs, **PRIVATE)
+    c.chatbot.clear(h.new_chat, None, new_chat_outputs, **PRIVATE)
     c.templates.input(
         h.pick_template, [c.templates, c.charter_state, c.lang_state], [c.input_box, c.templates], **PRIVATE
     )
