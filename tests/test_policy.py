@@ -3,6 +3,7 @@ retention, rights of persons, remote engines. Real model, real SQLite, real HTTP
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -257,3 +258,17 @@ def test_remote_engine_behind_the_gateway(model_store: Path, tmp_path: Path) -> 
         proc.communicate(timeout=30)
     cfg = yaml.safe_load((tmp_path / "front.yaml").read_text())
     assert cfg["server"]["engine_url"].startswith("http://127.0.0.1")
+
+
+def test_privacy_scan_cli(tmp_path: Path) -> None:
+    text = f"Écrire à {EMAIL} ou au 06 12 34 56 78, IBAN {IBAN}."
+    r = run_kit("privacy", "scan", "-", "--json", input=text)
+    assert r.returncode == 0, r.stderr
+    findings = json.loads(r.stdout)["findings"]
+    assert {f["type"] for f in findings} == {"EMAIL_ADDRESS", "PHONE_NUMBER", "IBAN_CODE"}
+    email = [f for f in findings if f["type"] == "EMAIL_ADDRESS"][0]
+    assert text[email["start"]:email["end"]] == EMAIL and set(email) == {"type", "start", "end", "text", "score"}
+    (tmp_path / "clean.txt").write_text("Rédige un compte rendu de la réunion du 12 mars (budget 2026, +4 %).")
+    r = run_kit("privacy", "scan", str(tmp_path / "clean.txt"))
+    assert r.returncode == 0 and "no personal data found" in r.stdout
+    assert run_kit("privacy", "scan", str(tmp_path / "missing.txt")).returncode == 2
