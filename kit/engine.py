@@ -49,6 +49,7 @@ class EngineStats:
     requests_total: int = 0
     requests_finished: int = 0
     prompt_tokens_total: int = 0
+    prompt_tokens_cached: int = 0  # prompt tokens found already in a sequence's cache, not read again
     completion_tokens_total: int = 0
     active: int = 0
     queued: int = 0

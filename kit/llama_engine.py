@@ -100,6 +100,7 @@ class LlamaEngine:
         self._add_bos = L.llama_vocab_get_add_bos(self._vocab)
         self._bos_text = self._piece(L.llama_vocab_bos(self._vocab), special=True) if self._add_bos else ""
         self._slots: list[_Slot | None] = [None] * parallel
+        self._kv: list[list[int]] = [[] for _ in range(parallel)]  # tokens held in each sequence's KV cells
         self._waiting: deque[_Pending] = deque()
         self._cv = threading.Condition()
         self._closing = False
@@ -231,15 +232,26 @@ class LlamaEngine:
         self._fail_all("the engine was shut down", reason="cancelled")
 
     def _admit(self) -> None:
-        for i, slot in enumerate(self._slots):
-            if slot is None and self._waiting:
-                p = self._waiting.popleft()
-                if p.gen.cancelled.is_set():
-                    p.gen.push(Chunk("", "cancelled"))
-                    self._stats.requests_finished += 1
-                    continue
-                self._slots[i] = _Slot(seq=i, gen=p.gen, params=p.params, prompt=p.prompt,
-                                       sampler=self._make_sampler(p.params))
+        """Give waiting requests the free sequence whose cached tokens share the longest prefix with
+        their prompt (a conversation's earlier turns, a common system prompt); only the rest is read."""
+        while self._waiting:
+            free = [i for i, slot in enumerate(self._slots) if slot is None]
+            if not free:
+                return
+            p = self._waiting.popleft()
+            if p.gen.cancelled.is_set():
+                p.gen.push(Chunk("", "cancelled"))
+                self._stats.requests_finished += 1
+                continue
+            seq, common = max(((i, _common_prefix(self._kv[i], p.prompt)) for i in free), key=lambda x: x[1])
+            keep = min(common, len(p.prompt) - 1)
+            if not self._L.llama_memory_seq_rm(self._mem, seq, keep, -1):
+                self._L.llama_memory_seq_rm(self._mem, seq, -1, -1)
+                keep = 0
+            del self._kv[seq][keep:]
+            self._stats.prompt_tokens_cached += keep
+            self._slots[seq] = _Slot(seq=seq, gen=p.gen, params=p.params, prompt=p.prompt,
+                                     sampler=self._make_sampler(p.params), n_prompt_done=keep, n_past=keep)
 
     def _make_sampler(self, p: SamplingParams) -> Any:
         L = self._L
@@ -279,6 +291,7 @@ class LlamaEngine:
         generating = [s for s in self._slots if s is not None and not s.prefilling]
         for slot in generating:
             outputs.append((slot, self._add(slot.next_token, slot.n_past, slot.seq, True)))  # type: ignore[arg-type]
+            self._kv[slot.seq].append(slot.next_token)  # type: ignore[arg-type]
             slot.n_past += 1
         budget = self._n_batch - len(generating)
         if generating:
@@ -293,6 +306,7 @@ class LlamaEngine:
                 idx = self._add(slot.prompt[pos], pos, slot.seq, last)
                 if last:
                     outputs.append((slot, idx))
+            self._kv[slot.seq].extend(slot.prompt[slot.n_prompt_done:slot.n_prompt_done + take])
             slot.n_prompt_done += take
             slot.n_past = slot.n_prompt_done
             budget -= take
@@ -359,7 +373,9 @@ class LlamaEngine:
         slot = self._slots[seq]
         if slot is None:
             return
-        self._L.llama_memory_seq_rm(self._mem, seq, -1, -1)
+        if reason == "error":  # the cells may not hold what self._kv says: start this sequence afresh
+            self._L.llama_memory_seq_rm(self._mem, seq, -1, -1)
+            self._kv[seq].clear()
         self._L.llama_sampler_free(slot.sampler)
         with self._cv:
             self._slots[seq] = None
@@ -394,6 +410,14 @@ def _content_text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
     raise UsageError("message content must be a string or a list of text parts.")
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 def _find_stop(text: str, stops: list[str], sent: int) -> int | None:
