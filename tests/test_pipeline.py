@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import socket
-import tempfile
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -283,43 +281,14 @@ def converter() -> Path:
 
 @pytest.fixture(scope="session")
 def hf_folder(smol_gguf: Path, converter: Path) -> Path:
-    """SmolLM2's Hugging Face folder (safetensors, tokenizer, chat template), made once from its GGUF.
+    """SmolLM2's Hugging Face folder (safetensors, tokenizer, chat template), made once from its GGUF by
+    transformers (the same builder as benchmarks/pipeline.py; cached under the temporary directory)."""
+    from benchmarks.pipeline import build_hf_folder
 
-    Cached under the temporary directory (keyed by the GGUF's sha256), so later sessions reuse it.
-    """
-    cache = Path(tempfile.gettempdir()) / "kit-test-fixtures" / f"smollm2-135m-hf-{SMOL_SHA256[:12]}"
-    if (cache / ".complete").is_file():
-        return cache
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=cache.name + ".", dir=cache.parent))
-    gguf_dir, gguf_name = str(smol_gguf.parent), smol_gguf.name
-    loaded = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name)
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config  # the GGUF loader's marker; the folder is plain safetensors
-    fresh = AutoModelForCausalLM.from_config(config)
-    fresh.load_state_dict(loaded.state_dict())
-    fresh.to(torch.bfloat16).save_pretrained(work, safe_serialization=True)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
-    tokenizer.save_pretrained(work)
-    # the chat template in tokenizer_config.json too (transformers 5 writes chat_template.jinja)
-    tok_config = json.loads((work / "tokenizer_config.json").read_text(encoding="utf-8"))
-    template = tokenizer.chat_template or (work / "chat_template.jinja").read_text(encoding="utf-8")
-    assert template, "the GGUF's tokenizer has no chat template"
-    tok_config["chat_template"] = template
-    (work / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2), encoding="utf-8")
-    config_data = json.loads((work / "config.json").read_text(encoding="utf-8"))
-    config_data.pop("quantization_config", None)
-    (work / "config.json").write_text(json.dumps(config_data, indent=2), encoding="utf-8")
-    (work / "README.md").write_text("---\nlicense: apache-2.0\n---\nSmolLM2-135M-Instruct (test copy)\n")
-    (work / ".complete").write_text("ok")
-    if cache.exists():
-        shutil.rmtree(cache)
-    os.replace(work, cache)
-    return cache
+    folder, _ = build_hf_folder(smol_gguf)
+    tok_config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert tok_config["chat_template"], "the GGUF's tokenizer has no chat template"
+    return folder
 
 
 def _entry(name: str, source: dict[str, Any], quant: str = "Q4_K_M") -> ModelEntry:
