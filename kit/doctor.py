@@ -83,6 +83,7 @@ def check_llama() -> list[Check]:
 
 def check_config() -> tuple[list[Check], Settings | None]:
     from kit.config import is_loopback_host, load_settings
+    from kit.keys import list_keys
 
     try:
         settings = load_settings()
@@ -95,7 +96,7 @@ def check_config() -> tuple[list[Check], Settings | None]:
     except KitError as exc:
         checks.append(Check("purpose", "FAIL", str(exc), "set deployment.purpose in kit.yaml"))
     srv, ui = settings.server, settings.ui
-    if not is_loopback_host(srv.host) and not srv.api_keys and not _keys_file_has_keys(settings.home):
+    if not is_loopback_host(srv.host) and not list_keys(settings):
         status: Status = "WARN" if srv.allow_insecure_bind else "FAIL"
         checks.append(Check("api exposure", status, f"the API binds to {srv.host} without API keys",
                             "create keys with `kit keys create NAME`, or bind server.host to 127.0.0.1"))
@@ -115,15 +116,6 @@ def check_config() -> tuple[list[Check], Settings | None]:
                             "policy.log_prompt_text is on: prompts are stored in the audit log",
                             "turn it off unless the DPO asked for it"))
     return checks, settings
-
-
-def _keys_file_has_keys(home: Path) -> bool:
-    try:
-        from kit.keys import keys_file
-
-        return keys_file(home).exists() and keys_file(home).stat().st_size > 10
-    except ImportError:
-        return False
 
 
 def check_model(settings: Settings) -> list[Check]:

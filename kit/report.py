@@ -20,6 +20,7 @@ def build_report(settings: Settings) -> dict[str, Any]:
     from kit.catalog import load_catalog
     from kit.doctor import run_checks
     from kit.gateway_state import open_state
+    from kit.keys import list_keys
     from kit.models import read_lock, verify_one
     from kit.routes import SOURCES
 
@@ -55,7 +56,7 @@ def build_report(settings: Settings) -> dict[str, Any]:
             "engine": engine,
             "engine_on_this_machine": not srv.engine_url or is_loopback_url(srv.engine_url),
             "engine_contract_ref": srv.engine_contract_ref,
-            "api_keys": len(srv.api_keys) + _key_file_count(settings),
+            "api_keys": len(list_keys(settings)),
             "telemetry": "none (Gradio analytics and Hugging Face hub calls are switched off)",
         },
         "personal_data": {"actions": dict(sorted(pol.pii_actions.items())), "default_action": pol.pii_default_action,
@@ -67,12 +68,6 @@ def build_report(settings: Settings) -> dict[str, Any]:
         "audit": {"chain": verify, "figures": stats},
         "sources": SOURCES,
     }
-
-
-def _key_file_count(settings: Settings) -> int:
-    from kit.keys import list_keys
-
-    return len(list_keys(settings)) - len(settings.server.api_keys)
 
 
 def _text(item: dict[str, str]) -> str:
