@@ -32,10 +32,13 @@ SDIST = Path("/tmp/kitbuild/sdist/llama_cpp_python-0.3.36.tar.gz")
 
 
 def smol_gguf() -> Path:
-    from kit.catalog import load_catalog
-    from kit.models import _package_file
+    from kit.catalog import PackageSource, load_catalog
+    from kit.models import packaged_file
 
-    return _package_file(load_catalog().get("smollm2-135m-instruct").source)  # type: ignore[arg-type]
+    source = load_catalog().get("smollm2-135m-instruct").source
+    if not isinstance(source, PackageSource):
+        raise SystemExit("the catalogue's smollm2-135m-instruct entry no longer comes from a Python package")
+    return packaged_file(source)
 
 
 def build_hf_folder(gguf: Path) -> tuple[Path, float]:

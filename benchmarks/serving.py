@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from benchmarks.pipeline import smol_gguf
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -41,6 +43,26 @@ PROMPTS = [
     "Summarise the benefits of exercise.", "Describe Paris in four sentences.", "How do I boil an egg?",
     "Give three reasons to learn Python.",
 ]
+
+
+class TokenClock:
+    """Time to first token and the gaps between the next ones, for one stream."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.ttft: float | None = None
+        self.tokens = 0
+        self.gaps: list[float] = []
+        self._last = self.start
+
+    def tick(self) -> None:
+        now = time.perf_counter()
+        self.tokens += 1
+        if self.ttft is None:
+            self.ttft = now - self.start
+        else:
+            self.gaps.append(now - self._last)
+        self._last = now
 
 
 @dataclass
@@ -91,8 +113,8 @@ async def _http_load(url: str, conc: int, reqs: int, max_tokens: int, headers: d
     async def one(client: httpx.AsyncClient, i: int) -> tuple[float | None, int, list[float], bool, str]:
         body = {"model": model, "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
                 "max_tokens": max_tokens, "temperature": 0, "stream": True}
-        t0 = time.perf_counter()
-        ttft, n, done, last, itl, err = None, 0, False, 0.0, [], ""
+        clock = TokenClock()
+        done, err = False, ""
         try:
             async with client.stream("POST", url + "/v1/chat/completions", json=body, headers=headers) as r:
                 if r.status_code != 200:
@@ -108,18 +130,12 @@ async def _http_load(url: str, conc: int, reqs: int, max_tokens: int, headers: d
                     if not ch.get("choices"):
                         continue
                     if ch["choices"][0]["delta"].get("content"):
-                        now = time.perf_counter()
-                        n += 1
-                        if ttft is None:
-                            ttft = now - t0
-                        else:
-                            itl.append(now - last)
-                        last = now
+                        clock.tick()
                     if ch["choices"][0].get("finish_reason"):
                         done = True
         except httpx.HTTPError as exc:
             err = f"{type(exc).__name__}: {exc}"
-        return ttft, n, itl, done, err
+        return clock.ttft, clock.tokens, clock.gaps, done, err
 
     sem = asyncio.Semaphore(conc)
     async with httpx.AsyncClient(timeout=600) as client:
@@ -252,21 +268,14 @@ def bench_inprocess(model: Path, threads: int, max_tokens: int, ctx: int) -> lis
     llm.create_chat_completion([{"role": "user", "content": "hi"}], max_tokens=4)
     t0 = time.perf_counter()
     for i in range(4):
-        start = time.perf_counter()
-        ttft, n, last, itl = None, 0, 0.0, []
+        clock = TokenClock()
         stream = cast("Iterator[CreateChatCompletionStreamResponse]",
                       llm.create_chat_completion([{"role": "user", "content": PROMPTS[i]}],
                                                  max_tokens=max_tokens, temperature=0, stream=True))
         for ch in stream:
             if ch["choices"][0]["delta"].get("content"):
-                now = time.perf_counter()
-                n += 1
-                if ttft is None:
-                    ttft = now - start
-                else:
-                    itl.append(now - last)
-                last = now
-        runs.append((ttft, n, itl, True, ""))
+                clock.tick()
+        runs.append((clock.ttft, clock.tokens, clock.gaps, True, ""))
     r = _summarise("inprocess", 1, runs, time.perf_counter() - t0)
     print(_line(r), flush=True)
     return [r]
@@ -323,14 +332,6 @@ def _line(r: Result) -> str:
             f"min_tokens {r.min_tokens}" + (f"  errors {r.errors}" if r.errors else ""))
 
 
-def default_model() -> Path:
-    from kit.catalog import load_catalog
-    from kit.models import _package_file
-
-    source = load_catalog().get("smollm2-135m-instruct").source
-    return _package_file(source)  # type: ignore[arg-type]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=None, help="GGUF file (default: the embedded SmolLM2)")
@@ -346,7 +347,7 @@ def main() -> None:
                     help="requests sent per concurrent stream at each concurrency")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/serving.json"))
     args = ap.parse_args()
-    model = args.model or default_model()
+    model = args.model or smol_gguf()
     concs = [int(c) for c in args.concurrency.split(",")]
     targets = args.targets.split(",")
     report: dict[str, Any] = {"model": str(model), "threads": args.threads, "max_tokens": args.max_tokens,

@@ -170,7 +170,8 @@ def copy_verified(src: Path, dest: Path, expected: str | None, progress: Progres
     return actual
 
 
-def _package_file(source: PackageSource) -> Path:
+def packaged_file(source: PackageSource) -> Path:
+    """The model file a Python package ships (the embedded default comes this way)."""
     from importlib.metadata import PackageNotFoundError, distribution
 
     try:
@@ -190,7 +191,7 @@ def pull(entry: ModelEntry, home: Path, progress: Progress | None = None) -> Loc
     """Install a catalogue entry under $KIT_HOME/models and record it in the lock."""
     source = entry.source
     if isinstance(source, PackageSource):
-        src = _package_file(source)
+        src = packaged_file(source)
         dest_dir = models_dir(home) / entry.name
         dest_dir.mkdir(parents=True, exist_ok=True)
         dest = dest_dir / src.name

@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from kit.catalog import ModelEntry, load_catalog
+from kit.catalog import ModelEntry
 from kit.errors import DownloadError, IntegrityError, UnsafeFormatError, UsageError
 from kit.models import models_dir, read_lock, resolve, sha256_file, verify
 
@@ -266,10 +266,9 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.fixture(scope="session")
 def smol_gguf() -> Path:
-    from kit.models import _package_file
+    from benchmarks.pipeline import smol_gguf as packaged_smollm2
 
-    source = load_catalog().get("smollm2-135m-instruct").source
-    return _package_file(source)  # type: ignore[arg-type]
+    return packaged_smollm2()
 
 
 @pytest.fixture(scope="session")
