@@ -107,6 +107,7 @@ def test_api_scan_preview(gw: ServerHandle) -> None:
 
 
 def test_feedback_report_and_admin_views(gw: ServerHandle) -> None:
+    assert chat(gw, "Bonjour").status_code == 200  # a chat of its own, whatever ran before
     r = httpx.post(gw.url + "/v1/feedback", headers=gw.headers(), json={"kind": "report", "comment": "réponse fausse"})
     assert r.status_code == 200
     assert httpx.get(gw.url + "/v1/admin/feedback", headers=gw.headers("alice", "user")).status_code == 403
@@ -174,11 +175,11 @@ def _files_containing(root: Path, marker: str) -> list[str]:
     return [str(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and marker.encode() in p.read_bytes()]
 
 
-@pytest.mark.parametrize("retention", [0, 30])
-def test_prompt_text_kept_only_where_policy_says(model_store: Path, tmp_path: Path, retention: int) -> None:
-    """Default audit has no prompt text; retention 0 leaves no prompt text anywhere under $KIT_HOME or in logs."""
+def _served_chat_with_marker(model_store: Path, tmp_path: Path, **policy: object) -> tuple[Path, str, str]:
+    """Run `kit serve` with this policy, send one chat holding a unique marker, stop the server.
+    Returns $KIT_HOME, the marker and everything the server printed."""
     home = install_model(model_store, tmp_path / "home")
-    cfg = write_config(tmp_path / "kit.yaml", policy={"conversation_retention_days": retention})
+    cfg = write_config(tmp_path / "kit.yaml", policy=policy)
     marker = "ZQX" + uuid.uuid4().hex[:10].upper()
     proc, url = _serve(home, cfg)
     try:
@@ -186,6 +187,13 @@ def test_prompt_text_kept_only_where_policy_says(model_store: Path, tmp_path: Pa
     finally:
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
+    return home, marker, output
+
+
+@pytest.mark.parametrize("retention", [0, 30])
+def test_prompt_text_kept_only_where_policy_says(model_store: Path, tmp_path: Path, retention: int) -> None:
+    """Default audit has no prompt text; retention 0 leaves no prompt text anywhere under $KIT_HOME or in logs."""
+    home, marker, output = _served_chat_with_marker(model_store, tmp_path, conversation_retention_days=retention)
     assert marker not in output
     found = _files_containing(home, marker)
     if retention == 0:
@@ -197,15 +205,8 @@ def test_prompt_text_kept_only_where_policy_says(model_store: Path, tmp_path: Pa
 
 
 def test_log_prompt_text_when_enabled(model_store: Path, tmp_path: Path) -> None:
-    home = install_model(model_store, tmp_path / "home")
-    cfg = write_config(tmp_path / "kit.yaml", policy={"log_prompt_text": True, "conversation_retention_days": 0})
-    marker = "ZQX" + uuid.uuid4().hex[:10].upper()
-    proc, url = _serve(home, cfg)
-    try:
-        _chat_with_marker(url, cfg, marker)
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
+    home, marker, _ = _served_chat_with_marker(model_store, tmp_path, log_prompt_text=True,
+                                               conversation_retention_days=0)
     assert any("audit" in f for f in _files_containing(home, marker))
 
 
