@@ -212,10 +212,10 @@ class _Database:
         if self.pg:
             import psycopg
 
-            conn = psycopg.connect(self.target)
+            pg = psycopg.connect(self.target)
             if read:
-                conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            return conn
+                pg.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            return pg
         conn = sqlite3.connect(self.target, timeout=30, isolation_level=None, check_same_thread=False)
         if not read:
             for pragma in ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON"):
