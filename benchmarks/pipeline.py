@@ -28,7 +28,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 SMOL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-SDIST = Path("/tmp/kitbuild/sdist/llama_cpp_python-0.3.36.tar.gz")
 
 
 def smol_gguf() -> Path:
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from kit.converter import install_converter
     from kit.quantize import quantize
 
-    install_converter(SDIST if SDIST.is_file() else None)
+    install_converter()
     gguf = smol_gguf()
     if args.hf_dir:
         hf_dir, build_s = args.hf_dir, 0.0

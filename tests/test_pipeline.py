@@ -41,7 +41,6 @@ from kit.errors import DownloadError, IntegrityError, UnsafeFormatError, UsageEr
 from kit.models import models_dir, read_lock, resolve, sha256_file, verify
 
 SMOL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-SDIST = Path("/tmp/kitbuild/sdist/llama_cpp_python-0.3.36.tar.gz")
 
 
 # ============================================================================================
@@ -275,7 +274,7 @@ def smol_gguf() -> Path:
 def converter() -> Path:
     from kit.converter import install_converter
 
-    return install_converter(SDIST if SDIST.is_file() else None)
+    return install_converter()
 
 
 @pytest.fixture(scope="session")
