@@ -31,8 +31,8 @@ SMOL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 
 def smol_gguf() -> Path:
-    from kit.catalog import PackageSource, load_catalog
-    from kit.models import packaged_file
+    from kit.models.catalog import PackageSource, load_catalog
+    from kit.models.lock import packaged_file
 
     source = load_catalog().get("smollm2-135m-instruct").source
     if not isinstance(source, PackageSource):
@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="Keep the GGUF files in this folder.")
     args = parser.parse_args(argv)
 
-    from kit.convert import check_hf_folder, convert
-    from kit.converter import install_converter
-    from kit.quantize import quantize
+    from kit.models.convert import check_hf_folder, convert
+    from kit.models.converter import install_converter
+    from kit.models.quantize import quantize
 
     install_converter()
     gguf = smol_gguf()

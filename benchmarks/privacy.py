@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from kit.privacy import PII_TYPES, Detector, Finding  # noqa: E402
+from kit.rules.privacy import PII_TYPES, Detector, Finding  # noqa: E402
 
 DEFAULT_DATA = ROOT / "tests" / "data" / "pii_prompts.jsonl"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "privacy.json"

@@ -190,7 +190,8 @@ def bench_kit(model: Path, threads: int, concs: list[int], max_tokens: int, ctx:
     home = tmp / "home"
     (home / "models" / "bench").mkdir(parents=True)
     shutil.copy(model, home / "models" / "bench" / model.name)
-    from kit.models import LockEntry, sha256_file, write_lock_entry
+    from kit.files import sha256_file
+    from kit.models.lock import LockEntry, write_lock_entry
 
     write_lock_entry(home, LockEntry(name="bench", file=f"bench/{model.name}", sha256=sha256_file(model),
                                      size=model.stat().st_size, source={"kind": "local", "path": str(model)},

@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from kit import defaults
 from kit.errors import ConfigError
 
 PiiAction = Literal["allow", "warn", "mask", "block"]
@@ -82,59 +83,10 @@ class QuizQuestion(_Section):
         return [_text(v) for v in value] if isinstance(value, list) else value
 
 
-DEFAULT_ALLOWED = [
-    Text(fr="Rédiger ou reformuler des textes de travail (courriels, notes, comptes rendus).",
-         en="Draft or rephrase work texts (e-mails, notes, minutes)."),
-    Text(fr="Résumer ou traduire des documents non confidentiels.",
-         en="Summarise or translate non-confidential documents."),
-    Text(fr="Trouver des idées, un plan, des pistes de réflexion, à vérifier ensuite.",
-         en="Brainstorm ideas or outlines, to be checked afterwards."),
-    Text(fr="Poser des questions sur les documents internes indexés, en vérifiant les sources citées.",
-         en="Ask about indexed internal documents, checking the sources cited."),
-]
-DEFAULT_FORBIDDEN = [
-    Text(fr="Confier à l'assistant une décision concernant une personne (recrutement, évaluation, sanction, droits).",
-         en="Letting the assistant make a decision about a person (hiring, appraisal, sanction, entitlements)."),
-    Text(fr="Saisir des données personnelles (noms, coordonnées, numéros d'identification) sans nécessité.",
-         en="Entering personal data (names, contact details, ID numbers) without need."),
-    Text(fr="Saisir des données sensibles (santé, opinions, origine, religion, condamnations) "
-            "ou couvertes par un secret.",
-         en="Entering sensitive data (health, opinions, origin, religion, convictions) or data covered by secrecy."),
-    Text(fr="Reprendre une réponse telle quelle sans la relire ni la vérifier.",
-         en="Using an answer as is without reading and checking it."),
-    Text(fr="Faire exécuter automatiquement une action par le système : il ne fait que proposer du texte.",
-         en="Having the system carry out an action automatically: it only proposes text."),
-]
-DEFAULT_TEMPLATES = [
-    PromptTemplate(name=Text(fr="Reformuler un courriel", en="Rephrase an e-mail"),
-                   text=Text(fr="Reformule ce courriel sur un ton courtois et clair :\n\n",
-                             en="Rephrase this e-mail in a clear, courteous tone:\n\n")),
-    PromptTemplate(name=Text(fr="Résumer un texte", en="Summarise a text"),
-                   text=Text(fr="Résume le texte suivant en cinq points :\n\n",
-                             en="Summarise the following text in five points:\n\n")),
-    PromptTemplate(name=Text(fr="Plan de note", en="Outline a memo"),
-                   text=Text(fr="Propose le plan d'une note sur le sujet suivant : ",
-                             en="Suggest an outline for a memo on: ")),
-]
-DEFAULT_QUIZ = [
-    QuizQuestion(
-        question=Text(fr="Une réponse de l'assistant peut-elle être fausse tout en paraissant juste ?",
-                      en="Can an answer from the assistant be wrong yet sound right?"),
-        choices=[Text(fr="Oui, il faut la vérifier", en="Yes, it must be checked"),
-                 Text(fr="Non, elle est toujours exacte", en="No, it is always accurate")],
-        answer=0),
-    QuizQuestion(
-        question=Text(fr="Puis-je coller le dossier médical d'un collègue pour le résumer ?",
-                      en="May I paste a colleague's medical record to summarise it?"),
-        choices=[Text(fr="Oui, le système est interne", en="Yes, the system is internal"),
-                 Text(fr="Non, ce sont des données sensibles", en="No, this is sensitive data")],
-        answer=1),
-    QuizQuestion(
-        question=Text(fr="Qui prend la décision finale quand je m'aide de l'assistant ?",
-                      en="Who makes the final decision when I use the assistant?"),
-        choices=[Text(fr="L'assistant", en="The assistant"), Text(fr="Moi", en="I do")],
-        answer=1),
-]
+DEFAULT_ALLOWED = [Text(**t) for t in defaults.ALLOWED_USES]
+DEFAULT_FORBIDDEN = [Text(**t) for t in defaults.FORBIDDEN_USES]
+DEFAULT_TEMPLATES = [PromptTemplate.model_validate(t) for t in defaults.PROMPT_TEMPLATES]
+DEFAULT_QUIZ = [QuizQuestion.model_validate(q) for q in defaults.QUIZ]
 DEFAULT_PII_ACTIONS: dict[str, PiiAction] = {
     "EMAIL_ADDRESS": "warn",
     "PHONE_NUMBER": "warn",
@@ -241,13 +193,33 @@ class UI(_Section):
                                        description="Addresses allowed to set it.")
     default_language: Literal["fr", "en"] = Field(default="fr", description="Language shown first.")
     server_url: str | None = Field(default=None, description="API the UI talks to; default: this machine's server.")
+    service_key_file: str | None = Field(
+        default=None, description="File holding the chat's service key for the gateway (the system install sets it); "
+        "default: $KIT_HOME/ui-service.key, created on first start.")
 
 
 class Rag(_Section):
-    embedding_model: str = Field(default="all-MiniLM-L6-v2", description="sentence-transformers model.")
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="sentence-transformers model: the packaged all-MiniLM-L6-v2, a model installed under "
+                    "$KIT_HOME/models, or a local folder.")
     chroma_path: str | None = Field(default=None, description="Embedded Chroma folder; default $KIT_HOME/chroma.")
     chroma_url: str | None = Field(default=None, description="Chroma server URL (replaces chroma_path).")
     chunk_size: int = Field(default=800, ge=100, description="Characters per chunk.")
+    chunk_overlap: int = Field(default=120, ge=0, description="Characters of a chunk repeated at the start of the next.")
+    pii_action: Literal["report", "mask", "refuse"] = Field(
+        default="report",
+        description="Personal data found in a document at ingest: report it, mask it in the stored text, "
+                    "or refuse the file.")
+    embedding_threads: int = Field(
+        default=1, ge=0,
+        description="CPU threads of the embedding model (0: all cores). One keeps query latency steady beside "
+                    "the engine; more speed up a large ingest run on an idle machine.")
+    top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved for a chat with documents.")
+    min_similarity: float = Field(
+        default=0.3, ge=-1, le=1,
+        description="Cosine similarity a chunk needs to be used without enough keywords in common with the "
+                    "question (depends on the embedding model; 0.2 more for languages it was not trained on).")
 
 
 class Models(_Section):
@@ -300,6 +272,25 @@ class Settings(_Section):
                 f"server.engine_url {url} is not on this machine: prompts would leave it. Set "
                 "server.engine_contract_ref to the reference of the processing agreement with its operator."
             )
+
+    def check_ui(self, host: str | None = None) -> None:
+        """Refuse a browser chat that would break the rules (one-line errors naming the key)."""
+        import ipaddress
+
+        self.require_purpose()
+        host = host or self.ui.host
+        if self.ui.auth == "none" and not is_loopback_host(host):
+            raise ConfigError(
+                f"ui.host is {host}, reachable from other machines, while ui.auth is none: set ui.auth to local "
+                "(accounts from `kit users add`) or proxy (a trusted SSO reverse proxy), or bind ui.host to 127.0.0.1."
+            )
+        if self.ui.auth == "proxy" and not self.ui.trusted_proxies:
+            raise ConfigError("ui.auth is proxy but ui.trusted_proxies is empty: list the reverse proxy's addresses.")
+        for entry in self.ui.trusted_proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ConfigError(f"ui.trusted_proxies: '{entry}' is not an IP address or network.") from None
 
 
 def kit_home() -> Path:

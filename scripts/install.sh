@@ -7,7 +7,7 @@
 #   --prefix DIR     virtual environment location (default: .venv in the checkout)
 #   --cpu / --cuda   force the llama.cpp build (default: CUDA when an NVIDIA GPU and nvcc are found)
 #   --no-converter   skip fetching llama.cpp's Hugging Face converter (needed only to convert models)
-#   --system         also install the systemd units and /etc/kit/kit.yaml (run as root)
+#   --system         as root: also the kit and kit-ui users, /etc/kit, and the units of deploy/systemd
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -117,13 +117,34 @@ fi
 if [ "$SYSTEM" = 1 ]; then
   [ "$(id -u)" = 0 ] || die "--system needs root."
   export KIT_HOME=/var/lib/kit KIT_CONFIG=/etc/kit/kit.yaml
-  id kit >/dev/null 2>&1 || useradd --system --home-dir /var/lib/kit --shell /usr/sbin/nologin kit
+  # Two users in the group kit: kit runs the gateway and owns its data; kit-ui runs the browser chat,
+  # which writes only /var/lib/kit/ui and cannot read the keys, users, audit log or conversations.
+  getent group kit >/dev/null 2>&1 || groupadd --system kit
+  id kit >/dev/null 2>&1 || useradd --system --gid kit --home-dir /var/lib/kit --shell /usr/sbin/nologin kit
+  id kit-ui >/dev/null 2>&1 || useradd --system --gid kit --home-dir /var/lib/kit/ui --shell /usr/sbin/nologin kit-ui
   install -d -m 0750 -o kit -g kit /var/lib/kit
-  install -d -m 0755 /etc/kit
+  install -d -m 0700 -o kit-ui -g kit /var/lib/kit/ui
+  install -d -m 0750 -o root -g kit /etc/kit
   [ -f /etc/kit/kit.yaml ] || "$KIT" config init /etc/kit/kit.yaml >/dev/null
-  for unit in kit-server kit-ui; do
-    sed -e "s#@PREFIX@#$PREFIX#g" "$ROOT/scripts/systemd/$unit.service" > "/etc/systemd/system/$unit.service"
+  chown root:kit /etc/kit/kit.yaml && chmod 0640 /etc/kit/kit.yaml  # read by the services, written by root
+  # The chat's service key: systemd hands it to kit-ui.service alone (LoadCredential); root only on disk.
+  if [ ! -s /etc/kit/ui-service.key ]; then
+    "$KIT" keys revoke kit-ui >>"$LOG" 2>&1 || true  # a key left by an earlier install stops working
+    ui_key="$("$KIT" keys create kit-ui --role service --no-acknowledge 2>>"$LOG")" \
+      || die "could not create the chat's service key (log: $LOG)"
+    (umask 077 && printf '%s\n' "$ui_key" > /etc/kit/ui-service.key)
+    unset ui_key
+  fi
+  chown root:root /etc/kit/ui-service.key && chmod 0600 /etc/kit/ui-service.key
+  for unit in kit-server.service kit-ui.service kit-maintenance.service kit-maintenance.timer; do
+    sed -e "s#@PREFIX@#$PREFIX#g" -e "s#@ROOT@#$ROOT#g" "$ROOT/deploy/systemd/$unit" > "/etc/systemd/system/$unit"
+    chmod 0644 "/etc/systemd/system/$unit"
   done
+  if [ "$BACKEND" = "cuda" ]; then  # the NVIDIA devices for the in-process engine, and nothing else
+    install -D -m 0644 "$ROOT/deploy/systemd/kit-server.service.d/gpu.conf" /etc/systemd/system/kit-server.service.d/gpu.conf
+  else
+    rm -f /etc/systemd/system/kit-server.service.d/gpu.conf
+  fi
   systemctl daemon-reload 2>/dev/null || true
 elif [ ! -f "$ROOT/kit.yaml" ] && [ -z "${KIT_CONFIG:-}" ]; then
   (cd "$ROOT" && "$KIT" config init kit.yaml >/dev/null)
@@ -133,8 +154,15 @@ fi
 say "installing the default model"
 (cd "$ROOT" && run "$KIT" models pull)
 if [ "$SYSTEM" = 1 ]; then
-  chown -R root:kit /var/lib/kit/models && chmod -R a-w,g+rX /var/lib/kit/models
+  # Model files, their hub copies (hard links) and their lock: read-only to the services.
+  for path in /var/lib/kit/models /var/lib/kit/hub-cache /var/lib/kit/models.lock; do
+    if [ -e "$path" ]; then chown -R root:kit "$path" && chmod -R a-w,g+rX,o-rwx "$path"; fi
+  done
   chown kit:kit /var/lib/kit
+  # What the steps above wrote as root (keys, state) belongs to the gateway's user.
+  find /var/lib/kit -mindepth 1 -maxdepth 1 ! -name models ! -name hub-cache ! -name models.lock ! -name ui \
+    -exec chown -R kit:kit {} +
+  systemctl enable --now kit-maintenance.timer >/dev/null 2>&1 || true
 fi
 
 say "done. Next:"
@@ -144,5 +172,5 @@ cat <<EOF
     $KIT doctor                  # check the installation and the configuration
 EOF
 if [ "$SYSTEM" = 1 ]; then
-  echo "    systemctl enable --now kit-server kit-ui"
+  echo "    systemctl enable --now kit-server kit-ui   # kit-maintenance.timer is already enabled (daily)"
 fi

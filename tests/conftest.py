@@ -53,8 +53,8 @@ def kit_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A KIT_HOME holding the installed default model, pulled once per session."""
-    from kit.catalog import load_catalog
-    from kit.models import pull
+    from kit.models.catalog import load_catalog
+    from kit.models.fetch import pull
 
     home = tmp_path_factory.mktemp("model-store")
     entry = load_catalog().get("smollm2-135m-instruct")
@@ -113,9 +113,9 @@ def start_server(home: Path, config: Path, parallel: int = 4, ctx: int = 1024,
     import uvicorn
 
     from kit.config import load_settings
-    from kit.gateway_state import open_state
-    from kit.runtime import load_engine
-    from kit.server import create_app
+    from kit.gateway.app import create_app
+    from kit.models.runtime import load_engine
+    from kit.rules.state import open_state
 
     os.environ["KIT_HOME"] = str(home)
     write_config(config, server={"parallel": parallel, "ctx": ctx, **overrides.pop("server", {})}, **overrides)
@@ -123,6 +123,9 @@ def start_server(home: Path, config: Path, parallel: int = 4, ctx: int = 1024,
     state = open_state(settings)
     engine = load_engine(settings)
     app = create_app(settings, engine, state)
+    from kit.rules.privacy import get_detector
+
+    get_detector().scan("warm-up")  # as `kit serve` does: the personal-data models load before the first request
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from kit.audit import (
+from kit.errors import AuditError, UsageError
+from kit.rules.audit import (
     ACTIONS,
     ZERO_HASH,
     AuditEvent,
@@ -30,7 +31,6 @@ from kit.audit import (
     pseudonymize,
     start_daily_purge,
 )
-from kit.errors import AuditError, UsageError
 
 KEY = b"k" * 32
 START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kit.conversations import Conversation, ConversationStore, Message
 from kit.errors import KitError, UsageError
+from kit.rules.conversations import Conversation, ConversationStore, Message
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -11,15 +11,15 @@ import pytest
 import yaml
 from conftest import KIT, PURPOSE, ROOT, run_kit, write_config
 
-from kit.catalog import load_catalog
 from kit.config import load_settings, template
 from kit.errors import CatalogError, ConfigError, IntegrityError
+from kit.models.catalog import load_catalog
 
 
 def test_help_is_fast_and_imports_nothing_heavy() -> None:
     code = (
         "import sys, time; t=time.perf_counter(); sys.argv=['kit','--help']\n"
-        "from kit.cli import main\n"
+        "from kit.cli.main import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy=[m for m in ('torch','llama_cpp','chromadb','gradio','spacy','presidio_analyzer','fastapi','uvicorn')"
         " if m in sys.modules]\n"
@@ -133,7 +133,7 @@ def test_pull_list_verify_and_tampering(kit_env: Path) -> None:
     assert r.returncode == 1 and "changed since it was installed" in r.stdout
     r = run_kit("chat", "hello", "--max-tokens", "4")
     assert r.returncode == 1 and "refused" in r.stderr and "Traceback" not in r.stderr
-    from kit.models import resolve
+    from kit.models.lock import resolve
 
     with pytest.raises(IntegrityError):
         resolve(kit_env, None, "smollm2-135m-instruct")
@@ -168,7 +168,7 @@ def test_chat_interactive_session(installed_home: Path) -> None:
 
 @pytest.mark.slow
 def test_engine_renders_model_template_like_llama_cpp(installed_home: Path) -> None:
-    from kit.llama_engine import LlamaEngine
+    from kit.engine.llama import LlamaEngine
 
     path = next((installed_home / "models").glob("*/*.gguf"))
     engine = LlamaEngine(path, parallel=1, ctx=512)
@@ -201,8 +201,8 @@ def test_kit_entry_point_exists() -> None:
 @pytest.mark.slow
 def test_engine_reuses_cached_prompt_prefix(installed_home: Path) -> None:
     """A follow-up turn only reads what is new: the conversation so far is still in the sequence's cache."""
-    from kit.engine import SamplingParams, collect
-    from kit.llama_engine import LlamaEngine
+    from kit.engine.base import SamplingParams, collect
+    from kit.engine.llama import LlamaEngine
 
     path = next((installed_home / "models").glob("*/*.gguf"))
     engine = LlamaEngine(path, parallel=2, ctx=1024)

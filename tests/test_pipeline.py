@@ -36,9 +36,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from kit.catalog import ModelEntry
 from kit.errors import DownloadError, IntegrityError, UnsafeFormatError, UsageError
-from kit.models import models_dir, read_lock, resolve, sha256_file, verify
+from kit.files import sha256_file
+from kit.models.catalog import ModelEntry
+from kit.models.lock import models_dir, read_lock, resolve, verify
 
 SMOL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
@@ -272,7 +273,7 @@ def smol_gguf() -> Path:
 
 @pytest.fixture(scope="session")
 def converter() -> Path:
-    from kit.converter import install_converter
+    from kit.models.converter import install_converter
 
     return install_converter()
 
@@ -322,7 +323,7 @@ def _hf_files(folder: Path) -> dict[str, Path | bytes]:
 @pytest.mark.slow
 def test_hub_gguf_pull_records_lock_and_answers(hub: FakeHub, home: Path, smol_gguf: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from kit import models
+    from kit.models import fetch as models
 
     repo = "test-org/SmolLM2-135M-Instruct-GGUF"
     rev = hub.add_repo(repo, {smol_gguf.name: smol_gguf, "README.md": b"# SmolLM2 GGUF\n"})
@@ -357,8 +358,8 @@ def test_hub_gguf_pull_records_lock_and_answers(hub: FakeHub, home: Path, smol_g
     assert again.sha256 == SMOL_SHA256 and len(hub.requests) == before
 
     # rm deletes the file, the lock entry and the cached copy (so the disk space comes back)
-    from kit.hub import hub_cache_dir
-    from kit.transfer import remove_model
+    from kit.models.hub import hub_cache_dir
+    from kit.models.transfer import remove_model
 
     remove_model("smol-gguf", home)
     assert not path.exists() and "smol-gguf" not in read_lock(home)
@@ -372,9 +373,9 @@ def test_hub_gguf_pull_records_lock_and_answers(hub: FakeHub, home: Path, smol_g
 
 @pytest.mark.slow
 def test_hub_safetensors_to_q8_0_and_q4_k_m(hub: FakeHub, home: Path, hf_folder: Path) -> None:
-    from kit.hub import hub_cache_dir
-    from kit.models import pull
-    from kit.quantize import gguf_metadata
+    from kit.models.fetch import pull
+    from kit.models.hub import hub_cache_dir
+    from kit.models.quantize import gguf_metadata
 
     repo = "test-org/SmolLM2-135M-Instruct"
     rev = hub.add_repo(repo, _hf_files(hf_folder))
@@ -432,7 +433,7 @@ def test_interrupted_download_resumes(hub: FakeHub, home: Path) -> None:
     served.drop_after, served.drops = 15 << 20, 1
     entry = _entry("resume", {"kind": "hub-gguf", "repo": repo, "revision": rev, "file": "model-Q4_K_M.gguf"})
 
-    from kit.fetch import pull
+    from kit.models.fetch import pull
 
     lock = pull(entry, home)
     assert lock.sha256 == hashlib.sha256(data).hexdigest()
@@ -442,7 +443,7 @@ def test_interrupted_download_resumes(hub: FakeHub, home: Path) -> None:
 
 
 def test_failed_download_leaves_nothing_and_second_pull_completes(hub: FakeHub, home: Path) -> None:
-    from kit.fetch import pull
+    from kit.models.fetch import pull
 
     data = _blob(16 << 20, seed=9)
     repo = "test-org/flaky-GGUF"
@@ -468,8 +469,8 @@ def test_failed_download_leaves_nothing_and_second_pull_completes(hub: FakeHub, 
 
 
 def test_corrupted_download_is_refused(hub: FakeHub, home: Path, tmp_path: Path) -> None:
-    from kit.fetch import pull
-    from kit.hub import hub_cache_dir
+    from kit.models.fetch import pull
+    from kit.models.hub import hub_cache_dir
 
     data = _blob(2 << 20, seed=3)
     repo = "test-org/corrupt-GGUF"
@@ -493,7 +494,7 @@ def test_corrupted_download_is_refused(hub: FakeHub, home: Path, tmp_path: Path)
 
 
 def test_catalogue_pin_differing_from_hub_is_refused_before_download(hub: FakeHub, home: Path) -> None:
-    from kit.fetch import pull
+    from kit.models.fetch import pull
 
     repo = "test-org/pinned-GGUF"
     rev = hub.add_repo(repo, {"m-Q4_K_M.gguf": _blob(1 << 20)})
@@ -510,7 +511,7 @@ def test_catalogue_pin_differing_from_hub_is_refused_before_download(hub: FakeHu
 
 
 def test_pickle_only_repo_is_refused_before_weights(hub: FakeHub, home: Path, converter: Path) -> None:
-    from kit.fetch import pull
+    from kit.models.fetch import pull
 
     repo = "test-org/pickle-only"
     rev = hub.add_repo(repo, {"config.json": b'{"architectures": ["LlamaForCausalLM"]}',
@@ -524,8 +525,8 @@ def test_pickle_only_repo_is_refused_before_weights(hub: FakeHub, home: Path, co
 
 def test_remote_code_repo_and_folder_are_refused(hub: FakeHub, home: Path, tmp_path: Path,
                                                  converter: Path) -> None:
-    from kit.convert import check_hf_folder
-    from kit.fetch import pull
+    from kit.models.convert import check_hf_folder
+    from kit.models.fetch import pull
 
     auto_map = {"AutoModelForCausalLM": "modeling_x.X"}
     config = json.dumps({"architectures": ["X"], "auto_map": auto_map}).encode()
@@ -552,7 +553,7 @@ def test_remote_code_repo_and_folder_are_refused(hub: FakeHub, home: Path, tmp_p
 
 def test_offline_with_empty_cache_is_a_clear_error(home: Path, monkeypatch: pytest.MonkeyPatch,
                                                    converter: Path) -> None:
-    from kit.fetch import pull
+    from kit.models.fetch import pull
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     rev = "a" * 40
@@ -574,7 +575,7 @@ def test_offline_with_empty_cache_is_a_clear_error(home: Path, monkeypatch: pyte
 
 def test_import_gguf_export_import_elsewhere_and_rm(home: Path, tmp_path: Path, smol_gguf: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from kit.transfer import export_model, import_path, remove_model
+    from kit.models.transfer import export_model, import_path, remove_model
 
     lock = import_path(smol_gguf, home, name="smollm2-135m-instruct")  # a catalogue name: its pin is checked
     assert lock.sha256 == SMOL_SHA256 and lock.quant == "Q4_1" and lock.licence == "Apache-2.0"
@@ -620,7 +621,7 @@ def test_import_gguf_export_import_elsewhere_and_rm(home: Path, tmp_path: Path, 
 
 @pytest.mark.slow
 def test_import_hf_folder_quantized(home: Path, hf_folder: Path) -> None:
-    from kit.transfer import import_path
+    from kit.models.transfer import import_path
 
     lock = import_path(hf_folder, home, name="smol-local", quantize="Q4_K_M")
     path = models_dir(home) / lock.file
@@ -636,8 +637,8 @@ def test_import_hf_folder_quantized(home: Path, hf_folder: Path) -> None:
 
 
 def test_convert_refuses_pickle_and_quantize_lists_types(tmp_path: Path, smol_gguf: Path) -> None:
-    from kit.convert import convert
-    from kit.quantize import quantize
+    from kit.models.convert import convert
+    from kit.models.quantize import quantize
 
     folder = tmp_path / "pickled"
     folder.mkdir()
@@ -655,8 +656,8 @@ def test_convert_refuses_pickle_and_quantize_lists_types(tmp_path: Path, smol_gg
 
 
 def test_failed_conversion_leaves_no_file(tmp_path: Path, converter: Path) -> None:
-    from kit.convert import convert
     from kit.errors import KitError
+    from kit.models.convert import convert
 
     folder = tmp_path / "broken"
     folder.mkdir()
@@ -669,13 +670,10 @@ def test_failed_conversion_leaves_no_file(tmp_path: Path, converter: Path) -> No
 
 
 def test_cli_commands(home: Path, tmp_path: Path, smol_gguf: Path) -> None:
-    import click
     from click.testing import CliRunner
 
-    from kit.cli_pipeline import register
+    from kit.cli.models import models as group
 
-    group = click.Group("models")
-    register(group)
     assert {"convert", "quantize", "import", "export", "rm", "setup-converter"} <= set(group.commands)
     runner = CliRunner()
     bad = runner.invoke(group, ["quantize", str(smol_gguf), "--type", "nope"])

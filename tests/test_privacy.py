@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from kit import privacy
-from kit import privacy_recognizers as rec
 from kit.errors import KitError, UsageError
-from kit.privacy import PII_TYPES, Detector, Finding, apply_policy, mask
+from kit.rules.privacy import PII_TYPES, Detector, Finding, apply_policy, mask
+from kit.rules.privacy import detector as privacy
+from kit.rules.privacy import recognizers as rec
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "pii_prompts.jsonl"
@@ -64,7 +64,7 @@ def found(detector: Detector, text: str) -> list[tuple[str, str]]:
 
 
 def test_import_does_not_load_nlp_libraries() -> None:
-    code = ("import sys, time; t = time.perf_counter(); import kit.privacy; "
+    code = ("import sys, time; t = time.perf_counter(); import kit.rules.privacy; "
             "d = time.perf_counter() - t; "
             "print(sorted(m for m in ('spacy', 'presidio_analyzer', 'tldextract', 'phonenumbers') "
             "if m in sys.modules), round(d, 3))")

@@ -9,7 +9,7 @@ import shlex
 import click
 from conftest import ROOT
 
-from kit.cli import cli
+from kit.cli.main import cli
 
 
 def readme_commands() -> list[list[str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import PURPOSE, run_kit
 
-from kit.report import SECTIONS
+from kit.ops.report import SECTIONS
 
 
 def test_report_sections_filled(installed_home: Path, tmp_path: Path) -> None:

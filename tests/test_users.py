@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kit.errors import UsageError
-from kit.users import (
+from kit.rules.users import (
     add_user,
     get_role,
     list_users,
@@ -94,7 +94,7 @@ def test_list_remove_passwd_and_role(kit_env: Path) -> None:
 
 
 def _cli() -> click.Group:
-    from kit.cli_ui import register
+    from kit.cli.ui import register
 
     @click.group()
     def root() -> None:
@@ -130,19 +130,18 @@ def test_cli_users(kit_env: Path) -> None:
 def test_ui_refuses_to_start_without_purpose_or_open_without_auth(kit_env: Path, tmp_path: Path) -> None:
     from conftest import write_config
 
-    from kit.cli_ui import check_ui_settings
     from kit.config import load_settings
     from kit.errors import ConfigError
 
     settings = load_settings(write_config(tmp_path / "a.yaml", ui={"host": "0.0.0.0", "auth": "none"}))
     with pytest.raises(ConfigError, match="ui.auth"):
-        check_ui_settings(settings)
-    check_ui_settings(settings, "127.0.0.1")
+        settings.check_ui()
+    settings.check_ui("127.0.0.1")
     settings.ui.auth = "local"
-    check_ui_settings(settings)
+    settings.check_ui()
     settings.deployment.purpose = ""
     with pytest.raises(ConfigError, match="deployment.purpose"):
-        check_ui_settings(settings, "127.0.0.1")
+        settings.check_ui("127.0.0.1")
 
 
 # --- who the browser chat acts for ----------------------------------------------------------------
@@ -159,27 +158,31 @@ def test_identity_by_sign_in_mode(kit_env: Path, tmp_path: Path) -> None:
     from conftest import write_config
 
     from kit.config import load_settings
+    from kit.rules.users import get_role
     from ui.auth import Refusal, identify
     from ui.client import Who
+
+    def role_of(name: str) -> str | None:
+        return get_role(kit_env, name)
 
     add_user(kit_env, "alice", "auditor", PASSWORD)
     settings = load_settings(write_config(tmp_path / "k.yaml", ui={"auth": "proxy", "trusted_proxies": ["10.0.0.0/8"]}))
     header = settings.ui.proxy_header.lower()
-    assert identify(settings, _Request("10.1.2.3", {header: "alice"})) == Who("alice", "auditor")
-    assert identify(settings, _Request("10.1.2.3", {header: "bob"})) == Who("bob", "user")
-    refused = identify(settings, _Request("192.168.1.9", {header: "alice"}))
+    assert identify(settings, _Request("10.1.2.3", {header: "alice"}), role_of) == Who("alice", "auditor")
+    assert identify(settings, _Request("10.1.2.3", {header: "bob"}), role_of) == Who("bob", "user")
+    refused = identify(settings, _Request("192.168.1.9", {header: "alice"}), role_of)
     assert isinstance(refused, Refusal) and refused.key == "auth.proxy_refused"
     assert refused.values["address"] == "192.168.1.9"
-    missing = identify(settings, _Request("10.1.2.3", {}))
+    missing = identify(settings, _Request("10.1.2.3", {}), role_of)
     assert isinstance(missing, Refusal) and missing.key == "auth.proxy_missing"
 
     settings.ui.auth = "local"
-    assert identify(settings, _Request("127.0.0.1", username="alice")) == Who("alice", "auditor")
-    assert isinstance(identify(settings, _Request("127.0.0.1", username="ghost")), Refusal)
-    assert isinstance(identify(settings, _Request("127.0.0.1", {header: "alice"})), Refusal)  # header ignored
+    assert identify(settings, _Request("127.0.0.1", username="alice"), role_of) == Who("alice", "auditor")
+    assert isinstance(identify(settings, _Request("127.0.0.1", username="ghost"), role_of), Refusal)
+    assert isinstance(identify(settings, _Request("127.0.0.1", {header: "alice"}), role_of), Refusal)  # header ignored
 
     settings.ui.auth = "none"
-    assert identify(settings, _Request("127.0.0.1")) == Who("local", "admin")
+    assert identify(settings, _Request("127.0.0.1"), role_of) == Who("local", "admin")
 
 
 def test_up_reports_a_gateway_that_fails_to_start(

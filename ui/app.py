@@ -20,7 +20,7 @@ from starlette.middleware import Middleware  # noqa: E402
 from kit.config import Settings  # noqa: E402
 from ui.base import Components  # noqa: E402
 from ui.chat import ChatHandlers  # noqa: E402
-from ui.client import GatewayClient  # noqa: E402
+from ui.client import ApiError, GatewayClient  # noqa: E402
 from ui.events import wire  # noqa: E402
 from ui.guard import PageGuard  # noqa: E402
 from ui.pages import PageHandlers  # noqa: E402
@@ -319,23 +319,22 @@ def launch_ui(
 ) -> gr.Blocks:
     """Check the configuration, build the page and serve it (blocks unless prevent_thread_lock);
     returns the page, whose close() stops it."""
-    from kit.cli_ui import check_ui_settings
-
     host = host or settings.ui.host
     port = port or settings.ui.port
-    check_ui_settings(settings, host)
+    settings.check_ui(host)
     if settings.ui.auth == "proxy":
         # The client address must be the direct peer (the proxy), never rewritten from X-Forwarded-For.
         os.environ["FORWARDED_ALLOW_IPS"] = ""
     demo = create_ui(settings, api_url, api_key=api_key, max_tokens=max_tokens)
     auth = None
     if settings.ui.auth == "local":
-        from kit.users import verify_password
-
-        home = settings.home
+        gateway = GatewayClient(api_url, api_key)
 
         def auth(username: str, password: str) -> bool:
-            return verify_password(home, username, password) is not None
+            try:
+                return gateway.login(username, password) is not None
+            except ApiError:
+                return False
 
     fr, en = texts("fr"), texts("en")
     demo.queue(default_concurrency_limit=16)

@@ -5,11 +5,14 @@ nothing the browser holds can change it."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kit.config import Settings
 from ui.client import Who
+
+RoleLookup = Callable[[str], "str | None"]
 
 LOCAL_USER = "local"
 
@@ -47,17 +50,16 @@ def _header(request: Any, name: str) -> str:
     return str(value or "").strip()
 
 
-def identify(settings: Settings, request: Any) -> Who | Refusal:
+def identify(settings: Settings, request: Any, get_role: RoleLookup) -> Who | Refusal:
+    """Who is behind this request; `get_role` asks the gateway for a local user's role (None: unknown)."""
     mode = settings.ui.auth
     if mode == "none":
         return Who(LOCAL_USER, "admin")
-    from kit.users import get_role
-
     if mode == "local":
         name = str(getattr(request, "username", None) or "").strip()
         if not name:
             return Refusal("auth.no_user")
-        role = get_role(settings.home, name)
+        role = get_role(name)
         return Who(name, role) if role else Refusal("auth.no_user")
     # proxy: the header counts only when the connection comes from a trusted proxy
     client = getattr(request, "client", None)
@@ -67,4 +69,4 @@ def identify(settings: Settings, request: Any) -> Who | Refusal:
     name = _header(request, settings.ui.proxy_header)[:200]
     if not name:
         return Refusal("auth.proxy_missing", {"header": settings.ui.proxy_header})
-    return Who(name, get_role(settings.home, name) or "user")
+    return Who(name, get_role(name) or "user")

@@ -29,7 +29,10 @@ class Base:
         return texts(lang or "fr")
 
     def who(self, request: Any) -> Who | Refusal:
-        return identify(self.settings, request)
+        try:
+            return identify(self.settings, request, self.client.role_of)
+        except ApiError as err:
+            return Refusal("auth.gateway", {"error": err.kind})
 
     def refusal_text(self, refusal: Refusal, t: Texts) -> str:
         return t(refusal.key, **refusal.values)

@@ -138,6 +138,23 @@ class GatewayClient:
             raise error_from_response(response)
         return dict(data)
 
+    # --- sign-in (the gateway keeps the user store) ------------------------------------------------
+
+    def login(self, user: str, password: str) -> str | None:
+        """The user's role when the password is right, else None."""
+        try:
+            data = self._call("POST", "/v1/auth/login", None, {"user": user, "password": password})
+        except ApiError as err:
+            if err.status in (401, 422):
+                return None
+            raise
+        return str(data["role"])
+
+    def role_of(self, user: str) -> str | None:
+        """The role the gateway gives this user, or None when it is not a local user."""
+        data = self._call("GET", "/v1/me", Who(user, "user"))
+        return str(data["role"]) if data.get("known") else None
+
     def charter(self, who: Who) -> dict[str, Any]:
         return dict(self._call("GET", "/v1/charter", who))
 

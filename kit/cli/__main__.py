@@ -1,0 +1,5 @@
+"""`python -m kit.cli`: the same as the `kit` command."""
+
+from kit.cli.main import main
+
+main()

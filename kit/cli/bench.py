@@ -1,0 +1,251 @@
+"""`kit bench`: evaluators' benchmarks (serving, quality, quantizations, rag) and their report.
+
+Thin: each command parses its options, calls kit.bench, prints a table (progress on stderr) and
+writes the result JSON, with the machine description, under ``benchmarks/results/`` or ``--out``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kit.errors import UsageError
+
+RESULTS = Path("benchmarks/results")
+
+
+def _progress() -> Callable[[str, int, int], None]:
+    """Progress on stderr: one rewritten line on a terminal, one line per finished step otherwise."""
+    tty = sys.stderr.isatty()
+
+    def show(label: str, done: int, total: int) -> None:
+        if tty:
+            end = "\n" if done >= total else ""
+            click.echo(f"\r  {label}: {done}/{total}   ", err=True, nl=False)
+            if end:
+                click.echo("", err=True)
+        elif done >= total:
+            click.echo(f"  {label}: {done}/{total}", err=True)
+
+    return show
+
+
+def _text_table(head: list[str], rows: list[list[Any]]) -> str:
+    from kit.bench.report import fmt_cell
+
+    cells = [head] + [[fmt_cell(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+             for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _write(kind: str, payload: Any, out: Path, models: list[Path] | None = None) -> dict[str, Any]:
+    from kit.bench.machine import machine_info
+    from kit.bench.results import write_result
+
+    path = write_result(kind, payload, out, machine_info(models))
+    click.echo(f"wrote {path}", err=True)
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"'{text}' is not a comma-separated list of whole numbers, e.g. 1,2,4,8.") from None
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks for evaluators: latency, throughput, quality, quantizations, retrieval; and a report."""
+
+
+@bench.command()
+@click.option("--url", "urls", multiple=True, help="OpenAI-compatible server to measure (repeatable).")
+@click.option("--name", "names", multiple=True, help="Name of each --url, in the same order.")
+@click.option("--api-key", "api_keys", multiple=True, help="Bearer key: one for all URLs, or one per URL.")
+@click.option("--concurrency", default="1,2,4,8", show_default=True, help="Concurrent streams, per level.")
+@click.option("--requests", type=click.IntRange(1), default=None,
+              help="Requests per level (default: 4 per concurrent stream, at least 8).")
+@click.option("--max-tokens", type=click.IntRange(1), default=96, show_default=True, help="Tokens per answer.")
+@click.option("--prompts", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="JSONL of conversations (default: benchmarks/data/prompts.jsonl).")
+@click.option("--model", default=None, help="GGUF file or installed model for started servers (default: SmolLM2).")
+@click.option("--kit", "start_kit", is_flag=True, help="Start kit's server (`kit serve`) on --model and measure it.")
+@click.option("--kit-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="YAML merged into the started kit server's kit.yaml.")
+@click.option("--llama-server", "llama_server", is_flag=False, flag_value="auto", default=None,
+              help="Start llama.cpp's llama-server (PATH, or alone: the one scripts/build-reference.sh built).")
+@click.option("--llama-cpp-server", "llama_cpp_server", is_flag=True,
+              help="Start `python -m llama_cpp.server` twice: as shipped, and with interrupt_requests off.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Threads of started servers (default: all).")
+@click.option("--ctx", type=click.IntRange(256), default=1024, show_default=True,
+              help="Context per sequence of started servers.")
+@click.option("--gpu-layers", type=int, default=0, show_default=True, help="Layers on the GPU, started servers.")
+@click.option("--out", type=click.Path(path_type=Path), default=RESULTS, show_default=True,
+              help="Result file, or folder for serving-<time>.json.")
+def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, ...], concurrency: str,
+            requests: int | None, max_tokens: int, prompts: Path | None, model: str | None, start_kit: bool,
+            kit_config: Path | None, llama_server: str | None, llama_cpp_server: bool, threads: int | None,
+            ctx: int, gpu_layers: int, out: Path) -> None:
+    """Streaming load at each concurrency: TTFT, TPOT, ITL, latency percentiles, throughput, errors, energy."""
+    from kit.bench import servers
+    from kit.bench.inputs import resolve_model
+    from kit.bench.report import serving_table
+    from kit.bench.serving import Target, TargetSource, make_config, run_serving
+
+    if names and len(names) != len(urls):
+        raise UsageError("give one --name per --url, in the same order.")
+    if len(api_keys) > 1 and len(api_keys) != len(urls):
+        raise UsageError("give one --api-key for all URLs, or one per --url.")
+    config, conversations = make_config(_ints(concurrency), requests, max_tokens, prompts)
+    sources: list[TargetSource] = []
+    for i, url in enumerate(urls):
+        key = api_keys[i] if len(api_keys) > 1 else (api_keys[0] if api_keys else None)
+        sources.append(Target(name=names[i] if names else url.split("//")[-1], url=url.rstrip("/"), api_key=key))
+    started: list[Path] = []
+    if start_kit or llama_server or llama_cpp_server:
+        gguf = resolve_model(model)
+        started.append(gguf)
+        n, top = threads or os.cpu_count() or 1, max(config.concurrency)
+        if start_kit:
+            import yaml
+
+            extra = yaml.safe_load(kit_config.read_text(encoding="utf-8")) if kit_config else None
+            sources.append(partial(servers.kit_server, gguf, n, top, ctx, extra))
+        if llama_server:
+            binary = servers.find_llama_server() if llama_server == "auto" else Path(llama_server)
+            if binary is None:
+                raise UsageError("no llama-server found: build it with scripts/build-reference.sh, or give its path.")
+            sources.append(partial(servers.llama_server, binary, gguf, n, top, ctx, gpu_layers))
+        if llama_cpp_server:
+            for interrupt in (True, False):
+                factory: Callable[[], AbstractContextManager[Target]] = partial(
+                    servers.llama_cpp_server, gguf, n, ctx, interrupt, gpu_layers)
+                sources.append(factory)
+    run = run_serving(sources, config, conversations, progress=_progress())
+    data = _write("serving", run, out, started)
+    click.echo(_text_table(*serving_table(data)))
+    click.echo(f"energy: {run.energy}")
+    for t in run.targets:
+        click.echo(f"{t['name']}: {t['note'] or t['url']}")
+
+
+@bench.command()
+@click.option("--model", "models", multiple=True, required=True,
+              help="GGUF file or installed model (repeatable); the first is the reference for KL divergence.")
+@click.option("--text", "texts", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Evaluation text (repeatable; default: the shipped French and English texts).")
+@click.option("--ctx", type=click.IntRange(8), default=512, show_default=True, help="Tokens per chunk (llama.cpp: -c).")
+@click.option("--chunks", type=click.IntRange(1), default=None, help="Score only the first N chunks.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads (default: all).")
+@click.option("--gpu-layers", type=int, default=0, show_default=True, help="Layers offloaded to the GPU.")
+@click.option("--qa/--no-qa", default=True, show_default=True, help="Also score the question-answer set.")
+@click.option("--qa-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Question-answer JSONL (default: benchmarks/data/qa.jsonl).")
+@click.option("--out", type=click.Path(path_type=Path), default=RESULTS, show_default=True,
+              help="Result file, or folder for quality-<time>.json.")
+def quality(models: tuple[str, ...], texts: tuple[Path, ...], ctx: int, chunks: int | None, threads: int | None,
+            gpu_layers: int, qa: bool, qa_file: Path | None, out: Path) -> None:
+    """Perplexity, KL divergence and same top-1 against the first model; question-answer scores."""
+    from kit.bench.inputs import default_texts, read_text, resolve_model
+    from kit.bench.qa import run_qa
+    from kit.bench.quality import evaluate
+    from kit.bench.report import quality_tables
+
+    paths = [resolve_model(m) for m in models]
+    labels = [Path(m).name if Path(m).exists() else m for m in models]
+    if len(set(labels)) != len(labels):
+        labels = [f"{i + 1}:{label}" for i, label in enumerate(labels)]
+    progress = _progress()
+    runs = [evaluate(paths, read_text(t), t.name, n_ctx=ctx, chunks=chunks, threads=threads, gpu_layers=gpu_layers,
+                     names=labels, progress=progress) for t in (texts or tuple(default_texts()))]
+    qa_run = run_qa(paths, labels, qa_file, threads, gpu_layers, progress=progress) if qa else None
+    data = _write("quality", {"runs": runs, "qa": qa_run}, out, paths)
+    for title, table in quality_tables(data):
+        click.echo(f"\n{title}\n{_text_table(*table)}")
+    if qa_run and qa_run.note:
+        click.echo(qa_run.note)
+
+
+@bench.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--types", default="Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q3_K_M", show_default=True, help="llama.cpp types.")
+@click.option("--text", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Evaluation text (default: the shipped English text).")
+@click.option("--ctx", type=click.IntRange(8), default=512, show_default=True, help="Tokens per chunk.")
+@click.option("--chunks", type=click.IntRange(1), default=None, help="Score only the first N chunks.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="CPU threads (default: all).")
+@click.option("--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the produced GGUF files in this folder.")
+@click.option("--out", type=click.Path(path_type=Path), default=RESULTS, show_default=True,
+              help="Result file, or folder for quantizations-<time>.json.")
+def quantizations(source: Path, types: str, text: Path | None, ctx: int, chunks: int | None, threads: int | None,
+                  keep: Path | None, out: Path) -> None:
+    """From a Hugging Face folder (converted to F16) or a GGUF: size, load time, speed, PPL, KL per type."""
+    from kit.bench.inputs import default_texts, read_text
+    from kit.bench.quantizations import parse_types, run_quantizations
+    from kit.bench.report import quantization_table
+
+    text = text or default_texts()[1]
+    run = run_quantizations(source, parse_types(types), read_text(text), text.name, keep=keep, n_ctx=ctx,
+                            chunks=chunks, threads=threads, progress=_progress())
+    data = _write("quantizations", run, out)
+    click.echo(_text_table(*quantization_table(data)))
+    for note in run.notes:
+        click.echo(note)
+
+
+@bench.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def rag(args: tuple[str, ...]) -> None:
+    """The documents (retrieval) benchmark: recall@k; options are those of that benchmark."""
+    for module in ("kit.bench.retrieval", "benchmarks.rag"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            main = getattr(importlib.import_module(module), "main", None)
+            if callable(main):
+                rc = main(list(args))
+                if rc:
+                    raise SystemExit(int(rc))
+                return
+    raise UsageError("the documents benchmark is not installed in this kit (no kit.bench.retrieval or "
+                     "benchmarks/rag.py with a main()): it comes with the documents feature.")
+
+
+@bench.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path), default=RESULTS)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("report.html"),
+              show_default=True, help="HTML file to write.")
+@click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Markdown summary (default: summary.md beside the HTML file).")
+def report(directory: Path, output: Path, summary: Path | None) -> None:
+    """One self-contained HTML page (tables, PNG plots inside) and a Markdown summary of DIRECTORY's results."""
+    from kit.bench.report import build_report
+
+    result = build_report(directory, output, summary)
+    for section in result.sections:
+        click.echo(f"  {section}")
+    for note in result.skipped:
+        click.echo(f"  skipped {note}", err=True)
+    click.echo(f"wrote {result.html} and {result.summary}")
+
+
+def register(cli: click.Group) -> None:
+    """Attach the `bench` group to the main command."""
+    cli.add_command(bench)

@@ -1,0 +1,92 @@
+"""`kit config`, `kit doctor` and `kit report`: configuration, installation checks and the support pack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from kit.cli.common import current_settings, echo_json
+from kit.errors import UsageError
+
+
+@click.group()
+def config() -> None:
+    """Write or show the configuration (kit.yaml)."""
+
+
+@config.command("init")
+@click.argument("path", type=click.Path(path_type=Path), default=Path("kit.yaml"))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def config_init(path: Path, force: bool) -> None:
+    """Write a commented kit.yaml holding every key with its default."""
+    from kit.config import template
+
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists already; pass --force to overwrite it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(template(), encoding="utf-8")
+    click.echo(f"wrote {path}: set deployment.purpose and the contacts, then run `kit doctor`.")
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+def config_show(as_json: bool) -> None:
+    """Print the effective configuration (file + environment), secrets hidden."""
+    import yaml
+
+    from kit.config import redacted
+
+    settings = current_settings()
+    data = redacted(settings)
+    click.echo(f"# source: {settings.source or 'defaults'}; KIT_HOME={settings.home}", err=True)
+    if as_json:
+        echo_json(data)
+    else:
+        click.echo(yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100))
+
+
+@click.command()
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File (default: stdout).")
+def report(fmt: str, output: Path | None) -> None:
+    """Write the support pack for the DPO and CISO: purpose, charter, data flows, retention, models, checks, audit."""
+    from kit.ops.report import build_report, to_markdown
+
+    data = build_report(current_settings())
+    text = to_markdown(data) if fmt == "md" else json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+# --- doctor --------------------------------------------------------------------------------------
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def doctor(as_json: bool) -> None:
+    """Check the installation; each check is PASS, WARN or FAIL with the fix. Exit 1 on any FAIL."""
+    from kit.ops.doctor import run_checks
+
+    checks = run_checks()
+    if as_json:
+        echo_json({"checks": [c.__dict__ for c in checks], "ok": all(c.status != "FAIL" for c in checks)})
+    else:
+        for c in checks:
+            line = f"{c.status:4}  {c.name}: {c.detail}"
+            click.echo(line)
+            if c.status != "PASS" and c.fix:
+                click.echo(f"      fix: {c.fix}")
+    if any(c.status == "FAIL" for c in checks):
+        raise SystemExit(1)
+
+
+def register(cli: click.Group) -> None:
+    """Add `config`, `report` and `doctor` to the kit command line."""
+    for command in (config, report, doctor):
+        cli.add_command(command)

@@ -1,0 +1,172 @@
+"""`kit keys`, `kit audit` and `kit privacy`: the usage rules' commands for administrators and the DPO."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kit.cli.common import current_settings, echo_json
+from kit.errors import UsageError
+
+
+@click.group()
+def keys() -> None:
+    """Create, list and revoke API keys."""
+
+
+@keys.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["user", "admin", "auditor", "service"]), default="user", show_default=True)
+@click.option("--acknowledge/--no-acknowledge", default=True,
+              help="The key's owner acknowledges the current charter now (they must have read it).")
+def keys_create(name: str, role: str, acknowledge: bool) -> None:
+    """Create a key for NAME and print it once; only its hash is stored."""
+    from kit.rules.keys import create_key
+
+    settings = current_settings()
+    key, record = create_key(settings, name, role, acknowledge=acknowledge)
+    click.echo(key)
+    click.echo(f"key for {record.name} ({record.role}) created; it is shown only once: store it now.", err=True)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (names, roles, hash prefixes)."""
+    from kit.rules.keys import list_keys
+
+    for k in list_keys(current_settings()):
+        click.echo(f"{k.name:24} {k.role:8} {k.sha256[:12]}…")
+
+
+@keys.command("revoke")
+@click.argument("name")
+def keys_revoke(name: str) -> None:
+    """Revoke the key(s) named NAME."""
+    from kit.rules.keys import revoke_key
+
+    n = revoke_key(current_settings(), name)
+    click.echo(f"revoked {n} key(s) named {name}.")
+
+
+@click.group()
+def audit() -> None:
+    """Check, purge, export and summarise the audit log (for the DPO and auditors)."""
+
+
+def _audit_log() -> Any:
+    from kit.rules.state import open_state
+
+    return open_state(current_settings())
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; report the first altered or missing row and exit 1."""
+    state = _audit_log()
+    try:
+        result = state.audit.verify()
+    finally:
+        state.close()
+    if result.ok:
+        click.echo(f"OK: {result.rows_checked} rows, chain intact.")
+        return
+    click.echo(f"FAIL: {result.reason} (first bad row: {result.first_bad_id}; {result.rows_checked} rows checked).")
+    raise SystemExit(1)
+
+
+@audit.command("purge")
+@click.option("--days", type=click.IntRange(1), default=None,
+              help="Retention in days (default: policy.audit_retention_days).")
+def audit_purge(days: int | None) -> None:
+    """Delete audit rows older than the retention period (the server also does it daily)."""
+    settings = current_settings()
+    state = _audit_log()
+    try:
+        n = state.audit.purge(days or settings.policy.audit_retention_days)
+        kept = settings.policy.conversation_retention_days
+        m = state.conversations.purge() if kept else 0
+    finally:
+        state.close()
+    click.echo(f"purged {n} audit row(s) and {m} conversation(s).")
+
+
+@audit.command("export")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="First day to export (YYYY-MM-DD).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File (default: stdout).")
+def audit_export(since: Any, fmt: str, output: Path | None) -> None:
+    """Export audit rows (pseudonymised; no prompt text unless policy.log_prompt_text is on)."""
+    from datetime import UTC
+
+    state = _audit_log()
+    start = since.replace(tzinfo=UTC) if since else None
+    try:
+        if output:
+            with output.open("w", encoding="utf-8", newline="") as fh:
+                n = state.audit.export(fh, fmt, since=start)  # type: ignore[arg-type]
+            click.echo(f"wrote {n} rows to {output}", err=True)
+        else:
+            n = state.audit.export(sys.stdout, fmt, since=start)  # type: ignore[arg-type]
+    finally:
+        state.close()
+
+
+@audit.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def audit_stats(as_json: bool) -> None:
+    """Counts by action and day, users, tokens, personal-data categories: figures, never content."""
+    import dataclasses
+
+    state = _audit_log()
+    try:
+        stats = dataclasses.asdict(state.audit.stats())
+    finally:
+        state.close()
+    if as_json:
+        echo_json(stats)
+        return
+    click.echo(f"rows: {stats['total']}, distinct users: {stats['users']}, tokens: {stats['prompt_tokens']} in / "
+               f"{stats['completion_tokens']} out")
+    for key in ("by_action", "pii_categories", "pii_actions", "by_day"):
+        if stats[key]:
+            click.echo(f"{key}: " + ", ".join(f"{k}={v}" for k, v in sorted(stats[key].items())))
+
+
+@click.group()
+def privacy() -> None:
+    """Personal-data detection."""
+
+
+@privacy.command("scan")
+@click.argument("source", default="-")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def privacy_scan(source: str, as_json: bool) -> None:
+    """Find personal data in FILE (or - for standard input) with the local detector."""
+    from kit.rules.privacy import scan_report
+
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UsageError(f"{source} does not exist.") from None
+    report = scan_report(text)
+    if as_json:
+        echo_json(report)
+        return
+    if not report["findings"]:
+        click.echo("no personal data found.")
+    for f in report["findings"]:
+        click.echo(f"{f['type']:14} {f['start']:>6}-{f['end']:<6} {f['score']:.2f}  {f['text']}")
+
+
+def register(cli: click.Group) -> None:
+    """Add `keys`, `audit` and `privacy` to the kit command line."""
+    for group in (keys, audit, privacy):
+        cli.add_command(group)

@@ -1,0 +1,92 @@
+"""`kit chat` (the terminal chat) and `kit serve` (the API gateway in front of the engine)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from kit.cli.common import current_settings
+
+if TYPE_CHECKING:
+    from kit.config import Settings
+
+
+@click.command()
+@click.argument("prompt", required=False)
+@click.option("--model", "-m", default=None, help="Installed model name (default: models.default).")
+@click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(1), help="Longest answer.")
+@click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(0, 5),
+              help="Sampling temperature.")
+@click.option("--system", default=None, help="System prompt.")
+@click.option("--ctx", default=None, type=int, help="Context length (default: server.ctx).")
+@click.option("--threads", default=None, type=int, help="CPU threads.")
+@click.option("--stats/--no-stats", default=True, help="Print tokens/s on stderr after each answer.")
+def chat(prompt: str | None, model: str | None, max_tokens: int, temperature: float, system: str | None,
+         ctx: int | None, threads: int | None, stats: bool) -> None:
+    """Chat with the local model in the terminal (one answer with PROMPT, a session without)."""
+    from kit.cli.chat import run_chat
+
+    run_chat(current_settings(), prompt, model=model, max_tokens=max_tokens, temperature=temperature,
+             system=system, ctx=ctx, threads=threads, stats=stats)
+
+
+@click.command()
+@click.option("--model", "-m", default=None, help="Installed model name (default: models.default).")
+@click.option("--host", default=None, help="Bind address (default: server.host, 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default: server.port, 8000).")
+@click.option("--parallel", default=None, type=click.IntRange(1, 64), help="Sequences decoded together.")
+@click.option("--ctx", default=None, type=click.IntRange(256), help="Context length per sequence.")
+@click.option("--gpu-layers", default=None, type=int, help="Layers offloaded to the GPU (-1 all, 0 none).")
+@click.option("--threads", default=None, type=click.IntRange(1), help="CPU threads.")
+@click.option("--insecure-no-auth", is_flag=True,
+              help="Allow a non-loopback address without API keys. Anyone who reaches the port can use it.")
+def serve(model: str | None, host: str | None, port: int | None, parallel: int | None, ctx: int | None,
+          gpu_layers: int | None, threads: int | None, insecure_no_auth: bool) -> None:
+    """Serve the OpenAI-compatible API with continuous batching."""
+    settings = current_settings()
+    overrides = {"host": host, "port": port, "parallel": parallel, "ctx": ctx, "gpu_layers": gpu_layers,
+                 "threads": threads}
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(settings.server, key, value)
+    if insecure_no_auth:
+        settings.server.allow_insecure_bind = True
+    if model:
+        settings.models.default = model
+    run_server(settings)
+
+
+def run_server(settings: Settings) -> None:
+    """Load the model, open the stores and serve until interrupted."""
+    import os
+
+    import uvicorn
+
+    from kit.gateway.app import create_app
+    from kit.models.runtime import load_engine
+    from kit.rules.privacy import get_detector
+    from kit.rules.state import open_state, start_maintenance
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    settings.require_purpose()
+    settings.check_engine_contract()
+    state = open_state(settings)
+    engine = load_engine(settings)
+    app = create_app(settings, engine, state)
+    stop = start_maintenance(state, settings)
+    get_detector().scan("warm-up")  # load the personal-data models before the first request
+    try:
+        uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning",
+                    access_log=False, timeout_graceful_shutdown=5)
+    finally:
+        stop.set()
+        engine.close()
+        state.close()
+
+
+def register(cli: click.Group) -> None:
+    """Add `chat` and `serve` to the kit command line."""
+    cli.add_command(chat)
+    cli.add_command(serve)

@@ -1,0 +1,442 @@
+"""In-process llama.cpp engine with continuous batching.
+
+One llama.cpp context holds ``parallel`` sequences (``n_seq_max``). A scheduler thread runs the
+loop: admit waiting requests into free sequences, build one ``llama_batch`` holding the next token
+of every generating sequence plus a chunk of the prompts still being read, decode it once, sample
+each sequence with its own sampler chain (in C), stream the text out. New requests join between
+steps; finished or cancelled sequences free their KV cells at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import ctypes
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from kit.engine.base import Chunk, EngineStats, Generation, SamplingParams
+from kit.errors import ContextOverflowError, EngineError, QueueFullError, UsageError
+
+if TYPE_CHECKING:
+    from llama_cpp.llama_types import ChatCompletionRequestMessage
+
+PREFILL_CHUNK_BUSY = 128  # prompt tokens per step while other sequences are generating
+
+
+@dataclass
+class _Slot:
+    seq: int
+    gen: Generation
+    params: SamplingParams
+    prompt: list[int]
+    sampler: Any
+    n_prompt_done: int = 0
+    n_past: int = 0
+    next_token: int | None = None
+    decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
+    text: str = ""
+    sent: int = 0  # characters of text already streamed
+
+    @property
+    def prefilling(self) -> bool:
+        return self.n_prompt_done < len(self.prompt)
+
+
+@dataclass
+class _Pending:
+    gen: Generation
+    params: SamplingParams
+    prompt: list[int]
+
+
+class LlamaEngine:
+    """Continuous-batching engine over llama-cpp-python's low-level API."""
+
+    def __init__(self, model_path: str | Path, *, model_name: str = "", model_sha256: str = "",
+                 parallel: int = 4, ctx: int = 4096, batch: int = 512, threads: int | None = None,
+                 gpu_layers: int = 0, max_queue: int = 64) -> None:
+        import llama_cpp as L
+        from llama_cpp._logger import set_verbose
+
+        set_verbose(os.environ.get("KIT_LLAMA_LOG") == "1")  # llama.cpp's own log: errors only by default
+        self._L = L
+        self.model_name = model_name or Path(model_path).stem
+        self.model_sha256 = model_sha256
+        self.parallel = parallel
+        self.max_queue = max_queue
+        self._stats = EngineStats()
+        threads = threads or os.cpu_count() or 1
+        L.llama_backend_init()
+        mparams = L.llama_model_default_params()
+        mparams.n_gpu_layers = 999 if gpu_layers < 0 else gpu_layers
+        self._model = L.llama_model_load_from_file(str(model_path).encode(), mparams)
+        if not self._model:
+            raise EngineError(f"llama.cpp could not load {model_path}: the file is not a valid GGUF model "
+                              "or was made by a newer llama.cpp. Pull it again or update kit.")
+        self._vocab = L.llama_model_get_vocab(self._model)
+        train_ctx = L.llama_model_n_ctx_train(self._model)
+        self.n_ctx = min(ctx, train_ctx) if train_ctx > 0 else ctx
+        cparams = L.llama_context_default_params()
+        cparams.n_ctx = self.n_ctx * parallel
+        cparams.n_batch = cparams.n_ubatch = batch
+        cparams.n_seq_max = parallel
+        cparams.n_threads = cparams.n_threads_batch = threads
+        cparams.kv_unified = False
+        self._ctx = L.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            L.llama_model_free(self._model)
+            raise EngineError("llama.cpp could not create a context: lower --ctx or --parallel (not enough memory).")
+        self.n_ctx = L.llama_n_ctx_seq(self._ctx)
+        self._mem = L.llama_get_memory(self._ctx)
+        self._n_batch = batch
+        self._batch = L.llama_batch_init(batch, 0, 1)
+        self._template = L.llama_model_chat_template(self._model, None)
+        self._add_bos = L.llama_vocab_get_add_bos(self._vocab)
+        self._bos_text = self._piece(L.llama_vocab_bos(self._vocab), special=True) if self._add_bos else ""
+        self._slots: list[_Slot | None] = [None] * parallel
+        self._kv: list[list[int]] = [[] for _ in range(parallel)]  # tokens held in each sequence's KV cells
+        self._waiting: deque[_Pending] = deque()
+        self._cv = threading.Condition()
+        self._closing = False
+        self._ready = True
+        self._thread = threading.Thread(target=self._run, name="kit-engine", daemon=True)
+        self._thread.start()
+
+    # --- public interface ------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> EngineStats:
+        with self._cv:
+            self._stats.active = sum(s is not None for s in self._slots)
+            self._stats.queued = len(self._waiting)
+            return EngineStats(**vars(self._stats))
+
+    def is_ready(self) -> bool:
+        return self._ready and self._thread.is_alive()
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._template.decode("utf-8", "replace") if self._template else None
+
+    def render_chat(self, messages: list[dict[str, Any]]) -> str:
+        """The prompt text of a conversation, rendered by llama.cpp from the model's template."""
+        L = self._L
+        if not messages:
+            raise UsageError("messages is empty: send at least one message.")
+        keep = [(str(m.get("role", "")).encode(), _content_text(m.get("content")).encode()) for m in messages]
+        arr = (L.llama_chat_message * len(keep))()
+        for i, (role, content) in enumerate(keep):
+            arr[i].role = role
+            arr[i].content = content
+        size = sum(len(c) + len(r) for r, c in keep) * 2 + 256
+        for _ in range(2):
+            buf = ctypes.create_string_buffer(size)
+            n = L.llama_chat_apply_template(self._template, arr, len(keep), True, buf, size)
+            if n < 0:
+                return self._render_jinja(messages)
+            if n <= size:
+                return buf.raw[:n].decode("utf-8", "replace")
+            size = n + 1
+        raise EngineError("the chat template could not be rendered")
+
+    def _render_jinja(self, messages: list[dict[str, Any]]) -> str:
+        """Fallback for templates llama.cpp's built-in renderer does not know: Jinja, as llama-cpp-python."""
+        if not self._template:
+            raise EngineError(f"{self.model_name} has no chat template in its GGUF metadata; use /v1/completions.")
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        eos = self._piece(self._L.llama_vocab_eos(self._vocab), special=True)
+        fmt = Jinja2ChatFormatter(template=self._template.decode(), eos_token=eos, bos_token=self._bos_text)
+        return fmt(messages=cast("list[ChatCompletionRequestMessage]", messages)).prompt
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        L = self._L
+        data = text.encode("utf-8")
+        add_bos = self._add_bos and not (self._bos_text and text.startswith(self._bos_text))
+        n_max = len(data) + 8
+        tokens = (L.llama_token * n_max)()
+        n = L.llama_tokenize(self._vocab, data, len(data), tokens, n_max, add_bos, special)
+        if n < 0:
+            tokens = (L.llama_token * -n)()
+            n = L.llama_tokenize(self._vocab, data, len(data), tokens, -n, add_bos, special)
+        return list(tokens[:n])
+
+    def count_chat_tokens(self, messages: list[dict[str, Any]]) -> int:
+        return len(self.tokenize(self.render_chat(messages)))
+
+    def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
+                    loop: asyncio.AbstractEventLoop | None = None) -> Generation:
+        return self._submit(self.tokenize(self.render_chat(messages)), params, loop)
+
+    def submit_completion(self, prompt: str, params: SamplingParams,
+                          loop: asyncio.AbstractEventLoop | None = None) -> Generation:
+        return self._submit(self.tokenize(prompt, special=False), params, loop)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
+        self._thread.join(timeout=30)
+        L = self._L
+        for slot in self._slots:
+            if slot is not None:
+                L.llama_sampler_free(slot.sampler)
+        L.llama_batch_free(self._batch)
+        L.llama_free(self._ctx)
+        L.llama_model_free(self._model)
+        self._ready = False
+
+    # --- scheduling ------------------------------------------------------------------------------
+
+    def _submit(self, prompt: list[int], params: SamplingParams, loop: asyncio.AbstractEventLoop | None) -> Generation:
+        if not prompt:
+            raise UsageError("the prompt is empty.")
+        if len(prompt) >= self.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx}: shorten it "
+                "(or start the server with a larger --ctx)."
+            )
+        gen = Generation(prompt_tokens=len(prompt), loop=loop)
+        with self._cv:
+            if self._closing:
+                raise EngineError("the engine is shutting down.")
+            busy = sum(s is not None for s in self._slots)
+            if busy >= self.parallel and len(self._waiting) >= self.max_queue:
+                raise QueueFullError(f"{busy} requests are running and {len(self._waiting)} waiting: retry shortly.")
+            self._waiting.append(_Pending(gen, params, prompt))
+            self._stats.requests_total += 1
+            self._stats.prompt_tokens_total += len(prompt)
+            self._cv.notify()
+        return gen
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    while not self._closing and not self._waiting and not any(self._slots):
+                        self._cv.wait()
+                    if self._closing:
+                        break
+                    self._admit()
+                self._step()
+        except Exception as exc:  # noqa: BLE001 - the scheduler must report, not vanish
+            self._ready = False
+            self._fail_all(f"engine stopped: {exc}")
+            raise
+        self._fail_all("the engine was shut down", reason="cancelled")
+
+    def _admit(self) -> None:
+        """Give waiting requests the free sequence whose cached tokens share the longest prefix with
+        their prompt (a conversation's earlier turns, a common system prompt); only the rest is read."""
+        while self._waiting:
+            free = [i for i, slot in enumerate(self._slots) if slot is None]
+            if not free:
+                return
+            p = self._waiting.popleft()
+            if p.gen.cancelled.is_set():
+                p.gen.push(Chunk("", "cancelled"))
+                self._stats.requests_finished += 1
+                continue
+            seq, common = max(((i, _common_prefix(self._kv[i], p.prompt)) for i in free), key=lambda x: x[1])
+            keep = min(common, len(p.prompt) - 1)
+            if not self._L.llama_memory_seq_rm(self._mem, seq, keep, -1):
+                self._L.llama_memory_seq_rm(self._mem, seq, -1, -1)
+                keep = 0
+            del self._kv[seq][keep:]
+            self._stats.prompt_tokens_cached += keep
+            self._slots[seq] = _Slot(seq=seq, gen=p.gen, params=p.params, prompt=p.prompt,
+                                     sampler=self._make_sampler(p.params), n_prompt_done=keep, n_past=keep)
+
+    def _make_sampler(self, p: SamplingParams) -> Any:
+        L = self._L
+        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        if p.repeat_penalty != 1.0 or p.frequency_penalty or p.presence_penalty:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
+                64, p.repeat_penalty, p.frequency_penalty, p.presence_penalty))
+        if p.temperature <= 0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
+            return chain
+        if p.top_k > 0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(p.top_k))
+        if p.top_p < 1.0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(p.top_p, 1))
+        if p.min_p > 0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_min_p(p.min_p, 1))
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(p.temperature))
+        seed = 0xFFFFFFFF if p.seed is None else p.seed & 0xFFFFFFFF
+        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed))
+        return chain
+
+    def _step(self) -> None:
+        L = self._L
+        batch = self._batch
+        batch.n_tokens = 0
+        outputs: list[tuple[_Slot, int]] = []
+        now = time.perf_counter()
+        for i, slot in enumerate(self._slots):
+            if slot is None:
+                continue
+            gen = slot.gen
+            timeout = slot.params.timeout_s
+            if gen.cancelled.is_set():
+                self._finish(i, "cancelled")
+            elif timeout is not None and now - gen.created > timeout:
+                self._finish(i, "timeout")
+        generating = [s for s in self._slots if s is not None and not s.prefilling]
+        for slot in generating:
+            outputs.append((slot, self._add(slot.next_token, slot.n_past, slot.seq, True)))  # type: ignore[arg-type]
+            self._kv[slot.seq].append(slot.next_token)  # type: ignore[arg-type]
+            slot.n_past += 1
+        budget = self._n_batch - len(generating)
+        if generating:
+            budget = min(budget, PREFILL_CHUNK_BUSY)
+        for slot in self._slots:
+            if slot is None or not slot.prefilling or budget <= 0:
+                continue
+            take = min(budget, len(slot.prompt) - slot.n_prompt_done)
+            for k in range(take):
+                pos = slot.n_prompt_done + k
+                last = pos == len(slot.prompt) - 1
+                idx = self._add(slot.prompt[pos], pos, slot.seq, last)
+                if last:
+                    outputs.append((slot, idx))
+            self._kv[slot.seq].extend(slot.prompt[slot.n_prompt_done:slot.n_prompt_done + take])
+            slot.n_prompt_done += take
+            slot.n_past = slot.n_prompt_done
+            budget -= take
+        if batch.n_tokens == 0:
+            return
+        rc = L.llama_decode(self._ctx, batch)
+        self._stats.steps += 1
+        if rc != 0:
+            # 1: no KV slot for the batch. Fail the newest sequences rather than the server.
+            for slot, _ in outputs:
+                self._finish(slot.seq, "error", f"llama_decode returned {rc} (context full)")
+            return
+        for slot, idx in outputs:
+            if self._slots[slot.seq] is not slot:
+                continue
+            token = L.llama_sampler_sample(slot.sampler, self._ctx, idx)
+            self._accept(slot, token)
+
+    def _add(self, token: int, pos: int, seq: int, logits: bool) -> int:
+        b = self._batch
+        i = b.n_tokens
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq
+        b.logits[i] = logits
+        b.n_tokens = i + 1
+        return i
+
+    def _accept(self, slot: _Slot, token: int) -> None:
+        L = self._L
+        gen = slot.gen
+        if L.llama_vocab_is_eog(self._vocab, token):
+            self._flush(slot, final=True)
+            self._finish(slot.seq, "stop")
+            return
+        gen.note_token()
+        self._stats.completion_tokens_total += 1
+        slot.text += slot.decoder.decode(self._piece(token, special=False, raw=True))
+        stop_at = _find_stop(slot.text, slot.params.stop, slot.sent)
+        if stop_at is not None:
+            slot.text = slot.text[:stop_at]
+            self._flush(slot, final=True)
+            self._finish(slot.seq, "stop")
+            return
+        if gen.completion_tokens >= slot.params.max_tokens or slot.n_past + 1 >= self.n_ctx:
+            slot.text += slot.decoder.decode(b"", final=True)
+            self._flush(slot, final=True)
+            self._finish(slot.seq, "length")
+            return
+        slot.next_token = token
+        self._flush(slot, final=False)
+
+    def _flush(self, slot: _Slot, final: bool) -> None:
+        """Send the text not yet sent, holding back a tail that could start a stop string."""
+        end = len(slot.text)
+        if not final and slot.params.stop:
+            end -= _stop_prefix_len(slot.text, slot.params.stop)
+        if end > slot.sent:
+            slot.gen.push(Chunk(slot.text[slot.sent:end]))
+            slot.sent = end
+
+    def _finish(self, seq: int, reason: str, error: str | None = None) -> None:
+        slot = self._slots[seq]
+        if slot is None:
+            return
+        if reason == "error":  # the cells may not hold what self._kv says: start this sequence afresh
+            self._L.llama_memory_seq_rm(self._mem, seq, -1, -1)
+            self._kv[seq].clear()
+        self._L.llama_sampler_free(slot.sampler)
+        with self._cv:
+            self._slots[seq] = None
+            self._stats.requests_finished += 1
+        slot.gen.push(Chunk("", reason, error))  # type: ignore[arg-type]
+
+    def _fail_all(self, message: str, reason: str = "error") -> None:
+        for i, slot in enumerate(self._slots):
+            if slot is not None:
+                self._finish(i, reason, message)
+        with self._cv:
+            while self._waiting:
+                self._waiting.popleft().gen.push(Chunk("", reason, message))  # type: ignore[arg-type]
+
+    def _piece(self, token: int, *, special: bool, raw: bool = False) -> Any:
+        L = self._L
+        buf = ctypes.create_string_buffer(64)
+        n = L.llama_token_to_piece(self._vocab, token, buf, 64, 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = L.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
+        data = buf.raw[:n]
+        return data if raw else data.decode("utf-8", "replace")
+
+
+def _content_text(content: Any) -> str:
+    """Message content as text: a string, or the text parts of an OpenAI content list."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    raise UsageError("message content must be a string or a list of text parts.")
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _find_stop(text: str, stops: list[str], sent: int) -> int | None:
+    best: int | None = None
+    for s in stops:
+        if not s:
+            continue
+        i = text.find(s, max(0, sent - len(s)))
+        if i >= 0 and (best is None or i < best):
+            best = i
+    return best
+
+
+def _stop_prefix_len(text: str, stops: list[str]) -> int:
+    """Length of the longest tail of text that is a proper prefix of a stop string."""
+    keep = 0
+    for s in stops:
+        for k in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:k]):
+                keep = max(keep, k)
+                break
+    return keep

@@ -1,0 +1,85 @@
+"""Small file helpers used by every part of kit: atomic writes, hashing, free-space checks, verified copies.
+
+Imports nothing of kit but ``kit.errors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from kit.errors import DiskFullError, IntegrityError
+
+Progress = Callable[[int, int], None]
+
+
+def sha256_file(path: Path, progress: Progress | None = None) -> str:
+    digest = hashlib.sha256()
+    total = path.stat().st_size
+    done = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(4 << 20):
+            digest.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    return digest.hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_free_space(directory: Path, needed: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(directory).free
+    if free < needed + (256 << 20):
+        raise DiskFullError(
+            f"{directory} has {free / 2**30:.1f} GiB free but {needed / 2**30:.1f} GiB (plus a margin) is needed: "
+            "free some space or set KIT_HOME to a larger disk."
+        )
+
+
+def copy_verified(src: Path, dest: Path, expected: str | None, progress: Progress | None = None) -> str:
+    """Copy src to dest through a temporary file, hashing on the way; nothing is left on mismatch."""
+    check_free_space(dest.parent, src.stat().st_size)
+    tmp = dest.with_name(f".{dest.name}.partial")
+    digest = hashlib.sha256()
+    total, done = src.stat().st_size, 0
+    try:
+        with src.open("rb") as fin, tmp.open("wb") as fout:
+            while chunk := fin.read(4 << 20):
+                digest.update(chunk)
+                fout.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+            fout.flush()
+            os.fsync(fout.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == 28:
+            raise DiskFullError(f"disk full while writing {dest}: free some space and pull again.") from None
+        raise
+    actual = digest.hexdigest()
+    if expected and actual != expected:
+        tmp.unlink(missing_ok=True)
+        raise IntegrityError(
+            f"{src} has sha256 {actual[:12]}… but {expected[:12]}… was expected: the file is corrupt or not the one "
+            "the catalogue names. Reinstall its source and pull again."
+        )
+    os.replace(tmp, dest)
+    return actual

@@ -1,0 +1,53 @@
+"""Views for administrators and auditors: figures, the audit chain, feedback, and closing the chat."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from kit.gateway.context import Context
+from kit.gateway.schemas import ChatSwitch
+
+
+def router(ctx: Context) -> APIRouter:
+    api = APIRouter()
+    state = ctx.state
+
+    @api.get("/v1/admin/stats")
+    async def stats(request: Request) -> dict[str, Any]:
+        ident = await ctx.identify(request)
+        ident.require("admin", "auditor")
+        s = await run_in_threadpool(state.audit.stats)
+        out = dataclasses.asdict(s)
+        out["acknowledgements_current_charter"] = await run_in_threadpool(state.store.ack_count,
+                                                                          ctx.gate.charter["version"])
+        out["chat_closed"] = state.store.flag("chat_closed")
+        return out
+
+    @api.get("/v1/admin/audit/verify")
+    async def verify(request: Request) -> dict[str, Any]:
+        ident = await ctx.identify(request)
+        ident.require("admin", "auditor")
+        return dataclasses.asdict(await run_in_threadpool(state.audit.verify))
+
+    @api.get("/v1/admin/feedback")
+    async def list_feedback(request: Request) -> dict[str, Any]:
+        ident = await ctx.identify(request)
+        ident.require("admin", "auditor")
+        items = await run_in_threadpool(state.store.feedback)
+        return {"data": [dataclasses.asdict(i) for i in items]}
+
+    @api.post("/v1/admin/chat")
+    async def switch(request: Request) -> dict[str, Any]:
+        ident = await ctx.identify(request)
+        ident.require("admin")
+        req = ChatSwitch.model_validate(await ctx.body(request))
+        value = None if req.open else {"message": req.message}
+        await run_in_threadpool(state.store.set_flag, "chat_closed", value)
+        await ctx.audit_async(ident, "admin", chat="open" if req.open else "closed")
+        return {"chat_open": req.open}
+
+    return api

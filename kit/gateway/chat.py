@@ -1,0 +1,175 @@
+"""Chat and text completions: size limits, the charter and chat-open checks, personal data, sampling,
+the engine, then the response (whole or streamed), the audit row and the stored turn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from kit.engine.base import Generation, SamplingParams
+from kit.errors import KitError
+from kit.gateway.context import Context
+from kit.gateway.errors import BodyTooLarge, ModelNotFound, PiiBlocked
+from kit.gateway.responses import response, stream
+from kit.gateway.schemas import ChatRequest, CompletionRequest
+from kit.rules.audit import AuditEvent
+from kit.rules.policy import ChatOutcome, Identity
+
+
+class Completions:
+    """One request from its checks to its audit row."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def check(self, body: ChatRequest | CompletionRequest, messages: list[dict[str, Any]]) -> None:
+        engine = self.ctx.engine
+        if body.model and body.model != engine.model_name:
+            raise ModelNotFound(f"model '{body.model}' is not served here; GET /v1/models lists '{engine.model_name}'.")
+        limit = self.ctx.settings.policy.max_prompt_chars
+        for i, m in enumerate(messages):
+            if len(m["content"]) > limit:
+                raise BodyTooLarge(f"message {i} has {len(m['content'])} characters; the limit is {limit} "
+                                   "(policy.max_prompt_chars): shorten it.")
+
+    def sampling(self, body: ChatRequest | CompletionRequest) -> SamplingParams:
+        srv = self.ctx.settings.server
+        return SamplingParams(
+            max_tokens=body.wanted_tokens(srv.max_tokens_default), temperature=body.temperature, top_p=body.top_p,
+            top_k=body.top_k, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
+            frequency_penalty=body.frequency_penalty, presence_penalty=body.presence_penalty, seed=body.seed,
+            stop=body.stops(), timeout_s=srv.request_timeout_s)
+
+    async def generate(self, request: Request, ident: Identity, body: ChatRequest | CompletionRequest,
+                       messages: list[dict[str, Any]], raw_prompt: str | None) -> Response:
+        ctx, engine, metrics = self.ctx, self.ctx.engine, self.ctx.metrics
+        self.check(body, messages)
+        ctx.gate.require_open_and_acknowledged(ident)
+        started = time.perf_counter()
+        outcome = await run_in_threadpool(ctx.gate.apply_pii, messages)
+        action = "chat" if raw_prompt is None else "completion"
+        if outcome.blocked:
+            await run_in_threadpool(self.audit, ident, action, outcome, [], started, "blocked")
+            metrics.requests.labels(action, "422").inc()
+            raise PiiBlocked(
+                "the message holds personal data that the policy blocks: " + ", ".join(outcome.blocked)
+                + ". Remove it (or replace it with a neutral placeholder) and send again;"
+                " nothing was sent to the model."
+            )
+        gens = await self.submit(body, outcome, raw_prompt, action)
+        meta = {"ai_generated": True, "model": engine.model_name, "model_sha256": engine.model_sha256,
+                "charter_version": ctx.gate.charter["version"],
+                "personal_data": {"categories": outcome.categories, "actions": outcome.actions,
+                                  "masked": outcome.masked, "warned": outcome.warned}}
+        if outcome.masked:
+            meta["sent_to_model"] = [m["content"] for m in outcome.messages if m["role"] == "user"][-1:]
+        rid = ("chatcmpl-" if raw_prompt is None else "cmpl-") + uuid.uuid4().hex[:24]
+
+        def finish(texts: list[str], status: str) -> None:
+            for g in gens:
+                metrics.observe(g)
+            self.audit(ident, action, outcome, gens, started, status)
+            if raw_prompt is None and isinstance(body, ChatRequest) and body.conversation_id:
+                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "")
+            metrics.requests.labels(action, "200" if status == "ok" else status).inc()
+
+        if body.stream:
+            events = stream(rid, body, gens, meta, raw_prompt is None, finish)
+            return StreamingResponse(events, media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        texts = await collect(request, gens)
+        await run_in_threadpool(finish, texts, "ok" if not any(g.error for g in gens) else "error")
+        return JSONResponse(response(rid, body, gens, texts, meta, raw_prompt is None))
+
+    async def submit(self, body: ChatRequest | CompletionRequest, outcome: ChatOutcome, raw_prompt: str | None,
+                     action: str) -> list[Generation]:
+        """Queue the request's n generations in the engine; all are cancelled if one is refused."""
+        engine = self.ctx.engine
+        params = self.sampling(body)
+        loop = asyncio.get_running_loop()
+        gens: list[Generation] = []
+        try:
+            for i in range(body.n):
+                p = params if params.seed is None else SamplingParams(**{**vars(params), "seed": params.seed + i})
+                if raw_prompt is None:
+                    gens.append(await run_in_threadpool(engine.submit_chat, outcome.messages, p, loop))
+                else:
+                    gens.append(await run_in_threadpool(engine.submit_completion, outcome.messages[0]["content"],
+                                                        p, loop))
+        except KitError:
+            for g in gens:
+                g.cancel()
+            self.ctx.metrics.requests.labels(action, "error").inc()
+            raise
+        return gens
+
+    def audit(self, ident: Identity, action: str, outcome: ChatOutcome, gens: list[Generation], started: float,
+              status: str) -> None:
+        settings, engine = self.ctx.settings, self.ctx.engine
+        text = None
+        if settings.policy.log_prompt_text:
+            text = json.dumps({"prompt": [m["content"] for m in outcome.messages if m["role"] == "user"][-1:]},
+                              ensure_ascii=False)
+        self.ctx.state.audit.record(AuditEvent(
+            action=action, user=ident.user, model=engine.model_name,
+            prompt_tokens=gens[0].prompt_tokens if gens else 0,
+            completion_tokens=sum(g.completion_tokens for g in gens),
+            latency_ms=int(1000 * (time.perf_counter() - started)),
+            pii_categories=outcome.categories, pii_action=outcome.pii_action, status=status,
+            detail={"n": len(gens) or 1, "via": ident.via,
+                    "finish": ",".join(str(g.finish_reason) for g in gens)}, text=text))
+
+    def store_turn(self, ident: Identity, conversation_id: str, outcome: ChatOutcome, answer: str) -> None:
+        conv = self.ctx.state.conversations
+        if not conv.enabled:
+            return
+        last_user = [m["content"] for m in outcome.messages if m["role"] == "user"][-1:]
+        if conv.get(ident.user, conversation_id) is None:
+            return
+        if last_user:
+            conv.add_message(ident.user, conversation_id, "user", last_user[0])
+        conv.add_message(ident.user, conversation_id, "assistant", answer,
+                         {"model": self.ctx.engine.model_name, "ai_generated": True})
+
+
+async def collect(request: Request, gens: list[Generation]) -> list[str]:
+    """Whole texts of the generations; cancels them if the client goes away."""
+    async def one(g: Generation) -> str:
+        return "".join([c.text async for c in g.chunks()])
+
+    task = asyncio.ensure_future(asyncio.gather(*(one(g) for g in gens)))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=0.5)
+        if done:
+            return list(task.result())
+        if await request.is_disconnected():
+            for g in gens:
+                g.cancel()
+
+
+def router(ctx: Context) -> APIRouter:
+    api = APIRouter()
+    completions = Completions(ctx)
+
+    @api.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        ident = await ctx.identify(request)
+        body = ChatRequest.model_validate(await ctx.body(request))
+        messages = [m.as_dict() for m in body.messages]
+        return await completions.generate(request, ident, body, messages, None)
+
+    @api.post("/v1/completions")
+    async def text_completions(request: Request) -> Response:
+        ident = await ctx.identify(request)
+        body = CompletionRequest.model_validate(await ctx.body(request))
+        return await completions.generate(request, ident, body, [{"role": "user", "content": body.prompt}],
+                                          body.prompt)
+
+    return api

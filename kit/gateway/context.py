@@ -1,0 +1,39 @@
+"""What every route group of the gateway shares: the settings, the engine, the stores, the policy gate
+and the metrics, plus the three steps most routes start with (who is calling, the JSON body, an audit row)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from kit.config import Settings
+from kit.engine.base import Engine
+from kit.gateway.errors import read_json
+from kit.gateway.metrics import Metrics
+from kit.rules.audit import AuditEvent
+from kit.rules.policy import Gate, Identity
+from kit.rules.state import GatewayState
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    state: GatewayState
+    gate: Gate
+    metrics: Metrics
+
+    async def identify(self, request: Request) -> Identity:
+        return self.gate.identify({k.lower(): v for k, v in request.headers.items()})
+
+    async def body(self, request: Request) -> Any:
+        return await read_json(request, self.settings.server.max_body_bytes)
+
+    def audit(self, ident: Identity, action: str, **detail: Any) -> None:
+        self.state.audit.record(AuditEvent(action=action, user=ident.user, detail=detail))
+
+    async def audit_async(self, ident: Identity, action: str, **detail: Any) -> None:
+        await run_in_threadpool(self.audit, ident, action, **detail)

@@ -1,0 +1,112 @@
+"""Request bodies of the API (OpenAI-compatible, plus the kit's own endpoints)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Body(BaseModel):
+    # Unknown fields are ignored (OpenAI clients send many); known fields are strictly typed.
+    model_config = ConfigDict(extra="ignore")
+
+
+class TextPart(_Body):
+    type: Literal["text"]
+    text: str
+
+
+class Message(_Body):
+    role: Literal["system", "user", "assistant", "developer"]
+    content: str | list[TextPart] | None = None
+
+    @property
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content)
+
+    def as_dict(self) -> dict[str, Any]:
+        role = "system" if self.role == "developer" else self.role
+        return {"role": role, "content": self.text}
+
+
+class StreamOptions(_Body):
+    include_usage: bool = False
+
+
+class _Sampling(_Body):
+    model: str | None = Field(default=None, max_length=200)
+    max_tokens: int | None = Field(default=None, ge=1, le=32768)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    top_k: int = Field(default=40, ge=0, le=1000)
+    min_p: float = Field(default=0.05, ge=0, le=1)
+    repeat_penalty: float = Field(default=1.0, ge=0, le=2)
+    frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
+    presence_penalty: float = Field(default=0.0, ge=-2, le=2)
+    n: int = Field(default=1, ge=1, le=8)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    user: str | None = Field(default=None, max_length=200)
+
+    @field_validator("stop")
+    @classmethod
+    def _stop(cls, value: str | list[str] | None) -> str | list[str] | None:
+        items = [value] if isinstance(value, str) else value or []
+        if len(items) > 4 or any(len(s) > 200 for s in items):
+            raise ValueError("at most 4 stop strings of at most 200 characters")
+        return value
+
+    def stops(self) -> list[str]:
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+
+    def wanted_tokens(self, default: int) -> int:
+        return self.max_completion_tokens or self.max_tokens or default
+
+
+class ChatRequest(_Sampling):
+    messages: list[Message] = Field(min_length=1, max_length=500)
+    conversation_id: str | None = Field(default=None, max_length=64, description="Store the turn in this conversation.")
+
+
+class CompletionRequest(_Sampling):
+    prompt: str = Field(max_length=2_000_000)
+
+
+class AckRequest(_Body):
+    version: str = Field(max_length=64)
+    quiz_answers: list[int] | None = None
+
+
+class ScanRequest(_Body):
+    text: str = Field(max_length=200_000)
+
+
+class FeedbackRequest(_Body):
+    kind: Literal["feedback", "report"] = "feedback"
+    rating: int | None = Field(default=None, ge=-1, le=1)
+    comment: str = Field(default="", max_length=4000)
+    conversation_id: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=200)
+
+
+class ChatSwitch(_Body):
+    open: bool
+    message: str = Field(default="", max_length=1000)
+
+
+class NewConversation(_Body):
+    title: str = Field(default="", max_length=200)
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: str = Field(min_length=1, max_length=200, description="User name.")
+    password: str = Field(max_length=1024, description="Password.")

@@ -1,0 +1,36 @@
+"""Health, Prometheus metrics and the model list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from kit.gateway.context import Context
+
+
+def router(ctx: Context) -> APIRouter:
+    api = APIRouter()
+
+    @api.get("/health")
+    async def health() -> JSONResponse:
+        ready = ctx.engine.is_ready()
+        body = {"status": "ok" if ready else "unavailable", "model": ctx.engine.model_name,
+                "chat_open": not ctx.state.store.flag("chat_closed")}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @api.get("/metrics")
+    async def prometheus() -> Response:
+        return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @api.get("/v1/models")
+    async def list_models(request: Request) -> dict[str, Any]:
+        await ctx.identify(request)
+        engine = ctx.engine
+        return {"object": "list", "data": [{
+            "id": engine.model_name, "object": "model", "created": 0, "owned_by": "kit",
+            "kit": {"sha256": engine.model_sha256, "context_length": engine.n_ctx},
+        }]}
+
+    return api

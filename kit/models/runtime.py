@@ -1,0 +1,25 @@
+"""Build the engine the configuration asks for: the built-in llama.cpp one, or a remote URL."""
+
+from __future__ import annotations
+
+from kit.config import Settings
+from kit.engine.base import Engine
+
+
+def load_engine(settings: Settings, model: str | None = None) -> Engine:
+    """Resolve and verify the model, then start its engine. Raises kit errors with the next step."""
+    settings.check_engine_contract()
+    name = model or settings.models.default
+    srv = settings.server
+    if srv.engine_url:
+        from kit.engine.remote import RemoteEngine
+
+        return RemoteEngine(srv.engine_url, model_name=name, api_key=srv.engine_api_key, ctx=srv.ctx,
+                            timeout_s=srv.request_timeout_s)
+    from kit.engine.llama import LlamaEngine
+    from kit.models.catalog import load_catalog
+    from kit.models.lock import resolve
+
+    lock, path = resolve(settings.home, load_catalog(settings.models.catalog), name)
+    return LlamaEngine(path, model_name=name, model_sha256=lock.sha256, parallel=srv.parallel, ctx=srv.ctx,
+                       batch=srv.batch, threads=srv.threads, gpu_layers=srv.gpu_layers, max_queue=srv.max_queue)

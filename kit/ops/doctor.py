@@ -1,0 +1,170 @@
+"""`kit doctor`: check the installation and the configuration; each check says how to fix itself."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from kit.errors import KitError
+
+if TYPE_CHECKING:
+    from kit.config import Settings
+
+Status = Literal["PASS", "WARN", "FAIL"]
+
+
+@dataclass
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+def total_ram_gb() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        return 0.0
+
+
+def available_ram_gb() -> float:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return total_ram_gb()
+
+
+def check_python() -> Check:
+    v = sys.version_info
+    if v >= (3, 11):
+        return Check("python", "PASS", f"Python {v.major}.{v.minor}.{v.micro}")
+    return Check("python", "FAIL", f"Python {v.major}.{v.minor}", "install Python 3.11 or newer, then rerun install.sh")
+
+
+def nvidia_gpu_present() -> bool:
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    try:
+        return subprocess.run([smi, "-L"], capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def check_llama() -> list[Check]:
+    try:
+        import llama_cpp as L
+    except ImportError as exc:
+        return [Check("llama.cpp", "FAIL", f"llama-cpp-python cannot be imported ({exc})",
+                      "run ./scripts/install.sh again (it builds llama-cpp-python)")]
+    info = L.llama_print_system_info().decode(errors="replace").strip()
+    features = [part.split("=")[0].strip() for part in info.replace("|", ";").split(";") if "= 1" in part]
+    checks = [Check("llama.cpp", "PASS",
+                    f"llama-cpp-python {L.__version__}; CPU features: {', '.join(features) or info}")]
+    offload = bool(L.llama_supports_gpu_offload())
+    gpu = nvidia_gpu_present()
+    if gpu and not offload:
+        checks.append(Check("gpu offload", "WARN", "an NVIDIA GPU is present but this llama.cpp build is CPU-only",
+                            "run ./scripts/install.sh --cuda to rebuild with CUDA"))
+    else:
+        checks.append(Check("gpu offload", "PASS", "supported" if offload else "CPU-only build (no GPU found)"))
+    return checks
+
+
+def check_config() -> tuple[list[Check], Settings | None]:
+    from kit.config import is_loopback_host, load_settings
+    from kit.rules.keys import list_keys
+
+    try:
+        settings = load_settings()
+    except KitError as exc:
+        return [Check("configuration", "FAIL", str(exc), "fix the key named above, or run `kit config init`")], None
+    checks = [Check("configuration", "PASS", f"valid ({settings.source or 'defaults, no kit.yaml found'})")]
+    try:
+        settings.require_purpose()
+        checks.append(Check("purpose", "PASS", settings.deployment.purpose[:80]))
+    except KitError as exc:
+        checks.append(Check("purpose", "FAIL", str(exc), "set deployment.purpose in kit.yaml"))
+    srv, ui = settings.server, settings.ui
+    if not is_loopback_host(srv.host) and not list_keys(settings):
+        status: Status = "WARN" if srv.allow_insecure_bind else "FAIL"
+        checks.append(Check("api exposure", status, f"the API binds to {srv.host} without API keys",
+                            "create keys with `kit keys create NAME`, or bind server.host to 127.0.0.1"))
+    else:
+        checks.append(Check("api exposure", "PASS", f"API on {srv.host}:{srv.port}"))
+    if not is_loopback_host(ui.host) and ui.auth == "none":
+        checks.append(Check("ui exposure", "FAIL", f"the chat binds to {ui.host} with no sign-in",
+                            "set ui.auth to local or proxy, or ui.host to 127.0.0.1"))
+    else:
+        checks.append(Check("ui exposure", "PASS", f"chat on {ui.host}:{ui.port}, sign-in: {ui.auth}"))
+    try:
+        settings.check_engine_contract()
+    except KitError as exc:
+        checks.append(Check("remote engine", "FAIL", str(exc), "set server.engine_contract_ref"))
+    if settings.deployment.profile == "production" and settings.policy.log_prompt_text:
+        checks.append(Check("audit minimisation", "WARN",
+                            "policy.log_prompt_text is on: prompts are stored in the audit log",
+                            "turn it off unless the DPO asked for it"))
+    return checks, settings
+
+
+def check_model(settings: Settings) -> list[Check]:
+    from kit.models.catalog import load_catalog
+    from kit.models.lock import installed, verify_one
+
+    if settings.server.engine_url:
+        return [Check("model", "PASS", f"served by {settings.server.engine_url}")]
+    name = settings.models.default
+    try:
+        entry = load_catalog(settings.models.catalog).get(name)
+    except KitError as exc:
+        return [Check("model", "FAIL", str(exc), "fix models.default or models.yaml")]
+    lock = installed(settings.home, name)
+    if lock is None:
+        return [Check("model", "FAIL", f"default model {name} is not installed", f"run `kit models pull {name}`")]
+    result = verify_one(settings.home, lock)
+    if not result.ok:
+        return [Check("model", "FAIL", result.message, f"run `kit models rm {name}` then `kit models pull {name}`")]
+    checks = [Check("model", "PASS", f"{name} installed and verified ({lock.size / 2**20:.0f} MiB, {entry.licence})")]
+    need = entry.ram_needed() or lock.size / 2**30 * 1.3
+    avail = available_ram_gb()
+    ram_status: Status = "PASS" if need <= avail else "WARN" if need <= total_ram_gb() else "FAIL"
+    checks.append(Check("memory", ram_status, f"{avail:.1f} GiB available, the model needs about {need:.1f} GiB",
+                        "choose a smaller model or quantization (`kit models list`)"))
+    model_dir = Path(settings.home) / "models"
+    if os.access(model_dir, os.W_OK) and os.geteuid() != 0 and os.environ.get("KIT_SERVICE") == "1":
+        checks.append(Check("model files", "WARN", f"{model_dir} is writable by the serving user",
+                            "make the model directory read-only for the service user"))
+    return checks
+
+
+def check_disk(home: Path) -> Check:
+    probe = home if home.exists() else home.parent
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free / 2**30
+    status: Status = "PASS" if free >= 5 else "WARN" if free >= 1 else "FAIL"
+    return Check("disk", status, f"{free:.1f} GiB free under {home}", "free space or move KIT_HOME to a larger disk")
+
+
+def run_checks() -> list[Check]:
+    from kit.config import kit_home
+
+    checks: list[Check] = [check_python()]
+    checks.extend(check_llama())
+    config_checks, settings = check_config()
+    checks.extend(config_checks)
+    if settings is not None:
+        checks.extend(check_model(settings))
+    checks.append(check_disk(kit_home()))
+    return checks

@@ -1,0 +1,7 @@
+"""The usage rules: identity and the charter gate (policy), personal data (privacy), the audit log
+(audit), conversations, API keys, local users, small shared stores (store) and the set of stores the
+gateway opens (state).
+
+May import kit.config, kit.errors and kit.files only; never kit.engine, kit.models, kit.gateway,
+kit.cli or ui.
+"""

