@@ -3,9 +3,13 @@
 A finding matches a label when the types are equal and the spans overlap. Per type it reports
 recall (labels found), precision (findings that match a label) and false positives; for prompts
 without personal data, the share that got any finding at all. Also detector load time and
-per-prompt scan latency.
+per-prompt scan latency. Then the scaling: the time of one scan for 8k, 16k, 32k and 64k characters
+of a worst case for the name rules ("Marie, " repeated) and of a realistic mixed text (the labelled
+prompts one after another), for the whole detector and for its rules alone (no spaCy); linear code
+keeps the time per 1,000 characters flat.
 
     python benchmarks/privacy.py [--data PATH] [--out benchmarks/results/privacy.json] [--model NAME]
+                                 [--no-scaling]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from kit.rules.privacy import PII_TYPES, Detector, Finding  # noqa: E402
+from kit.rules.privacy import recognizers as rec  # noqa: E402
 
 DEFAULT_DATA = ROOT / "tests" / "data" / "pii_prompts.jsonl"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "privacy.json"
@@ -134,6 +139,43 @@ def evaluate(path: str | Path = DEFAULT_DATA, detector: Detector | None = None,
     }
 
 
+SCALING_SIZES = (8_000, 16_000, 32_000, 64_000)
+
+
+def _repeated(unit: str, size: int) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def _rules_only(text: str) -> None:
+    """Everything the detector runs on a text besides spaCy."""
+    rec.resolve(rec.find_structured(text) + rec.find_names(text, None) + rec.find_addresses(text))
+
+
+def _best_s(runs: int, scan: Any, text: str) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        scan(text)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def scaling(detector: Detector, path: str | Path = DEFAULT_DATA,
+            sizes: tuple[int, ...] = SCALING_SIZES) -> dict[str, Any]:
+    """Scan time per input size (best of 2 for the detector, of 3 for the rules alone)."""
+    mixed = "\n".join(row["text"] for row in load_prompts(path))
+    out: dict[str, Any] = {"sizes": list(sizes)}
+    for name, unit in (("names", "Marie, "), ("mixed", mixed)):
+        for part, scan, runs in (("detector", detector.scan, 2), ("rules", _rules_only, 3)):
+            seconds = [_best_s(runs, scan, _repeated(unit, n)) for n in sizes]
+            out[f"{name}_{part}"] = {
+                "seconds": [round(t, 3) for t in seconds],
+                "ms_per_1k_chars": [round(1e6 * t / n, 2) for t, n in zip(seconds, sizes, strict=True)],
+                "ratio_to_smallest": [round(t / seconds[0], 2) for t in seconds],
+            }
+    return out
+
+
 def _print_report(result: dict[str, Any]) -> None:
     def pct(value: float | None) -> str:
         return "   -" if value is None else f"{value * 100:5.1f}%"
@@ -157,6 +199,14 @@ def _print_report(result: dict[str, Any]) -> None:
     for wrong in result["false_findings"]:
         tag = "clean prompt" if wrong["clean"] else "unlabelled"
         print(f"  false {wrong['type']} ({tag}): {wrong['text']!r}")
+    if "scaling" in result:
+        sizes = result["scaling"]["sizes"]
+        print("scaling: seconds per scan (time per 1,000 characters; a flat figure is linear)")
+        print(f"{'input':<18}" + "".join(f"{n // 1000:>6}k" + " " * 9 for n in sizes))
+        for name, row in result["scaling"].items():
+            if name != "sizes":
+                print(f"{name:<18}" + "".join(f"{t:7.2f}s ({m:5.1f}ms)" for t, m in
+                                             zip(row["seconds"], row["ms_per_1k_chars"], strict=True)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,8 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="labelled prompts (JSONL)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where to write the JSON result")
     parser.add_argument("--model", default=None, help="spaCy pipeline (default: best installed)")
+    parser.add_argument("--no-scaling", action="store_true", help="skip the scaling measurement (minutes)")
     args = parser.parse_args(argv)
-    result = evaluate(args.data, model=args.model)
+    started = time.perf_counter()
+    detector = Detector(args.model)
+    load_s = time.perf_counter() - started
+    result = evaluate(args.data, detector=detector)
+    result["timing"]["load_s"] = round(load_s, 3)
+    if not args.no_scaling:
+        result["scaling"] = scaling(detector, args.data)
     _print_report(result)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

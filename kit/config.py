@@ -8,223 +8,39 @@ the key. Data lives under ``$KIT_HOME`` (default ``~/.local/share/kit``).
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError
 
-from kit import defaults
 from kit.errors import ConfigError
+from kit.sections import (  # noqa: F401 - the sections are part of kit.config's surface
+    DEFAULT_ALLOWED,
+    DEFAULT_FORBIDDEN,
+    DEFAULT_PII_ACTIONS,
+    DEFAULT_QUIZ,
+    DEFAULT_TEMPLATES,
+    UI,
+    ApiKey,
+    Contacts,
+    Deployment,
+    Limits,
+    Models,
+    PiiAction,
+    Policy,
+    PromptTemplate,
+    QuizQuestion,
+    Rag,
+    RoleLimits,
+    Server,
+    Text,
+    _Section,
+)
 
-PiiAction = Literal["allow", "warn", "mask", "block"]
 SYSTEM_CONFIG = Path("/etc/kit/kit.yaml")
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class Text(_Section):
-    """A user-facing text in French and English."""
-
-    fr: str = Field(description="French text (shown by default).")
-    en: str = Field(default="", description="English text; the French one is shown when empty.")
-
-    def get(self, lang: str) -> str:
-        return self.en if lang == "en" and self.en else self.fr
-
-
-def _text(value: Any) -> Any:
-    return {"fr": value, "en": value} if isinstance(value, str) else value
-
-
-class Contacts(_Section):
-    dpo: str = Field(default="", description="Data protection officer (DPO): name and e-mail.")
-    ciso: str = Field(default="", description="Chief information security officer (CISO).")
-    business_owner: str = Field(default="", description="Business owner of the assistant.")
-    ethics_referent: str = Field(default="", description="Ethics referent, if any.")
-    point_of_contact: str = Field(default="", description="Where staff ask questions or report a problem.")
-
-
-class Deployment(_Section):
-    organisation: str = Field(default="", description="Name of the organisation running the assistant.")
-    purpose: str = Field(
-        default="",
-        description="The concrete need the assistant serves (required: the server and UI refuse to start without it).",
-    )
-    profile: Literal["evaluation", "production"] = Field(
-        default="evaluation", description="'production' requires the DPO, CISO and business-owner contacts."
-    )
-    contacts: Contacts = Field(default_factory=Contacts, description="Governance contacts.")
-
-
-class PromptTemplate(_Section):
-    name: Text = Field(description="Label shown in the UI.")
-    text: Text = Field(description="Text placed in the input box.")
-
-    _fix = field_validator("name", "text", mode="before")(_text)
-
-
-class QuizQuestion(_Section):
-    question: Text = Field(description="The question.")
-    choices: list[Text] = Field(description="Possible answers.")
-    answer: int = Field(description="Index (from 0) of the right answer in 'choices'.")
-
-    _fix = field_validator("question", mode="before")(_text)
-
-    @field_validator("choices", mode="before")
-    @classmethod
-    def _fix_choices(cls, value: Any) -> Any:
-        return [_text(v) for v in value] if isinstance(value, list) else value
-
-
-DEFAULT_ALLOWED = [Text(**t) for t in defaults.ALLOWED_USES]
-DEFAULT_FORBIDDEN = [Text(**t) for t in defaults.FORBIDDEN_USES]
-DEFAULT_TEMPLATES = [PromptTemplate.model_validate(t) for t in defaults.PROMPT_TEMPLATES]
-DEFAULT_QUIZ = [QuizQuestion.model_validate(q) for q in defaults.QUIZ]
-DEFAULT_PII_ACTIONS: dict[str, PiiAction] = {
-    "EMAIL_ADDRESS": "warn",
-    "PHONE_NUMBER": "warn",
-    "PERSON": "warn",
-    "LOCATION": "allow",
-    "IP_ADDRESS": "warn",
-    "IBAN_CODE": "mask",
-    "CREDIT_CARD": "block",
-    "FR_NIR": "block",
-    "FR_SIRET": "allow",
-}
-
-
-class Policy(_Section):
-    allowed_uses: list[Text] = Field(default_factory=lambda: list(DEFAULT_ALLOWED), description="Allowed uses.")
-    forbidden_uses: list[Text] = Field(default_factory=lambda: list(DEFAULT_FORBIDDEN), description="Forbidden uses.")
-    prompt_templates: list[PromptTemplate] = Field(
-        default_factory=lambda: list(DEFAULT_TEMPLATES), description="Prompt templates for approved uses."
-    )
-    quiz: list[QuizQuestion] = Field(
-        default_factory=lambda: list(DEFAULT_QUIZ), description="Questions to pass before first use; empty = none."
-    )
-    pii_actions: dict[str, PiiAction] = Field(
-        default_factory=lambda: dict(DEFAULT_PII_ACTIONS),
-        description="Action per personal-data category: allow, warn, mask or block.",
-    )
-    pii_default_action: PiiAction = Field(default="warn", description="Action for categories not listed.")
-    conversation_retention_days: int = Field(
-        default=30, ge=0, description="Days conversations are kept for the history; 0 keeps no text at all."
-    )
-    audit_retention_days: int = Field(default=180, ge=1, description="Days audit rows are kept (CNIL: 6 to 12 months).")
-    log_prompt_text: bool = Field(default=False, description="Store prompt and answer text in the audit log (off).")
-    system_prompt: Text = Field(
-        default_factory=lambda: Text(
-            fr="Tu es un assistant interne. Réponds en français de façon brève et exacte. "
-               "Si tu ne sais pas, dis-le.",
-            en="You are an internal assistant. Answer briefly and accurately. If you do not know, say so."),
-        description="System prompt placed before every conversation from the UI.",
-    )
-    max_prompt_chars: int = Field(default=32000, ge=100, description="Longest user message accepted, in characters.")
-
-    _fix = field_validator("system_prompt", mode="before")(_text)
-
-    @field_validator("allowed_uses", "forbidden_uses", mode="before")
-    @classmethod
-    def _fix_lists(cls, value: Any) -> Any:
-        return [_text(v) for v in value] if isinstance(value, list) else value
-
-    def charter(self, deployment: Deployment) -> dict[str, Any]:
-        """The charter users acknowledge, with its version (a hash of its content)."""
-        body = {
-            "purpose": deployment.purpose,
-            "allowed_uses": [t.model_dump() for t in self.allowed_uses],
-            "forbidden_uses": [t.model_dump() for t in self.forbidden_uses],
-            "pii_actions": dict(sorted(self.pii_actions.items())),
-            "conversation_retention_days": self.conversation_retention_days,
-            "quiz": [q.model_dump() for q in self.quiz],
-        }
-        digest = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-        return {"version": digest[:16], **body}
-
-
-class ApiKey(_Section):
-    name: str = Field(description="Who or what uses the key.")
-    sha256: str = Field(description="sha256 of the key; the key itself is never stored.")
-    role: Literal["user", "admin", "auditor", "service"] = Field(
-        default="user",
-        description="Role: user, admin, auditor, or service (a front end acting for its signed-in users).")
-
-
-class Server(_Section):
-    host: str = Field(default="127.0.0.1", description="Address the API binds to (loopback by default).")
-    port: int = Field(default=8000, ge=1, le=65535, description="Port of the API.")
-    api_keys: list[ApiKey] = Field(default_factory=list, description="API keys, stored as hashes.")
-    parallel: int = Field(default=8, ge=1, le=64, description="Sequences decoded together (continuous batching).")
-    ctx: int = Field(default=4096, ge=256, description="Context length of each sequence, in tokens.")
-    gpu_layers: int = Field(default=-1, description="Layers offloaded to the GPU (-1: all, 0: CPU only).")
-    threads: int | None = Field(default=None, ge=1, description="CPU threads; default: all cores.")
-    batch: int = Field(default=512, ge=32, description="Tokens decoded in one step (prompt chunks share it).")
-    max_queue: int = Field(default=64, ge=1, description="Requests waiting beyond 'parallel' before 429.")
-    request_timeout_s: float = Field(default=300, gt=0, description="Longest time one request may generate.")
-    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest request body accepted (413 above).")
-    max_tokens_default: int = Field(default=512, ge=1, description="max_tokens when a request gives none.")
-    engine_url: str | None = Field(
-        default=None, description="Use this OpenAI-compatible engine (llama-server, vLLM) instead of the built-in one."
-    )
-    engine_api_key: str | None = Field(default=None, description="Key sent to engine_url, if it needs one.")
-    engine_contract_ref: str | None = Field(
-        default=None, description="Reference of the processing agreement; required when engine_url is not loopback."
-    )
-    allow_insecure_bind: bool = Field(
-        default=False, description="Allow a non-loopback address without API keys (insecure; for a trusted network)."
-    )
-
-
-class UI(_Section):
-    host: str = Field(default="127.0.0.1", description="Address the browser chat binds to.")
-    port: int = Field(default=7860, ge=1, le=65535, description="Port of the browser chat.")
-    auth: Literal["local", "proxy", "none"] = Field(
-        default="none", description="Sign-in: local users, a trusted reverse-proxy header, or none (loopback only)."
-    )
-    proxy_header: str = Field(default="X-Forwarded-User", description="Header carrying the user name (proxy auth).")
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"],
-                                       description="Addresses allowed to set it.")
-    default_language: Literal["fr", "en"] = Field(default="fr", description="Language shown first.")
-    server_url: str | None = Field(default=None, description="API the UI talks to; default: this machine's server.")
-    service_key_file: str | None = Field(
-        default=None, description="File holding the chat's service key for the gateway (the system install sets it); "
-        "default: $KIT_HOME/ui-service.key, created on first start.")
-
-
-class Rag(_Section):
-    embedding_model: str = Field(
-        default="all-MiniLM-L6-v2",
-        description="sentence-transformers model: the packaged all-MiniLM-L6-v2, a model installed under "
-                    "$KIT_HOME/models, or a local folder.")
-    chroma_path: str | None = Field(default=None, description="Embedded Chroma folder; default $KIT_HOME/chroma.")
-    chroma_url: str | None = Field(default=None, description="Chroma server URL (replaces chroma_path).")
-    chunk_size: int = Field(default=800, ge=100, description="Characters per chunk.")
-    chunk_overlap: int = Field(default=120, ge=0, description="Characters of a chunk repeated at the start of the next.")
-    pii_action: Literal["report", "mask", "refuse"] = Field(
-        default="report",
-        description="Personal data found in a document at ingest: report it, mask it in the stored text, "
-                    "or refuse the file.")
-    embedding_threads: int = Field(
-        default=1, ge=0,
-        description="CPU threads of the embedding model (0: all cores). One keeps query latency steady beside "
-                    "the engine; more speed up a large ingest run on an idle machine.")
-    top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved for a chat with documents.")
-    min_similarity: float = Field(
-        default=0.3, ge=-1, le=1,
-        description="Cosine similarity a chunk needs to be used without enough keywords in common with the "
-                    "question (depends on the embedding model; 0.2 more for languages it was not trained on).")
-
-
-class Models(_Section):
-    default: str = Field(default="smollm2-135m-instruct", description="Model served when none is named.")
-    catalog: str | None = Field(default=None, description="Path of models.yaml; default: the one shipped with kit.")
 
 
 class Settings(_Section):
@@ -234,6 +50,7 @@ class Settings(_Section):
     ui: UI = Field(default_factory=UI)
     rag: Rag = Field(default_factory=Rag)
     models: Models = Field(default_factory=Models)
+    limits: Limits = Field(default_factory=Limits)
 
     source: str | None = Field(default=None, exclude=True, description="File the settings were read from.")
     _home: Path = PrivateAttr(default_factory=lambda: kit_home())

@@ -127,6 +127,10 @@ if [ "$SYSTEM" = 1 ]; then
   install -d -m 0750 -o root -g kit /etc/kit
   [ -f /etc/kit/kit.yaml ] || "$KIT" config init /etc/kit/kit.yaml >/dev/null
   chown root:kit /etc/kit/kit.yaml && chmod 0640 /etc/kit/kit.yaml  # read by the services, written by root
+  # The audit chain's key and the pseudonymisation key live beside the configuration, apart from the
+  # data: root creates them (the services cannot write /etc/kit) and hands them to the gateway's user.
+  "$KIT" audit head >>"$LOG" 2>&1 || die "could not create the audit keys (log: $LOG)"
+  chown kit:kit /etc/kit/audit.key /etc/kit/pseudonym.key && chmod 0600 /etc/kit/audit.key /etc/kit/pseudonym.key
   # The chat's service key: systemd hands it to kit-ui.service alone (LoadCredential); root only on disk.
   if [ ! -s /etc/kit/ui-service.key ]; then
     "$KIT" keys revoke kit-ui >>"$LOG" 2>&1 || true  # a key left by an earlier install stops working

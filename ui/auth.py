@@ -41,8 +41,15 @@ def trusted(address: str | None, proxies: list[str]) -> bool:
     return False
 
 
-def _header(request: Any, name: str) -> str:
+def _header(request: Any, name: str) -> str | None:
+    """The header's value; None when it is sent more than once (a proxy must send exactly one)."""
     headers = getattr(request, "headers", None) or {}
+    getlist = getattr(headers, "getlist", None)
+    if getlist is not None:
+        values = getlist(name.lower()) or getlist(name)
+        if len(values) > 1:
+            return None
+        return str(values[0]).strip() if values else ""
     try:
         value = headers.get(name.lower()) or headers.get(name)
     except AttributeError:
@@ -54,7 +61,7 @@ def identify(settings: Settings, request: Any, get_role: RoleLookup) -> Who | Re
     """Who is behind this request; `get_role` asks the gateway for a local user's role (None: unknown)."""
     mode = settings.ui.auth
     if mode == "none":
-        return Who(LOCAL_USER, "admin")
+        return Who(LOCAL_USER, get_role(LOCAL_USER) or "user")  # the gateway says what the operator may do
     if mode == "local":
         name = str(getattr(request, "username", None) or "").strip()
         if not name:
@@ -66,7 +73,11 @@ def identify(settings: Settings, request: Any, get_role: RoleLookup) -> Who | Re
     address = getattr(client, "host", None) if client is not None else None
     if not trusted(address, settings.ui.trusted_proxies):
         return Refusal("auth.proxy_refused", {"address": address or "?"})
-    name = _header(request, settings.ui.proxy_header)[:200]
+    value = _header(request, settings.ui.proxy_header)
+    if value is None:
+        return Refusal("auth.proxy_repeated", {"header": settings.ui.proxy_header})
+    name = value[:200]
     if not name:
         return Refusal("auth.proxy_missing", {"header": settings.ui.proxy_header})
-    return Who(name, get_role(name) or "user")
+    groups = _header(request, settings.ui.proxy_groups_header) or ""
+    return Who(name, get_role(name) or "user", tuple(g.strip() for g in groups.split(",") if g.strip())[:64])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,9 +31,22 @@ class Base:
 
     def who(self, request: Any) -> Who | Refusal:
         try:
-            return identify(self.settings, request, self.client.role_of)
+            who = identify(self.settings, request, self.client.role_of)
         except ApiError as err:
             return Refusal("auth.gateway", {"error": err.kind})
+        if isinstance(who, Who) and self.settings.ui.auth == "local" and self._session_outdated(who.user, request):
+            return Refusal("auth.session_ended")
+        return who
+
+    def _session_outdated(self, user: str, request: Any) -> bool:
+        """A password (or role) change ends the sessions opened before it."""
+        cookies = getattr(getattr(request, "request", None), "cookies", None) or getattr(request, "cookies", {}) or {}
+        token = next((v for k, v in cookies.items() if k.startswith("access-token")), None)
+        if not token:
+            return False
+        started = self.client.sessions.setdefault(token, datetime.now(UTC).isoformat(timespec="seconds"))
+        changed = (self.client.seen.get(user) or {}).get("changed_at")
+        return bool(changed and changed > started)
 
     def refusal_text(self, refusal: Refusal, t: Texts) -> str:
         return t(refusal.key, **refusal.values)

@@ -22,6 +22,7 @@ class Who:
 
     user: str
     role: str  # user, admin or auditor
+    groups: tuple[str, ...] = ()  # need-to-know groups the sign-in portal gave (proxy sign-in)
 
 
 class ApiError(Exception):
@@ -86,6 +87,8 @@ class GatewayClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
+        self.seen: dict[str, dict[str, Any]] = {}  # the gateway's last answer about each user (GET /v1/me)
+        self.sessions: dict[str, str] = {}  # sign-in cookie -> when the page first saw it (UTC)
         self.timeout = httpx.Timeout(timeout_s, connect=5.0)
         self.stream_timeout = httpx.Timeout(read_timeout_s, connect=5.0, write=30.0, pool=10.0)
         self._http = httpx.Client(
@@ -99,7 +102,10 @@ class GatewayClient:
         out: dict[str, str] = {"Accept": "application/json"}
         if who is not None:
             out["X-Kit-User"] = who.user
-            out["X-Kit-Role"] = who.role
+            if who.role:
+                out["X-Kit-Role"] = who.role
+            if who.groups:
+                out["X-Kit-Groups"] = ",".join(who.groups)
         if self.api_key:
             out["Authorization"] = f"Bearer {self.api_key}"
         return out
@@ -150,9 +156,14 @@ class GatewayClient:
             raise
         return str(data["role"])
 
+    def whois(self, user: str) -> dict[str, Any]:
+        """What the gateway knows of this user: role, whether it is a known account, when it last changed."""
+        return dict(self._call("GET", "/v1/me", Who(user, "")))
+
     def role_of(self, user: str) -> str | None:
-        """The role the gateway gives this user, or None when it is not a local user."""
-        data = self._call("GET", "/v1/me", Who(user, "user"))
+        """The role the gateway gives this user, or None when it is not a known user."""
+        data = self.whois(user)
+        self.seen[user] = data
         return str(data["role"]) if data.get("known") else None
 
     def charter(self, who: Who) -> dict[str, Any]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -26,6 +29,8 @@ from ui.views import (
     quiz_items,
     render_chat,
 )
+
+EXPORT_GRACE_S = 60.0
 
 
 class PageHandlers(AdminHandlers):
@@ -312,13 +317,29 @@ class PageHandlers(AdminHandlers):
             data = self.client.export_me(who)
         except ApiError as err:
             return {c.hist_msg: self.status(self.error(err, t), "error")}
-        folder = tempfile.mkdtemp(prefix="kit-export-")
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        path = os.path.join(folder, f"kit-export-{stamp}.json")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=2)
+        folder = tempfile.mkdtemp(prefix="kit-export-")  # private (0700), removed as soon as Gradio holds its copy
+        try:
+            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+            path = os.path.join(folder, f"kit-export-{stamp}.json")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, ensure_ascii=False, indent=2)
+            served = c.export_file.move_resource_to_block_cache(path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         return {
-            c.export_file: gr.update(value=path, visible=True),
+            c.export_file: gr.update(value=served, visible=True),
+            c.export_path: served,
             c.hist_msg: self.status(t("history.export_ready"), "ok"),
         }
+
+    def export_downloaded(self, served: str | None) -> dict[Any, Any]:
+        """The export was downloaded: the copy Gradio served is deleted a minute later (time for the browser to
+        fetch it; Gradio's delete_cache removes one never downloaded within two hours)."""
+        c = self.c
+        cache = Path(c.export_file.GRADIO_CACHE).resolve()
+        if served and Path(served).name.startswith("kit-export-") and cache in Path(served).resolve().parents:
+            timer = threading.Timer(EXPORT_GRACE_S, Path(served).unlink, kwargs={"missing_ok": True})
+            timer.daemon = True
+            timer.start()
+        return {c.export_file: gr.update(value=None, visible=False), c.export_path: None}

@@ -26,15 +26,17 @@ RESULTS = Path("benchmarks/results")
 def _progress() -> Callable[[str, int, int], None]:
     """Progress on stderr: one rewritten line on a terminal, one line per finished step otherwise."""
     tty = sys.stderr.isatty()
+    finished: set[str] = set()
 
     def show(label: str, done: int, total: int) -> None:
+        if label in finished:
+            return
+        if done >= total:
+            finished.add(label)
         if tty:
-            end = "\n" if done >= total else ""
-            click.echo(f"\r  {label}: {done}/{total}   ", err=True, nl=False)
-            if end:
-                click.echo("", err=True)
+            click.echo(f"\r  {label}: {done}/{total}   ", err=True, nl=done >= total)
         elif done >= total:
-            click.echo(f"  {label}: {done}/{total}", err=True)
+            click.echo(f"  {label}: done", err=True)
 
     return show
 
@@ -124,7 +126,7 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
             import yaml
 
             extra = yaml.safe_load(kit_config.read_text(encoding="utf-8")) if kit_config else None
-            sources.append(partial(servers.kit_server, gguf, n, top, ctx, extra))
+            sources.append(partial(servers.kit_server, gguf, n, top, ctx, extra, gpu_layers))
         if llama_server:
             binary = servers.find_llama_server() if llama_server == "auto" else Path(llama_server)
             if binary is None:

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from kit.cli import models, ops, rules, serve, ui
+from kit.cli import bench, docs, models, ops, rules, serve, ui
 from kit.errors import KitError
 
 
@@ -22,7 +22,7 @@ def cli() -> None:
     """Run a generative-AI assistant on your own machines, with the usage rules built in."""
 
 
-for _module in (ops, models, serve, rules, ui):
+for _module in (ops, models, serve, rules, docs, bench, ui):
     _module.register(cli)
 
 

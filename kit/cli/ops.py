@@ -27,6 +27,7 @@ def config_init(path: Path, force: bool) -> None:
         raise UsageError(f"{path} exists already; pass --force to overwrite it.")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(template(), encoding="utf-8")
+    path.chmod(0o640)  # it may hold the engine's key: not for every local account
     click.echo(f"wrote {path}: set deployment.purpose and the contacts, then run `kit doctor`.")
 
 

@@ -22,12 +22,14 @@ def keys() -> None:
 @click.option("--role", type=click.Choice(["user", "admin", "auditor", "service"]), default="user", show_default=True)
 @click.option("--acknowledge/--no-acknowledge", default=True,
               help="The key's owner acknowledges the current charter now (they must have read it).")
-def keys_create(name: str, role: str, acknowledge: bool) -> None:
+@click.option("--group", "-g", "groups", multiple=True, help="Need-to-know group whose documents it may retrieve "
+              "(repeat).")
+def keys_create(name: str, role: str, acknowledge: bool, groups: tuple[str, ...]) -> None:
     """Create a key for NAME and print it once; only its hash is stored."""
     from kit.rules.keys import create_key
 
     settings = current_settings()
-    key, record = create_key(settings, name, role, acknowledge=acknowledge)
+    key, record = create_key(settings, name, role, acknowledge=acknowledge, groups=list(groups))
     click.echo(key)
     click.echo(f"key for {record.name} ({record.role}) created; it is shown only once: store it now.", err=True)
 
@@ -56,41 +58,89 @@ def audit() -> None:
     """Check, purge, export and summarise the audit log (for the DPO and auditors)."""
 
 
-def _audit_log() -> Any:
+def _audit_log(adopt_plain: bool = False) -> Any:
     from kit.rules.state import open_state
 
-    return open_state(current_settings())
+    return open_state(current_settings(), adopt_plain=adopt_plain)
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain; report the first altered or missing row and exit 1."""
+@click.option("--head", "noted", metavar="ROW:HASH", default=None,
+              help="A head printed earlier by `kit audit head` (or read in the system journal): the log must "
+                   "still hold that row with that hash.")
+def audit_verify(noted: str | None) -> None:
+    """Check the keyed hash chain; report the first altered or missing row and exit 1.
+
+    With --head, also fail when rows were cut from the end or the history rewritten since that head was noted.
+    """
+    from kit.rules.audit import parse_head
+
+    head = parse_head(noted) if noted else None
     state = _audit_log()
+    try:
+        result = state.audit.verify(head=head)
+    finally:
+        state.close()
+    if result.ok:
+        click.echo(f"OK: {result.rows_checked} rows, chain intact" + (f"; {result.reason}." if head else "."))
+        return
+    click.echo(f"FAIL: {result.reason} (first bad row: {result.first_bad_id}; {result.rows_checked} rows checked).")
+    raise SystemExit(1)
+
+
+@audit.command("head")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: row, hash and head.")
+def audit_head(as_json: bool) -> None:
+    """Print the head of the audit log, ROW:HASH (latest row number and its hash), to keep outside the server.
+
+    `kit audit verify --head ROW:HASH` later shows whether rows were cut or rewritten since.
+    """
+    from kit.rules.audit import format_head
+
+    state = _audit_log()
+    try:
+        row, digest = state.audit.head()
+    finally:
+        state.close()
+    if as_json:
+        echo_json({"row": row, "hash": digest, "head": format_head(row, digest)})
+        return
+    click.echo(format_head(row, digest))
+
+
+@audit.command("seal")
+def audit_seal() -> None:
+    """Adopt an audit log written by a kit from before keyed chains (once, after the upgrade).
+
+    Its rows keep their plain SHA-256 chain and still verify; the end of that chain is sealed with the audit
+    key and new rows are keyed. The server does this itself when it creates the audit key.
+    """
+    state = _audit_log(adopt_plain=True)
     try:
         result = state.audit.verify()
     finally:
         state.close()
-    if result.ok:
-        click.echo(f"OK: {result.rows_checked} rows, chain intact.")
-        return
-    click.echo(f"FAIL: {result.reason} (first bad row: {result.first_bad_id}; {result.rows_checked} rows checked).")
-    raise SystemExit(1)
+    click.echo(("OK: " if result.ok else "FAIL: ") + f"{result.reason}; new rows are chained with the audit key.")
+    if not result.ok:
+        raise SystemExit(1)
 
 
 @audit.command("purge")
 @click.option("--days", type=click.IntRange(1), default=None,
               help="Retention in days (default: policy.audit_retention_days).")
 def audit_purge(days: int | None) -> None:
-    """Delete audit rows older than the retention period (the server also does it daily)."""
+    """Delete audit rows, conversations and feedback older than their retention periods, then write the
+    audit head to the system log (the server also does it daily)."""
+    from kit.rules.state import purge_records
+
     settings = current_settings()
     state = _audit_log()
     try:
-        n = state.audit.purge(days or settings.policy.audit_retention_days)
-        kept = settings.policy.conversation_retention_days
-        m = state.conversations.purge() if kept else 0
+        done = purge_records(state, settings, audit_days=days)
     finally:
         state.close()
-    click.echo(f"purged {n} audit row(s) and {m} conversation(s).")
+    click.echo(f"purged {done.audit_rows} audit row(s), {done.conversations} conversation(s) and {done.feedback} "
+               f"feedback item(s); audit head {done.head}.")
 
 
 @audit.command("export")

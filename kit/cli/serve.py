@@ -60,6 +60,7 @@ def serve(model: str | None, host: str | None, port: int | None, parallel: int |
 def run_server(settings: Settings) -> None:
     """Load the model, open the stores and serve until interrupted."""
     import os
+    import threading
 
     import uvicorn
 
@@ -76,7 +77,8 @@ def run_server(settings: Settings) -> None:
     engine = load_engine(settings)
     app = create_app(settings, engine, state)
     stop = start_maintenance(state, settings)
-    get_detector().scan("warm-up")  # load the personal-data models before the first request
+    # Load the personal-data models now, beside the server's start, so the first request does not wait for them.
+    threading.Thread(target=get_detector().scan, args=("warm-up",), name="kit-pii-warmup", daemon=True).start()
     try:
         uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning",
                     access_log=False, timeout_graceful_shutdown=5)

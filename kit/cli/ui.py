@@ -40,10 +40,10 @@ def _gateway_url(settings: Any) -> str:
 
 
 def _service_key(settings: Any, gateway_url: str) -> str | None:
-    """The key the UI presents to the gateway: $KIT_UI_API_KEY, else $KIT_HOME/ui-service.key; created
-    there (role service) when the gateway on this machine has keys and the UI has none yet."""
+    """The key the UI presents to the gateway: $KIT_UI_API_KEY, ui.service_key_file, else
+    $KIT_HOME/ui-service.key, created there (role service) for a gateway on this machine."""
     from kit.config import is_loopback_url
-    from kit.rules.keys import create_key, list_keys
+    from kit.rules.keys import create_key, find_key, list_keys, revoke_key
 
     env = os.environ.get("KIT_UI_API_KEY", "").strip()
     if env:
@@ -60,17 +60,21 @@ def _service_key(settings: Any, gateway_url: str) -> str | None:
         return key
     path = Path(settings.home) / UI_KEY_FILE
     if path.exists():
-        return path.read_text(encoding="utf-8").strip() or None
-    if not list_keys(settings):
-        return None  # single-operator gateway on loopback: no key needed
+        key = path.read_text(encoding="utf-8").strip()
+        if key and find_key(list_keys(settings), key) is not None:
+            return key
     if not is_loopback_url(gateway_url):
         raise ConfigError(
             f"the gateway {gateway_url} needs an API key: create one there with `kit keys create ui --role service "
             f"--no-acknowledge` and give it to the UI in KIT_UI_API_KEY or {path}."
         )
+    # The gateway honours identity headers only from a service key, loopback included: make one, and make
+    # sure a key written earlier under the same name stops working.
+    if any(k.name == "ui" for k in list_keys(settings)):
+        revoke_key(settings, "ui")
     key, _ = create_key(settings, "ui", "service", acknowledge=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(key + "\n")
     click.echo(f"created the service key 'ui' for the browser chat (kept in {path}).", err=True)
@@ -226,14 +230,13 @@ def _stop(child: subprocess.Popen) -> None:
 
 @click.command("up")
 @click.option("--model", "-m", default=None, help="Model to serve (default: models.default, the embedded one).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address of the browser chat.")
-@click.option("--port", default=7860, show_default=True, type=click.IntRange(1, 65535), help="Port of the chat.")
+@click.option("--host", default=None, help="Address of the browser chat (default: ui.host, 127.0.0.1).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port of the chat (default: ui.port, 7860).")
 @click.option(
     "--api-port",
-    default=8000,
-    show_default=True,
+    default=None,
     type=click.IntRange(1, 65535),
-    help="Port of the gateway API (always on 127.0.0.1).",
+    help="Port of the gateway API, always on 127.0.0.1 (default: server.port, 8000).",
 )
 @click.option(
     "--start-timeout",
@@ -242,9 +245,13 @@ def _stop(child: subprocess.Popen) -> None:
     type=click.IntRange(5),
     help="Seconds to wait for the gateway to be ready.",
 )
-def up_command(model: str | None, host: str, port: int, api_port: int, start_timeout: int) -> None:
+def up_command(model: str | None, host: str | None, port: int | None, api_port: int | None,
+               start_timeout: int) -> None:
     """Start the gateway (loopback) and the browser chat together; Ctrl+C stops both."""
     settings = _settings()
+    host = host or settings.ui.host
+    port = port or settings.ui.port
+    api_port = api_port or settings.server.port
     settings.check_ui(host)
     name = model or settings.models.default
     if not _port_free("127.0.0.1", api_port):
@@ -284,12 +291,14 @@ def _read_password(from_stdin: bool) -> str:
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), default="user", show_default=True, help="What the account may do.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
-def users_add(name: str, role: str, password_stdin: bool) -> None:
+@click.option("--group", "-g", "groups", multiple=True, help="Need-to-know group whose documents the user may "
+              "retrieve (repeat).")
+def users_add(name: str, role: str, password_stdin: bool, groups: tuple[str, ...]) -> None:
     """Add the account NAME (asks for its password twice, hidden)."""
     from kit.rules.users import add_user, users_file
 
     settings = _settings()
-    user = add_user(settings.home, name, role, _read_password(password_stdin))
+    user = add_user(settings.home, name, role, _read_password(password_stdin), groups)
     click.echo(f"added {user.name} ({user.role}) to {users_file(settings.home)}.")
 
 

@@ -30,11 +30,13 @@ class RemoteEngine:
         self._timeout = timeout_s
         self._stats = EngineStats()
         self._lock = threading.Lock()
+        # trust_env=False: proxy variables (HTTPS_PROXY...) must never route prompts or the key elsewhere
+        self._http = httpx.Client(trust_env=False, follow_redirects=False)
         self._remote_model = self._probe()
 
     def _probe(self) -> str:
         try:
-            r = httpx.get(f"{self.url}/v1/models", headers=self._headers, timeout=10)
+            r = self._http.get(f"{self.url}/v1/models", headers=self._headers, timeout=10)
             r.raise_for_status()
             data = r.json().get("data") or [{}]
             return str(data[0].get("id") or self.model_name)
@@ -50,7 +52,7 @@ class RemoteEngine:
 
     def is_ready(self) -> bool:
         try:
-            return httpx.get(f"{self.url}/v1/models", headers=self._headers, timeout=2).status_code == 200
+            return self._http.get(f"{self.url}/v1/models", headers=self._headers, timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -81,7 +83,8 @@ class RemoteEngine:
         reason = "stop"
         error = None
         try:
-            with httpx.stream("POST", self.url + path, json=body, headers=self._headers, timeout=self._timeout) as r:
+            with self._http.stream("POST", self.url + path, json=body, headers=self._headers,
+                                   timeout=self._timeout) as r:
                 if r.status_code != 200:
                     r.read()
                     raise EngineError(f"the engine answered {r.status_code}: {r.text[:300]}")
@@ -111,4 +114,4 @@ class RemoteEngine:
         gen.push(Chunk("", reason, error))  # type: ignore[arg-type]
 
     def close(self) -> None:
-        return None
+        self._http.close()

@@ -1,45 +1,107 @@
-"""Sign-in for front ends: password check of local users and who a user is (role), for the browser chat
-acting with its service key. The user store stays with the gateway; the chat never opens it."""
+"""Sign-in for front ends: password check of local users (audited, throttled per account and per
+address) and who a user is, for the browser chat acting with its service key. The user store stays
+with the gateway; the chat never opens it."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from kit.config import is_loopback_host
 from kit.gateway.context import Context
+from kit.gateway.errors import TooMany
 from kit.gateway.schemas import LoginRequest
-from kit.rules.policy import AuthError, Identity
-from kit.rules.users import get_role, verify_password
+from kit.rules.policy import LOCAL_OPERATOR, AuthError, Identity
+from kit.rules.users import get_user, verify_password
+
+CLIENT_HEADER = "x-kit-client-address"  # the browser's address, as the front end saw it
+
+
+class Throttle:
+    """Failed sign-ins per account and per address over a sliding window; past the limit every attempt,
+    right or wrong, waits until the oldest failure leaves the window."""
+
+    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, *keys: str) -> int:
+        """Seconds to wait before the next attempt (0: go ahead)."""
+        now = time.monotonic()
+        longest = 0.0
+        with self._lock:
+            for key in keys:
+                q = self._failures.get(key)
+                while q and now - q[0] > self.window_s:
+                    q.popleft()
+                if q and len(q) >= self.limit:
+                    longest = max(longest, self.window_s - (now - q[0]))
+        return int(longest) + 1 if longest else 0
+
+    def fail(self, *keys: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._failures.setdefault(key, deque()).append(now)
+                if len(self._failures) > 100_000:  # bounded memory under a spray of names
+                    self._failures.pop(next(iter(self._failures)))
+
+    def succeed(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
 
 
 def _front_end(ident: Identity) -> None:
-    if ident.via not in ("service", "local") and ident.role != "service":
-        raise AuthError("only the browser chat's service key may check passwords or look users up.")
+    if ident.via != "local" and ident.role != "service":
+        raise AuthError("only the browser chat's service key may check passwords.")
 
 
 def router(ctx: Context) -> APIRouter:
     api = APIRouter()
     home = ctx.settings.home
+    throttle = Throttle()
 
     @api.post("/v1/auth/login")
     async def login(request: Request) -> dict[str, Any]:
         caller = await ctx.identify(request)
         _front_end(caller)
         req = LoginRequest.model_validate(await ctx.body(request))
-        role = await run_in_threadpool(verify_password, home, req.user, req.password)
-        who = Identity(req.user.strip(), "user", "service")
+        name = req.user.strip()
+        # Per account always; per address when the caller's address is known (a front end may pass the
+        # browser's in X-Kit-Client-Address; its own address is shared by all its users and is not counted).
+        if caller.role == "service":
+            address = request.headers.get(CLIENT_HEADER, "").strip()[:64]
+        else:
+            address = request.client.host if request.client else ""
+        keys = (f"user:{name.lower()}",) + ((f"addr:{address}",) if address else ())
+        who = Identity(name, "user", "service")
+        wait = throttle.wait(*keys)
+        if wait:
+            await ctx.audit_async(who, "login_failed", reason="throttled")
+            raise TooMany(f"too many failed sign-ins for this account or address: try again in {wait} s.", wait)
+        role = await run_in_threadpool(verify_password, home, name, req.password)
         if role is None:
+            throttle.fail(*keys)
             await ctx.audit_async(who, "login_failed")
             raise AuthError("wrong user name or password.")
+        throttle.succeed(keys[0])
         await ctx.audit_async(who, "login")
-        return {"user": who.user, "role": role}
+        return {"user": name, "role": role}
 
     @api.get("/v1/me")
     async def me(request: Request) -> dict[str, Any]:
         ident = await ctx.identify(request)
-        stored = await run_in_threadpool(get_role, home, ident.user)
-        return {"user": ident.user, "role": stored or ident.role, "via": ident.via, "known": stored is not None}
+        user = await run_in_threadpool(get_user, home, ident.user)
+        role = ctx.gate.role_for(ident.user) if ident.via == "service" else ident.role
+        known = user is not None or ident.user == LOCAL_OPERATOR
+        return {"user": ident.user, "role": role, "via": ident.via, "known": known,
+                "changed_at": user.updated if user else None,
+                "loopback": is_loopback_host(request.client.host if request.client else "")}
 
     return api

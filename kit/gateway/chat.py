@@ -4,15 +4,19 @@ the engine, then the response (whole or streamed), the audit row and the stored 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
+from kit.docs.prompt import DocumentContext, with_documents
 from kit.engine.base import Generation, SamplingParams
 from kit.errors import KitError
 from kit.gateway.context import Context
@@ -20,7 +24,23 @@ from kit.gateway.errors import BodyTooLarge, ModelNotFound, PiiBlocked
 from kit.gateway.responses import response, stream
 from kit.gateway.schemas import ChatRequest, CompletionRequest
 from kit.rules.audit import AuditEvent
+from kit.rules.limits import LimitExceeded, Ticket
 from kit.rules.policy import ChatOutcome, Identity
+
+
+class ClosingStream(StreamingResponse):
+    """A streamed answer that calls `on_close` once the response is over, however it ends: also when the
+    client left before the first byte, so that the event generator, and its own cleanup, never ran."""
+
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
 
 
 class Completions:
@@ -49,9 +69,41 @@ class Completions:
 
     async def generate(self, request: Request, ident: Identity, body: ChatRequest | CompletionRequest,
                        messages: list[dict[str, Any]], raw_prompt: str | None) -> Response:
-        ctx, engine, metrics = self.ctx, self.ctx.engine, self.ctx.metrics
+        """The checks, admission under the abuse limits, the answer; then the limits release the request's
+        generations and charge their tokens, once the answer or its stream is over, however it ends."""
         self.check(body, messages)
-        ctx.gate.require_open_and_acknowledged(ident)
+        self.ctx.gate.require_open_and_acknowledged(ident)
+        ticket = await self.admit(ident, body, "chat" if raw_prompt is None else "completion")
+        gens: list[Generation] = []
+
+        def close() -> None:
+            for g in gens:
+                g.cancel()  # no-op for a finished generation; frees the engine when the client left early
+            self.ctx.limiter.finish(ticket, sum(g.completion_tokens for g in gens))
+
+        streaming = False
+        try:
+            result = await self.answer(request, ident, body, messages, raw_prompt, gens, close)
+            streaming = isinstance(result, ClosingStream)
+            return result
+        finally:
+            if not streaming:
+                close()
+
+    async def admit(self, ident: Identity, body: ChatRequest | CompletionRequest, action: str) -> Ticket:
+        limiter = self.ctx.limiter
+        try:
+            if limiter.shared:  # Redis: a network round trip, off the event loop
+                return await run_in_threadpool(limiter.admit, ident.user, ident.via, ident.role, body.n)
+            return limiter.admit(ident.user, ident.via, ident.role, body.n)
+        except LimitExceeded:
+            self.ctx.metrics.requests.labels(action, "429").inc()
+            raise
+
+    async def answer(self, request: Request, ident: Identity, body: ChatRequest | CompletionRequest,
+                     messages: list[dict[str, Any]], raw_prompt: str | None, gens: list[Generation],
+                     close: Callable[[], None]) -> Response:
+        ctx, engine, metrics = self.ctx, self.ctx.engine, self.ctx.metrics
         started = time.perf_counter()
         outcome = await run_in_threadpool(ctx.gate.apply_pii, messages)
         action = "chat" if raw_prompt is None else "completion"
@@ -63,11 +115,18 @@ class Completions:
                 + ". Remove it (or replace it with a neutral placeholder) and send again;"
                 " nothing was sent to the model."
             )
-        gens = await self.submit(body, outcome, raw_prompt, action)
-        meta = {"ai_generated": True, "model": engine.model_name, "model_sha256": engine.model_sha256,
-                "charter_version": ctx.gate.charter["version"],
-                "personal_data": {"categories": outcome.categories, "actions": outcome.actions,
-                                  "masked": outcome.masked, "warned": outcome.warned}}
+        docs = await self.retrieve(ident, body, outcome)
+        sent = outcome
+        if docs is not None:  # the excerpts go to the model as quoted material; history and audit keep the question
+            sent = dataclasses.replace(outcome, messages=with_documents(outcome.messages, docs))
+        gens.extend(await self.submit(body, sent, raw_prompt, action))
+        meta: dict[str, Any] = {
+            "ai_generated": True, "model": engine.model_name, "model_sha256": engine.model_sha256,
+            "charter_version": ctx.gate.charter["version"],
+            "personal_data": {"categories": outcome.categories, "actions": outcome.actions,
+                              "masked": outcome.masked, "warned": outcome.warned}}
+        if docs is not None:
+            meta["sources"] = docs.sources  # [] when nothing passed the relevance threshold: "no source found"
         if outcome.masked:
             meta["sent_to_model"] = [m["content"] for m in outcome.messages if m["role"] == "user"][-1:]
         rid = ("chatcmpl-" if raw_prompt is None else "cmpl-") + uuid.uuid4().hex[:24]
@@ -75,18 +134,28 @@ class Completions:
         def finish(texts: list[str], status: str) -> None:
             for g in gens:
                 metrics.observe(g)
-            self.audit(ident, action, outcome, gens, started, status)
+            self.audit(ident, action, outcome, gens, started, status, docs.document_ids if docs else [])
             if raw_prompt is None and isinstance(body, ChatRequest) and body.conversation_id:
                 self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "")
             metrics.requests.labels(action, "200" if status == "ok" else status).inc()
 
         if body.stream:
             events = stream(rid, body, gens, meta, raw_prompt is None, finish)
-            return StreamingResponse(events, media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            return ClosingStream(events, close, media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         texts = await collect(request, gens)
         await run_in_threadpool(finish, texts, "ok" if not any(g.error for g in gens) else "error")
         return JSONResponse(response(rid, body, gens, texts, meta, raw_prompt is None))
+
+    async def retrieve(self, ident: Identity, body: ChatRequest | CompletionRequest,
+                       outcome: ChatOutcome) -> DocumentContext | None:
+        """For `"kit": {"documents": true}`: the excerpts for the last user message that the caller's groups
+        may see, as a quoted block; None when the request did not ask for documents."""
+        options = getattr(body, "kit", None)
+        if options is None or not options.documents:
+            return None
+        question = next((m["content"] for m in reversed(outcome.messages) if m["role"] == "user"), "")
+        return await run_in_threadpool(self.ctx.documents.context, ident, question, options.collection)
 
     async def submit(self, body: ChatRequest | CompletionRequest, outcome: ChatOutcome, raw_prompt: str | None,
                      action: str) -> list[Generation]:
@@ -111,7 +180,7 @@ class Completions:
         return gens
 
     def audit(self, ident: Identity, action: str, outcome: ChatOutcome, gens: list[Generation], started: float,
-              status: str) -> None:
+              status: str, doc_ids: list[str] | None = None) -> None:
         settings, engine = self.ctx.settings, self.ctx.engine
         text = None
         if settings.policy.log_prompt_text:
@@ -123,7 +192,7 @@ class Completions:
             completion_tokens=sum(g.completion_tokens for g in gens),
             latency_ms=int(1000 * (time.perf_counter() - started)),
             pii_categories=outcome.categories, pii_action=outcome.pii_action, status=status,
-            detail={"n": len(gens) or 1, "via": ident.via,
+            doc_ids=list(doc_ids or []), detail={"n": len(gens) or 1, "via": ident.via,
                     "finish": ",".join(str(g.finish_reason) for g in gens)}, text=text))
 
     def store_turn(self, ident: Identity, conversation_id: str, outcome: ChatOutcome, answer: str) -> None:

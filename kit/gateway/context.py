@@ -1,10 +1,11 @@
-"""What every route group of the gateway shares: the settings, the engine, the stores, the policy gate
-and the metrics, plus the three steps most routes start with (who is calling, the JSON body, an audit row)."""
+"""What every route group of the gateway shares: the settings, the engine, the stores, the policy gate,
+the metrics and the abuse limits, plus the three steps most routes start with (who is calling, the JSON
+body, an audit row)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -14,8 +15,12 @@ from kit.engine.base import Engine
 from kit.gateway.errors import read_json
 from kit.gateway.metrics import Metrics
 from kit.rules.audit import AuditEvent
+from kit.rules.limits import Limiter
 from kit.rules.policy import Gate, Identity
 from kit.rules.state import GatewayState
+
+if TYPE_CHECKING:
+    from kit.gateway.documents import Documents
 
 
 @dataclass
@@ -25,6 +30,8 @@ class Context:
     state: GatewayState
     gate: Gate
     metrics: Metrics
+    limiter: Limiter
+    documents: Documents = field(init=False)  # set by create_app: the document index, opened on first use
 
     async def identify(self, request: Request) -> Identity:
         return self.gate.identify({k.lower(): v for k, v in request.headers.items()})

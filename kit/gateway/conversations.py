@@ -1,4 +1,5 @@
-"""History (when the retention policy keeps it) and the rights of persons: export and deletion."""
+"""History (when the retention policy keeps it) and the rights of persons: export and deletion (conversations
+and feedback)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from kit.errors import UsageError
 from kit.gateway.context import Context
+from kit.gateway.errors import NotFound
 from kit.gateway.schemas import NewConversation
 
 
@@ -37,7 +38,7 @@ def router(ctx: Context) -> APIRouter:
         ident = await ctx.identify(request)
         conv = await run_in_threadpool(store.get, ident.user, cid)
         if conv is None:
-            raise UsageError(f"no conversation {cid} of yours.")
+            raise NotFound(f"no conversation {cid} of yours.")
         return dataclasses.asdict(conv)
 
     @api.delete("/v1/conversations/{cid}")
@@ -50,8 +51,9 @@ def router(ctx: Context) -> APIRouter:
     async def delete_all(request: Request) -> dict[str, Any]:
         ident = await ctx.identify(request)
         n = await run_in_threadpool(store.delete_all, ident.user)
-        await ctx.audit_async(ident, "delete_user_data", conversations=n)
-        return {"deleted": n}
+        feedback = await run_in_threadpool(ctx.state.store.delete_user_feedback, ctx.state.pseudonym(ident.user))
+        await ctx.audit_async(ident, "delete_user_data", conversations=n, feedback=feedback)
+        return {"deleted": n, "feedback_deleted": feedback}
 
     @api.get("/v1/me/export")
     async def export_me(request: Request) -> dict[str, Any]:
@@ -59,6 +61,8 @@ def router(ctx: Context) -> APIRouter:
         data = await run_in_threadpool(store.export_user, ident.user)
         data["acknowledged_at"] = await run_in_threadpool(ctx.gate.acknowledged, ident)
         data["charter_version"] = ctx.gate.charter["version"]
+        items = await run_in_threadpool(ctx.state.store.user_feedback, ctx.state.pseudonym(ident.user))
+        data["feedback"] = [{k: v for k, v in dataclasses.asdict(i).items() if k != "user"} for i in items]
         await ctx.audit_async(ident, "export")
         return data
 

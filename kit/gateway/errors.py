@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kit.errors import (
     ContextOverflowError,
@@ -19,7 +20,8 @@ from kit.errors import (
     QueueFullError,
     UsageError,
 )
-from kit.rules.policy import AuthError, ChatClosedError
+from kit.rules.limits import LimitExceeded, LimitsUnavailable
+from kit.rules.policy import AuthError, ChatClosedError, NoKeyExposed
 
 log = logging.getLogger("kit.gateway")
 
@@ -32,12 +34,34 @@ class ModelNotFound(KitError):
     """The request names a model this server does not serve (HTTP 404)."""
 
 
+class NotFound(KitError):
+    """Nothing of the caller's by that id (HTTP 404); never says whether it belongs to someone else."""
+
+
+class HostRefused(KitError):
+    """The Host header names neither the bound address nor an allowed host (HTTP 421, DNS rebinding)."""
+
+
+class TooMany(KitError):
+    """Too many attempts or requests (HTTP 429); `retry_after` says when to try again."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
 class PiiBlocked(PolicyError):
     """The prompt holds personal data whose category is blocked (HTTP 422)."""
 
 
 STATUS: list[tuple[type[Exception], int, str]] = [
     (AuthError, 401, "authentication_error"),
+    (NoKeyExposed, 503, "service_unavailable"),
+    (HostRefused, 421, "misdirected_request"),
+    (NotFound, 404, "not_found"),
+    (TooMany, 429, "rate_limit_exceeded"),
+    (LimitExceeded, 429, "rate_limit_exceeded"),
+    (LimitsUnavailable, 503, "service_unavailable"),
     (ChatClosedError, 503, "service_unavailable"),
     (PiiBlocked, 422, "personal_data_blocked"),
     (PolicyError, 403, "permission_error"),
@@ -60,7 +84,8 @@ def error_response(status: int, message: str, etype: str, param: str | None = No
 def kit_error_response(exc: KitError) -> JSONResponse:
     for cls, status, etype in STATUS:
         if isinstance(exc, cls):
-            headers = {"Retry-After": "2"} if status in (429, 503) else None
+            retry = getattr(exc, "retry_after", 2)
+            headers = {"Retry-After": str(retry)} if status in (429, 503) else None
             return error_response(status, str(exc), etype, headers=headers)
     return error_response(500, str(exc), "server_error")
 
@@ -84,11 +109,21 @@ async def read_json(request: Request, limit: int) -> Any:
         if len(body) > limit:
             raise BodyTooLarge(f"the request body is over {limit} bytes (server.max_body_bytes).")
     try:
-        return json.loads(body)
+        data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"the body is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc}).") from None
     except RecursionError:
         raise UsageError("the body is nested too deeply to be a valid request.") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise UsageError(f"the body holds a value that cannot be read: {exc}. Send ordinary numbers.") from None
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the body holds a lone UTF-16 surrogate (such as \\ud800), which is not text: "
+                         "send valid Unicode.") from None
+    except RecursionError:
+        raise UsageError("the body is nested too deeply to be a valid request.") from None
+    return data
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -102,6 +137,15 @@ def install_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: ValidationError) -> JSONResponse:
         message, param = validation_message(exc)
         return error_response(422, message, "invalid_request_error", param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error_response(404, "no such endpoint: see the API list in kit's README.", "not_found")
+        if exc.status_code == 405:
+            return error_response(405, "this endpoint does not take that method.", "method_not_allowed",
+                                  headers=dict(exc.headers or {}))
+        return error_response(exc.status_code, str(exc.detail), "invalid_request_error")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -19,11 +19,11 @@ def router(ctx: Context) -> APIRouter:
     async def scan(request: Request) -> dict[str, Any]:
         await ctx.identify(request)
         req = ScanRequest.model_validate(await ctx.body(request))
-        outcome = await run_in_threadpool(ctx.gate.apply_pii, [{"role": "user", "content": req.text}])
         from kit.rules.privacy import get_detector
 
-        findings = await run_in_threadpool(get_detector().scan, req.text)
+        findings = await run_in_threadpool(get_detector().scan, req.text)  # once: the policy reuses them
+        outcome = ctx.gate.pii_policy(req.text, findings)
         return {"findings": [dataclasses.asdict(f) for f in findings], "categories": outcome.categories,
-                "actions": outcome.actions, "blocked": outcome.blocked, "masked_text": outcome.messages[0]["content"]}
+                "actions": outcome.actions, "blocked": outcome.blocked, "masked_text": outcome.text}
 
     return api

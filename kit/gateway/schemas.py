@@ -12,6 +12,11 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class _Own(BaseModel):
+    # kit's own endpoints: an unknown field is an error naming it (a typo must not be silently ignored)
+    model_config = ConfigDict(extra="forbid")
+
+
 class TextPart(_Body):
     type: Literal["text"]
     text: str
@@ -71,25 +76,37 @@ class _Sampling(_Body):
         return self.max_completion_tokens or self.max_tokens or default
 
 
+class KitOptions(_Own):
+    documents: bool = Field(default=False, description="Answer from the indexed documents, citing them.")
+    collection: str | None = Field(default=None, max_length=64, description="Search this collection only.")
+
+
 class ChatRequest(_Sampling):
     messages: list[Message] = Field(min_length=1, max_length=500)
     conversation_id: str | None = Field(default=None, max_length=64, description="Store the turn in this conversation.")
+    kit: KitOptions | None = Field(default=None, description="kit's own options (documents).")
+
+
+class DocumentSearch(_Own):
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(default=5, ge=1, le=50)
+    collection: str | None = Field(default=None, max_length=64)
 
 
 class CompletionRequest(_Sampling):
     prompt: str = Field(max_length=2_000_000)
 
 
-class AckRequest(_Body):
+class AckRequest(_Own):
     version: str = Field(max_length=64)
     quiz_answers: list[int] | None = None
 
 
-class ScanRequest(_Body):
+class ScanRequest(_Own):
     text: str = Field(max_length=200_000)
 
 
-class FeedbackRequest(_Body):
+class FeedbackRequest(_Own):
     kind: Literal["feedback", "report"] = "feedback"
     rating: int | None = Field(default=None, ge=-1, le=1)
     comment: str = Field(default="", max_length=4000)
@@ -97,16 +114,15 @@ class FeedbackRequest(_Body):
     model: str | None = Field(default=None, max_length=200)
 
 
-class ChatSwitch(_Body):
+class ChatSwitch(_Own):
     open: bool
     message: str = Field(default="", max_length=1000)
 
 
-class NewConversation(_Body):
+class NewConversation(_Own):
     title: str = Field(default="", max_length=200)
 
 
-class LoginRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class LoginRequest(_Own):
     user: str = Field(min_length=1, max_length=200, description="User name.")
     password: str = Field(max_length=1024, description="Password.")

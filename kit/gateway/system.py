@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from kit.config import is_loopback_host
+from kit.errors import PolicyError
 from kit.gateway.context import Context
 
 
@@ -21,7 +23,15 @@ def router(ctx: Context) -> APIRouter:
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @api.get("/metrics")
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
+        access = ctx.settings.server.metrics_access
+        client = request.client.host if request.client else ""
+        if access == "loopback" and not is_loopback_host(client):
+            raise PolicyError("/metrics is served to this machine only (server.metrics_access: loopback).")
+        if access == "key":
+            ident = await ctx.identify(request)
+            if ident.via != "key" or ident.role not in ("admin", "auditor", "service"):
+                raise PolicyError("/metrics needs an admin, auditor or service key (server.metrics_access: key).")
         return PlainTextResponse(ctx.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @api.get("/v1/models")

@@ -6,25 +6,14 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from kit.errors import KitError
+from kit.ops.checks import Check, Status
 
 if TYPE_CHECKING:
     from kit.config import Settings
-
-Status = Literal["PASS", "WARN", "FAIL"]
-
-
-@dataclass
-class Check:
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
-
 
 def total_ram_gb() -> float:
     try:
@@ -83,7 +72,6 @@ def check_llama() -> list[Check]:
 
 def check_config() -> tuple[list[Check], Settings | None]:
     from kit.config import is_loopback_host, load_settings
-    from kit.rules.keys import list_keys
 
     try:
         settings = load_settings()
@@ -95,13 +83,7 @@ def check_config() -> tuple[list[Check], Settings | None]:
         checks.append(Check("purpose", "PASS", settings.deployment.purpose[:80]))
     except KitError as exc:
         checks.append(Check("purpose", "FAIL", str(exc), "set deployment.purpose in kit.yaml"))
-    srv, ui = settings.server, settings.ui
-    if not is_loopback_host(srv.host) and not list_keys(settings):
-        status: Status = "WARN" if srv.allow_insecure_bind else "FAIL"
-        checks.append(Check("api exposure", status, f"the API binds to {srv.host} without API keys",
-                            "create keys with `kit keys create NAME`, or bind server.host to 127.0.0.1"))
-    else:
-        checks.append(Check("api exposure", "PASS", f"API on {srv.host}:{srv.port}"))
+    ui = settings.ui
     if not is_loopback_host(ui.host) and ui.auth == "none":
         checks.append(Check("ui exposure", "FAIL", f"the chat binds to {ui.host} with no sign-in",
                             "set ui.auth to local or proxy, or ui.host to 127.0.0.1"))
@@ -165,6 +147,9 @@ def run_checks() -> list[Check]:
     config_checks, settings = check_config()
     checks.extend(config_checks)
     if settings is not None:
+        from kit.ops.security import security_checks
+
+        checks.extend(security_checks(settings))
         checks.extend(check_model(settings))
     checks.append(check_disk(kit_home()))
     return checks

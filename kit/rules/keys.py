@@ -46,22 +46,27 @@ def list_keys(settings: Settings) -> list[ApiKey]:
     return list(settings.server.api_keys) + _read_file(settings.home)
 
 
-def create_key(settings: Settings, name: str, role: str = "user", *, acknowledge: bool = True) -> tuple[str, ApiKey]:
+def create_key(settings: Settings, name: str, role: str = "user", *, acknowledge: bool = True,
+               groups: list[str] | None = None) -> tuple[str, ApiKey]:
     """Create a key; its owner acknowledges the current charter when `acknowledge` is true."""
+    from kit.rules.users import check_groups
+
     if not name.strip():
         raise UsageError("give the key a name: who or what will use it.")
     key = PREFIX + secrets.token_urlsafe(32)
-    record = ApiKey(name=name, sha256=hash_key(key), role=role)  # type: ignore[arg-type]
+    record = ApiKey(name=name, sha256=hash_key(key), role=role, groups=check_groups(groups or []))  # type: ignore[arg-type]
     _write_file(settings.home, [*_read_file(settings.home), record])
-    if acknowledge:
-        from kit.rules.audit import AuditEvent
-        from kit.rules.state import open_state
+    from kit.rules.audit import AuditEvent
+    from kit.rules.state import open_state
 
-        state = open_state(settings)
-        version = settings.charter()["version"]
-        state.store.acknowledge(key_user(name), version)
+    state = open_state(settings)
+    try:
         state.audit.record(AuditEvent(action="key_created", user=key_user(name), detail={"role": role}))
-        state.audit.record(AuditEvent(action="acknowledge", user=key_user(name), detail={"charter": version}))
+        if acknowledge:
+            version = settings.charter()["version"]
+            state.store.acknowledge(key_user(name), version)
+            state.audit.record(AuditEvent(action="acknowledge", user=key_user(name), detail={"charter": version}))
+    finally:
         state.close()
     return key, record
 
@@ -74,6 +79,15 @@ def revoke_key(settings: Settings, name: str) -> int:
         where = " (it is in kit.yaml: remove it there)" if in_config else ""
         raise UsageError(f"no key named {name} in {keys_file(settings.home)}{where}.")
     _write_file(settings.home, kept)
+    from kit.rules.audit import AuditEvent
+    from kit.rules.state import open_state
+
+    state = open_state(settings)
+    try:
+        state.audit.record(AuditEvent(action="key_revoked", user=key_user(name),
+                                      detail={"keys": len(keys) - len(kept)}))
+    finally:
+        state.close()
     return len(keys) - len(kept)
 
 

@@ -14,12 +14,14 @@ from kit.errors import ConfigError, PolicyError
 from kit.rules.keys import find_key, key_user, list_keys
 
 if TYPE_CHECKING:
-    from kit.rules.privacy import PolicyOutcome
+    from kit.rules.privacy import Finding, PolicyOutcome
     from kit.rules.state import GatewayState
 
 Role = Literal["user", "admin", "auditor", "service"]
 USER_HEADER = "x-kit-user"
 ROLE_HEADER = "x-kit-role"
+GROUPS_HEADER = "x-kit-groups"  # a front end passes the groups its sign-in gave (proxy header), comma-separated
+LOCAL_OPERATOR = "local"
 
 # Public texts behind the rules, linked from the chat's "About" panel and the support pack.
 SOURCES = [
@@ -36,11 +38,16 @@ class AuthError(PolicyError):
     """No valid credentials (HTTP 401)."""
 
 
+class NoKeyExposed(PolicyError):
+    """Bound off loopback while no API key exists: every request is refused (HTTP 503)."""
+
+
 @dataclass
 class Identity:
     user: str
     role: Role
     via: str  # "key", "service", "local"
+    groups: list[str] = field(default_factory=list)  # need-to-know: documents of these groups (and public)
 
     def require(self, *roles: str) -> None:
         if self.role not in roles:
@@ -74,7 +81,8 @@ class Gate:
         self.settings = settings
         self.state = state
         self.charter = settings.charter()
-        if not is_loopback_host(srv.host) and not list_keys(settings) and not srv.allow_insecure_bind:
+        user_keys = [k for k in list_keys(settings) if k.role != "service"]
+        if not is_loopback_host(srv.host) and not user_keys and not srv.allow_insecure_bind:
             raise ConfigError(
                 f"server.host is {srv.host}, reachable from other machines, and no API key exists: create one with "
                 "`kit keys create NAME`, bind to 127.0.0.1, or pass --insecure-no-auth if this network is trusted."
@@ -82,28 +90,54 @@ class Gate:
 
     # identity
     def identify(self, headers: dict[str, str]) -> Identity:
+        """Who is calling. A user key names its owner; a service key (a front end) speaks for the user it
+        names, within the role the user store gives that user; without any user key, a caller with no key is
+        the single local operator. Identity headers from anyone but a service key are ignored."""
         keys = list_keys(self.settings)
         auth = headers.get("authorization", "")
-        claimed_user = headers.get(USER_HEADER, "").strip()[:200]
-        claimed_role = headers.get(ROLE_HEADER, "user").strip()
-        if claimed_role not in ("user", "admin", "auditor"):
-            claimed_role = "user"
-        if not keys:
-            # No key configured: single-operator mode on loopback (enforced at start-up); a bearer token sent
-            # by an OpenAI client out of habit is ignored, as llama.cpp's server does.
-            return Identity(claimed_user or "local", claimed_role, "local")  # type: ignore[arg-type]
-        if auth.lower().startswith("bearer "):
-            key = find_key(keys, auth[7:].strip())
-            if key is None:
+        key = find_key(keys, auth[7:].strip()) if auth.lower().startswith("bearer ") else None
+        if key is not None and key.role == "service":
+            claimed_user = headers.get(USER_HEADER, "").strip()[:200]
+            if not claimed_user:
+                return Identity(key_user(key.name), "service", "key")
+            role = self.role_for(claimed_user, headers.get(ROLE_HEADER, ""))
+            groups = self.groups_for(claimed_user, headers.get(GROUPS_HEADER, ""))
+            return Identity(claimed_user, role, "service", groups)
+        if key is not None:
+            return Identity(key_user(key.name), key.role, "key", list(key.groups))
+        if any(k.role != "service" for k in keys):
+            if auth:
                 raise AuthError("the API key is not valid (revoked or mistyped): ask an administrator for a key.")
-            if key.role == "service" and claimed_user:
-                from kit.rules.users import get_role
+            raise AuthError("an API key is required: send it as 'Authorization: Bearer <key>' "
+                            "(an administrator creates one with `kit keys create NAME`).")
+        srv = self.settings.server
+        if not is_loopback_host(srv.host) and not srv.allow_insecure_bind:
+            raise NoKeyExposed(f"no API key exists while the server is bound to {srv.host}, reachable from other "
+                               "machines: it refuses every request until an administrator creates one with "
+                               "`kit keys create NAME` (or binds server.host to 127.0.0.1).")
+        # Single-operator mode on loopback; a bearer token sent by an OpenAI client out of habit is ignored.
+        return Identity(LOCAL_OPERATOR, srv.local_operator_role, "local")
 
-                stored = get_role(self.settings.home, claimed_user)
-                return Identity(claimed_user, stored or claimed_role, "service")  # type: ignore[arg-type]
-            return Identity(key_user(key.name), key.role, "key")
-        raise AuthError("an API key is required: send it as 'Authorization: Bearer <key>' "
-                        "(an administrator creates one with `kit keys create NAME`).")
+    def groups_for(self, user: str, claimed: str = "") -> list[str]:
+        """A user's need-to-know groups: the user store's, plus those the front end's sign-in passed."""
+        from kit.rules.users import get_groups
+
+        extra = [g.strip() for g in claimed.split(",") if g.strip()][:64]
+        return sorted(set(get_groups(self.settings.home, user)) | {g[:64] for g in extra})
+
+    def role_for(self, user: str, claimed: str = "") -> Role:
+        """The role a front end may give `user`: the user store's (local accounts, proxy users registered with
+        `kit users add`), the configured one for the local operator, else user. Claiming more is refused."""
+        from kit.rules.users import get_role
+
+        stored = get_role(self.settings.home, user)
+        allowed: Role = stored if stored in ("user", "admin", "auditor") else (  # type: ignore[assignment]
+            self.settings.server.local_operator_role if user == LOCAL_OPERATOR else "user")
+        claimed = claimed.strip()
+        if claimed and claimed != allowed and claimed != "user":
+            raise PolicyError(f"{user} has the role {allowed}, not {claimed}: an administrator grants roles with "
+                              "`kit users add NAME --role ROLE` on the gateway.")
+        return "user" if claimed == "user" else allowed
 
     # charter
     def acknowledged(self, ident: Identity) -> str | None:
@@ -129,25 +163,31 @@ class Gate:
         if self.acknowledged(ident) is None:
             raise PolicyError(
                 f"acknowledge the usage charter (version {self.charter['version']}) before using the assistant: "
-                "read it at GET /v1/charter, then POST /v1/charter/acknowledge with that version "
+                "read it at GET /v1/charter, then POST /v1/charter/acknowledge with the body "
+                '{"version": "<its version>", "quiz_answers": [<the index of the right choice for each question>]} '
                 "(in the browser chat, the welcome screen does it)."
             )
 
     # personal data
-    def apply_pii(self, messages: list[dict[str, Any]]) -> ChatOutcome:
-        """Scan user messages and apply the action of each category found."""
-        from kit.rules.privacy import apply_policy, get_detector
+    def apply_pii(self, messages: list[dict[str, Any]], ident: Identity | None = None) -> ChatOutcome:
+        """Scan every message the client sent, whatever its role (system, assistant, user), and apply
+        the action of each category found: one blocked category blocks the request, a masked one is
+        masked in the message that holds it, and the outcome lists the categories of all messages.
+
+        The one exemption goes by identity, not by role: the browser chat's own system prompt
+        (``policy.system_prompt`` in one of its languages, unchanged) sent through a ``service`` key."""
+        from kit.rules.privacy import get_detector
 
         detector = get_detector()
-        policy = self.settings.policy
+        own = self._own_system_prompts(ident)
         out = ChatOutcome(messages=[])
         outcomes: list[PolicyOutcome] = []
         for msg in messages:
-            if msg["role"] != "user" or not msg["content"]:
+            content = msg["content"]
+            if not content or content in own:
                 out.messages.append(msg)
                 continue
-            findings = detector.scan(msg["content"])
-            result = apply_policy(msg["content"], findings, dict(policy.pii_actions), policy.pii_default_action)
+            result = self.pii_policy(content, detector.scan(content))
             outcomes.append(result)
             out.messages.append({**msg, "content": result.text})
         for r in outcomes:
@@ -160,6 +200,20 @@ class Gate:
             out.masked += [c for c in r.masked if c not in out.masked]
         out.categories.sort()
         return out
+
+    def pii_policy(self, text: str, findings: list[Finding]) -> PolicyOutcome:
+        """The configured action for each category among ``findings`` (a scan of ``text``)."""
+        from kit.rules.privacy import apply_policy
+
+        policy = self.settings.policy
+        return apply_policy(text, findings, dict(policy.pii_actions), policy.pii_default_action)
+
+    def _own_system_prompts(self, ident: Identity | None) -> set[str]:
+        """The configured system prompt's texts when the browser chat's service key sends them."""
+        if ident is None or ident.via != "service":
+            return set()
+        prompt = self.settings.policy.system_prompt
+        return {text for text in (prompt.fr, prompt.en) if text}
 
 
 class ChatClosedError(PolicyError):

@@ -1,24 +1,22 @@
 """Small state of the gateway in SQLite: acknowledgements, feedback and reports, admin switches.
 
-The file is ``$KIT_HOME/state.db`` (mode 0600). Users are pseudonymised here too when the caller
-passes pseudonyms; acknowledgements keep the user name, since the organisation must be able to show
-who accepted which charter version.
+The file is ``$KIT_HOME/state.db`` (mode 0600). Feedback is stored under the user's pseudonym (the
+caller passes it), kept ``policy.feedback_retention_days`` days, and exported and deleted with the user's
+data; acknowledgements keep the user name, since the organisation must be able to show who accepted which
+charter version. The pseudonymisation key is not here: see ``kit.rules.keyfiles``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-from kit.errors import KitError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS acks (user TEXT NOT NULL, version TEXT NOT NULL, time TEXT NOT NULL,
@@ -42,22 +40,6 @@ class FeedbackItem:
     status: str
 
 
-def load_or_create_secret(home: Path, name: str = "secret.key") -> bytes:
-    """A random key kept under $KIT_HOME (mode 0600): pseudonyms and sessions are keyed with it."""
-    path = home / name
-    if path.exists():
-        data = path.read_bytes()
-        if len(data) >= 32:
-            return data
-        raise KitError(f"{path} is damaged (too short): remove it to create a new one (pseudonyms will change).")
-    home.mkdir(parents=True, exist_ok=True)
-    data = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    return data
-
-
 class Store:
     def __init__(self, path: Path, now: Callable[[], datetime] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,6 +48,7 @@ class Store:
         if new:
             os.chmod(path, 0o600)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA secure_delete=ON")  # deleted feedback is overwritten, not left in free pages
         self._db.executescript(_SCHEMA)
         self._mutex = threading.Lock()
         self._now = now or (lambda: datetime.now(UTC))
@@ -107,9 +90,25 @@ class Store:
             rows = self._db.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
         return [FeedbackItem(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
 
+    def user_feedback(self, user: str) -> list[FeedbackItem]:
+        """Everything one user (by pseudonym) sent, oldest first, for their access requests."""
+        with self._mutex:
+            rows = self._db.execute("SELECT id, time, user, kind, rating, comment, meta, status FROM feedback "
+                                    "WHERE user=? ORDER BY id", (user,)).fetchall()
+        return [FeedbackItem(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]
+
     def delete_user_feedback(self, user: str) -> int:
         with self._mutex:
             return self._db.execute("DELETE FROM feedback WHERE user=?", (user,)).rowcount
+
+    def purge_feedback(self, retention_days: int) -> int:
+        """Delete feedback and reports older than ``retention_days`` days; return how many."""
+        cutoff = (self._now() - timedelta(days=retention_days)).astimezone(UTC).isoformat(timespec="seconds")
+        with self._mutex:
+            n = self._db.execute("DELETE FROM feedback WHERE time < ?", (cutoff,)).rowcount
+            if n:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(n)
 
     # admin switches
     def set_flag(self, key: str, value: Any) -> None:

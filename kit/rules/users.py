@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +64,8 @@ def _db(home: Path, create: bool = True) -> Iterator[sqlite3.Connection]:
         raise KitError(f"{path} cannot be opened ({exc}): check its permissions.") from None
     try:
         conn.executescript(_SCHEMA)
+        if "groups" not in {row[1] for row in conn.execute("PRAGMA table_info(users)")}:
+            conn.execute("ALTER TABLE users ADD COLUMN groups TEXT NOT NULL DEFAULT ''")  # need-to-know groups
         with conn:
             yield conn
     except sqlite3.DatabaseError as exc:
@@ -102,16 +104,28 @@ def _check_password(password: str) -> str:
     return password
 
 
-def add_user(home: Path, name: str, role: str, password: str) -> User:
+def check_groups(groups: Iterable[str]) -> list[str]:
+    """Group names: letters, digits, dot, dash, underscore; at most 64 characters each."""
+    out = []
+    for group in groups:
+        group = (group or "").strip()
+        if not re.fullmatch(r"[\w.-]{1,64}", group):
+            raise UsageError(f"group '{group}' is not valid: use letters, digits, '.', '-' or '_' (64 at most).")
+        out.append(group)
+    return sorted(set(out))
+
+
+def add_user(home: Path, name: str, role: str, password: str, groups: Iterable[str] = ()) -> User:
     """Create a user; raises UsageError if the name is taken or invalid."""
     name, role, password = _check_name(name), _check_role(role), _check_password(password)
+    member_of = ",".join(check_groups(groups))
     digest = _hasher.hash(password)
     now = _now()
     with _db(home) as conn:
         try:
             conn.execute(
-                "INSERT INTO users (name, role, hash, created, updated) VALUES (?, ?, ?, ?, ?)",
-                (name, role, digest, now, now),
+                "INSERT INTO users (name, role, hash, created, updated, groups) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, role, digest, now, now, member_of),
             )
         except sqlite3.IntegrityError:
             raise UsageError(
@@ -156,6 +170,25 @@ def get_user(home: Path, name: str) -> User | None:
     except _NoFile:
         return None
     return User(*row) if row else None
+
+
+def get_groups(home: Path, name: str) -> list[str]:
+    """The need-to-know groups of a user (empty for an unknown user)."""
+    try:
+        with _db(home, create=False) as conn:
+            row = conn.execute("SELECT groups FROM users WHERE name = ?", ((name or "").strip(),)).fetchone()
+    except _NoFile:
+        return []
+    return [g for g in (row[0] if row else "").split(",") if g]
+
+
+def set_groups(home: Path, name: str, groups: Iterable[str]) -> None:
+    member_of = ",".join(check_groups(groups))
+    with _db(home) as conn:
+        cur = conn.execute("UPDATE users SET groups = ?, updated = ? WHERE name = ?",
+                           (member_of, _now(), (name or "").strip()))
+    if cur.rowcount == 0:
+        raise UsageError(f"no user named '{name}' in {users_file(home)}: add it with `kit users add {name}`.")
 
 
 def get_role(home: Path, name: str) -> str | None:

@@ -53,6 +53,8 @@ class Database:
                      "latency_ms INTEGER NOT NULL, pii_categories TEXT NOT NULL, pii_action TEXT NOT NULL, "
                      "doc_ids TEXT NOT NULL, status TEXT NOT NULL, detail TEXT NOT NULL, body TEXT, "
                      "prev_hash TEXT NOT NULL, hash TEXT NOT NULL)")
+            self.run(self.conn, "CREATE TABLE IF NOT EXISTS audit_chain (slot INTEGER PRIMARY KEY, scheme TEXT "
+                                "NOT NULL, keyed_from BIGINT NOT NULL, legacy_hash TEXT NOT NULL, seal TEXT NOT NULL)")
             self.run(self.conn, "CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log (ts)")
             self.run(self.conn, "CREATE INDEX IF NOT EXISTS audit_log_action ON audit_log (action)")
             self.conn.commit()

@@ -4,15 +4,19 @@ Each event is one row: who (a keyed pseudonym, never the raw user id), what acti
 counts, latency, categories of personal data detected and what was done about them, the documents used
 and a status. Prompt and answer text is dropped unless the log was opened with ``log_text=True``.
 
-Rows form a SHA-256 hash chain (``hash = sha256(prev_hash + canonical JSON of the row)``): altering,
-removing or reordering a row makes ``verify()`` fail. Purging rows older than the retention period keeps
-the chain verifiable through an anchor (id and hash of the last purged row) that the purge event records
-in the chain itself. Storage is SQLite (WAL mode, file mode 0600) or PostgreSQL through ``psycopg`` v3.
+Rows form a keyed hash chain (``hash = HMAC-SHA256(chain key, prev_hash + canonical JSON of the row)``,
+the key kept apart from the database; see ``chain``): altering, removing or reordering a row makes
+``verify()`` fail, and nobody without the key can recompute the chain after an edit. A tail cut together
+with the recorded head shows against a head noted earlier (``verify(head=...)``; ``head`` publishes it).
+Purging rows older than the retention period keeps the chain verifiable through an anchor (id and hash of
+the last purged row) that the purge event records in the chain itself. Storage is SQLite (WAL mode, file
+mode 0600) or PostgreSQL through ``psycopg`` v3.
 """
 
 from __future__ import annotations
 
 import csv
+import hmac
 import json
 import logging
 import threading
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from kit.errors import AuditError, KitError, UsageError
+from kit.rules.audit.chain import Chain, open_chain, read_chain
 from kit.rules.audit.database import Database
 from kit.rules.audit.records import (
     ACTIONS,
@@ -49,16 +54,27 @@ _logger = logging.getLogger(__name__)
 
 
 class AuditLog:
-    """Append-only, hash-chained audit log; safe to share between threads and processes."""
+    """Append-only, hash-chained audit log; safe to share between threads and processes.
 
-    def __init__(self, url: str | Path, key: bytes, *, log_text: bool = False,
-                 now: Callable[[], datetime] | None = None) -> None:
-        if not key:
-            raise UsageError("the audit pseudonymisation key is empty; configure a secret key")
+    ``key`` keys the users' pseudonyms, ``chain_key`` the hash chain (``key`` when not given; the gateway
+    passes the separate ``policy.audit_key_file``). ``adopt_plain`` accepts a log written before keyed
+    chains (rows but no chain record): see ``kit.rules.audit.chain``.
+    """
+
+    def __init__(self, url: str | Path, key: bytes, *, chain_key: bytes | None = None, log_text: bool = False,
+                 now: Callable[[], datetime] | None = None, adopt_plain: bool = False) -> None:
+        if not key or chain_key == b"":
+            raise UsageError("the audit pseudonymisation or chain key is empty; configure a secret key")
         self._key = bytes(key)
+        self._chain_key = bytes(key if chain_key is None else chain_key)
         self._log_text = log_text
         self._now = now or (lambda: datetime.now(UTC))
         self._db = Database(url)
+        try:
+            open_chain(self._db, self._chain_key, adopt_plain=adopt_plain)
+        except KitError:
+            self._db.close()
+            raise
 
     def __enter__(self) -> AuditLog:
         return self
@@ -94,7 +110,7 @@ class AuditLog:
             list(event.pii_categories), event.pii_action, list(event.doc_ids), event.status,
             dict(event.detail), event.text if self._log_text else None, prev, "",
         )
-        row.hash = row_hash(row)
+        row.hash = row_hash(row, self._chain_key)
         self._db.run(conn, f"INSERT INTO audit_log ({COLUMNS}) VALUES ({', '.join('?' * 16)})", (
             row.id, row.time, row.user, row.action, row.model, row.prompt_tokens, row.completion_tokens,
             row.latency_ms, canon(row.pii_categories), row.pii_action, canon(row.doc_ids), row.status,
@@ -108,10 +124,14 @@ class AuditLog:
         with self._db.read() as conn:
             return self._db.slot(conn, HEAD_SQL) or (0, ZERO_HASH)
 
-    def verify(self) -> VerifyResult:
-        """Check the chain from the purge anchor (or the first row) to the recorded head."""
+    def verify(self, head: tuple[int, str] | None = None) -> VerifyResult:
+        """Check the chain from the purge anchor (or the first row) to the recorded head, and, given a head
+        noted earlier (row id and hash, as ``head()`` returned it), that the log still holds it."""
         with self._db.read() as conn:
-            return self._verify(conn)
+            result = self._verify(conn)
+            if result.ok and head is not None:
+                return self._check_noted_head(conn, head, result)
+            return result
 
     def _verify(self, conn: Any) -> VerifyResult:
         anchor, head = self._db.slot(conn, ANCHOR_SQL), self._db.slot(conn, HEAD_SQL)
@@ -121,8 +141,15 @@ class AuditLog:
         def bad(row_id: int | None, reason: str) -> VerifyResult:
             return VerifyResult(False, checked, row_id, reason)
 
+        chain = read_chain(self._db, conn)
+        if chain is None or not chain.sealed_by(self._chain_key):
+            what = "is missing" if chain is None else "does not match the audit key"
+            return bad(None, f"the chain record of the log (table audit_chain) {what}: it was altered, or the "
+                             "audit key is not the one this log was written with (restore the original key)")
         for t in self._scan(conn, "", ()):
             rid = int(t[0])
+            if rid == chain.keyed_from and rid == expected and prev != chain.legacy_hash:
+                return bad(rid - 1, self._legacy_altered(chain))
             if rid < expected:
                 return bad(rid, f"row {rid} lies before the purge anchor (row {start})")
             if rid > expected:
@@ -130,7 +157,7 @@ class AuditLog:
                 return bad(expected, f"{gap} missing (ids jump from {expected - 1} to {rid})")
             try:
                 row = from_db(t)
-                intact = row_hash(row) == row.hash
+                intact = row_hash(row, self._chain_key if rid >= chain.keyed_from else None) == row.hash
             except (AuditError, ValueError):
                 return bad(rid, f"row {rid} was altered (unreadable)")
             if row.prev_hash != prev or not intact:
@@ -138,6 +165,11 @@ class AuditLog:
                 return bad(rid, self._explain(conn, row, prev, first_after_anchor=first))
             prev, expected, checked = row.hash, expected + 1, checked + 1
         last = expected - 1
+        if last < chain.keyed_from - 1:
+            return bad(last + 1, f"rows {last + 1} to {chain.keyed_from - 1} are missing (the log held them when "
+                                 "its keyed chain began)")
+        if last == chain.keyed_from - 1 and prev != chain.legacy_hash:
+            return bad(last, self._legacy_altered(chain))
         if anchor:
             problem = self._check_anchor(conn, anchor)
             if problem:
@@ -152,6 +184,30 @@ class AuditLog:
         if prev != head[1]:
             return bad(last, f"row {last} differs from the recorded head of the log")
         return VerifyResult(True, checked, None, f"{checked} rows verified")
+
+    @staticmethod
+    def _legacy_altered(chain: Chain) -> str:
+        last = chain.keyed_from - 1
+        return (f"rows up to {last} (chained with plain SHA-256, before the keyed chain) were altered, removed or "
+                f"added: row {last} no longer has the hash sealed when the keyed chain began")
+
+    def _check_noted_head(self, conn: Any, noted: tuple[int, str], result: VerifyResult) -> VerifyResult:
+        row_id, digest = noted
+        start, anchor_hash = self._db.slot(conn, ANCHOR_SQL) or (0, ZERO_HASH)
+        last, _ = self._db.slot(conn, HEAD_SQL) or (0, ZERO_HASH)
+        checked = result.rows_checked
+        if row_id > last:
+            return VerifyResult(False, checked, last + 1, f"the log ends at row {last} but the head noted earlier "
+                                f"is row {row_id}: rows {last + 1} to {row_id} were cut from the log")
+        if row_id < start:
+            return VerifyResult(True, checked, None, f"the head noted earlier (row {row_id}) was purged by "
+                                f"retention (rows up to {start}): note a newer head")
+        found = anchor_hash if row_id == start else self._db.run(
+            conn, "SELECT hash FROM audit_log WHERE id = ?", (row_id,))[0][0]
+        if not hmac.compare_digest(str(found), digest):
+            return VerifyResult(False, checked, row_id, f"row {row_id} differs from the head noted earlier: "
+                                "the log was rewritten up to there (or the head was copied wrong)")
+        return VerifyResult(True, checked, None, f"the head noted earlier (row {row_id}) is intact")
 
     def _check_anchor(self, conn: Any, anchor: tuple[int, str]) -> str:
         for row_id, text in self._db.run(conn, "SELECT id, detail FROM audit_log WHERE action = 'purge' "

@@ -24,6 +24,7 @@ COLUMNS = ("id, ts, pseudonym, action, model, prompt_tokens, completion_tokens, 
             "pii_categories, pii_action, doc_ids, status, detail, body, prev_hash, hash")
 HEAD_SQL = "SELECT last_id, last_hash FROM audit_head WHERE slot = 1"
 ANCHOR_SQL = "SELECT last_id, last_hash FROM audit_anchor WHERE slot = 1"
+CHAIN_SQL = "SELECT scheme, keyed_from, legacy_hash, seal FROM audit_chain WHERE slot = 1"
 CSV_RISKY = ("=", "+", "-", "@", "\t", "\r")
 _logger = logging.getLogger(__name__)
 
@@ -110,9 +111,13 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def row_hash(row: AuditRow) -> str:
-    payload = {k: v for k, v in asdict(row).items() if k not in ("prev_hash", "hash")}
-    return hashlib.sha256((row.prev_hash + canon(payload)).encode("utf-8")).hexdigest()
+def row_hash(row: AuditRow, key: bytes | None = None) -> str:
+    """HMAC-SHA256 with the chain key of ``prev_hash`` + the row's canonical JSON; plain SHA-256 of the same
+    text when ``key`` is None (the unkeyed chain of logs written before keyed chains, still verified)."""
+    message = (row.prev_hash + canon({k: v for k, v in asdict(row).items() if k not in ("prev_hash", "hash")}))
+    if key is None:
+        return hashlib.sha256(message.encode("utf-8")).hexdigest()
+    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def from_db(t: tuple[Any, ...]) -> AuditRow:

@@ -21,22 +21,30 @@ E-mail addresses are matched by our own recognizer, which does not use ``tldextr
 addition, creating a :class:`Detector` replaces tldextract's process-wide extractor by one that
 reads only the public-suffix snapshot bundled with the package, so no Presidio recognizer can
 fetch the list over the network either.
+
+Cost and concurrency: the checksum, pattern and address rules run on the whole text, outside any
+lock; spaCy runs on pieces of at most ``CHUNK_CHARS`` characters (cut at a line, else a sentence,
+else a word break), and the names are found in each piece from its parse. spaCy does not promise
+that one ``Language`` object may be called from several threads at once (its documented way to run
+in parallel is ``nlp.pipe(n_process=...)``, several processes; concurrent calls are reported to give
+inconsistent entities: explosion/spaCy#11868), so each spaCy call holds a first-come, first-served
+lock, one piece at a time: a short prompt waits for at most one piece of a long one, never for the
+whole of it. Every step costs time in proportion to the text's length.
 """
 
 from __future__ import annotations
 
+import bisect
+import collections
 import importlib.util
 import ipaddress
 import re
 import threading
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 from kit.errors import KitError, UsageError
 from kit.rules.privacy import recognizers as rec
-
-if TYPE_CHECKING:
-    from spacy.tokens import Doc
 
 PII_TYPES: tuple[str, ...] = (
     "EMAIL_ADDRESS", "PHONE_NUMBER", "IBAN_CODE", "FR_NIR", "FR_SIRET", "CREDIT_CARD",
@@ -47,7 +55,7 @@ ACTIONS: tuple[str, ...] = get_args(Action)
 FR_PIPELINES: tuple[str, ...] = ("fr_core_news_md", "fr_core_news_sm")
 LANGUAGE = "fr"
 SCORE_THRESHOLD = 0.5
-CHUNK_CHARS = 50_000
+CHUNK_CHARS = 2_000  # one spaCy call: a few tenths of a second, the longest a lock is held
 _LONG_TOKEN = re.compile(r"\S{100,}")
 
 
@@ -111,12 +119,46 @@ def offline_tldextract() -> None:
                                        fallback_to_snapshot=True)
 
 
-def _find_all(text: str, doc: Doc | None) -> list[rec.Candidate]:
-    found = rec.find_structured(text)
-    blocked = [(c.start, c.end) for c in found]
-    names = [c for c in rec.find_names(text, doc) + rec.find_addresses(text)
-             if all(c.end <= s or c.start >= e for s, e in blocked)]
-    return found + names
+def _outside(spans: list[rec.Candidate], candidates: list[rec.Candidate]) -> list[rec.Candidate]:
+    """The candidates that overlap none of ``spans`` (binary search on the spans' starts)."""
+    ordered = sorted(spans, key=lambda c: c.start)
+    starts = [c.start for c in ordered]
+    reach: list[int] = []  # the furthest end among the spans up to each index
+    for c in ordered:
+        reach.append(max(c.end, reach[-1]) if reach else c.end)
+    out = []
+    for c in candidates:
+        before = bisect.bisect_left(starts, c.end)  # spans starting before the candidate ends
+        if before == 0 or reach[before - 1] <= c.start:
+            out.append(c)
+    return out
+
+
+class FairLock:
+    """A lock granted in the order it was asked for: a thread that releases it and asks again queues
+    behind the threads already waiting (``threading.Lock`` lets it take the lock straight back)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiting: collections.deque[threading.Event] = collections.deque()
+        self._held = False
+
+    def __enter__(self) -> FairLock:
+        with self._guard:
+            if not self._held:
+                self._held = True
+                return self
+            turn = threading.Event()
+            self._waiting.append(turn)
+        turn.wait()  # the releasing thread hands the lock over: _held stays True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._guard:
+            if self._waiting:
+                self._waiting.popleft().set()
+            else:
+                self._held = False
 
 
 def _build_analyzer(model: str) -> Any:
@@ -127,6 +169,7 @@ def _build_analyzer(model: str) -> Any:
         RecognizerRegistry,
         RecognizerResult,
     )
+    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
     from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 
     class KitRecognizer(EntityRecognizer):  # type: ignore[misc]
@@ -140,7 +183,19 @@ def _build_analyzer(model: str) -> Any:
             doc = nlp_artifacts.tokens if nlp_artifacts is not None else None
             return [RecognizerResult(c.type, c.start, c.end, c.score,
                                      recognition_metadata={"kit_priority": c.priority})
-                    for c in _find_all(text, doc) if c.type in entities]
+                    for c in rec.find_names(text, doc) if c.type in entities]
+
+    class NoContextEnhancer(ContextAwareEnhancer):  # type: ignore[misc]
+        """The kit's rules weigh their own context; Presidio's default enhancer would only deep-copy
+        every result (about half the time of a scan full of names)."""
+
+        def __init__(self) -> None:
+            super().__init__(context_similarity_factor=0.0, min_score_with_context_similarity=0.0,
+                             context_prefix_count=0, context_suffix_count=0)
+
+        def enhance_using_context(self, text: str, raw_results: list[Any], nlp_artifacts: Any,
+                                  recognizers: list[Any], context: list[str] | None = None) -> list[Any]:
+            return raw_results
 
     ner = NerModelConfiguration(
         model_to_presidio_entity_mapping={"PER": "PERSON", "LOC": "LOCATION",
@@ -149,26 +204,35 @@ def _build_analyzer(model: str) -> Any:
     nlp_engine = SpacyNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": model}],
                                 ner_model_configuration=ner)
     nlp_engine.load()
-    recognizer = KitRecognizer(supported_entities=[*PII_TYPES, "URL"], name="KitRecognizer",
+    recognizer = KitRecognizer(supported_entities=list(PII_TYPES), name="KitRecognizer",
                                supported_language=LANGUAGE)
     registry = RecognizerRegistry(recognizers=[recognizer], supported_languages=[LANGUAGE])
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
                           supported_languages=[LANGUAGE],
-                          default_score_threshold=SCORE_THRESHOLD)
+                          default_score_threshold=SCORE_THRESHOLD,
+                          context_aware_enhancer=NoContextEnhancer())
+
+
+def _cut(window: str) -> int:
+    """Where to end a piece: after the last line break of the window's second half, else after its
+    last sentence end, else after its last space; else the whole window."""
+    half = len(window) // 2
+    for breaks in (("\n",), (". ", "! ", "? ", "; "), (" ", "\t")):
+        at = max(window.rfind(b, half) + len(b) for b in breaks)
+        if at > half:
+            return at
+    return len(window)
 
 
 def _chunks(text: str, size: int | None = None) -> list[tuple[int, str]]:
-    """Split long texts at line (else word) breaks so each piece stays small for spaCy."""
+    """Split a text into pieces of at most ``size`` characters (default ``CHUNK_CHARS``), with
+    their offsets, cut at line, else sentence, else word breaks."""
     size = size or CHUNK_CHARS
     pieces: list[tuple[int, str]] = []
     start = 0
     while len(text) - start > size:
-        window = text[start:start + size]
-        cut = window.rfind("\n")
-        if cut <= size // 2:
-            cut = max(window.rfind(" "), window.rfind("\t"))
-        cut = cut + 1 if cut > size // 2 else size
-        pieces.append((start, window[:cut]))
+        cut = _cut(text[start:start + size])
+        pieces.append((start, text[start:start + cut]))
         start += cut
     pieces.append((start, text[start:]))
     return pieces
@@ -176,13 +240,14 @@ def _chunks(text: str, size: int | None = None) -> list[tuple[int, str]]:
 
 class Detector:
     """Finds personal data in a text. Loading takes seconds; share one instance (see
-    :func:`get_detector`). ``scan`` may be called from several threads."""
+    :func:`get_detector`). ``scan`` may be called from several threads: they share the spaCy
+    pipeline one piece of text at a time (see the module's docstring)."""
 
     def __init__(self, spacy_model: str | None = None) -> None:
         self.model_name = resolve_pipeline(spacy_model)
         offline_tldextract()
         self._analyzer = _build_analyzer(self.model_name)
-        self._lock = threading.Lock()
+        self._nlp_lock = FairLock()
 
     @property
     def nlp(self) -> Any:
@@ -193,26 +258,28 @@ class Detector:
         """Findings sorted by start, never overlapping."""
         if not isinstance(text, str):
             raise UsageError(f"Expected text to scan, got {type(text).__name__}.")
-        findings: list[Finding] = []
+        structured = rec.find_structured(text)  # identifiers and URLs: no spaCy, no lock
+        others = rec.find_addresses(text)
         for offset, piece in _chunks(text):
-            if not piece.strip():
-                continue
-            # spaCy's tokenizer is slow on very long unbroken strings (keys, encoded data) and
-            # finds no names there: blank them for the NLP pass only, offsets are unchanged.
-            for_nlp = _LONG_TOKEN.sub(lambda m: " " * len(m.group()), piece)
-            with self._lock:
-                artifacts = self._analyzer.nlp_engine.process_text(for_nlp, LANGUAGE)
-                results = self._analyzer.analyze(text=piece, language=LANGUAGE,
-                                                 entities=[*PII_TYPES, "URL"],
-                                                 nlp_artifacts=artifacts)
-            candidates = [rec.Candidate(r.entity_type, r.start, r.end, r.score,
-                                        (r.recognition_metadata or {}).get(
-                                            "kit_priority", rec.PRIORITY[r.entity_type]))
-                          for r in results]
-            findings += [Finding(c.type, c.start + offset, c.end + offset,
-                                 piece[c.start:c.end], round(c.score, 2))
-                         for c in rec.resolve(candidates) if c.type in PII_TYPES]
-        return findings
+            if piece.strip():
+                others += [rec.Candidate(c.type, c.start + offset, c.end + offset, c.score, c.priority)
+                           for c in self._names(piece)]
+        candidates = [c for c in structured + _outside(structured, others) if c.score >= SCORE_THRESHOLD]
+        return [Finding(c.type, c.start, c.end, text[c.start:c.end], round(c.score, 2))
+                for c in rec.resolve(candidates) if c.type in PII_TYPES]
+
+    def _names(self, piece: str) -> list[rec.Candidate]:
+        """PERSON and LOCATION candidates of one piece: spaCy under the lock, the rules outside it."""
+        # spaCy's tokenizer is slow on very long unbroken strings (keys, encoded data) and finds
+        # no names there: blank them for the NLP pass only, offsets are unchanged.
+        for_nlp = _LONG_TOKEN.sub(lambda m: " " * len(m.group()), piece)
+        with self._nlp_lock:
+            artifacts = self._analyzer.nlp_engine.process_text(for_nlp, LANGUAGE)
+        results = self._analyzer.analyze(text=piece, language=LANGUAGE, entities=list(PII_TYPES),
+                                         nlp_artifacts=artifacts)
+        return [rec.Candidate(r.entity_type, r.start, r.end, r.score,
+                              (r.recognition_metadata or {}).get("kit_priority", rec.PRIORITY[r.entity_type]))
+                for r in results]
 
 
 _DETECTOR: Detector | None = None

@@ -1,6 +1,11 @@
 """Structured identifiers and places: checksums (NIR, IBAN, SIREN/SIRET, payment cards), patterns for
 e-mail, URL, IP, phone numbers and postal addresses, and a list of French cities.
 
+A NIR whose key does not match is still reported, with the lower score ``NIR_TYPO_SCORE``, when words
+that name a social-security number come shortly before it (see :func:`context_before`): a typo must not
+let a number that the writer calls a NIR through. Every rule looks at a bounded window around its match,
+so the cost grows linearly with the text.
+
 Plain Python on strings; nothing imports spaCy or Presidio.
 """
 
@@ -9,12 +14,9 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 # Merge priority: when two findings overlap, the one with the higher priority wins.
 PRIORITY: dict[str, int] = {
@@ -58,14 +60,21 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def nir_valid(value: str) -> bool:
-    """French social-security number (NIR): 13 characters + 2-digit key, spaced or not."""
+def nir_shaped(value: str) -> bool:
+    """Laid out as a French social-security number (NIR): sex, year, month, place, order, 2-digit
+    key, spaced or not; the key is not checked."""
     s = _compact(value).upper()
     if not re.fullmatch(r"[1-478]\d{4}(?:\d{2}|2A|2B)\d{8}", s):
         return False
     month = int(s[3:5])
-    if not (1 <= month <= 12 or 20 <= month <= 42 or 50 <= month <= 99):
+    return 1 <= month <= 12 or 20 <= month <= 42 or 50 <= month <= 99
+
+
+def nir_valid(value: str) -> bool:
+    """French social-security number (NIR): 13 characters + 2-digit key (97 - body mod 97)."""
+    if not nir_shaped(value):
         return False
+    s = _compact(value).upper()
     body = s[:13].replace("2A", "19", 1) if s[5:7] == "2A" else s[:13]
     body = body.replace("2B", "18", 1) if s[5:7] == "2B" else body
     key = int(s[13:])
@@ -149,6 +158,12 @@ _VERSION_CONTEXT = re.compile(
     re.IGNORECASE)
 _NIR = re.compile(r"(?<![\w])(?<!\d[ .])[1-478][ .]?\d{2}[ .]?\d{2}[ .]?(?:2[AaBb]|\d{2})"
                   r"(?:[ .]?\d){6}[ .]?\d{2}(?![\w])(?![ .]\d)")
+# Words that name a social-security number, matched in folded text (lower case, no accents).
+_NIR_CONTEXT = re.compile(r"\b(?:nir|secu|securite sociale|social security|insee|carte vitale|"
+                          r"repertoire national d'identification|numero d'inscription au repertoire)\b")
+CONTEXT_WORDS = 8
+CONTEXT_CHARS = 80
+NIR_TYPO_SCORE = 0.6
 _IBAN = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}|"
                    r"[a-z]{2}\d{2}(?: ?[a-z0-9]){11,30})(?![A-Za-z0-9])")
 _NUMRUN = re.compile(r"(?<![\w.,])\d+(?:[ -]\d+)*(?![\w]|[.,]\d)")
@@ -228,6 +243,8 @@ def find_structured(text: str) -> list[Candidate]:
     for m in _NIR.finditer(text):
         if nir_valid(m.group()):
             out.append(_cand("FR_NIR", m.start(), m.end(), 1.0))
+        elif nir_shaped(m.group()) and _NIR_CONTEXT.search(context_before(text, m.start())):
+            out.append(_cand("FR_NIR", m.start(), m.end(), NIR_TYPO_SCORE))
     for m in _IBAN.finditer(text):
         check = functools.partial(_iban_starting_with, m.group()[:2])
         span = _first_valid(text, m.start(), m.end(), check, range(15, 35))
@@ -248,6 +265,22 @@ def find_structured(text: str) -> list[Candidate]:
     out += [_cand("PHONE_NUMBER", m.start(), m.end(), 0.9) for m in _PHONE_FR.finditer(text)]
     out += _foreign_phones(text)
     return out
+
+
+def fold(value: str) -> str:
+    """Lower case without accents, typographic apostrophes made plain: "Sécurité" reads "securite"."""
+    decomposed = unicodedata.normalize("NFKD", value.replace("’", "'"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def context_before(text: str, start: int, words: int = CONTEXT_WORDS, chars: int = CONTEXT_CHARS) -> str:
+    """The last ``words`` words before ``start``, within ``chars`` characters, folded (:func:`fold`);
+    a word cut by the window's edge is left out."""
+    begin = max(0, start - chars)
+    tokens = text[begin:start].split()
+    if tokens and begin > 0 and not text[begin - 1].isspace() and not text[begin].isspace():
+        tokens = tokens[1:]
+    return fold(" ".join(tokens[-words:]))
 
 
 def _foreign_phones(text: str) -> list[Candidate]:

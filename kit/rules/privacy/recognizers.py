@@ -8,6 +8,9 @@ Structured identifiers are only reported when their checksum holds: NIR (key = 9
 Corsica 2A/2B read as 19/18), IBAN (ISO 13 616 mod 97), SIREN/SIRET (Luhn, plus the La Poste
 SIRET rule), payment cards (issuer prefix, length, Luhn). Names and places come from the spaCy
 NER, filtered by context rules, and from a first-name lexicon and courtesy titles.
+
+Linear cost: every rule reads a bounded window around its match (never the text from its start), the
+language guess is made once per sentence, and :func:`resolve` marks the characters it has taken.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from kit.rules.privacy.identifiers import (  # noqa: F401 - the recognizers' pub
     find_structured,
     iban_valid,
     luhn_valid,
+    nir_shaped,
     nir_valid,
     siren_valid,
     siret_valid,
@@ -74,9 +78,14 @@ def _words(text: str, start: int, end: int) -> list[tuple[int, int, str]]:
             for m in _WORD.finditer(text[start:end])]
 
 
+_OPENERS = frozenset(" \t'\"«“‘(")
+
+
 def _sentence_initial(text: str, pos: int) -> bool:
-    before = text[:pos].rstrip(" \t'\"«“‘(")
-    return not before or before[-1] in ".!?:;\n"
+    """True at the start of the text or of a sentence, past spaces, quotes and brackets."""
+    while pos > 0 and text[pos - 1] in _OPENERS:
+        pos -= 1
+    return pos == 0 or text[pos - 1] in ".!?:;\n"
 
 
 def _is_instruction(word: str, text: str, pos: int, doc: Doc | None) -> bool:
@@ -125,7 +134,7 @@ def find_names(text: str, doc: Doc | None) -> list[Candidate]:
             if _is_first_name(w, strict=len(words) - i == 1) and not (
                     i == 0 and len(words) == 1 and _is_instruction(w, text, s, doc)):
                 found = _person_from_words(words[i:], text, doc, False, 0.8)
-                surname = _CAPS_BEFORE.search(text, 0, s) if i == 0 else None
+                surname = _CAPS_BEFORE.search(text, max(0, s - 100), s) if i == 0 else None
                 if found and surname and surname.group(1) not in _ACRONYMS:  # "DUPONT Jean"
                     found = _cand("PERSON", surname.start(1), found.end, found.score)
                 if found:
@@ -136,23 +145,26 @@ def find_names(text: str, doc: Doc | None) -> list[Candidate]:
     return out
 
 
-def _looks_english(tokens: Doc | Span) -> bool:
+def _language_votes(tokens: Doc | Span) -> int:
+    """English function words minus French ones: > 0 looks English, < 0 looks French."""
     words = [t.lower_ for t in tokens]
-    return sum(w in _EN_WORDS for w in words) > sum(w in _FR_WORDS for w in words)
-
-
-def _looks_french(tokens: Doc | Span) -> bool:
-    words = [t.lower_ for t in tokens]
-    return sum(w in _FR_WORDS for w in words) > sum(w in _EN_WORDS for w in words)
+    return sum(w in _EN_WORDS for w in words) - sum(w in _FR_WORDS for w in words)
 
 
 def _ner_candidates(text: str, doc: Doc) -> list[Candidate]:
     out: list[Candidate] = []
+    votes: dict[int, int] = {}  # per sentence (by its first token), each counted once
+    doc_votes: int | None = None
     for ent in doc.ents:
         if ent.label_ not in ("PER", "LOC"):
             continue
         if ent.label_ == "PER":
-            if _looks_english(ent.sent) or (_looks_english(doc) and not _looks_french(ent.sent)):
+            sent = ent.sent
+            if sent.start not in votes:
+                votes[sent.start] = _language_votes(sent)
+            if doc_votes is None:
+                doc_votes = _language_votes(doc)
+            if votes[sent.start] > 0 or (doc_votes > 0 and not votes[sent.start] < 0):
                 continue  # the French NER is unreliable on English; lexicon and titles cover it
             for seq in _NAME_SEQ.finditer(text, ent.start_char, ent.end_char):
                 after_title = bool(re.search(r"(?:^|\s)(?:M\.|Mme|Mr|Mrs|Ms|Dr)\s*$",
@@ -179,7 +191,10 @@ def _ner_candidates(text: str, doc: Doc) -> list[Candidate]:
 
 
 def resolve(candidates: list[Candidate]) -> list[Candidate]:
-    """Non-overlapping selection: same-type overlaps merge, otherwise priority then score win."""
+    """Non-overlapping selection: same-type overlaps merge, otherwise priority then score win.
+
+    After the merge, the spans of one type are disjoint, so marking the characters taken costs at
+    most the text's length per type."""
     merged: list[Candidate] = []
     for c in sorted(candidates, key=lambda c: (c.type, c.start)):
         last = merged[-1] if merged else None
@@ -188,9 +203,11 @@ def resolve(candidates: list[Candidate]) -> list[Candidate]:
                                    max(last.score, c.score), max(last.priority, c.priority))
         else:
             merged.append(c)
+    taken = bytearray(max((c.end for c in merged), default=0))
     chosen: list[Candidate] = []
     for c in sorted(merged, key=lambda c: (-c.priority, -c.score, c.start - c.end, c.start)):
-        if all(c.end <= k.start or c.start >= k.end for k in chosen):
+        if taken.find(1, c.start, c.end) < 0:
+            taken[c.start:c.end] = b"\x01" * (c.end - c.start)
             chosen.append(c)
     return sorted(chosen, key=lambda c: c.start)
 

@@ -1,0 +1,299 @@
+"""Retrieval benchmark of kit.docs: ingest speed, query latency at scale, and answer quality.
+
+Quality: the labelled set under ``benchmarks/data/rag`` (14 documents in French and English on
+neighbouring topics — leave in France and in the London office, telework and contractors' remote
+work, procurement and the purchasing card, IT security and acceptable use, travel and hospitality
+expenses, training, onboarding, data protection — and 80 paraphrased questions, 18 of them asked in
+the other language than their document, plus 10 off-topic questions). A result is right when it
+comes from the labelled document and its heading contains the labelled section. For each mode
+(vector, keyword, hybrid): recall@1/@3/@5, MRR over the top 5, recall@3 on same-language and
+cross-language questions, the share of answerable questions that got any result, and the share of
+off-topic questions that got none (the relevance threshold at work). All searches run as a user
+of the group ``staff``, so the group filter is part of every query.
+
+Speed: ingest chunks/s through :func:`kit.docs.ingest.ingest` (parse, chunk, embed with the real
+model, write to Chroma and SQLite) on the labelled documents plus generated filler files. Query
+p50/p95 (hybrid, the labelled questions, groups filter on) when the index holds 1k, 10k and 50k
+chunks. Filler chunks are synthetic: sentences generated from templates on other administrative
+topics (meetings, buildings, vehicles, archives...) with random numbers; past the ingested filler,
+their vectors are real model vectors of a pool of 1,000 filler chunks plus small noise, written
+with :func:`kit.docs.ingest.write_document`, so the scale part does not spend CPU minutes embedding
+50k sentences nobody reads. Quality is also measured at each scale (filler must not push the answers
+out).
+
+    python benchmarks/rag.py [--scales 1000,10000,50000] [--out benchmarks/results/rag.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DATA = ROOT / "benchmarks" / "data" / "rag"
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "rag.json"
+GROUP = "staff"
+MODES = ("vector", "keyword", "hybrid", "hybrid-no-glossary")
+
+
+@dataclass
+class IngestResult:
+    files: int
+    chunks: int
+    seconds: float
+    chunks_per_s: float
+
+
+@dataclass
+class QualityResult:
+    mode: str
+    chunks: int
+    questions: int
+    recall_at_1: float
+    recall_at_3: float
+    recall_at_5: float
+    mrr: float
+    same_language_recall_at_3: float
+    cross_language_recall_at_3: float
+    answered: float
+    off_topic_rejected: float
+
+
+@dataclass
+class LatencyResult:
+    chunks: int
+    queries: int
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+
+
+def load_questions(path: Path = DATA / "questions.jsonl") -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _rank(results: list[Any], question: dict[str, Any]) -> int | None:
+    for position, result in enumerate(results, 1):
+        if Path(result.source).name == question["doc"] and question["section"].lower() in result.heading.lower():
+            return position
+    return None
+
+
+def evaluate(index: Any, questions: list[dict[str, Any]], mode: str, chunks: int) -> QualityResult:
+    """``mode``: vector, keyword, hybrid, or hybrid-no-glossary (the ablation of the FR-EN glossary)."""
+    from kit.docs.retrieve import search
+
+    translate = not mode.endswith("no-glossary")
+    side = mode.removesuffix("-no-glossary")
+
+    ranks: list[int | None] = []
+    cross: list[int | None] = []
+    same: list[int | None] = []
+    answered = rejected = 0
+    answerable = [q for q in questions if q["doc"]]
+    off_topic = [q for q in questions if not q["doc"]]
+    for q in answerable:
+        results = search(q["question"], 5, [GROUP], None, index=index, mode=side,  # type: ignore[arg-type]
+                         translate=translate)
+        rank = _rank(results, q)
+        ranks.append(rank)
+        (cross if q.get("cross") else same).append(rank)
+        answered += bool(results)
+    for q in off_topic:
+        rejected += not search(q["question"], 5, [GROUP], None, index=index, mode=side,  # type: ignore[arg-type]
+                               translate=translate)
+
+    def recall(values: list[int | None], k: int) -> float:
+        return round(sum(1 for r in values if r is not None and r <= k) / max(1, len(values)), 3)
+
+    return QualityResult(mode, chunks, len(answerable), recall(ranks, 1), recall(ranks, 3), recall(ranks, 5),
+                         round(sum(1 / r for r in ranks if r) / max(1, len(ranks)), 3), recall(same, 3),
+                         recall(cross, 3), round(answered / max(1, len(answerable)), 3),
+                         round(rejected / max(1, len(off_topic)), 3))
+
+
+FILLER_FR = [
+    "Le comité de pilotage du projet {w} se réunit le {d} {m} en salle {n}.",
+    "L'inventaire des archives du bureau {n} est prévu pour le mois de {m}.",
+    "Le véhicule de service immatriculé {n} doit passer au contrôle technique avant le {d} {m}.",
+    "La cantine du site {w} sera fermée pour travaux pendant {n} jours.",
+    "Le rapport d'activité {y} du service {w} compte {n} pages et sera diffusé en {m}.",
+    "Les badges des visiteurs du bâtiment {w} sont rendus à l'accueil le soir même.",
+    "La consommation d'énergie du site {w} a baissé de {n} % entre {y} et l'an dernier.",
+    "Le courrier recommandé est relevé chaque matin à {n} heures par l'équipe {w}.",
+    "Les salles de réunion de l'étage {n} sont réservées dans l'agenda partagé {w}.",
+    "Le déménagement du service {w} vers le bâtiment {n} aura lieu en {m} {y}.",
+]
+FILLER_EN = [
+    "The {w} steering committee meets on {m} {d} in room {n}.",
+    "Archive boxes from office {n} are moved to the basement store in {m}.",
+    "Fleet vehicle {n} is due for servicing before {m} {d}.",
+    "The {w} canteen menu for week {n} is posted on the notice board.",
+    "The {y} activity report of the {w} unit runs to {n} pages.",
+    "Meeting rooms on floor {n} are booked through the {w} calendar.",
+    "Printer {n} on the {w} floor is out of order until further notice.",
+    "The {w} newsletter is published every {n} weeks and sent by e-mail.",
+]
+WORDS = ["Atlas", "Boréal", "Cèdre", "Delta", "Escale", "Faubourg", "Granit", "Horizon", "Iris", "Jade", "Kiosque",
+         "Lagune", "Mistral", "Nacre", "Orion", "Pivoine", "Quartz", "Rivage", "Sirius", "Tilleul"]
+MONTHS_FR = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "septembre", "octobre", "novembre"]
+MONTHS_EN = ["January", "February", "March", "April", "May", "June", "July", "September", "October", "November"]
+
+
+def filler_text(rng: random.Random, chars: int = 650) -> str:
+    french = rng.random() < 0.6
+    templates, months = (FILLER_FR, MONTHS_FR) if french else (FILLER_EN, MONTHS_EN)
+    parts: list[str] = []
+    while sum(len(p) + 1 for p in parts) < chars:
+        parts.append(rng.choice(templates).format(w=rng.choice(WORDS), d=rng.randint(1, 28), m=rng.choice(months),
+                                                  n=rng.randint(2, 999), y=rng.randint(2015, 2025)))
+    return " ".join(parts)
+
+
+def write_filler_files(folder: Path, chunks: int, rng: random.Random, per_file: int = 20) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in range(0, chunks, per_file):
+        sections = [f"## Note {i}\n\n{filler_text(rng)}" for i in range(min(per_file, chunks - f))]
+        (folder / f"filler-{f // per_file:04d}.md").write_text(f"# Notes internes {f}\n\n" + "\n\n".join(sections),
+                                                               encoding="utf-8")
+
+
+def add_synthetic(index: Any, count: int, pool: Any, rng: random.Random, per_doc: int = 50) -> None:
+    """Write ``count`` synthetic chunks with noisy copies of pool vectors (no embedding)."""
+    import numpy as np
+
+    from kit.docs.chunking import Piece
+    from kit.docs.ingest import new_row, write_document
+
+    np_rng = np.random.default_rng(rng.randint(0, 2**31))
+    groups_choice = [["staff"], ["finance"], ["hr"], ["public"]]
+    start = index.catalog.stats()["documents"]
+    for n in range(0, count, per_doc):
+        size = min(per_doc, count - n)
+        pieces = [Piece(filler_text(rng), None, (f"Note {i}",)) for i in range(size)]
+        vectors = pool[np_rng.integers(0, len(pool), size)] + np_rng.normal(0, 0.02, (size, pool.shape[1]))
+        vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype("float32")
+        row = new_row(f"/synthetic/filler-{start + n // per_doc:06d}.md", "default", rng.choice(groups_choice),
+                      f"{n:064x}", 0)
+        write_document(index, row, pieces, "synthetic filler", vectors)
+
+
+def measure_latency(index: Any, questions: list[dict[str, Any]], chunks: int, rounds: int = 2) -> LatencyResult:
+    from kit.docs.retrieve import search
+
+    for q in questions[:5]:
+        search(q["question"], 5, [GROUP], None, index=index)
+    times = []
+    for _ in range(rounds):
+        for q in questions:
+            started = time.perf_counter()
+            search(q["question"], 5, [GROUP], None, index=index)
+            times.append((time.perf_counter() - started) * 1000)
+    return LatencyResult(chunks, len(times), round(_percentile(times, 0.5), 1), round(_percentile(times, 0.95), 1),
+                         round(sum(times) / len(times), 1))
+
+
+def run(scales: list[int], data: Path = DATA, seed: int = 7) -> dict[str, Any]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    from kit.config import Settings
+    from kit.docs.index import open_index
+    from kit.docs.ingest import ingest, no_scan
+
+    rng = random.Random(seed)
+    load_before = os.getloadavg()
+    questions = load_questions(data / "questions.jsonl")
+    with tempfile.TemporaryDirectory(prefix="kit-rag-bench-") as tmp:
+        home = Path(tmp) / "home"
+        settings = Settings()
+        index = open_index(settings, home)
+        index.embedder.encode(["warm-up"])
+        filler_files = Path(tmp) / "filler"
+        write_filler_files(filler_files, 400, rng)
+        started = time.perf_counter()
+        report = ingest([data / "docs", filler_files], [GROUP], settings=settings, scan=no_scan, index=index)
+        seconds = time.perf_counter() - started
+        if report.failed:
+            raise RuntimeError(f"benchmark documents failed to ingest: {report.failed}")
+        ingest_result = IngestResult(report.files, report.chunks, round(seconds, 2), round(report.chunks / seconds, 1))
+        labelled_chunks = sum(d.chunks for d in index.catalog.documents() if d.source.startswith(str(data)))
+
+        quality = [evaluate(index, questions, mode, index.catalog.stats()["chunks"]) for mode in MODES]
+        pool_texts = [filler_text(rng) for _ in range(1000)]
+        pool = index.embedder.encode(pool_texts)
+        latency, scaled = [], []
+        for target in sorted(scales):
+            have = index.catalog.stats()["chunks"]
+            if target > have:
+                add_synthetic(index, target - have, pool, rng)
+            total = index.catalog.stats()["chunks"]
+            latency.append(measure_latency(index, questions, total))
+            scaled.append(evaluate(index, questions, "hybrid", total))
+        index.close()
+    return {"ingest": ingest_result, "quality": quality, "latency": latency, "quality_at_scale": scaled,
+            "labelled_chunks": labelled_chunks, "model": settings.rag.embedding_model,
+            "load_average": {"start": load_before, "end": os.getloadavg()},
+            "min_similarity": settings.rag.min_similarity}
+
+
+def table(result: dict[str, Any]) -> str:
+    ing: IngestResult = result["ingest"]
+    lines = [f"ingest: {ing.files} files, {ing.chunks} chunks in {ing.seconds} s = {ing.chunks_per_s} chunks/s "
+             f"(model {result['model']}, personal-data scan off)", "",
+             f"quality ({result['labelled_chunks']} labelled chunks among {result['quality'][0].chunks}; "
+             "R@k: recall at k, X-lang: cross-language questions)",
+             f"{'mode':<18} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'MRR':>6} {'R@3 same':>9} {'R@3 X-lang':>10} "
+             f"{'answered':>9} {'off-topic rejected':>19}"]
+    for q in result["quality"]:
+        lines.append(f"{q.mode:<18} {q.recall_at_1:>6.3f} {q.recall_at_3:>6.3f} {q.recall_at_5:>6.3f} {q.mrr:>6.3f} "
+                     f"{q.same_language_recall_at_3:>9.3f} {q.cross_language_recall_at_3:>10.3f} {q.answered:>9.3f} "
+                     f"{q.off_topic_rejected:>19.3f}")
+    lines += ["", "hybrid query latency and quality by index size (groups filter on)",
+              f"{'chunks':>8} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'R@1':>6} {'R@3':>6}"]
+    for lat, q in zip(result["latency"], result["quality_at_scale"], strict=True):
+        lines.append(f"{lat.chunks:>8} {lat.p50_ms:>8.1f} {lat.p95_ms:>8.1f} {lat.mean_ms:>8.1f} "
+                     f"{q.recall_at_1:>6.3f} {q.recall_at_3:>6.3f}")
+    return "\n".join(lines)
+
+
+def to_json(result: dict[str, Any]) -> dict[str, Any]:
+    def conv(value: Any) -> Any:
+        if isinstance(value, list):
+            return [conv(v) for v in value]
+        return asdict(value) if hasattr(value, "__dataclass_fields__") else value
+    return {key: conv(value) for key, value in result.items()}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scales", default="1000,10000,50000", help="index sizes, in chunks, for the latency runs")
+    parser.add_argument("--data", default=str(DATA), help="folder with docs/ and questions.jsonl")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="JSON file written with the figures")
+    args = parser.parse_args(argv)
+    result = run([int(s) for s in args.scales.split(",") if s], Path(args.data))
+    print(table(result))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"command": "python benchmarks/rag.py " + " ".join(argv or sys.argv[1:]),
+                               **to_json(result)}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return result
+
+
+if __name__ == "__main__":
+    main()

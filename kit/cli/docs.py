@@ -1,0 +1,147 @@
+"""`kit docs`: ingest the organisation's documents, search them, list, remove, count. Thin: it parses,
+calls kit.docs, prints; every ingest and removal is recorded in the audit log (ids, never text)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kit.cli.common import current_settings, echo_json
+
+
+@click.group()
+def docs() -> None:
+    """Documents the assistant answers from, with their sources and need-to-know groups."""
+
+
+def _audit(settings: Any, action: str, doc_ids: list[str], **detail: Any) -> None:
+    from kit.rules.audit import AuditEvent
+    from kit.rules.state import open_state
+
+    state = open_state(settings)
+    try:
+        for doc_id in doc_ids:
+            state.audit.record(AuditEvent(action=action, user="cli", doc_ids=[doc_id], detail=detail))
+    finally:
+        state.close()
+
+
+@docs.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--group", "-g", "groups", multiple=True, help="Group that may see them (repeat; none: public).")
+@click.option("--collection", "-c", default="default", show_default=True, help="Collection to put them in.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def docs_ingest(paths: tuple[Path, ...], groups: tuple[str, ...], collection: str, as_json: bool) -> None:
+    """Ingest files and folders (txt, md, html, pdf, docx, odt); unchanged files are skipped.
+
+    Exits 1 when a file could not be read (the others are ingested)."""
+    from kit.docs.ingest import ingest
+
+    settings = current_settings()
+    tty = sys.stderr.isatty()
+    bar: dict[str, Any] = {"bar": None}
+
+    def progress(done: int, total: int, name: str) -> None:
+        if tty:
+            if bar["bar"] is None:
+                bar["bar"] = click.progressbar(length=total, label="ingesting", file=sys.stderr)
+                bar["bar"].__enter__()
+            bar["bar"].update(1)
+        elif total >= 20 and done % max(1, total // 10) == 0:
+            click.echo(f"  {done}/{total} {name}", err=True)
+
+    try:
+        report = ingest(list(paths), list(groups), collection, settings, progress=progress)
+    finally:
+        if bar["bar"] is not None:
+            bar["bar"].__exit__(None, None, None)
+    _audit(settings, "document_ingested", report.documents, collection=collection)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        for issue in report.refused:
+            click.echo(f"refused  {issue.source}: {issue.message}")
+        for issue in report.failed:
+            click.echo(f"FAILED   {issue.source}: {issue.message}")
+        for source, found in sorted(report.pii.items()):
+            cats = ", ".join(f"{k}={v}" for k, v in sorted(found.items()))
+            click.echo(f"personal data  {source}: {cats} (rag.pii_action: {settings.rag.pii_action})")
+        click.echo(f"{report.files} file(s), {report.chunks} chunk(s), {len(report.skipped)} unchanged, "
+                   f"{len(report.refused)} refused, {len(report.failed)} failed, {report.seconds:.1f} s")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@docs.command("search")
+@click.argument("question")
+@click.option("-k", default=5, show_default=True, type=click.IntRange(1, 50), help="How many excerpts.")
+@click.option("--group", "-g", "groups", multiple=True, help="Search as a member of these groups (repeat).")
+@click.option("--collection", "-c", default=None, help="Search this collection only.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"results": [{"source", "page", "heading", "score", '
+              '"text"}]}.')
+def docs_search(question: str, k: int, groups: tuple[str, ...], collection: str | None, as_json: bool) -> None:
+    """The excerpts that best answer QUESTION, best first, with their source."""
+    from kit.docs.retrieve import search_json
+
+    data = search_json(question, k, list(groups), collection, current_settings())
+    if as_json:
+        echo_json(data)
+        return
+    if not data["results"]:
+        click.echo("no source found: nothing indexed answers this question closely enough.")
+    for n, r in enumerate(data["results"], 1):
+        where = f"p. {r['page']}" if r.get("page") else (r.get("heading") or "")
+        text = " ".join(str(r["text"]).split())
+        click.echo(f"[{n}] {r['source']}  {where}  (score {r['score']:.3f})\n    {text[:300]}")
+
+
+@docs.command("list")
+@click.option("--collection", "-c", default=None, help="One collection only.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def docs_list(collection: str | None, as_json: bool) -> None:
+    """Ingested documents: id, source, groups, chunks."""
+    from kit.docs.ingest import list_documents
+
+    rows = list_documents(current_settings(), collection=collection)
+    if as_json:
+        echo_json({"documents": [r.to_dict() for r in rows]})
+        return
+    for r in rows:
+        click.echo(f"{r.id}  {r.collection:12} {','.join(r.groups):20} {r.chunks:5} chunks  {r.source}")
+    click.echo(f"({len(rows)} document(s))", err=True)
+
+
+@docs.command("remove")
+@click.argument("target")
+@click.option("--collection", "-c", default=None, help="Collection of the path.")
+def docs_remove(target: str, collection: str | None) -> None:
+    """Remove a document by ID or PATH: its vectors and keyword rows go too."""
+    from kit.docs.ingest import remove
+
+    settings = current_settings()
+    removed = remove(target, settings, collection=collection)
+    _audit(settings, "document_removed", [r.id for r in removed])
+    for r in removed:
+        click.echo(f"removed {r.id} ({r.source}, {r.chunks} chunks)")
+
+
+@docs.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def docs_stats(as_json: bool) -> None:
+    """Counts of documents and chunks by collection and group; the embedding model; the storage."""
+    from kit.docs.ingest import stats
+
+    data = stats(current_settings())
+    if as_json:
+        echo_json(data)
+        return
+    for key, value in data.items():
+        click.echo(f"{key}: {value}")
+
+
+def register(cli: click.Group) -> None:
+    """Add `kit docs` to the kit command line."""
+    cli.add_command(docs)

@@ -1,0 +1,254 @@
+"""`kit bench`: machine description, shipped data, serving load client against a real server on
+loopback, perplexity and KL divergence with the real SmolLM2 (checked against llama.cpp's
+llama-perplexity when scripts/build-reference.sh has built it), and the self-contained report."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kit.bench.results import data_dir
+
+
+def _model() -> Path:
+    from kit.bench.inputs import packaged_default
+    from kit.errors import KitError
+
+    try:
+        return packaged_default()
+    except KitError as exc:
+        pytest.skip(f"the packaged SmolLM2 is not installed: {exc}")
+
+
+# ------------------------------------------------------------------------------------------------ fast
+
+
+def test_cli_module_imports_no_heavy_module() -> None:
+    code = ("import sys, kit.cli.bench; heavy = [m for m in ('llama_cpp', 'matplotlib', 'sentence_transformers', "
+            "'numpy', 'torch') if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_machine_info_fields(tmp_path: Path) -> None:
+    from kit.bench.machine import machine_info
+
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF" + b"\0" * 60)
+    info = machine_info(model)
+    for key in ("time", "cpu", "memory_bytes", "gpu", "llama_cpp", "kit_version", "models"):
+        assert key in info, key
+    assert info["cpu"]["logical_cores"] >= 1 and info["memory_bytes"] > 0
+    assert "driver" in info["gpu"] and "devices" in info["gpu"]
+    assert info["llama_cpp"]["version"] and "CPU" in (info["llama_cpp"]["system_info"] or "")
+    assert info["models"][0]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    json.dumps(info)  # embeddable in every result
+
+
+def test_shipped_data() -> None:
+    from kit.bench.qa import load_qa
+    from kit.bench.serving import load_prompts
+
+    prompts = load_prompts()
+    assert len(prompts) >= 20
+    assert sum(1 for p in prompts if len(p) > 1) >= 4, "follow-up turns"
+    lines = [json.loads(line) for line in (data_dir() / "prompts.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {p["lang"] for p in lines} == {"fr", "en"}
+    qa = load_qa()
+    assert 25 <= len(qa) <= 40 and {q.lang for q in qa} == {"fr", "en"}
+    for name in ("eval-fr.txt", "eval-en.txt"):
+        words = len((data_dir() / name).read_text(encoding="utf-8").split())
+        assert 3000 <= words <= 5000, (name, words)
+    readme = (data_dir() / "README.md").read_text(encoding="utf-8")
+    assert "written for kit" in readme.split("\n\n")[1]
+
+
+def test_qa_normalisation() -> None:
+    from kit.bench.qa import QAItem, score_answer
+
+    item = QAItem("x", "fr", "Quel fleuve traverse Paris ?", "Seine", ["la Seine"])
+    assert score_answer("La Seine.", item) == (True, True)
+    assert score_answer("C'est la Seine qui traverse Paris.", item) == (False, True)
+    assert score_answer("La Loire", item) == (False, False)
+    assert score_answer("Libérté, égalité, fraternité !", QAItem("y", "fr", "?", "Liberté, Égalité, Fraternité")) \
+        == (True, True)
+
+
+def test_level_summary_metrics() -> None:
+    from kit.bench.serving import RequestRecord, _summarise
+
+    ok = [RequestRecord(True, 0.1 * (i + 1), 1.0 + i * 0.1, [0.1 * (i + 1), 0.5, 0.9], 10, 20, "usage", "length")
+          for i in range(4)]
+    bad = RequestRecord(False, None, 0.2, [], 0, None, "chunks", None, "http_503", "busy")
+    r = _summarise("t", "measured", 2, [*ok, bad], 2.0)
+    assert (r.completed, r.failed, r.completion_rate) == (4, 1, 0.8)
+    assert r.output_throughput == 20.0 and r.request_throughput == 2.0 and r.errors == {"http_503": 1}
+    assert r.ttft_ms.p50 == 250.0 and r.token_source == "usage"
+    assert r.tpot_ms.p50 is not None and r.itl_ms.p95 is not None and r.e2el_ms.p99 is not None
+
+
+def test_energy_says_why_not_available(tmp_path: Path) -> None:
+    from kit.bench.energy import EnergyMeter
+
+    meter = EnergyMeter.open(tmp_path / "no-powercap")
+    meter.start()
+    reading = meter.stop()
+    if not meter.available:
+        assert reading.joules is None and reading.reason.startswith("not available on this machine: ")
+    zone = tmp_path / "powercap" / "intel-rapl:0"
+    zone.mkdir(parents=True)
+    (zone / "energy_uj").write_text("1000000")
+    (zone / "max_energy_range_uj").write_text("262143328850")
+    meter = EnergyMeter.open(tmp_path / "powercap")
+    meter.start()
+    (zone / "energy_uj").write_text("3500000")
+    reading = meter.stop()
+    assert reading.joules == 2.5 and reading.per_1k_tokens(500) == 5.0
+
+
+def _serving_result() -> dict[str, Any]:
+    def pc(x: float) -> dict[str, float]:
+        return {"mean": x, "p50": x, "p95": x * 1.5, "p99": x * 2}
+
+    results = []
+    for target, speed in (("kit", 1.0), ("llama-server", 1.1)):
+        for phase, conc in (("cold", 4), ("measured", 1), ("measured", 2), ("measured", 4)):
+            results.append({"target": target, "phase": phase, "concurrency": conc, "requests": 8, "completed": 8,
+                            "failed": 0, "completion_rate": 1.0, "output_throughput": 50 * conc * speed,
+                            "request_throughput": 1.0, "ttft_ms": pc(100 * conc), "tpot_ms": pc(10.0),
+                            "itl_ms": pc(10.0), "e2el_ms": pc(900.0), "token_source": "usage", "errors": {},
+                            "joules_per_1k_tokens": None, "energy_note": "not available on this machine: test"})
+    return {"benchmark": "serving", "machine": {"cpu": {"model": "test"}}, "config": {"max_tokens": 8},
+            "targets": [{"name": "kit", "url": "http://127.0.0.1:1", "note": "kit serve"}],
+            "results": results, "energy": "not available on this machine: test"}
+
+
+def test_report_is_self_contained(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib draws the report's plots: pip install matplotlib")
+    from kit.bench.report import build_report, latest_summary
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "serving-1.json").write_text(json.dumps(_serving_result()))
+    rows = [{"type": t, "size_mib": s, "ppl": p, "kl_mean": k, "same_top1": 1 - k} for t, s, p, k in
+            (("F16", 258.0, 18.3, 0.0), ("Q8_0", 138.0, 18.36, 0.002), ("Q4_K_M", 101.0, 19.07, 0.05))]
+    (results / "quantizations-1.json").write_text(json.dumps({"benchmark": "quantizations", "rows": rows}))
+    (results / "rag.json").write_text(json.dumps({"retrieval": [
+        {"method": "hybrid", "recall@1": 0.6, "recall@5": 0.9}, {"method": "dense", "recall": {"1": 0.5, "5": 0.8}}]}))
+    (results / "old.json").write_text(json.dumps({"results": []}))
+    report = build_report(results, tmp_path / "out" / "report.html")
+    page = report.html.read_text(encoding="utf-8")
+    assert page.count('<img alt="') == 3 and '<img alt="Serving plot" src="data:image/png;base64,' in page
+    for attr in re.findall(r"""(?:src|href)\s*=\s*["']?([^"' >]*)""", page, flags=re.IGNORECASE):
+        assert attr.startswith(("data:", "#")), f"outside reference: {attr[:80]}"
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//", page), "no outside CSS asset"
+    assert "@import" not in page
+    summary = report.summary.read_text(encoding="utf-8")
+    assert "## Serving" in summary and "## Retrieval" in summary and "recall@5" in summary
+    assert any("old.json" in s for s in report.skipped)
+    assert latest_summary(results) is not None and latest_summary(tmp_path / "empty") is None
+
+
+def test_recall_series_tolerates_shapes() -> None:
+    from kit.bench.report import recall_series
+
+    assert recall_series({"retrieval": {"recall_at_3": 0.5, "recall_at_10": 0.75}}) == \
+        {"retrieval": {3: 0.5, 10: 0.75}}
+    nested = recall_series({"modes": {"bm25": {"recall@5": 0.4}, "hybrid": {"Recall@5": 0.7}}})
+    assert nested == {"modes/bm25": {5: 0.4}, "modes/hybrid": {5: 0.7}}
+    assert recall_series({"nothing": 1}) == {}
+
+
+def test_cli_report_and_rag(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib draws the report's plots: pip install matplotlib")
+    from click.testing import CliRunner
+
+    from kit.cli.bench import bench
+    from kit.errors import UsageError
+
+    (tmp_path / "serving.json").write_text(json.dumps(_serving_result()))
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(bench, ["report", str(tmp_path), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.is_file() and (tmp_path / "summary.md").is_file()
+    if not any(importlib.util.find_spec(m) for m in ("benchmarks.rag", "kit.bench.retrieval")):
+        res = CliRunner().invoke(bench, ["rag"])
+        assert isinstance(res.exception, UsageError) and "not installed" in str(res.exception)
+
+
+# ------------------------------------------------------------------------------------------------ slow
+
+
+@pytest.mark.slow
+def test_serving_against_llama_cpp_server(tmp_path: Path) -> None:
+    """The load client against a real OpenAI-compatible server on loopback, through the CLI command."""
+    pytest.importorskip("sse_starlette", reason="llama-cpp-python's server needs the test extras (sse-starlette)")
+    pytest.importorskip("starlette_context", reason="llama-cpp-python's server needs starlette-context")
+    from click.testing import CliRunner
+
+    from kit.bench.servers import llama_cpp_server
+    from kit.cli.bench import bench
+
+    model = _model()
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in [
+        {"messages": [{"role": "user", "content": "Dis bonjour."}]},
+        {"messages": [{"role": "user", "content": "Say hello."}, {"role": "assistant", "content": "Hello!"},
+                      {"role": "user", "content": "Again, shorter."}]}]) + "\n")
+    with llama_cpp_server(model, threads=2, ctx=512, interrupt_requests=False) as target:
+        res = CliRunner().invoke(bench, ["serving", "--url", target.url, "--name", "ref", "--concurrency", "1,2",
+                                         "--requests", "2", "--max-tokens", "8", "--prompts", str(prompts),
+                                         "--out", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["benchmark"] == "serving" and data["machine"]["llama_cpp"]["version"]
+    rows = data["results"]
+    assert [(r["phase"], r["concurrency"]) for r in rows] == [("cold", 2), ("measured", 1), ("measured", 2)]
+    for r in rows:
+        assert r["completion_rate"] == 1.0, r
+        assert r["total_output_tokens"] > 0 and r["ttft_ms"]["p50"] > 0 and r["e2el_ms"]["p99"] > 0
+        assert r["token_source"] in ("usage", "chunks")
+        assert r["joules_per_1k_tokens"] is not None or r["energy_note"].startswith("not available")
+    assert "ref" in res.output and "TTFT p95 ms" in res.output
+
+
+@pytest.mark.slow
+def test_kl_of_a_model_against_itself_is_zero() -> None:
+    from kit.bench.quality import evaluate
+
+    model = _model()
+    text = (data_dir() / "eval-en.txt").read_text(encoding="utf-8")
+    run = evaluate([model, model], text, "eval-en.txt", n_ctx=256, chunks=2, threads=2, names=["a", "b"])
+    a, b = run.perplexity
+    assert 1 < a.ppl < 1000 and a.tokens_scored == 2 * 127
+    assert abs(a.ppl - b.ppl) / a.ppl < 1e-4
+    d = run.divergence[0]
+    assert d.kl_mean < 1e-3 and d.same_top1 == 1.0 and abs(d.ppl_ratio - 1) < 1e-4
+
+
+@pytest.mark.slow
+def test_perplexity_agrees_with_llama_perplexity() -> None:
+    from kit.bench.quality import evaluate
+    from kit.bench.servers import find_llama_perplexity
+
+    binary = find_llama_perplexity()
+    if binary is None:
+        pytest.skip("llama-perplexity is not built: run scripts/build-reference.sh (10 to 40 minutes on 2 cores)")
+    model = _model()
+    text_file = data_dir() / "eval-en.txt"
+    proc = subprocess.run([str(binary), "-m", str(model), "-f", str(text_file), "-c", "512", "--chunks", "2",
+                           "-t", "2"], capture_output=True, text=True, timeout=300)
+    found = re.search(r"Final estimate: PPL = ([0-9.]+)", proc.stdout + proc.stderr)
+    assert found, (proc.stdout + proc.stderr)[-2000:]
+    reference = float(found.group(1))
+    run = evaluate([model], text_file.read_text(encoding="utf-8"), "eval-en.txt", n_ctx=512, chunks=2, threads=2)
+    ours = run.perplexity[0].ppl
+    assert abs(ours - reference) / reference < 0.01, (ours, reference)

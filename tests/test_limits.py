@@ -1,0 +1,276 @@
+"""Abuse limits per user and per key: requests per minute, generated tokens per minute, running generations
+(each of the n choices counts), 429 with Retry-After and the limit named; Redis shares the counters."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ServerHandle, free_port, install_model, start_server, write_config
+
+from kit.config import Limits, RoleLimits, load_settings
+from kit.errors import ConfigError, UsageError
+from kit.rules.limits import Limiter, LimitExceeded, storage_uri
+
+CHAT = "/v1/chat/completions"
+
+
+def body(text: str = "Say hello.", **extra: object) -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": text}], "max_tokens": 4, "temperature": 0, **extra}
+
+
+def limited_server(model_store: Path, tmp: Path, names: list[str], parallel: int = 4,
+                   server: dict[str, Any] | None = None, **user: int) -> tuple[ServerHandle, Any,
+                                                                               dict[str, dict[str, str]]]:
+    """A real gateway whose user role has the given limits, and an acknowledged user key per name."""
+    from kit.rules.keys import create_key
+
+    home = install_model(model_store, tmp / "home")
+    limits = {"user": {"requests_per_minute": 0, "tokens_per_minute": 0, "tokens_per_day": 0, "concurrent": 0,
+                       **user}}
+    os.environ["KIT_HOME"] = str(home)
+    settings = load_settings(write_config(tmp / "kit.yaml", limits=limits))
+    auth = {n: {"Authorization": f"Bearer {create_key(settings, n, 'user')[0]}"} for n in names}
+    threads = max(1, (os.cpu_count() or 2) - 1)  # one core left to the gateway: llama.cpp's threads spin-wait
+    handle, stop = start_server(home, tmp / "kit.yaml", parallel=parallel, ctx=512,
+                                server={"threads": threads, **(server or {})}, limits=limits)
+    return handle, stop, auth
+
+
+def retry_after(r: httpx.Response) -> int:
+    value = int(r.headers["retry-after"])
+    assert 1 <= value <= 86400, value
+    return value
+
+
+# --- the limiter alone (fast) ------------------------------------------------------------------------------
+
+def test_limiter_counts_per_subject_and_role() -> None:
+    lim = Limiter(Limits(user=RoleLimits(requests_per_minute=2, tokens_per_minute=0, tokens_per_day=0,
+                                         concurrent=4)))
+    for _ in range(2):
+        lim.finish(lim.admit("alice", "key", "user"), 3)
+    with pytest.raises(LimitExceeded, match=r"3 requests in the last minute.*limits\.user\.requests_per_minute"):
+        lim.admit("alice", "key", "user")
+    lim.finish(lim.admit("alice", "service", "user"), 0)  # another subject: the browser chat's alice
+    lim.finish(lim.admit("alice", "key", "admin"), 0)  # admin limits are higher by default
+    with pytest.raises(UsageError, match=r"asks for 5 choices.*limits\.user\.concurrent"):
+        lim.admit("bob", "key", "user", n=5)
+    held = lim.admit("bob", "key", "user", n=4)
+    with pytest.raises(LimitExceeded) as refused:
+        lim.admit("bob", "key", "user", n=1)
+    assert refused.value.retry_after >= 1 and refused.value.limit == "concurrent"
+    assert lim.counts().running == 4
+    lim.finish(held, 10)
+    lim.finish(held, 10)  # only the first finish counts
+    assert lim.counts().running == 0 and lim.counts().refused == {"requests_per_minute": 1, "concurrent": 1}
+
+
+def test_token_windows_refuse_once_spent() -> None:
+    lim = Limiter(Limits(user=RoleLimits(requests_per_minute=0, tokens_per_minute=0, tokens_per_day=50,
+                                         concurrent=0)))
+    lim.finish(lim.admit("carol", "key", "user"), 49)
+    lim.finish(lim.admit("carol", "key", "user"), 30)  # admitted below the limit; charged past it
+    with pytest.raises(LimitExceeded, match=r"used 79 generated tokens in the current 24-hour window.*"
+                                            r"limits\.user\.tokens_per_day") as exc:
+        lim.admit("carol", "key", "user")
+    assert 80000 < exc.value.retry_after <= 86400
+
+
+def test_storage_uri_from_environment() -> None:
+    assert storage_uri({}) == "memory://"
+    assert storage_uri({"KIT_REDIS_URL": "redis://127.0.0.1:6390/0"}) == "redis://127.0.0.1:6390/0"
+    with pytest.raises(ConfigError, match=r"KIT_REDIS_URL is http://u:\*\*\*@h"):
+        storage_uri({"KIT_REDIS_URL": "http://u:secret@h"})
+
+
+# --- the real gateway -------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_requests_per_minute_gives_429_naming_the_limit(model_store: Path, tmp_path: Path) -> None:
+    handle, stop, auth = limited_server(model_store, tmp_path, ["alice", "bob"], requests_per_minute=3)
+    try:
+        for _ in range(3):
+            r = httpx.post(handle.url + CHAT, headers=auth["alice"], json=body(), timeout=60)
+            assert r.status_code == 200, r.text
+        r = httpx.post(handle.url + CHAT, headers=auth["alice"], json=body(), timeout=60)
+        assert r.status_code == 429
+        assert 1 <= retry_after(r) <= 60
+        message = r.json()["error"]["message"]
+        assert "you sent 4 requests in the last minute" in message
+        assert "the limit for your role is 3 (limits.user.requests_per_minute)" in message
+        assert f"retry in {r.headers['retry-after']} s" in message
+        assert httpx.post(handle.url + CHAT, headers=auth["bob"], json=body(), timeout=60).status_code == 200
+        metrics = httpx.get(handle.url + "/metrics").text
+        assert 'kit_limit_refusals{limit="requests_per_minute"} 1.0' in metrics
+    finally:
+        stop()
+
+
+@pytest.mark.slow
+def test_concurrent_cap_counts_choices_and_spares_other_users(model_store: Path, tmp_path: Path) -> None:
+    # 9 requests of n=8 would take 72 places; the engine has 9 sequences and 4 queue places (429 beyond):
+    # without the cap, alice alone would fill it and bob would get 429
+    handle, stop, auth = limited_server(model_store, tmp_path, ["alice", "bob"], parallel=9,
+                                        server={"max_queue": 4}, concurrent=8)
+    release = threading.Event()
+    opened = threading.Barrier(10, timeout=90)  # alice's 9 requests and this test
+
+    def alice(_: int) -> tuple[int, str, str | None]:
+        big = body("Count from 1 to 500, one number per line.", n=8, max_tokens=200, stream=True)
+        with httpx.stream("POST", handle.url + CHAT, headers=auth["alice"], json=big, timeout=120) as r:
+            text = "" if r.status_code == 200 else r.read().decode()
+            opened.wait()
+            if r.status_code == 200:
+                release.wait(120)  # hold the stream open (n=8 generations) until the others are checked
+            return r.status_code, text, r.headers.get("retry-after")
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(9) as pool:
+            futures = [pool.submit(alice, i) for i in range(9)]
+            opened.wait()  # every answer's status is known; the admitted stream is held open
+            # alice holds 8 generations: bob is still served, at once (the ninth sequence)
+            t0 = time.perf_counter()
+            r = httpx.post(handle.url + CHAT, headers=auth["bob"], json=body(), timeout=120)
+            assert r.status_code == 200, r.text
+            bob_s = time.perf_counter() - t0
+            metrics = httpx.get(handle.url + "/metrics").text
+            release.set()
+            results = [f.result() for f in futures]
+        statuses = sorted(s for s, _, _ in results)
+        assert statuses == [200] + [429] * 8, statuses
+        for status, text, retry in results:
+            if status == 429:
+                assert retry is not None and int(retry) >= 1
+                assert "limits.user.concurrent" in text and "asks for 8 more" in text
+        assert 'kit_limit_refusals{limit="concurrent"} 8.0' in metrics
+        assert "kit_limit_running_generations 8.0" in metrics
+        print(f"bob served in {bob_s:.1f} s while alice held 8 generations")
+        # the closed stream released alice's generations: her next request of n=8 is admitted
+        deadline = time.time() + 20
+        while True:
+            r = httpx.post(handle.url + CHAT, headers=auth["alice"], json=body(n=8), timeout=120)
+            if r.status_code == 200 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert r.status_code == 200, r.text
+        assert "kit_limit_running_generations 0.0" in httpx.get(handle.url + "/metrics").text
+    finally:
+        release.set()
+        stop()
+
+
+@pytest.mark.slow
+def test_tokens_per_minute_charged_after_the_answer(model_store: Path, tmp_path: Path) -> None:
+    handle, stop, auth = limited_server(model_store, tmp_path, ["carol", "dave"], tokens_per_minute=20)
+    long = body("Count from 1 to 100, separated by commas.", max_tokens=12)
+    try:
+        used = 0
+        for _ in range(6):  # streamed: charged when the stream ends
+            with httpx.stream("POST", handle.url + CHAT, headers=auth["carol"], timeout=60,
+                              json={**long, "stream": True, "stream_options": {"include_usage": True}}) as r:
+                if r.status_code == 429:
+                    r.read()
+                    break
+                assert r.status_code == 200
+                for line in r.iter_lines():
+                    if '"usage"' in line and '"choices": []' in line:
+                        used += json.loads(line[6:])["usage"]["completion_tokens"]
+        else:
+            pytest.fail("carol was never refused")
+        assert used >= 20
+        retry = retry_after(r)
+        message = r.json()["error"]["message"]
+        assert f"your answers used {used} generated tokens" in message
+        assert "limits.user.tokens_per_minute" in message and retry <= 60
+        assert httpx.post(handle.url + CHAT, headers=auth["dave"], json=long, timeout=60).status_code == 200
+    finally:
+        stop()
+
+
+# --- Redis: counters shared by two gateways --------------------------------------------------------------
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server); the shared-counter "
+                    "test needs a throwaway one")
+    pytest.importorskip("redis", reason="the Redis client is not installed: pip install 'kit[redis]'")
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        deadline = time.time() + 15
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.time() > deadline or proc.poll() is not None:
+                    pytest.fail(f"redis-server did not start on port {port}")
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def serve_app(app: Any) -> tuple[str, Callable[[], None]]:
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+@pytest.mark.slow
+def test_redis_shares_the_counters_between_gateways(model_store: Path, tmp_path: Path, redis_url: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from kit.gateway.app import create_app
+
+    monkeypatch.setenv("KIT_REDIS_URL", redis_url)
+    handle, stop, auth = limited_server(model_store, tmp_path, ["erin"], requests_per_minute=3)
+    second = create_app(handle.settings, handle.engine, handle.state)  # another gateway, same Redis
+    assert handle.app.state.context.limiter.shared and second.state.context.limiter.shared
+    url_b, stop_b = serve_app(second)
+    try:
+        for url in (handle.url, url_b, handle.url):
+            r = httpx.post(url + CHAT, headers=auth["erin"], json=body(), timeout=60)
+            assert r.status_code == 200, r.text
+        r = httpx.post(url_b + CHAT, headers=auth["erin"], json=body(), timeout=60)
+        assert r.status_code == 429 and "limits.user.requests_per_minute" in r.json()["error"]["message"]
+        retry_after(r)
+    finally:
+        stop_b()
+        stop()
+
+
+def test_unreachable_redis_is_a_clear_error() -> None:
+    pytest.importorskip("redis", reason="the Redis client is not installed: pip install 'kit[redis]'")
+    with pytest.raises(ConfigError, match=r"redis://127\.0\.0\.1:\d+/0\) does not answer"):
+        Limiter(Limits(), f"redis://127.0.0.1:{free_port()}/0")
