@@ -252,3 +252,20 @@ def test_perplexity_agrees_with_llama_perplexity() -> None:
     run = evaluate([model], text_file.read_text(encoding="utf-8"), "eval-en.txt", n_ctx=512, chunks=2, threads=2)
     ours = run.perplexity[0].ppl
     assert abs(ours - reference) / reference < 0.01, (ours, reference)
+
+
+@pytest.mark.slow
+def test_question_answer_scores(tmp_path: Path) -> None:
+    from kit.bench.qa import run_qa
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"id": "en-1", "lang": "en", "question": "What is the capital of France?", "answer": "Paris"}\n'
+                  '{"id": "fr-1", "lang": "fr", "question": "Quelle est la capitale de l\'Italie ?", "answer": "Rome"}\n')
+    run = run_qa([_model()], ["smol"], qa, threads=2, max_tokens=12)
+    score = run.scores[0]
+    assert score.items == 2 and set(score.by_lang) == {"en", "fr"} and all(a.prediction for a in score.answers)
+    assert 0.0 <= score.exact_match <= score.contains <= 1.0
+    if run.embedding_model is None:
+        assert run.note.startswith("embedding similarity skipped") and score.similarity is None
+    else:
+        assert score.similarity is not None and -1.0 <= score.similarity <= 1.0

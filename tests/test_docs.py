@@ -175,7 +175,8 @@ def test_chunks_follow_articles_and_overlap() -> None:
 
 
 def test_text_folds_accents_and_stems_both_languages() -> None:
-    from kit.docs.text import guess_language, index_terms, query_words
+    from kit.docs.query import query_words
+    from kit.docs.text import guess_language, index_terms
 
     assert set(index_terms("Congés")) & set(index_terms("conges"))
     assert set(index_terms("procédures").split()) & set(index_terms("procedure").split())

@@ -126,9 +126,16 @@ def embedding_model_path() -> tuple[Path | None, str]:
 
 
 def _similarities(pairs: list[tuple[str, str]], model_path: Path) -> list[float]:
+    """Cosine similarity of each (answer, reference) pair, with one load of the embedding model."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
+    try:  # the library's own progress bars would mix with kit's progress lines
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
     st = SentenceTransformer(str(model_path), device="cpu")
     a = st.encode([p for p, _ in pairs], normalize_embeddings=True, convert_to_numpy=True)
     b = st.encode([r for _, r in pairs], normalize_embeddings=True, convert_to_numpy=True)
@@ -165,14 +172,18 @@ def run_qa(models: list[Path], names: list[str] | None = None, path: Path | None
     items = load_qa(path)
     names = names or [m.name for m in models]
     emb_path, note = embedding_model_path()
-    scores: list[QAScore] = []
+    predictions: list[tuple[list[str], float]] = []
     for model, name in zip(models, names, strict=True):
         started = time.perf_counter()
         preds = _answers(model, items, threads, gpu_layers, max_tokens, f"{name} questions", progress)
-        seconds = time.perf_counter() - started
-        sims: list[float | None] = [None] * len(items)
-        if emb_path is not None:
-            sims = list(_similarities([(p, it.answer) for p, it in zip(preds, items, strict=True)], emb_path))
+        predictions.append((preds, time.perf_counter() - started))
+    all_sims: list[float | None] = [None] * (len(items) * len(models))
+    if emb_path is not None:
+        pairs = [(p, it.answer) for preds, _ in predictions for p, it in zip(preds, items, strict=True)]
+        all_sims = list(_similarities(pairs, emb_path))
+    scores: list[QAScore] = []
+    for m, (name, (preds, seconds)) in enumerate(zip(names, predictions, strict=True)):
+        sims = all_sims[m * len(items):(m + 1) * len(items)]
         answers = []
         for item, pred, sim in zip(items, preds, sims, strict=True):
             exact, contains = score_answer(pred, item)
@@ -184,10 +195,10 @@ def run_qa(models: list[Path], names: list[str] | None = None, path: Path | None
             by_lang[lang] = {"items": len(sub), "exact_match": _mean([float(a.exact) for a in sub]),
                              "contains": _mean([float(a.contains) for a in sub]),
                              "similarity": _mean(sub_sims) if sub_sims else None}
-        all_sims = [a.similarity for a in answers if a.similarity is not None]
+        model_sims = [a.similarity for a in answers if a.similarity is not None]
         scores.append(QAScore(model=name, items=len(items), exact_match=_mean([float(a.exact) for a in answers]),
                               contains=_mean([float(a.contains) for a in answers]),
-                              similarity=_mean(all_sims) if all_sims else None, by_lang=by_lang,
+                              similarity=_mean(model_sims) if model_sims else None, by_lang=by_lang,
                               seconds=round(seconds, 2), answers=answers))
     return QARun(file=str(path or data_dir() / "qa.jsonl"),
                  embedding_model=str(emb_path) if emb_path else None, note=note, scores=scores)

@@ -41,7 +41,8 @@ from typing import Any, Literal
 from kit.config import Settings, load_settings
 from kit.docs import store
 from kit.docs.index import DocIndex, open_index
-from kit.docs.text import QueryWord, fts_query, guess_language, query_words
+from kit.docs.query import QueryWord, fts_query, query_words
+from kit.docs.text import guess_language
 
 Mode = Literal["hybrid", "vector", "keyword"]
 RRF_K = 10
