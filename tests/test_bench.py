@@ -203,7 +203,7 @@ def test_serving_against_llama_cpp_server(tmp_path: Path) -> None:
         {"messages": [{"role": "user", "content": "Dis bonjour."}]},
         {"messages": [{"role": "user", "content": "Say hello."}, {"role": "assistant", "content": "Hello!"},
                       {"role": "user", "content": "Again, shorter."}]}]) + "\n")
-    with llama_cpp_server(model, threads=2, ctx=512, interrupt_requests=False) as target:
+    with llama_cpp_server(model, threads=1, ctx=512, interrupt_requests=False) as target:
         res = CliRunner().invoke(bench, ["serving", "--url", target.url, "--name", "ref", "--concurrency", "1,2",
                                          "--requests", "2", "--max-tokens", "8", "--prompts", str(prompts),
                                          "--out", str(tmp_path / "s.json")])
@@ -226,7 +226,7 @@ def test_kl_of_a_model_against_itself_is_zero() -> None:
 
     model = _model()
     text = (data_dir() / "eval-en.txt").read_text(encoding="utf-8")
-    run = evaluate([model, model], text, "eval-en.txt", n_ctx=256, chunks=2, threads=2, names=["a", "b"])
+    run = evaluate([model, model], text, "eval-en.txt", n_ctx=256, chunks=2, threads=1, names=["a", "b"])
     a, b = run.perplexity
     assert 1 < a.ppl < 1000 and a.tokens_scored == 2 * 127
     assert abs(a.ppl - b.ppl) / a.ppl < 1e-4
@@ -245,11 +245,11 @@ def test_perplexity_agrees_with_llama_perplexity() -> None:
     model = _model()
     text_file = data_dir() / "eval-en.txt"
     proc = subprocess.run([str(binary), "-m", str(model), "-f", str(text_file), "-c", "512", "--chunks", "2",
-                           "-t", "2"], capture_output=True, text=True, timeout=300)
+                           "-t", "1"], capture_output=True, text=True, timeout=300)
     found = re.search(r"Final estimate: PPL = ([0-9.]+)", proc.stdout + proc.stderr)
     assert found, (proc.stdout + proc.stderr)[-2000:]
     reference = float(found.group(1))
-    run = evaluate([model], text_file.read_text(encoding="utf-8"), "eval-en.txt", n_ctx=512, chunks=2, threads=2)
+    run = evaluate([model], text_file.read_text(encoding="utf-8"), "eval-en.txt", n_ctx=512, chunks=2, threads=1)
     ours = run.perplexity[0].ppl
     assert abs(ours - reference) / reference < 0.01, (ours, reference)
 
@@ -259,9 +259,10 @@ def test_question_answer_scores(tmp_path: Path) -> None:
     from kit.bench.qa import run_qa
 
     qa = tmp_path / "qa.jsonl"
-    qa.write_text('{"id": "en-1", "lang": "en", "question": "What is the capital of France?", "answer": "Paris"}\n'
-                  '{"id": "fr-1", "lang": "fr", "question": "Quelle est la capitale de l\'Italie ?", "answer": "Rome"}\n')
-    run = run_qa([_model()], ["smol"], qa, threads=2, max_tokens=12)
+    items = [{"id": "en-1", "lang": "en", "question": "What is the capital of France?", "answer": "Paris"},
+             {"id": "fr-1", "lang": "fr", "question": "Quelle est la capitale de l'Italie ?", "answer": "Rome"}]
+    qa.write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
+    run = run_qa([_model()], ["smol"], qa, threads=1, max_tokens=12)
     score = run.scores[0]
     assert score.items == 2 and set(score.by_lang) == {"en", "fr"} and all(a.prediction for a in score.answers)
     assert 0.0 <= score.exact_match <= score.contains <= 1.0

@@ -201,7 +201,8 @@ def test_tokens_per_minute_charged_after_the_answer(model_store: Path, tmp_path:
 # --- Redis: counters shared by two gateways --------------------------------------------------------------
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
+def redis_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A throwaway redis-server on a free loopback port: (URL, process)."""
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server); the shared-counter "
@@ -223,11 +224,12 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
                 if time.time() > deadline or proc.poll() is not None:
                     pytest.fail(f"redis-server did not start on port {port}")
                 time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", proc
     finally:
         client.close()
-        proc.terminate()
-        proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def serve_app(app: Any) -> tuple[str, Callable[[], None]]:
@@ -249,10 +251,12 @@ def serve_app(app: Any) -> tuple[str, Callable[[], None]]:
 
 
 @pytest.mark.slow
-def test_redis_shares_the_counters_between_gateways(model_store: Path, tmp_path: Path, redis_url: str,
+def test_redis_shares_the_counters_between_gateways(model_store: Path, tmp_path: Path,
+                                                     redis_server: tuple[str, subprocess.Popen[bytes]],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from kit.gateway.app import create_app
 
+    redis_url, proc = redis_server
     monkeypatch.setenv("KIT_REDIS_URL", redis_url)
     handle, stop, auth = limited_server(model_store, tmp_path, ["erin"], requests_per_minute=3)
     second = create_app(handle.settings, handle.engine, handle.state)  # another gateway, same Redis
@@ -264,6 +268,12 @@ def test_redis_shares_the_counters_between_gateways(model_store: Path, tmp_path:
             assert r.status_code == 200, r.text
         r = httpx.post(url_b + CHAT, headers=auth["erin"], json=body(), timeout=60)
         assert r.status_code == 429 and "limits.user.requests_per_minute" in r.json()["error"]["message"]
+        retry_after(r)
+        # the shared store goes away: a clear 503 that says when to retry, not a 500 nor an unlimited service
+        proc.terminate()
+        proc.wait(timeout=10)
+        r = httpx.post(handle.url + CHAT, headers=auth["erin"], json=body(), timeout=60)
+        assert r.status_code == 503 and "does not answer" in r.json()["error"]["message"], r.text
         retry_after(r)
     finally:
         stop_b()

@@ -168,5 +168,6 @@ def test_64_streaming_clients_against_parallel_4(model_store: Path, tmp_path: Pa
                        json={"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8})
         assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
         assert handle.engine.stats.active == 0 and handle.engine.stats.queued == 0
+        assert handle.app.state.context.limiter.counts().running == 0  # every stream gave its place back
     finally:
         stop()

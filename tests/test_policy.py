@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -104,6 +105,65 @@ def test_api_scan_preview(gw: ServerHandle) -> None:
     data = r.json()
     assert {f["type"] for f in data["findings"]} == {"EMAIL_ADDRESS", "IBAN_CODE"}
     assert data["actions"] == {"EMAIL_ADDRESS": "warn", "IBAN_CODE": "mask"} and "[IBAN_CODE_1]" in data["masked_text"]
+
+
+def test_every_message_the_client_sends_is_scanned(gw: ServerHandle) -> None:
+    """A system or assistant message is scanned as a user message is (blocked, masked, audited)."""
+    before = gw.engine.stats.requests_total
+    for role in ("system", "assistant"):
+        r = httpx.post(gw.url + "/v1/chat/completions", headers=gw.headers(), timeout=120, json={
+            "messages": [{"role": role, "content": "Le patient a le NIR 1 85 05 78 006 084 91."},
+                         {"role": "user", "content": "Résume son dossier."}], "max_tokens": 8})
+        assert r.status_code == 422 and "FR_NIR" in r.json()["error"]["message"], (role, r.text)
+        row = [row for row in gw.state.audit.rows(action="chat")][-1]
+        assert row.status == "blocked" and row.pii_categories == ["FR_NIR"]
+    assert gw.engine.stats.requests_total == before
+    r = httpx.post(gw.url + "/v1/chat/completions", headers=gw.headers(), timeout=120, json={
+        "messages": [{"role": "system", "content": f"Le fournisseur est payé sur l'IBAN {IBAN}."},
+                     {"role": "user", "content": "Rédige un rappel de paiement."}], "max_tokens": 8})
+    assert r.status_code == 200 and r.json()["kit"]["personal_data"]["masked"] == ["IBAN_CODE"]
+    assert list(gw.state.audit.rows(action="chat"))[-1].pii_categories == ["IBAN_CODE"]
+
+
+def test_browser_system_prompt_is_exempt_by_identity_only(gw: ServerHandle) -> None:
+    from kit.config import Text
+    from kit.rules.policy import Gate, Identity
+
+    settings = gw.settings.model_copy(deep=True)
+    prompt = f"Tu es l'assistant du service ; le DPO est joignable à {EMAIL}."
+    settings.policy.system_prompt = Text(fr=prompt, en=f"You are the assistant; the DPO is {EMAIL}.")
+    gate = Gate(settings, gw.state)
+    user = {"role": "user", "content": "Bonjour"}
+    for lang in ("fr", "en"):
+        own = {"role": "system", "content": settings.policy.system_prompt.get(lang)}
+        assert gate.apply_pii([own, user], Identity("alice", "user", "service")).categories == []
+    own = {"role": "system", "content": prompt}
+    assert gate.apply_pii([own, user], Identity("alice", "user", "key")).categories == ["EMAIL_ADDRESS"]
+    assert gate.apply_pii([own, user]).categories == ["EMAIL_ADDRESS"]
+    edited = {"role": "system", "content": prompt + " Écris aussi à paul.vidal@exemple.fr."}
+    outcome = gate.apply_pii([edited, user], Identity("alice", "user", "service"))
+    assert outcome.categories == ["EMAIL_ADDRESS"] and outcome.warned == ["EMAIL_ADDRESS"]
+    settings.policy.pii_actions["EMAIL_ADDRESS"] = "mask"
+    masked = Gate(settings, gw.state).apply_pii([edited, user], Identity("alice", "user", "service"))
+    assert EMAIL not in masked.messages[0]["content"] and "[EMAIL_ADDRESS_1]" in masked.messages[0]["content"]
+    assert masked.messages[1] == user
+
+
+def test_api_scan_runs_the_detector_once(gw: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kit.rules.privacy import get_detector
+
+    detector = get_detector()
+    calls: list[int] = []
+    scan = detector.scan
+
+    def counted(text: str) -> Any:
+        calls.append(len(text))
+        return scan(text)
+
+    monkeypatch.setattr(detector, "scan", counted)
+    r = httpx.post(gw.url + "/v1/privacy/scan", headers=gw.headers(), json={"text": f"IBAN {IBAN}"})
+    assert r.status_code == 200 and r.json()["masked_text"] == "IBAN [IBAN_CODE_1]"
+    assert calls == [len(f"IBAN {IBAN}")]
 
 
 def test_feedback_report_and_admin_views(gw: ServerHandle) -> None:
@@ -274,56 +334,3 @@ def test_privacy_scan_cli(tmp_path: Path) -> None:
     assert r.returncode == 0 and "no personal data found" in r.stdout
     assert run_kit("privacy", "scan", str(tmp_path / "missing.txt")).returncode == 2
 
-
-def test_every_message_the_client_sends_is_scanned(gw: ServerHandle) -> None:
-    """A system or assistant message is scanned as a user message is (blocked, masked, audited)."""
-    before = gw.engine.stats.requests_total
-    for role in ("system", "assistant"):
-        r = httpx.post(gw.url + "/v1/chat/completions", headers=gw.headers(), timeout=120, json={
-            "messages": [{"role": role, "content": "Le patient a le NIR 1 85 05 78 006 084 91."},
-                         {"role": "user", "content": "Résume son dossier."}], "max_tokens": 8})
-        assert r.status_code == 422 and "FR_NIR" in r.json()["error"]["message"], (role, r.text)
-        row = [row for row in gw.state.audit.rows(action="chat")][-1]
-        assert row.status == "blocked" and row.pii_categories == ["FR_NIR"]
-    assert gw.engine.stats.requests_total == before
-    r = httpx.post(gw.url + "/v1/chat/completions", headers=gw.headers(), timeout=120, json={
-        "messages": [{"role": "system", "content": f"Le fournisseur est payé sur l'IBAN {IBAN}."},
-                     {"role": "user", "content": "Rédige un rappel de paiement."}], "max_tokens": 8})
-    assert r.status_code == 200 and r.json()["kit"]["personal_data"]["masked"] == ["IBAN_CODE"]
-    assert list(gw.state.audit.rows(action="chat"))[-1].pii_categories == ["IBAN_CODE"]
-
-
-def test_browser_system_prompt_is_exempt_by_identity_only(gw: ServerHandle) -> None:
-    from kit.config import Text
-    from kit.rules.policy import Gate, Identity
-
-    settings = gw.settings.model_copy(deep=True)
-    prompt = f"Tu es l'assistant du service ; le DPO est joignable à {EMAIL}."
-    settings.policy.system_prompt = Text(fr=prompt, en=f"You are the assistant; the DPO is {EMAIL}.")
-    gate = Gate(settings, gw.state)
-    user = {"role": "user", "content": "Bonjour"}
-    for lang in ("fr", "en"):
-        own = {"role": "system", "content": settings.policy.system_prompt.get(lang)}
-        assert gate.apply_pii([own, user], Identity("alice", "user", "service")).categories == []
-    own = {"role": "system", "content": prompt}
-    assert gate.apply_pii([own, user], Identity("alice", "user", "key")).categories == ["EMAIL_ADDRESS"]
-    assert gate.apply_pii([own, user]).categories == ["EMAIL_ADDRESS"]
-    edited = {"role": "system", "content": prompt + " Écris aussi à paul.vidal@exemple.fr."}
-    outcome = gate.apply_pii([edited, user], Identity("alice", "user", "service"))
-    assert outcome.categories == ["EMAIL_ADDRESS"] and outcome.warned == ["EMAIL_ADDRESS"]
-    settings.policy.pii_actions["EMAIL_ADDRESS"] = "mask"
-    masked = Gate(settings, gw.state).apply_pii([edited, user], Identity("alice", "user", "service"))
-    assert EMAIL not in masked.messages[0]["content"] and "[EMAIL_ADDRESS_1]" in masked.messages[0]["content"]
-    assert masked.messages[1] == user
-
-
-def test_api_scan_runs_the_detector_once(gw: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kit.rules.privacy import get_detector
-
-    detector = get_detector()
-    calls: list[int] = []
-    scan = detector.scan
-    monkeypatch.setattr(detector, "scan", lambda text: calls.append(len(text)) or scan(text))
-    r = httpx.post(gw.url + "/v1/privacy/scan", headers=gw.headers(), json={"text": f"IBAN {IBAN}"})
-    assert r.status_code == 200 and r.json()["masked_text"] == "IBAN [IBAN_CODE_1]"
-    assert calls == [len(f"IBAN {IBAN}")]

@@ -52,11 +52,17 @@ def _text_table(head: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write(kind: str, payload: Any, out: Path, models: list[Path] | None = None) -> dict[str, Any]:
+def _machine(models: list[Path] | None = None) -> dict[str, Any]:
+    """The machine, read before a run starts (its load average then is part of the record)."""
     from kit.bench.machine import machine_info
+
+    return machine_info(models)
+
+
+def _write(kind: str, payload: Any, out: Path, machine: dict[str, Any]) -> dict[str, Any]:
     from kit.bench.results import write_result
 
-    path = write_result(kind, payload, out, machine_info(models))
+    path = write_result(kind, payload, out, machine)
     click.echo(f"wrote {path}", err=True)
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
@@ -137,8 +143,9 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
                 factory: Callable[[], AbstractContextManager[Target]] = partial(
                     servers.llama_cpp_server, gguf, n, ctx, interrupt, gpu_layers)
                 sources.append(factory)
+    machine = _machine(started)
     run = run_serving(sources, config, conversations, progress=_progress())
-    data = _write("serving", run, out, started)
+    data = _write("serving", run, out, machine)
     click.echo(_text_table(*serving_table(data)))
     click.echo(f"energy: {run.energy}")
     for t in run.targets:
@@ -172,10 +179,11 @@ def quality(models: tuple[str, ...], texts: tuple[Path, ...], ctx: int, chunks: 
     if len(set(labels)) != len(labels):
         labels = [f"{i + 1}:{label}" for i, label in enumerate(labels)]
     progress = _progress()
+    machine = _machine(paths)
     runs = [evaluate(paths, read_text(t), t.name, n_ctx=ctx, chunks=chunks, threads=threads, gpu_layers=gpu_layers,
                      names=labels, progress=progress) for t in (texts or tuple(default_texts()))]
     qa_run = run_qa(paths, labels, qa_file, threads, gpu_layers, progress=progress) if qa else None
-    data = _write("quality", {"runs": runs, "qa": qa_run}, out, paths)
+    data = _write("quality", {"runs": runs, "qa": qa_run}, out, machine)
     for title, table in quality_tables(data):
         click.echo(f"\n{title}\n{_text_table(*table)}")
     if qa_run and qa_run.note:
@@ -202,9 +210,10 @@ def quantizations(source: Path, types: str, text: Path | None, ctx: int, chunks:
     from kit.bench.report import quantization_table
 
     text = text or default_texts()[1]
+    machine = _machine()
     run = run_quantizations(source, parse_types(types), read_text(text), text.name, keep=keep, n_ctx=ctx,
                             chunks=chunks, threads=threads, progress=_progress())
-    data = _write("quantizations", run, out)
+    data = _write("quantizations", run, out, machine)
     click.echo(_text_table(*quantization_table(data)))
     for note in run.notes:
         click.echo(note)

@@ -3,9 +3,8 @@ resolves to 127.0.0.1 cannot drive the API: DNS rebinding)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kit.config import Settings, is_loopback_host
 from kit.gateway.errors import error_response
@@ -36,11 +35,24 @@ def host_allowed(settings: Settings, header: str | None) -> bool:
     return name == host_name(srv.host)
 
 
+class HostGuard:
+    """Plain ASGI middleware (not BaseHTTPMiddleware, which hides a client's disconnect from the routes):
+    answers 421 itself when the Host header names another server, else passes the request on untouched."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"host"), None)
+            if not host_allowed(self.settings, host):
+                response = error_response(
+                    421, f"this server does not answer to the host name {host!r}: use its own address, or add "
+                    "the name to server.allowed_hosts.", "misdirected_request")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install_guard(app: FastAPI, settings: Settings) -> None:
-    @app.middleware("http")
-    async def check_host(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if not host_allowed(settings, request.headers.get("host")):
-            return error_response(
-                421, f"this server does not answer to the host name {request.headers.get('host')!r}: use its own "
-                "address, or add the name to server.allowed_hosts.", "misdirected_request")
-        return await call_next(request)
+    app.add_middleware(HostGuard, settings=settings)
