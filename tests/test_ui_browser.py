@@ -318,3 +318,4 @@ def test_screenshots_are_small() -> None:
 def test_ui_health_answers_without_sign_in(stack: Stack) -> None:
     r = httpx.get(stack.ui_url + "/health", timeout=30)
     assert r.status_code == 200 and r.json() == {"status": "ok"}
+

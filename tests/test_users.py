@@ -198,3 +198,59 @@ def test_up_reports_a_gateway_that_fails_to_start(
     assert r.exit_code != 0
     message = str(r.exception)
     assert "the gateway did not start" in message and "engine_contract_ref" in message, message
+
+
+def test_a_repeated_proxy_header_is_refused(kit_env: Path, tmp_path: Path) -> None:
+    from conftest import write_config
+    from starlette.datastructures import Headers
+
+    from kit.config import load_settings
+    from ui.auth import Refusal, identify
+
+    settings = load_settings(write_config(tmp_path / "k.yaml", ui={"auth": "proxy", "trusted_proxies": ["10.0.0.1"]}))
+    header = settings.ui.proxy_header.lower().encode()
+    twice = Headers(raw=[(header, b"alice"), (header, b"admin")])
+    refused = identify(settings, _Request("10.0.0.1", twice), lambda name: "admin" if name == "admin" else None)
+    assert isinstance(refused, Refusal) and refused.key == "auth.proxy_repeated"
+    once = Headers(raw=[(header, b"alice")])
+    assert not isinstance(identify(settings, _Request("10.0.0.1", once), lambda name: None), Refusal)
+
+
+def test_renewing_the_chats_service_key_revokes_the_old_one(kit_env: Path, tmp_path: Path) -> None:
+    from conftest import write_config
+
+    from kit.cli.ui import UI_KEY_FILE, _service_key
+    from kit.config import load_settings
+    from kit.rules.keys import find_key, list_keys, revoke_key
+
+    settings = load_settings(write_config(tmp_path / "k.yaml"))
+    first = _service_key(settings, "http://127.0.0.1:8000")
+    assert first and find_key(list_keys(settings), first) is not None
+    assert _service_key(settings, "http://127.0.0.1:8000") == first  # kept while valid
+    revoke_key(settings, "ui")
+    second = _service_key(settings, "http://127.0.0.1:8000")  # the file's key no longer works: a new one
+    assert second != first and find_key(list_keys(settings), second) is not None
+    (kit_env / UI_KEY_FILE).write_text("kit-not-a-key\n", encoding="utf-8")
+    third = _service_key(settings, "http://127.0.0.1:8000")
+    assert find_key(list_keys(settings), second) is None  # the previous "ui" key stops working
+    assert [k.name for k in list_keys(settings)].count("ui") == 1 and third != second
+
+
+def test_a_password_change_ends_open_sessions(kit_env: Path, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from conftest import write_config
+
+    from kit.config import load_settings
+    from ui.base import Base
+    from ui.client import GatewayClient
+
+    settings = load_settings(write_config(tmp_path / "k.yaml", ui={"auth": "local"}))
+    client = GatewayClient("http://127.0.0.1:9")
+    base = Base(settings, client, SimpleNamespace(), max_tokens=8)
+    request = SimpleNamespace(request=SimpleNamespace(cookies={"access-token-abc": "tok1"}))
+    client.seen["alice"] = {"changed_at": "2000-01-01T00:00:00+00:00"}
+    assert base._session_outdated("alice", request) is False  # session first seen now, password older
+    client.seen["alice"] = {"changed_at": "2999-01-01T00:00:00+00:00"}  # changed after the session began
+    assert base._session_outdated("alice", request) is True
+    client.close()
