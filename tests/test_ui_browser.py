@@ -67,8 +67,9 @@ def stack(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     add_user(home, "bob", "user", PASSWORD)
     add_user(home, "root", "admin", PASSWORD)
     port = free_port()
-    demo = launch_ui(
-        settings, gateway.url, host="127.0.0.1", port=port, max_tokens=MAX_TOKENS, prevent_thread_lock=True, quiet=True
+    demo = launch_ui(  # with the gateway's service key, as `kit ui` always has one
+        settings, gateway.url, host="127.0.0.1", port=port, api_key=gateway.service_key, max_tokens=MAX_TOKENS,
+        prevent_thread_lock=True, quiet=True,
     )
     shots = base / "screenshots"
     shots.mkdir()
