@@ -347,7 +347,8 @@ TargetSource = Target | Callable[[], AbstractContextManager[Target]]
 
 
 def run_serving(sources: list[TargetSource], config: ServingConfig, prompts: list[list[dict[str, str]]],
-                progress: Progress | None = None) -> ServingRun:
+                progress: Progress | None = None,
+                checkpoint: Callable[[ServingRun], None] | None = None) -> ServingRun:
     """Measure each target in turn (never two at once: they would share the machine).
 
     Servers given as context-manager factories are started just before their measurement and
@@ -373,5 +374,8 @@ def run_serving(sources: list[TargetSource], config: ServingConfig, prompts: lis
             raise UsageError(f"two targets are named {target.name}: give each --url its own --name.")
         described.append({"name": target.name, "url": target.url, "note": target.note})
         results += target_results
+        if checkpoint:  # long runs keep what they measured so far
+            checkpoint(ServingRun(config=config, targets=list(described), results=list(results),
+                                  energy=", ".join(meter.sources) if meter.available else meter.reason))
     energy = ", ".join(meter.sources) if meter.available else meter.reason
     return ServingRun(config=config, targets=described, results=results, energy=energy)

@@ -143,9 +143,16 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
                 factory: Callable[[], AbstractContextManager[Target]] = partial(
                     servers.llama_cpp_server, gguf, n, ctx, interrupt, gpu_layers)
                 sources.append(factory)
+    from kit.bench.results import default_name, write_result
+
     machine = _machine(started)
-    run = run_serving(sources, config, conversations, progress=_progress())
-    data = _write("serving", run, out, machine)
+    path = out / default_name("serving") if out.is_dir() or not out.suffix else out
+
+    def checkpoint(partial_run: Any) -> None:
+        write_result("serving", partial_run, path, machine)
+
+    run = run_serving(sources, config, conversations, progress=_progress(), checkpoint=checkpoint)
+    data = _write("serving", run, path, machine)
     click.echo(_text_table(*serving_table(data)))
     click.echo(f"energy: {run.energy}")
     for t in run.targets:
