@@ -142,16 +142,16 @@ def evaluate(path: str | Path = DEFAULT_DATA, detector: Detector | None = None,
 SCALING_SIZES = (8_000, 16_000, 32_000, 64_000)
 
 
-def _repeated(unit: str, size: int) -> str:
+def repeated(unit: str, size: int) -> str:
     return (unit * (size // len(unit) + 1))[:size]
 
 
-def _rules_only(text: str) -> None:
+def rules_only(text: str) -> None:
     """Everything the detector runs on a text besides spaCy."""
     rec.resolve(rec.find_structured(text) + rec.find_names(text, None) + rec.find_addresses(text))
 
 
-def _best_s(runs: int, scan: Any, text: str) -> float:
+def best_of(runs: int, scan: Any, text: str) -> float:
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -166,8 +166,8 @@ def scaling(detector: Detector, path: str | Path = DEFAULT_DATA,
     mixed = "\n".join(row["text"] for row in load_prompts(path))
     out: dict[str, Any] = {"sizes": list(sizes)}
     for name, unit in (("names", "Marie, "), ("mixed", mixed)):
-        for part, scan, runs in (("detector", detector.scan, 2), ("rules", _rules_only, 3)):
-            seconds = [_best_s(runs, scan, _repeated(unit, n)) for n in sizes]
+        for part, scan, runs in (("detector", detector.scan, 2), ("rules", rules_only, 3)):
+            seconds = [best_of(runs, scan, repeated(unit, n)) for n in sizes]
             out[f"{name}_{part}"] = {
                 "seconds": [round(t, 3) for t in seconds],
                 "ms_per_1k_chars": [round(1e6 * t / n, 2) for t, n in zip(seconds, sizes, strict=True)],

@@ -24,7 +24,7 @@ DATA = ROOT / "tests" / "data" / "pii_prompts.jsonl"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.privacy import evaluate  # noqa: E402
+from benchmarks.privacy import best_of, evaluate, repeated, rules_only  # noqa: E402
 
 # ---------------------------------------------------------------- identifier generators
 
@@ -478,24 +478,6 @@ def test_false_positives_on_clean_prompts(evaluation: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------- cost: linear, and no request stuck behind another
-
-
-def repeated(unit: str, size: int) -> str:
-    return (unit * (size // len(unit) + 1))[:size]
-
-
-def best_of(runs: int, scan: Any, text: str) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        scan(text)
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def rules_only(text: str) -> None:
-    """Everything the detector runs on a text besides spaCy."""
-    rec.resolve(rec.find_structured(text) + rec.find_names(text, None) + rec.find_addresses(text))
 
 
 MIXED = "\n".join(r["text"] for r in load_rows())
