@@ -83,3 +83,17 @@ def copy_verified(src: Path, dest: Path, expected: str | None, progress: Progres
         )
     os.replace(tmp, dest)
     return actual
+
+
+def create_private(path: Path) -> None:
+    """Make sure ``path`` exists with mode 0600 (created empty when missing), without ever opening an
+    existing file: closing any descriptor of a SQLite database drops every POSIX lock this process
+    holds on it, after which another process may take the database for unused and remove its
+    write-ahead files under a live writer ("disk I/O error")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+    except FileExistsError:
+        pass
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)

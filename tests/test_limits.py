@@ -113,6 +113,9 @@ def test_requests_per_minute_gives_429_naming_the_limit(model_store: Path, tmp_p
         assert httpx.post(handle.url + CHAT, headers=auth["bob"], json=body(), timeout=60).status_code == 200
         metrics = httpx.get(handle.url + "/metrics").text
         assert 'kit_limit_refusals{limit="requests_per_minute"} 1.0' in metrics
+        refused = [row for row in handle.state.audit.rows() if row.status == "limited"]
+        assert len(refused) == 1 and refused[0].detail["limit"] == "requests_per_minute"
+        assert refused[0].user not in ("alice", "") and handle.state.audit.verify().ok
     finally:
         stop()
 

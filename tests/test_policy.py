@@ -270,13 +270,46 @@ def test_log_prompt_text_when_enabled(model_store: Path, tmp_path: Path) -> None
     assert any("audit" in f for f in _files_containing(home, marker))
 
 
+def test_audit_export_while_the_gateway_writes(gw: ServerHandle) -> None:
+    """`kit audit export` and `kit audit verify` from another process while chats append rows: both
+    succeed, and the gateway goes on answering and recording (SQLite readers never break the writer)."""
+    import threading
+
+    env = {"KIT_HOME": str(gw.settings.home), "KIT_CONFIG": str(gw.settings.source)}
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def chatter() -> None:
+        while not done.is_set():
+            statuses.append(chat(gw, "Bonjour, une question courte.").status_code)
+
+    worker = threading.Thread(target=chatter)
+    worker.start()
+    try:
+        for _ in range(3):
+            out = run_kit("audit", "export", "--format", "jsonl", env=env, timeout=120)
+            assert out.returncode == 0, out.stderr
+            assert all(json.loads(line)["action"] for line in out.stdout.splitlines())
+            ok = run_kit("audit", "verify", env=env, timeout=120)
+            assert ok.returncode == 0, ok.stdout + ok.stderr
+    finally:
+        done.set()
+        worker.join(timeout=180)
+    assert statuses and set(statuses) == {200}, statuses
+    assert chat(gw, "Encore une.").status_code == 200
+    assert gw.state.audit.verify().ok  # a new reader in the gateway's process still finds its files
+    with sqlite3.connect(gw.settings.home / "audit.db") as con:
+        assert con.execute("SELECT count(*) FROM audit_log").fetchone()[0] >= len(statuses)
+
+
 def test_audit_cli_detects_tampering(gw: ServerHandle, tmp_path: Path) -> None:
     env = {"KIT_HOME": str(gw.settings.home), "KIT_CONFIG": str(gw.settings.source)}  # the server's keys too
     assert chat(gw, "Bonjour").status_code == 200
     ok = run_kit("audit", "verify", env=env)
     assert ok.returncode == 0 and "chain intact" in ok.stdout
     out = run_kit("audit", "export", "--format", "csv", env=env)
-    assert out.returncode == 0 and "chat" in out.stdout and "Bonjour" not in out.stdout
+    assert out.returncode == 0 and "chat" in out.stdout
+    assert "Bonjour" not in out.stdout, [line for line in out.stdout.splitlines() if "Bonjour" in line]
     stats = run_kit("audit", "stats", "--json", env=env)
     assert stats.returncode == 0 and '"chat"' in stats.stdout
     db = gw.settings.home / "audit.db"

@@ -96,8 +96,11 @@ class Completions:
             if limiter.shared:  # Redis: a network round trip, off the event loop
                 return await run_in_threadpool(limiter.admit, ident.user, ident.via, ident.role, body.n)
             return limiter.admit(ident.user, ident.via, ident.role, body.n)
-        except LimitExceeded:
+        except LimitExceeded as exc:
             self.ctx.metrics.requests.labels(action, "429").inc()
+            await run_in_threadpool(self.ctx.state.audit.record, AuditEvent(
+                action=action, user=ident.user, model=self.ctx.engine.model_name, status="limited",
+                detail={"via": ident.via, "limit": exc.limit, "n": body.n}))
             raise
 
     async def answer(self, request: Request, ident: Identity, body: ChatRequest | CompletionRequest,

@@ -10,7 +10,6 @@ cannot be recovered from the files on disk.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
 import uuid
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kit.errors import KitError, UsageError
+from kit.files import create_private
 
 Role = Literal["user", "assistant"]
 _ROLES = ("user", "assistant")
@@ -82,10 +82,7 @@ class ConversationStore:
 
     def _open(self) -> sqlite3.Connection:
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(self._path, os.O_CREAT | os.O_RDWR, 0o600))
-            if self._path.stat().st_mode & 0o077:
-                self._path.chmod(0o600)
+            create_private(self._path)
         except OSError as exc:
             raise KitError(f"cannot create the conversation history {self._path}: {exc}; "
                            "check the directory and its permissions") from exc

@@ -6,7 +6,6 @@ password. A pure library: errors are raised as kit errors, nothing is printed.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -19,6 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from kit.errors import KitError, UsageError
+from kit.files import create_private
 
 ROLES = ("user", "admin", "auditor")
 MIN_PASSWORD = 8
@@ -55,9 +55,7 @@ def _db(home: Path, create: bool = True) -> Iterator[sqlite3.Connection]:
     if not path.exists():
         if not create:
             raise _NoFile()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    os.chmod(path, 0o600)
+    create_private(path)
     try:
         conn = sqlite3.connect(path, timeout=10)
     except sqlite3.Error as exc:

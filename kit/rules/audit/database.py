@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.errors import AuditError
+from kit.files import create_private
 
 
 class Database:
@@ -33,10 +33,7 @@ class Database:
             path = Path(self.target.removeprefix("sqlite:///")).expanduser()
             self.target, self.where = str(path), f"at {path}"
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-                if path.stat().st_mode & 0o077:
-                    path.chmod(0o600)
+                create_private(path)
             except OSError as exc:
                 raise AuditError(f"cannot create the audit log {self.where}: {exc}; "
                                  "check the directory and its permissions") from exc
