@@ -1,5 +1,6 @@
 """Nothing leaves the machine: the whole stack (`kit up`: API, engine, personal-data filter, browser
-chat) runs in a network namespace with loopback only, while strace records every connect()."""
+chat) runs in a network namespace with loopback only, with a document ingest before it and a chat with
+sources through it, while strace records every connect()."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ DRIVER = textwrap.dedent('''
     import json, os, subprocess, sys, time, urllib.request
     kit, trace, api, ui = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    doc, ingest_trace = sys.argv[5], sys.argv[6]
+    ingest = subprocess.run(["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect,sendto,sendmsg", "-o",
+                             ingest_trace, kit, "docs", "ingest", doc], capture_output=True, text=True)
     proc = subprocess.Popen(["strace", "-f", "-qq", "--seccomp-bpf", "-e", "trace=connect,sendto,sendmsg", "-o", trace,
                              kit, "up", "--port", str(ui), "--api-port", str(api)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -46,6 +50,11 @@ DRIVER = textwrap.dedent('''
         result["answer"] = answer["choices"][0]["message"]["content"]
         result["pii"] = answer["kit"]["personal_data"]["categories"]
         result["page"] = len(get(f"http://127.0.0.1:{ui}/"))
+        answer = json.loads(get(f"http://127.0.0.1:{api}/v1/chat/completions", {"messages": [{"role": "user",
+            "content": "Qui délivre le badge de parking du personnel ?"}], "max_tokens": 8,
+            "kit": {"documents": True}}, h))
+        result["sources"] = [src["source"] for src in answer["kit"]["sources"]]
+    result["ingest"] = [ingest.returncode, ingest.stdout[-1000:], ingest.stderr[-2000:]]
     import signal
     os.killpg(proc.pid, signal.SIGTERM)  # strace, kit up and the gateway it started
     try:
@@ -74,17 +83,23 @@ def test_whole_stack_offline_in_network_namespace(model_store: Path, tmp_path: P
     quiz = [q.answer for q in load_settings(cfg).policy.quiz]
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER, encoding="utf-8")
-    trace = tmp_path / "trace.log"
+    trace, ingest_trace = tmp_path / "trace.log", tmp_path / "ingest-trace.log"
+    doc = tmp_path / "stationnement.md"
+    doc.write_text("# Stationnement\n\n## Badge de parking\n\nLe badge de parking du personnel est délivré par "
+                   "le service logistique, sur demande écrite.\n", encoding="utf-8")
     env = {**os.environ, "KIT_HOME": str(home), "KIT_CONFIG": str(cfg), "QUIZ": json.dumps(quiz)}
     for name in ("HF_HUB_OFFLINE", "GRADIO_ANALYTICS_ENABLED", "HF_HUB_DISABLE_TELEMETRY"):
         env.pop(name, None)  # the product must switch these off by itself
-    r = subprocess.run(["unshare", "-n", sys.executable, str(driver), KIT, str(trace), "18000", "17860"],
+    r = subprocess.run(["unshare", "-n", sys.executable, str(driver), KIT, str(trace), "18000", "17860", str(doc),
+                        str(ingest_trace)],
                        capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     result = json.loads(r.stdout.strip().splitlines()[-1])
     assert result["started"], result.get("stderr")
     assert result["answer"] and "EMAIL_ADDRESS" in result["pii"] and result["page"] > 1000
-    lines = trace.read_text().splitlines()
+    assert result["ingest"][0] == 0, result["ingest"]  # `kit docs ingest`: embeds and indexes offline
+    assert result["sources"] and result["sources"][0].endswith("stationnement.md"), result  # a chat with sources
+    lines = trace.read_text().splitlines() + ingest_trace.read_text().splitlines()
     inet = [ln for ln in lines if "sa_family=AF_INET" in ln]
     assert inet, "strace saw no connection at all: the trace is not working"
     outside = []

@@ -22,6 +22,7 @@ CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "mot de passe solide"
 MAX_TOKENS = int(os.environ.get("KIT_TEST_UI_MAX_TOKENS", "40"))
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+UPLOAD_LIMIT = 200_000  # ui.max_upload_bytes of the test page
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -61,7 +62,9 @@ def stack(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     base = tmp_path_factory.mktemp("ui")
     home = install_model(model_store, base / "home")
     old = os.environ.get("KIT_HOME")
-    gateway, stop = start_server(home, base / "kit.yaml", parallel=2, ctx=1024, ui={"auth": "local"})
+    gateway, stop = start_server(
+        home, base / "kit.yaml", parallel=2, ctx=2048, ui={"auth": "local", "max_upload_bytes": UPLOAD_LIMIT}
+    )
     settings = load_settings(base / "kit.yaml")
     add_user(home, "alice", "user", PASSWORD)
     add_user(home, "bob", "user", PASSWORD)
@@ -309,8 +312,121 @@ def test_gate_blocks_chat_and_user_has_no_admin_view(page: Any, browser: Any, st
         context.close()
 
 
+PARKING = """# Règlement du stationnement
+
+## Badge de parking
+
+Le badge de parking du personnel est délivré par le service logistique, sur demande écrite visée
+par le chef de service. Il est valable deux ans et se renouvelle un mois avant son expiration.
+Contact : logistique.stationnement@example.org.
+
+## Places réservées
+
+Les places proches de l'entrée sont réservées aux véhicules de service et aux personnes à mobilité
+réduite. Un véhicule mal garé reçoit d'abord un avertissement, puis son badge est suspendu un mois.
+"""
+
+ARCHIVES = """# Archives du service
+
+## Versement aux archives
+
+Les dossiers clos depuis plus de cinq ans sont versés au service des archives chaque printemps,
+avec un bordereau de versement signé par le chef de service.
+"""
+
+
+def test_documents_tab_then_sources_under_answers(page: Any, browser: Any, stack: Stack, tmp_path: Path) -> None:
+    """An administrator indexes two files in the Documents tab (report with the personal data found,
+    the list); a user who ticks "search our documents" gets an answer with its sources, each opening
+    its excerpt, then the "no source found" notice for a question on nothing indexed; removal."""
+    from playwright.sync_api import expect
+
+    fr = texts("fr")
+    parking, archives = tmp_path / "stationnement.md", tmp_path / "archives.md"
+    parking.write_text(PARKING, encoding="utf-8")
+    archives.write_text(ARCHIVES, encoding="utf-8")
+    stack.gateway.acknowledge("root", "admin")
+    stack.gateway.acknowledge("alice")
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="fr-FR")
+    admin = context.new_page()
+    admin.on("request", lambda req: stack.requests.append(req.url))
+    try:
+        sign_in(admin, stack, "root")
+        admin.locator("#kit-main").wait_for(state="visible")
+        admin.locator("#kit-tabs").get_by_role("tab", name=fr("docs.tab")).click()
+        admin.locator("#kit-docs-files input[type=file]").set_input_files([str(parking), str(archives)])
+        expect(admin.locator("#kit-docs-files")).to_contain_text("stationnement.md")
+        admin.click("#kit-docs-ingest")
+        report = admin.locator("#kit-docs-report")
+        expect(report).to_contain_text("stationnement.md", timeout=240_000)
+        expect(report).to_contain_text("archives.md")
+        expect(report).to_contain_text(fr("pii.categories.EMAIL_ADDRESS"))  # found at ingest, reported
+        expect(admin.locator("#kit-docs-table")).to_contain_text("stationnement.md")
+        expect(admin.locator("#kit-docs-table")).to_contain_text(fr("docs.public"))
+        screenshot(admin, stack, "documents-tab")
+
+        # the page's own upload limit (ui.max_upload_bytes) is in force on Gradio's upload route
+        cookies = "; ".join(f"{c['name']}={c['value']}" for c in context.cookies())
+        big = {"files": ("big.txt", b"x" * (UPLOAD_LIMIT + 1000), "text/plain")}
+        r = httpx.post(stack.ui_url + "/gradio_api/upload", files=big, headers={"Cookie": cookies}, timeout=60)
+        assert r.status_code == 413, r.text
+        small = {"files": ("small.txt", b"x" * 1000, "text/plain")}
+        r = httpx.post(stack.ui_url + "/gradio_api/upload", files=small, headers={"Cookie": cookies}, timeout=60)
+        assert r.status_code == 200, r.text
+
+        # a user asks with the documents switch on: the answer carries its sources
+        sign_in(page, stack, "alice")
+        page.locator("#kit-main").wait_for(state="visible")
+        page.get_by_label(fr("docs.switch")).check()
+        page.fill("#kit-input textarea", "Qui délivre le badge de parking du personnel ?")
+        page.click("#kit-send")
+        sources = page.locator("#kit-chatbot .bot").last.locator(".kit-sources")
+        expect(sources).to_be_visible(timeout=240_000)
+        page.locator("#kit-send").wait_for(state="visible", timeout=240_000)
+        first = sources.locator("details.kit-source").first
+        expect(first.locator("summary")).to_contain_text("[1] stationnement.md")
+        expect(first.locator("summary")).to_contain_text("Badge de parking")
+        assert not first.locator("blockquote").is_visible()
+        first.locator("summary").click()
+        expect(first.locator("blockquote")).to_contain_text("service logistique")
+        screenshot(page, stack, "screenshot-sources")
+
+        # copying the answer gives the sources as plain lines, without markup
+        page.locator("#kit-chatbot .message-buttons-left").last.locator("button").first.click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert fr("docs.sources_title") in copied and "[1] stationnement.md" in copied, copied
+        assert "<details" not in copied and "kit-sources" not in copied
+
+        # nothing indexed on the subject: said so, under the answer
+        page.fill("#kit-input textarea", "Quelle est la recette de la tarte tatin aux pommes caramélisées ?")
+        page.click("#kit-send")
+        expect(page.locator("#kit-chatbot .bot").last.locator(".kit-no-source")).to_have_text(
+            fr("docs.no_source"), timeout=240_000
+        )
+        page.locator("#kit-send").wait_for(state="visible", timeout=240_000)
+
+        # a user has no Documents tab, and the gateway refuses the upload anyway
+        tabs = page.locator("#kit-tabs")
+        assert tabs.get_by_role("tab", name=fr("docs.tab")).count() == 0 or not tabs.get_by_role(
+            "tab", name=fr("docs.tab")
+        ).is_visible()
+        files = {"file": ("x.md", b"# x", "text/markdown")}
+        assert stack.api("POST", "/v1/documents", "alice", files=files).status_code == 403
+
+        # the administrator removes one document: gone from the list
+        admin.locator("#kit-tabs").get_by_role("tab", name=fr("docs.tab")).click()
+        admin.locator("#kit-docs-pick input").click()
+        admin.get_by_role("option", name="archives.md", exact=False).click()
+        admin.click("#kit-docs-remove")
+        expect(admin.locator("#kit-docs-msg")).to_contain_text(fr("docs.removed", n=1).split("(")[0].strip())
+        expect(admin.locator("#kit-docs-table")).not_to_contain_text("archives.md")
+        expect(admin.locator("#kit-docs-table")).to_contain_text("stationnement.md")
+    finally:
+        context.close()
+
+
 def test_screenshots_are_small() -> None:
-    for name in ("screenshot-welcome", "screenshot-chat"):
+    for name in ("screenshot-welcome", "screenshot-chat", "screenshot-sources"):
         path = ROOT / "docs" / f"{name}.png"
         if path.exists():
             assert path.stat().st_size <= 150_000, path

@@ -21,6 +21,7 @@ from kit.config import Settings  # noqa: E402
 from ui.base import Components  # noqa: E402
 from ui.chat import ChatHandlers  # noqa: E402
 from ui.client import ApiError, GatewayClient  # noqa: E402
+from ui.documents import ACCEPTED, DocumentHandlers  # noqa: E402
 from ui.events import wire  # noqa: E402
 from ui.guard import PageGuard  # noqa: E402
 from ui.pages import PageHandlers  # noqa: E402
@@ -31,7 +32,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 MAX_QUIZ = 10
 
 
-class Handlers(PageHandlers, ChatHandlers):
+class Handlers(PageHandlers, ChatHandlers, DocumentHandlers):
     pass
 
 
@@ -210,6 +211,15 @@ def create_ui(
                                 gr.Button(t("chat.stop"), variant="stop", visible=False, elem_id="kit-stop"),
                                 value="chat.stop",
                             )
+                    c.docs_cb = lab(
+                        gr.Checkbox(
+                            label=t("docs.switch"),
+                            value=False,
+                            elem_id="kit-docs-switch",
+                            container=False,
+                        ),
+                        label="docs.switch",
+                    )
                     with gr.Row(elem_id="kit-actions", equal_height=False):
                         c.templates = lab(
                             gr.Dropdown(
@@ -296,6 +306,49 @@ def create_ui(
                         c.switch_btn = lab(
                             gr.Button(t("admin.apply"), variant="primary", size="sm"), value="admin.apply"
                         )
+
+                with gr.Tab(t("docs.tab"), id="documents", visible=False, elem_id="kit-tab-docs") as c.tab_docs:
+                    c.docs_intro = lab(gr.Markdown(t("docs.intro")), value="docs.intro")
+                    c.docs_files = lab(
+                        gr.File(
+                            label=t("docs.files"),
+                            file_count="multiple",
+                            file_types=ACCEPTED,
+                            type="filepath",
+                            elem_id="kit-docs-files",
+                        ),
+                        label="docs.files",
+                    )
+                    with gr.Row():
+                        c.docs_groups = lab(
+                            gr.Textbox(label=t("docs.groups"), placeholder=t("docs.groups_placeholder"), scale=3),
+                            label="docs.groups",
+                            placeholder="docs.groups_placeholder",
+                        )
+                        c.docs_collection = lab(
+                            gr.Textbox(label=t("docs.collection"), placeholder="default", scale=1),
+                            label="docs.collection",
+                        )
+                    c.docs_ingest = lab(
+                        gr.Button(t("docs.ingest"), variant="primary", elem_id="kit-docs-ingest"), value="docs.ingest"
+                    )
+                    c.docs_msg = gr.Markdown(visible=False, elem_id="kit-docs-msg")
+                    c.docs_report = gr.Markdown(visible=False, elem_id="kit-docs-report")
+                    c.docs_list_title = gr.Markdown(f"### {t('docs.list_title')}")
+                    c.docs_none = gr.Markdown(visible=False)
+                    c.docs_table = gr.Dataframe(visible=False, interactive=False, wrap=True, elem_id="kit-docs-table")
+                    with gr.Row(equal_height=True):
+                        c.docs_pick = lab(
+                            gr.Dropdown(
+                                choices=[], value=None, label=t("docs.remove_pick"), scale=3, elem_id="kit-docs-pick"
+                            ),
+                            label="docs.remove_pick",
+                        )
+                        c.docs_remove = lab(
+                            gr.Button(t("docs.remove"), variant="stop", size="sm", scale=1, elem_id="kit-docs-remove"),
+                            value="docs.remove",
+                        )
+                        c.docs_refresh = lab(gr.Button(t("admin.refresh"), size="sm", scale=1), value="admin.refresh")
 
         wire(demo, c, h)
     return demo

@@ -103,7 +103,13 @@ class ChatHandlers(Base):
         }
 
     def stream(
-        self, pending: dict[str, Any] | None, conv: dict[str, Any] | None, lang: str, model: str, request: gr.Request
+        self,
+        pending: dict[str, Any] | None,
+        conv: dict[str, Any] | None,
+        lang: str,
+        model: str,
+        documents: bool,
+        request: gr.Request,
     ) -> Iterator[dict[Any, Any]]:
         c, t = self.c, self.t(lang)
         if not pending:
@@ -151,6 +157,7 @@ class ChatHandlers(Base):
                 "max_tokens": self.max_tokens,
                 "conversation_id": cid,
                 "should_stop": lambda: self.stops.get(session, False),
+                "documents": bool(documents),
             }
             if another:
                 kwargs.update(temperature=0.9, seed=random.randint(0, 2**31))
@@ -158,6 +165,8 @@ class ChatHandlers(Base):
                 if kind == "meta":
                     answer["model"] = value.get("model") or answer["model"]
                     answer["masked"] = list((value.get("personal_data") or {}).get("masked") or [])
+                    if "sources" in value:  # a chat with documents: its sources ([] when none was found)
+                        answer["sources"] = list(value.get("sources") or [])
                 elif kind == "delta":
                     answer["text"] += value
                 elif kind == "error":

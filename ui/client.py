@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -221,6 +222,39 @@ class GatewayClient:
     def set_chat(self, who: Who, open_: bool, message: str) -> dict[str, Any]:
         return dict(self._call("POST", "/v1/admin/chat", who, {"open": open_, "message": message}))
 
+    # --- documents (listing for everyone's groups; upload and removal for admins) ----------------
+
+    def documents(self, who: Who) -> dict[str, Any]:
+        return dict(self._call("GET", "/v1/documents", who))
+
+    def upload_documents(
+        self, who: Who, files: list[tuple[str, Path]], groups: list[str], collection: str | None
+    ) -> dict[str, Any]:
+        """Send files (shown name, local path) for ingest; returns the ingest report."""
+        data: dict[str, Any] = {"group": groups}
+        if collection:
+            data["collection"] = collection
+        handles = [(name, path.open("rb")) for name, path in files]
+        try:
+            parts = [("file", (name, fh, "application/octet-stream")) for name, fh in handles]
+            headers = {k: v for k, v in self.headers(who).items() if k != "Accept"}
+            response = self._http.post(
+                "/v1/documents", headers=headers, data=data, files=parts, timeout=self.stream_timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise ApiError("timeout", str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise ApiError("unreachable", str(exc)) from None
+        finally:
+            for _, fh in handles:
+                fh.close()
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return dict(response.json())
+
+    def remove_document(self, who: Who, doc_id: str) -> dict[str, Any]:
+        return dict(self._call("DELETE", f"/v1/documents/{doc_id}", who))
+
     # --- chat -----------------------------------------------------------------------------------
 
     def chat_stream(
@@ -232,6 +266,7 @@ class GatewayClient:
         conversation_id: str | None = None,
         temperature: float | None = None,
         seed: int | None = None,
+        documents: bool = False,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[tuple[str, Any]]:
         """Stream one answer. Yields ("meta", kit), ("delta", text), ("error", message) and finally
@@ -244,6 +279,8 @@ class GatewayClient:
             body["temperature"] = temperature
         if seed is not None:
             body["seed"] = seed
+        if documents:
+            body["kit"] = {"documents": True}
         finish: str | None = None
         try:
             with self._http.stream(

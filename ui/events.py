@@ -68,6 +68,8 @@ def wire(demo: gr.Blocks, c: Components, h: Any) -> None:
             c.tab_chat,
             c.tab_history,
             c.tab_charter,
+            c.tab_docs,
+            c.docs_list_title,
         ]
     )
 
@@ -81,6 +83,7 @@ def wire(demo: gr.Blocks, c: Components, h: Any) -> None:
             c.tab_chat: gr.Tab(label=t("chat.tab")),
             c.tab_history: gr.Tab(label=t("history.tab")),
             c.tab_charter: gr.Tab(label=t("charter.tab")),
+            c.docs_list_title: f"### {t('docs.list_title')}",
         }
 
     def load(lang: str, conv: Any, request: gr.Request) -> dict[Any, Any]:
@@ -126,21 +129,32 @@ def wire(demo: gr.Blocks, c: Components, h: Any) -> None:
         c.input_box,
         c.closed_md,
     ]
+    stream_in = [c.pending, c.conv, c.lang_state, c.model_state, c.docs_cb]
     pre_out = [c.pending, c.pii_pending, c.pii_col, c.pii_md, c.pii_send, c.chat_msg, c.fb_col]
     for trigger in (c.send_btn.click, c.input_box.submit):
         trigger(h.precheck, [c.input_box, c.lang_state], pre_out, **PRIVATE).then(
-            h.stream, [c.pending, c.conv, c.lang_state, c.model_state], chat_out, concurrency_limit=None, **PRIVATE
+            h.stream, stream_in, chat_out, concurrency_limit=None, **PRIVATE
         )
     c.pii_send.click(h.confirm_pii, [c.pii_pending], [c.pending, c.pii_pending, c.pii_col], **PRIVATE).then(
-        h.stream, [c.pending, c.conv, c.lang_state, c.model_state], chat_out, concurrency_limit=None, **PRIVATE
+        h.stream, stream_in, chat_out, concurrency_limit=None, **PRIVATE
     )
     c.pii_edit.click(h.edit_pii, None, [c.pending, c.pii_pending, c.pii_col], **PRIVATE)
     c.another_btn.click(h.prepare_another, [c.conv, c.lang_state], [c.pending, c.chat_msg], **PRIVATE).then(
-        h.stream, [c.pending, c.conv, c.lang_state, c.model_state], chat_out, concurrency_limit=None, **PRIVATE
+        h.stream, stream_in, chat_out, concurrency_limit=None, **PRIVATE
     )
     c.stop_btn.click(h.stop, None, None, queue=False, **PRIVATE)
-    new_chat_outputs = [c.conv, c.chatbot, c.pending, c.pii_pending, c.fb_state, c.pii_col, c.fb_col, c.report_col,
-                        c.chat_msg, c.input_box]
+    new_chat_outputs = [
+        c.conv,
+        c.chatbot,
+        c.pending,
+        c.pii_pending,
+        c.fb_state,
+        c.pii_col,
+        c.fb_col,
+        c.report_col,
+        c.chat_msg,
+        c.input_box,
+    ]
     c.new_btn.click(h.new_chat, None, new_chat_outputs, **PRIVATE)
     c.chatbot.clear(h.new_chat, None, new_chat_outputs, **PRIVATE)
     c.templates.input(
@@ -180,3 +194,15 @@ def wire(demo: gr.Blocks, c: Components, h: Any) -> None:
     c.admin_refresh.click(h.refresh_admin, [c.lang_state, c.admin_cache], admin_out, **PRIVATE)
     c.verify_btn.click(h.verify, [c.lang_state, c.admin_cache], admin_out, **PRIVATE)
     c.switch_btn.click(h.switch_chat, [c.close_cb, c.close_text, c.lang_state, c.admin_cache], admin_out, **PRIVATE)
+
+    # documents (admins)
+    docs_out = [c.docs_table, c.docs_none, c.docs_pick, c.docs_msg]
+    c.tab_docs.select(h.refresh_docs, [c.lang_state], docs_out, **PRIVATE)
+    c.docs_refresh.click(h.refresh_docs, [c.lang_state], docs_out, **PRIVATE)
+    c.docs_ingest.click(
+        h.ingest_docs,
+        [c.docs_files, c.docs_groups, c.docs_collection, c.lang_state],
+        [*docs_out, c.docs_report, c.docs_files],
+        **PRIVATE,
+    )
+    c.docs_remove.click(h.remove_doc, [c.docs_pick, c.lang_state], docs_out, **PRIVATE)

@@ -54,8 +54,13 @@ class PageGuard:
             await self.app(scope, receive, send)
             return
         if scope.get("path") == "/health":  # for probes (Kubernetes, load balancers): the page process is up
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"cache-control", b"no-store")],
+                }
+            )
             await send({"type": "http.response.body", "body": b'{"status": "ok"}', "more_body": False})
             return
         held: dict[str, Any] = {}

@@ -116,6 +116,7 @@ class PageHandlers(AdminHandlers):
             c.hist_tools: gr.update(visible=int(charter.get("conversation_retention_days") or 0) > 0),
             c.charter_md: self.charter_md(charter, model, t),
             c.tab_admin: gr.update(visible=who.role in ("admin", "auditor")),
+            c.tab_docs: gr.update(visible=who.role == "admin", label=t("docs.tab")),
             c.admin_switch: gr.update(visible=who.role == "admin"),
             c.admin_readonly: gr.update(visible=who.role == "auditor"),
         }

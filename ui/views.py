@@ -140,7 +140,42 @@ def answer_content(answer: dict[str, Any], t: Texts, n: int, total: int) -> str:
     if not body and not notes:
         body = "…"
     marked = [f'<div class="kit-note">{html.escape(note)}</div>' for note in notes]
-    return "\n\n".join([ai_label(t, answer.get("model") or "?", n, total), body, *marked])
+    parts = [ai_label(t, answer.get("model") or "?", n, total), body]
+    if answer.get("sources") is not None:  # asked with documents: the sources, or that none was found
+        parts.append(sources_html(answer["sources"], t))
+    return "\n\n".join([*parts, *marked])
+
+
+def source_place(source: dict[str, Any], t: Texts) -> str:
+    """Where an excerpt comes from: file, then page and heading when known."""
+    where = [str(source.get("source") or "?")]
+    if source.get("page"):
+        where.append(t("docs.page", page=source["page"]))
+    if source.get("heading"):
+        where.append(str(source["heading"]))
+    return " · ".join(where)
+
+
+def sources_html(sources: list[dict[str, Any]], t: Texts) -> str:
+    """The sources under an answer, each opening its excerpt; or the "no source found" notice."""
+    if not sources:
+        return f'<div class="kit-note kit-no-source">{html.escape(t("docs.no_source"))}</div>'
+    items = []
+    for i, src in enumerate(sources):
+        score = src.get("score")
+        label = t(
+            "docs.source_row",
+            n=src.get("n") or i + 1,
+            place=source_place(src, t),
+            score=f"{float(score):.2f}" if isinstance(score, (int, float)) else "?",
+        )
+        excerpt = html.escape(str(src.get("text") or "")).replace("\n", "<br>")
+        items.append(
+            f'<details class="kit-source"><summary>{html.escape(label)}</summary>'
+            f"<blockquote>{excerpt}</blockquote></details>"
+        )
+    title = html.escape(t("docs.sources_title"))
+    return f'<div class="kit-sources"><div class="kit-sources-title">{title}</div>{"".join(items)}</div>'
 
 
 def render_chat(conv: dict[str, Any], t: Texts) -> list[dict[str, Any]]:

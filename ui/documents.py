@@ -1,0 +1,162 @@
+"""The administrators' Documents tab: upload files with their groups, read the ingest report
+(personal-data findings included), list what is indexed and remove a document. Everything goes
+through the gateway's document endpoints, which refuse these actions to other roles whatever the
+page shows."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ui.auth import Refusal
+from ui.base import Base
+from ui.client import ApiError, Who
+from ui.texts import Texts
+from ui.views import category
+
+ACCEPTED = [".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".odt"]
+PUBLIC = "public"  # the gateway's group of documents every member of staff may read
+_SPLIT = re.compile(r"[,;\s]+")
+
+
+def parse_groups(text: str | None) -> list[str]:
+    """Groups typed as "rh, finances" (commas, semicolons or spaces); none: every member of staff."""
+    return [g for g in _SPLIT.split(text or "") if g]
+
+
+def _names(items: list[Any]) -> str:
+    return ", ".join(str(i) for i in items)
+
+
+def _issues(items: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{i.get('source')} ({i.get('message')})" for i in items)
+
+
+def report_markdown(report: dict[str, Any], t: Texts) -> str:
+    """The ingest report: what was indexed, left unchanged, refused or unreadable, and personal data found."""
+    lines = [
+        t(
+            "docs.report_title",
+            seconds=f"{float(report.get('seconds') or 0):.1f}",
+            files=report.get("files", 0),
+            chunks=report.get("chunks", 0),
+        )
+    ]
+    if report.get("ingested"):
+        lines.append("- " + t("docs.report_ingested", names=_names(report["ingested"])))
+    if report.get("skipped"):
+        lines.append("- " + t("docs.report_skipped", names=_names(report["skipped"])))
+    if report.get("refused"):
+        lines.append("- ⚠ " + t("docs.report_refused", items=_issues(report["refused"])))
+    if report.get("failed"):
+        lines.append("- ✖ " + t("docs.report_failed", items=_issues(report["failed"])))
+    if report.get("ignored"):
+        lines.append("- " + t("docs.report_ignored", names=_names(report["ignored"])))
+    found = report.get("pii") or {}
+    if found:
+        per_file = [
+            f"{name} : " + ", ".join(f"{category(k, t)} ×{n}" for k, n in sorted(counts.items()))
+            for name, counts in sorted(found.items())
+        ]
+        lines.append("- " + t("docs.report_pii", items="; ".join(per_file)))
+    else:
+        lines.append("- " + t("docs.report_no_pii"))
+    return "\n".join(lines)
+
+
+def documents_table(data: list[dict[str, Any]], t: Texts) -> tuple[list[str], list[list[Any]]]:
+    head = [
+        t("docs.col_source"),
+        t("docs.col_groups"),
+        t("docs.col_collection"),
+        t("docs.col_chunks"),
+        t("docs.col_pii"),
+        t("docs.col_time"),
+    ]
+    rows = []
+    for d in data:
+        pii = ", ".join(f"{category(k, t)} ×{n}" for k, n in sorted((d.get("pii") or {}).items()))
+        rows.append(
+            [
+                d.get("source", ""),
+                ", ".join(t("docs.public") if g == PUBLIC else g for g in d.get("groups") or []) or t("docs.public"),
+                d.get("collection", ""),
+                d.get("chunks", 0),
+                pii or t("admin.none"),
+                str(d.get("ingested_at") or "")[:16].replace("T", " "),
+            ]
+        )
+    return head, rows
+
+
+class DocumentHandlers(Base):
+    def _admin(self, request: gr.Request) -> Who | None:
+        who = self.who(request)
+        if isinstance(who, Refusal) or who.role != "admin":
+            return None
+        return who
+
+    def docs_listing(self, who: Who, t: Texts) -> dict[Any, Any]:
+        c = self.c
+        data = self.client.documents(who).get("data") or []
+        head, rows = documents_table(data, t)
+        choices = [(f"{d.get('source')} · {d.get('collection')}", str(d.get("id"))) for d in data]
+        return {
+            c.docs_table: gr.update(
+                value={"headers": head, "data": rows} if rows else None, headers=head, visible=bool(rows)
+            ),
+            c.docs_none: gr.update(visible=not rows, value=t("docs.none")),
+            c.docs_pick: gr.update(choices=choices, value=None),
+        }
+
+    def refresh_docs(self, lang: str, request: gr.Request) -> dict[Any, Any]:
+        c, t = self.c, self.t(lang)
+        who = self._admin(request)
+        if who is None:
+            return {c.docs_msg: self.status(t("errors.forbidden"), "error")}
+        try:
+            return {**self.docs_listing(who, t), c.docs_msg: self.status("")}
+        except ApiError as err:
+            return {c.docs_msg: self.status(self.error(err, t), "error")}
+
+    def ingest_docs(
+        self, files: list[str] | None, groups: str, collection: str, lang: str, request: gr.Request
+    ) -> dict[Any, Any]:
+        c, t = self.c, self.t(lang)
+        who = self._admin(request)
+        if who is None:
+            return {c.docs_msg: self.status(t("errors.forbidden"), "error")}
+        paths = [Path(f) for f in files or [] if f]
+        if not paths:
+            return {c.docs_msg: self.status(t("docs.no_files"), "info")}
+        try:
+            report = self.client.upload_documents(
+                who, [(p.name, p) for p in paths], parse_groups(groups), (collection or "").strip() or None
+            )
+            out = self.docs_listing(who, t)
+        except ApiError as err:
+            return {c.docs_msg: self.status(self.error(err, t), "error")}
+        kind = "error" if report.get("failed") or report.get("refused") else "ok"
+        return {
+            **out,
+            c.docs_report: gr.update(value=report_markdown(report, t), visible=True),
+            c.docs_files: None,
+            c.docs_msg: self.status(t("docs.done"), kind),
+        }
+
+    def remove_doc(self, doc_id: str | None, lang: str, request: gr.Request) -> dict[Any, Any]:
+        c, t = self.c, self.t(lang)
+        who = self._admin(request)
+        if who is None:
+            return {c.docs_msg: self.status(t("errors.forbidden"), "error")}
+        if not doc_id:
+            return {c.docs_msg: self.status(t("docs.pick_first"), "info")}
+        try:
+            removed = self.client.remove_document(who, doc_id).get("removed") or []
+            out = self.docs_listing(who, t)
+        except ApiError as err:
+            return {c.docs_msg: self.status(self.error(err, t), "error")}
+        return {**out, c.docs_msg: self.status(t("docs.removed", n=len(removed)), "ok")}
