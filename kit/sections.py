@@ -162,6 +162,8 @@ class Server(_Section):
     ctx: int = Field(default=4096, ge=256, description="Context length of each sequence, in tokens.")
     gpu_layers: int = Field(default=-1, description="Layers offloaded to the GPU (-1: all, 0: CPU only).")
     threads: int | None = Field(default=None, ge=1, description="CPU threads; default: all cores.")
+    warm_up: bool = Field(default=True, description="Decode once with every sequence at load, so that the first "
+                          "burst of requests after a start does not wait for buffers and weights.")
     batch: int = Field(default=512, ge=32, description="Tokens decoded in one step (prompt chunks share it).")
     max_queue: int = Field(default=64, ge=1, description="Requests waiting beyond 'parallel' before 429.")
     request_timeout_s: float = Field(default=300, gt=0, description="Longest time one request may generate.")

@@ -71,6 +71,17 @@ def test_stop_strings_and_max_tokens(gw: ServerHandle) -> None:
     assert r["usage"]["completion_tokens"] == 5 and r["choices"][0]["finish_reason"] == "length"
 
 
+def test_ignore_eos_generates_max_tokens(gw: ServerHandle) -> None:
+    """`ignore_eos` (as llama.cpp's server and vLLM take it): the end-of-text token is never sampled,
+    so every answer has max_tokens tokens; without it the same greedy answer ends early."""
+    url, body = gw.url + "/v1/chat/completions", chat_body("What is 2+2?", max_tokens=48)
+    short = httpx.post(url, headers=gw.headers(), timeout=120, json=body).json()
+    assert short["choices"][0]["finish_reason"] == "stop" and short["usage"]["completion_tokens"] < 48
+    full = httpx.post(url, headers=gw.headers(), timeout=120, json={**body, "ignore_eos": True}).json()
+    assert full["choices"][0]["finish_reason"] == "length" and full["usage"]["completion_tokens"] == 48
+    assert full["choices"][0]["message"]["content"].startswith(short["choices"][0]["message"]["content"].strip()[:3])
+
+
 def test_include_usage_in_stream(gw: ServerHandle) -> None:
     with httpx.stream("POST", gw.url + "/v1/chat/completions", headers=gw.headers(), timeout=60,
                       json=chat_body(stream=True, stream_options={"include_usage": True})) as r:

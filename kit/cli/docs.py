@@ -47,8 +47,9 @@ def docs_ingest(paths: tuple[Path, ...], groups: tuple[str, ...], collection: st
     def progress(done: int, total: int, name: str) -> None:
         if tty:
             if bar["bar"] is None:
-                bar["bar"] = click.progressbar(length=total, label="ingesting", file=sys.stderr)
-                bar["bar"].__enter__()
+                started: Any = click.progressbar(length=total, label="ingesting", file=sys.stderr)
+                started.__enter__()
+                bar["bar"] = started
             bar["bar"].update(1)
         elif total >= 20 and done % max(1, total // 10) == 0:
             click.echo(f"  {done}/{total} {name}", err=True)

@@ -33,6 +33,7 @@ class SamplingParams:
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
     timeout_s: float | None = None
+    ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks: same-length outputs)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from kit.engine.base import Chunk, EngineStats, Generation, SamplingParams
+from kit.engine.text import common_prefix, content_text, find_stop, stop_prefix_len
 from kit.errors import ContextOverflowError, EngineError, QueueFullError, UsageError
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class LlamaEngine:
 
     def __init__(self, model_path: str | Path, *, model_name: str = "", model_sha256: str = "",
                  parallel: int = 4, ctx: int = 4096, batch: int = 512, threads: int | None = None,
-                 gpu_layers: int = 0, max_queue: int = 64) -> None:
+                 gpu_layers: int = 0, max_queue: int = 64, warm_up: bool = True) -> None:
         import llama_cpp as L
         from llama_cpp._logger import set_verbose
 
@@ -104,6 +105,9 @@ class LlamaEngine:
         self._waiting: deque[_Pending] = deque()
         self._cv = threading.Condition()
         self._closing = False
+        self._eog: Any = None  # logit biases that forbid every end-of-generation token (for ignore_eos)
+        if warm_up:
+            self._warm_up()
         self._ready = True
         self._thread = threading.Thread(target=self._run, name="kit-engine", daemon=True)
         self._thread.start()
@@ -129,7 +133,7 @@ class LlamaEngine:
         L = self._L
         if not messages:
             raise UsageError("messages is empty: send at least one message.")
-        keep = [(str(m.get("role", "")).encode(), _content_text(m.get("content")).encode()) for m in messages]
+        keep = [(str(m.get("role", "")).encode(), content_text(m.get("content")).encode()) for m in messages]
         arr = (L.llama_chat_message * len(keep))()
         for i, (role, content) in enumerate(keep):
             arr[i].role = role
@@ -243,7 +247,7 @@ class LlamaEngine:
                 p.gen.push(Chunk("", "cancelled"))
                 self._stats.requests_finished += 1
                 continue
-            seq, common = max(((i, _common_prefix(self._kv[i], p.prompt)) for i in free), key=lambda x: x[1])
+            seq, common = max(((i, common_prefix(self._kv[i], p.prompt)) for i in free), key=lambda x: x[1])
             keep = min(common, len(p.prompt) - 1)
             if not self._L.llama_memory_seq_rm(self._mem, seq, keep, -1):
                 self._L.llama_memory_seq_rm(self._mem, seq, -1, -1)
@@ -253,9 +257,36 @@ class LlamaEngine:
             self._slots[seq] = _Slot(seq=seq, gen=p.gen, params=p.params, prompt=p.prompt,
                                      sampler=self._make_sampler(p.params), n_prompt_done=keep, n_past=keep)
 
+    def _warm_up(self) -> None:
+        """Decode once with every sequence reading a short prompt, then once with one token each, as a
+        burst of requests would: the weights' pages, the compute buffers and the threads are ready
+        before the first users come; then the cache is emptied."""
+        L = self._L
+        token = max(L.llama_vocab_bos(self._vocab), 0)
+        per_seq = max(1, min(self._n_batch // self.parallel - 1, 32))
+        for length, first in ((per_seq, 0), (1, per_seq)):
+            self._batch.n_tokens = 0
+            for seq in range(self.parallel):
+                for pos in range(first, first + length):
+                    self._add(token, pos, seq, pos == first + length - 1)
+            if L.llama_decode(self._ctx, self._batch) != 0:
+                break  # not fatal: the first requests will allocate what they need
+        L.llama_memory_clear(self._mem, True)
+
+    def _no_eog(self) -> Any:
+        if self._eog is None:
+            L = self._L
+            eog = [t for t in range(L.llama_vocab_n_tokens(self._vocab)) if L.llama_vocab_is_eog(self._vocab, t)]
+            self._eog = (L.llama_logit_bias * len(eog))(*[L.llama_logit_bias(t, float("-inf")) for t in eog])
+        return self._eog
+
     def _make_sampler(self, p: SamplingParams) -> Any:
         L = self._L
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        if p.ignore_eos:
+            biases = self._no_eog()
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_logit_bias(
+                L.llama_vocab_n_tokens(self._vocab), len(biases), biases))
         if p.repeat_penalty != 1.0 or p.frequency_penalty or p.presence_penalty:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
                 64, p.repeat_penalty, p.frequency_penalty, p.presence_penalty))
@@ -346,7 +377,7 @@ class LlamaEngine:
         gen.note_token()
         self._stats.completion_tokens_total += 1
         slot.text += slot.decoder.decode(self._piece(token, special=False, raw=True))
-        stop_at = _find_stop(slot.text, slot.params.stop, slot.sent)
+        stop_at = find_stop(slot.text, slot.params.stop, slot.sent)
         if stop_at is not None:
             slot.text = slot.text[:stop_at]
             self._flush(slot, final=True)
@@ -364,7 +395,7 @@ class LlamaEngine:
         """Send the text not yet sent, holding back a tail that could start a stop string."""
         end = len(slot.text)
         if not final and slot.params.stop:
-            end -= _stop_prefix_len(slot.text, slot.params.stop)
+            end -= stop_prefix_len(slot.text, slot.params.stop)
         if end > slot.sent:
             slot.gen.push(Chunk(slot.text[slot.sent:end]))
             slot.sent = end
@@ -399,44 +430,3 @@ class LlamaEngine:
             n = L.llama_token_to_piece(self._vocab, token, buf, -n, 0, special)
         data = buf.raw[:n]
         return data if raw else data.decode("utf-8", "replace")
-
-
-def _content_text(content: Any) -> str:
-    """Message content as text: a string, or the text parts of an OpenAI content list."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    raise UsageError("message content must be a string or a list of text parts.")
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def _find_stop(text: str, stops: list[str], sent: int) -> int | None:
-    best: int | None = None
-    for s in stops:
-        if not s:
-            continue
-        i = text.find(s, max(0, sent - len(s)))
-        if i >= 0 and (best is None or i < best):
-            best = i
-    return best
-
-
-def _stop_prefix_len(text: str, stops: list[str]) -> int:
-    """Length of the longest tail of text that is a proper prefix of a stop string."""
-    keep = 0
-    for s in stops:
-        for k in range(min(len(s) - 1, len(text)), 0, -1):
-            if text.endswith(s[:k]):
-                keep = max(keep, k)
-                break
-    return keep

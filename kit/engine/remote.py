@@ -72,6 +72,8 @@ class RemoteEngine:
         body = {**payload, "model": self._remote_model, "stream": True, "max_tokens": p.max_tokens,
                 "temperature": p.temperature, "top_p": p.top_p, "stop": p.stop or None, "seed": p.seed,
                 "stream_options": {"include_usage": True}}
+        if p.ignore_eos:
+            body["ignore_eos"] = True
         gen = Generation(loop=loop)
         with self._lock:
             self._stats.requests_total += 1

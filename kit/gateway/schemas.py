@@ -60,6 +60,8 @@ class _Sampling(_Body):
     stop: str | list[str] | None = None
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
     user: str | None = Field(default=None, max_length=200)
+    ignore_eos: bool = Field(default=False, description="Keep generating past the end-of-text token, up to "
+                             "max_tokens (as llama.cpp's server and vLLM do; for benchmarks).")
 
     @field_validator("stop")
     @classmethod
