@@ -37,7 +37,7 @@ from kit.docs.index import DocIndex, open_index
 from kit.docs.parsers import Section, parse, supported
 from kit.docs.store import PUBLIC, DocumentRow
 from kit.docs.text import index_terms
-from kit.docs.vectors import GROUP_PREFIX, partition
+from kit.docs.vectors import GROUP_PREFIX, chunk_id, partition
 from kit.files import sha256_file
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 DEFAULT_COLLECTION = "default"
+HEADING_WEIGHT = 2
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 
@@ -180,6 +181,12 @@ def _context(piece: Piece, title: str) -> str:
     return " > ".join(piece.heading) if piece.heading else title
 
 
+def _terms(context: str, text: str) -> str:
+    """Keyword terms of a chunk: its header's count ``HEADING_WEIGHT`` times (a word of a title says
+    more about the chunk than a word of its body), then its text's."""
+    return " ".join([index_terms(context)] * HEADING_WEIGHT + [index_terms(text)])
+
+
 def write_document(index: DocIndex, row: DocumentRow, pieces: Sequence[Piece], title: str,
                    vectors: npt.NDArray[np.float32] | None = None) -> DocumentRow:
     """Store ``pieces`` as the new content of document ``row`` (steps 1 to 4 of the module docstring).
@@ -203,10 +210,10 @@ def write_document(index: DocIndex, row: DocumentRow, pieces: Sequence[Piece], t
         if piece.page is not None:
             meta["page"] = piece.page
         metadatas.append(meta)
-    index.vectors.add([p[0] for p in partitions], [f"{generation}-{i}" for i in range(len(pieces))], vectors,
+    index.vectors.add([p[0] for p in partitions], [chunk_id(generation, i) for i in range(len(pieces))], vectors,
                       metadatas, [p.text for p in pieces])
-    index.catalog.add_chunks(generation, row.id, [(i, p.page, list(p.heading), p.text, index_terms(t))
-                                                  for i, (p, t) in enumerate(zip(pieces, texts, strict=True))])
+    index.catalog.add_chunks(generation, row.id, [(i, p.page, list(p.heading), p.text, _terms(c, p.text))
+                                                  for i, (p, c) in enumerate(zip(pieces, contexts, strict=True))])
     retired = index.catalog.publish(row)
     if retired:
         index.vectors.delete_generation(retired, index.catalog.generation_partitions(retired))

@@ -50,6 +50,11 @@ def partition(collection: str, group: str) -> str:
     return f"kit-docs-{digest}"
 
 
+def chunk_id(generation: str, index: int) -> str:
+    """Chroma id of chunk ``index`` of a generation (the same in every partition holding it)."""
+    return f"{generation}-{index}"
+
+
 def _client(path: Path | None, url: str | None) -> Any:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     try:
@@ -113,13 +118,27 @@ class VectorIndex:
         for name in partitions:
             result = self._collection(name).query(query_embeddings=[vector], n_results=limit, where=where,
                                                   include=["metadatas", "distances"])
-            for chunk_id, metadata, distance in zip(result["ids"][0], result["metadatas"][0],
-                                                    result["distances"][0], strict=True):
+            for cid, metadata, distance in zip(result["ids"][0], result["metadatas"][0], result["distances"][0],
+                                               strict=True):
                 hit = VectorHit(str(metadata["doc_id"]), int(metadata["chunk"]), 1.0 - float(distance),
                                 dict(metadata))
-                if chunk_id not in best or best[chunk_id].similarity < hit.similarity:
-                    best[chunk_id] = hit
+                if cid not in best or best[cid].similarity < hit.similarity:
+                    best[cid] = hit
         return sorted(best.values(), key=lambda h: -h.similarity)[:limit]
+
+    def vectors(self, ids: Sequence[str], partitions: Sequence[str]) -> dict[str, npt.NDArray[np.float32]]:
+        """The stored vectors of chunks ``ids``, looked up in ``partitions`` in turn until all are found."""
+        import numpy as np
+
+        found: dict[str, npt.NDArray[np.float32]] = {}
+        for name in partitions:
+            missing = [i for i in ids if i not in found]
+            if not missing:
+                break
+            result = self._collection(name).get(ids=missing, include=["embeddings"])
+            for cid, vector in zip(result["ids"], result["embeddings"], strict=True):
+                found[cid] = np.asarray(vector, dtype=np.float32)
+        return found
 
     def delete_generation(self, generation: str, partitions: Sequence[str]) -> None:
         for name in partitions:
