@@ -82,6 +82,19 @@ def test_ignore_eos_generates_max_tokens(gw: ServerHandle) -> None:
     assert full["choices"][0]["message"]["content"].startswith(short["choices"][0]["message"]["content"].strip()[:3])
 
 
+def test_health_says_starting_until_warm(gw: ServerHandle) -> None:
+    """While `kit serve` loads the personal-data models, /health is 503 "starting" (no user is sent to it)."""
+    warm = gw.app.state.context.warm
+    warm.clear()
+    try:
+        r = httpx.get(gw.url + "/health", timeout=30)
+        assert r.status_code == 503 and r.json()["status"] == "starting"
+    finally:
+        warm.set()
+    r = httpx.get(gw.url + "/health", timeout=30)
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
 def test_include_usage_in_stream(gw: ServerHandle) -> None:
     with httpx.stream("POST", gw.url + "/v1/chat/completions", headers=gw.headers(), timeout=60,
                       json=chat_body(stream=True, stream_options={"include_usage": True})) as r:

@@ -77,8 +77,18 @@ def run_server(settings: Settings) -> None:
     engine = load_engine(settings)
     app = create_app(settings, engine, state)
     stop = start_maintenance(state, settings)
-    # Load the personal-data models now, beside the server's start, so the first request does not wait for them.
-    threading.Thread(target=get_detector().scan, args=("warm-up",), name="kit-pii-warmup", daemon=True).start()
+    # Load the personal-data models now, beside the server's start: /health answers 503 "starting" until they
+    # are in, so load balancers and `kit up` send no user to a server whose first scans would wait for them.
+    warm = app.state.context.warm
+    warm.clear()
+
+    def warm_up() -> None:
+        try:
+            get_detector().scan("warm-up")
+        finally:
+            warm.set()
+
+    threading.Thread(target=warm_up, name="kit-pii-warmup", daemon=True).start()
     try:
         uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning",
                     access_log=False, timeout_graceful_shutdown=5)

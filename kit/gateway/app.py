@@ -34,6 +34,7 @@ def create_app(settings: Settings, engine: Engine, state: GatewayState) -> FastA
     app = FastAPI(title="kit", version="0.1.0", docs_url=None, redoc_url=None)
     app.state.settings, app.state.engine, app.state.gate, app.state.metrics = settings, engine, ctx.gate, ctx.metrics
     app.state.context = ctx
+    ctx.warm.set()  # ready at once; `kit serve` clears it while the personal-data models load
     install_handlers(app)
     install_guard(app, settings)
     for group in ROUTE_GROUPS:

@@ -4,6 +4,7 @@ body, an audit row)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ class Context:
     metrics: Metrics
     limiter: Limiter
     documents: Documents = field(init=False)  # set by create_app: the document index, opened on first use
+    warm: threading.Event = field(default_factory=threading.Event)  # cleared while the server warms up
 
     async def identify(self, request: Request) -> Identity:
         return self.gate.identify({k.lower(): v for k, v in request.headers.items()})

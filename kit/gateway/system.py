@@ -17,8 +17,9 @@ def router(ctx: Context) -> APIRouter:
 
     @api.get("/health")
     async def health() -> JSONResponse:
-        ready = ctx.engine.is_ready()
-        body = {"status": "ok" if ready else "unavailable", "model": ctx.engine.model_name,
+        ready = ctx.engine.is_ready() and ctx.warm.is_set()
+        status = "ok" if ready else "unavailable" if ctx.warm.is_set() else "starting"
+        body = {"status": status, "model": ctx.engine.model_name,
                 "chat_open": not ctx.state.store.flag("chat_closed")}
         return JSONResponse(body, status_code=200 if ready else 503)
 
