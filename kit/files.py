@@ -97,3 +97,10 @@ def create_private(path: Path) -> None:
         pass
     if path.stat().st_mode & 0o077:
         path.chmod(0o600)
+
+
+def bench_report_files(home: Path) -> tuple[Path, Path]:
+    """Where `kit bench report` publishes its latest page and Markdown summary, for the browser chat's
+    admin tab (through ``GET /v1/admin/bench``) and for `kit report`."""
+    folder = home / "reports"
+    return folder / "bench-report.html", folder / "bench-summary.md"

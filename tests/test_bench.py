@@ -179,6 +179,11 @@ def test_cli_report_and_rag(tmp_path: Path) -> None:
     res = CliRunner().invoke(bench, ["report", str(tmp_path), "-o", str(out)])
     assert res.exit_code == 0, res.output
     assert out.is_file() and (tmp_path / "summary.md").is_file()
+    from kit.config import kit_home
+    from kit.files import bench_report_files
+
+    html, md = bench_report_files(kit_home())  # published for the admin tab and `kit report`
+    assert html.read_bytes() == out.read_bytes() and md.read_bytes() == (tmp_path / "summary.md").read_bytes()
     if not any(importlib.util.find_spec(m) for m in ("benchmarks.rag", "kit.bench.retrieval")):
         res = CliRunner().invoke(bench, ["rag"])
         assert isinstance(res.exception, UsageError) and "not installed" in str(res.exception)

@@ -11,6 +11,11 @@ from kit.ops.report import SECTIONS
 
 
 def test_report_sections_filled(installed_home: Path, tmp_path: Path) -> None:
+    from kit.files import bench_report_files
+
+    _, summary = bench_report_files(installed_home)  # as `kit bench report` publishes it
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text("# Benchmark summary\n\n| target | TTFT p95 |\n|---|---|\n| kit | 412 ms |\n", encoding="utf-8")
     r = run_kit("report", "--format", "json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
@@ -26,6 +31,7 @@ def test_report_sections_filled(installed_home: Path, tmp_path: Path) -> None:
     assert md.returncode == 0, md.stderr
     text = (tmp_path / "pack.md").read_text(encoding="utf-8")
     for heading in ("Finalité", "Gouvernance", "Charte", "Flux", "Données personnelles", "Conservation", "Modèles",
-                    "Contrôles de sécurité", "Journal d'audit", "Sources"):
+                    "Contrôles de sécurité", "Journal d'audit", "Benchmarks", "Sources"):
         assert heading in text, heading
+    assert "### Benchmark summary" in text and "| kit | 412 ms |" in text  # the latest bench summary, nested
     assert "Confier à l'assistant une décision" in text and PURPOSE in text

@@ -308,6 +308,21 @@ def test_gate_blocks_chat_and_user_has_no_admin_view(page: Any, browser: Any, st
             fr("admin.verify_ok", rows=0).replace("*", "").split(":")[0].strip()
         )
         assert admin.locator("#kit-switch").is_visible()
+
+        # the latest benchmark report: none yet (said so), then the one `kit bench report` published
+        assert stack.api("GET", "/v1/admin/bench", "root", role="admin").status_code == 404
+        assert stack.api("GET", "/v1/admin/bench", "bob").status_code == 403
+        admin.click("#kit-bench")
+        expect(admin.locator("#kit-bench-summary")).to_contain_text("kit bench report")
+        from kit.files import bench_report_files
+
+        html, md = bench_report_files(stack.home)
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text("<!doctype html><title>bench</title><p>TTFT</p>", encoding="utf-8")
+        md.write_text("## Serving\n\n| target | TTFT p95 ms |\n|---|---|\n| kit | 412 |\n", encoding="utf-8")
+        admin.click("#kit-bench")
+        expect(admin.locator("#kit-bench-summary")).to_contain_text("TTFT p95 ms")
+        expect(admin.locator("#kit-bench-file")).to_contain_text("kit-bench-report")
     finally:
         context.close()
 

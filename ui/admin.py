@@ -4,6 +4,9 @@ refuses these endpoints to other roles whatever the page shows."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import Any
 
 import gradio as gr
@@ -87,4 +90,37 @@ class AdminHandlers(Base):
         out = self.refresh_admin(lang, cache, request)
         state = t("admin.state_closed", message=self.esc(text)) if close else t("admin.state_open")
         out[c.admin_msg] = self.status(state, "ok")
+        return out
+
+    def bench(self, lang: str, request: gr.Request) -> dict[Any, Any]:
+        """The latest benchmark report: its summary on the page, the full page (HTML) to download."""
+        c, t = self.c, self.t(lang)
+        who = self._staff(request, "admin", "auditor")
+        if who is None:
+            return {c.admin_msg: self.status(t("errors.forbidden"), "error")}
+        try:
+            report = self.client.bench_report(who)
+        except ApiError as err:
+            if err.kind == "not_found":
+                return {
+                    c.bench_md: gr.update(value=t("admin.bench_none"), visible=True),
+                    c.bench_file: gr.update(value=None, visible=False),
+                    c.admin_msg: self.status(""),
+                }
+            return {c.admin_msg: self.status(self.error(err, t), "error")}
+        head = t("admin.bench_when", when=str(report.get("generated_at") or "")[:16].replace("T", " "))
+        out: dict[Any, Any] = {
+            c.bench_md: gr.update(value=f"{head}\n\n{report.get('summary') or ''}", visible=True),
+            c.bench_file: gr.update(value=None, visible=False),
+            c.admin_msg: self.status(""),
+        }
+        if report.get("html"):
+            folder = tempfile.mkdtemp(prefix="kit-bench-")
+            try:
+                path = os.path.join(folder, "kit-bench-report.html")
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(report["html"])
+                out[c.bench_file] = gr.update(value=c.bench_file.move_resource_to_block_cache(path), visible=True)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
         return out

@@ -290,6 +290,14 @@ def create_ui(
                         gr.Button(t("admin.verify"), size="sm", elem_id="kit-verify"), value="admin.verify"
                     )
                     c.verify_md = gr.Markdown(elem_id="kit-verify-result")
+                    c.bench_btn = lab(gr.Button(t("admin.bench"), size="sm", elem_id="kit-bench"), value="admin.bench")
+                    c.bench_md = gr.Markdown(visible=False, elem_id="kit-bench-summary")
+                    c.bench_file = lab(
+                        gr.File(
+                            label=t("admin.bench_file"), visible=False, interactive=False, elem_id="kit-bench-file"
+                        ),
+                        label="admin.bench_file",
+                    )
                     c.fb_title = gr.Markdown(f"### {t('admin.feedback_title')}")
                     c.fb_none = gr.Markdown(visible=False)
                     c.fb_table = gr.Dataframe(visible=False, interactive=False, wrap=True, elem_id="kit-fb-table")

@@ -219,6 +219,10 @@ class GatewayClient:
     def admin_feedback(self, who: Who) -> dict[str, Any]:
         return dict(self._call("GET", "/v1/admin/feedback", who))
 
+    def bench_report(self, who: Who) -> dict[str, Any]:
+        """The latest published benchmark report: {generated_at, summary (Markdown), html}."""
+        return dict(self._call("GET", "/v1/admin/bench", who))
+
     def set_chat(self, who: Who, open_: bool, message: str) -> dict[str, Any]:
         return dict(self._call("POST", "/v1/admin/chat", who, {"open": open_, "message": message}))
 

@@ -193,6 +193,7 @@ def wire(demo: gr.Blocks, c: Components, h: Any) -> None:
     c.tab_admin.select(h.refresh_admin, [c.lang_state, c.admin_cache], admin_out, **PRIVATE)
     c.admin_refresh.click(h.refresh_admin, [c.lang_state, c.admin_cache], admin_out, **PRIVATE)
     c.verify_btn.click(h.verify, [c.lang_state, c.admin_cache], admin_out, **PRIVATE)
+    c.bench_btn.click(h.bench, [c.lang_state], [c.bench_md, c.bench_file, c.admin_msg], **PRIVATE)
     c.switch_btn.click(h.switch_chat, [c.close_cb, c.close_text, c.lang_state, c.admin_cache], admin_out, **PRIVATE)
 
     # documents (admins)

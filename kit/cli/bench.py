@@ -252,9 +252,13 @@ def rag(args: tuple[str, ...]) -> None:
               show_default=True, help="HTML file to write.")
 @click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Markdown summary (default: summary.md beside the HTML file).")
-def report(directory: Path, output: Path, summary: Path | None) -> None:
+@click.option("--publish/--no-publish", default=True, show_default=True,
+              help="Also copy both under $KIT_HOME/reports/, for the admin tab of the browser chat and `kit report`.")
+def report(directory: Path, output: Path, summary: Path | None, publish: bool) -> None:
     """One self-contained HTML page (tables, PNG plots inside) and a Markdown summary of DIRECTORY's results."""
     from kit.bench.report import build_report
+    from kit.config import kit_home
+    from kit.files import atomic_write_text, bench_report_files
 
     result = build_report(directory, output, summary)
     for section in result.sections:
@@ -262,6 +266,12 @@ def report(directory: Path, output: Path, summary: Path | None) -> None:
     for note in result.skipped:
         click.echo(f"  skipped {note}", err=True)
     click.echo(f"wrote {result.html} and {result.summary}")
+    if publish:
+        html, md = bench_report_files(kit_home())
+        html.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(html, Path(result.html).read_text(encoding="utf-8"))
+        atomic_write_text(md, Path(result.summary).read_text(encoding="utf-8"))
+        click.echo(f"published as the latest report: {html} (admin tab, `kit report`)")
 
 
 def register(cli: click.Group) -> None:

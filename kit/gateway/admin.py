@@ -1,14 +1,18 @@
-"""Views for administrators and auditors: figures, the audit chain, feedback, and closing the chat."""
+"""Views for administrators and auditors: figures, the audit chain, feedback, the latest benchmark
+report, and closing the chat."""
 
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from kit.files import bench_report_files
 from kit.gateway.context import Context
+from kit.gateway.errors import NotFound
 from kit.gateway.schemas import ChatSwitch
 
 
@@ -32,6 +36,20 @@ def router(ctx: Context) -> APIRouter:
         ident = await ctx.identify(request)
         ident.require("admin", "auditor")
         return dataclasses.asdict(await run_in_threadpool(state.audit.verify))
+
+    @api.get("/v1/admin/bench")
+    async def bench_report(request: Request) -> dict[str, Any]:
+        """The latest benchmark report that `kit bench report` published: its Markdown summary and the
+        self-contained HTML page."""
+        ident = await ctx.identify(request)
+        ident.require("admin", "auditor")
+        html, md = bench_report_files(ctx.settings.home)
+        if not md.exists():
+            raise NotFound("no benchmark report yet: run `kit bench serving|quality|rag ...`, then "
+                           "`kit bench report`, on the server.")
+        when = datetime.fromtimestamp(md.stat().st_mtime, UTC).isoformat(timespec="seconds")
+        return {"generated_at": when, "summary": md.read_text(encoding="utf-8"),
+                "html": html.read_text(encoding="utf-8") if html.exists() else None}
 
     @api.get("/v1/admin/feedback")
     async def list_feedback(request: Request) -> dict[str, Any]:

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kit.config import Settings, is_loopback_host, is_loopback_url
+from kit.files import bench_report_files
 
 SECTIONS = ("purpose", "governance", "charter", "data_flows", "personal_data", "retention", "models",
-            "security_checks", "audit", "sources")
+            "security_checks", "audit", "benchmarks", "sources")
 
 
 def build_report(settings: Settings) -> dict[str, Any]:
@@ -66,8 +67,19 @@ def build_report(settings: Settings) -> dict[str, Any]:
         "models": models,
         "security_checks": [dataclasses.asdict(c) for c in run_checks()],
         "audit": {"chain": verify, "figures": stats},
+        "benchmarks": _benchmarks(settings),
         "sources": SOURCES,
     }
+
+
+def _benchmarks(settings: Settings) -> dict[str, Any] | None:
+    """The summary of the latest published `kit bench report`, if any."""
+    html, md = bench_report_files(settings.home)
+    if not md.exists():
+        return None
+    when = datetime.fromtimestamp(md.stat().st_mtime, UTC).isoformat(timespec="seconds")
+    return {"generated_at": when, "summary": md.read_text(encoding="utf-8"),
+            "html": str(html) if html.exists() else None}
 
 
 def _text(item: dict[str, str]) -> str:
@@ -109,5 +121,13 @@ def to_markdown(r: dict[str, Any]) -> str:
             f"- événements / events: {a['figures']['total']}, utilisateurs / users: {a['figures']['users']}"]
     out += [f"- {k}: {v}" for k, v in sorted(a["figures"]["by_action"].items())]
     out += [f"- PII {k}: {v}" for k, v in sorted(a["figures"]["pii_categories"].items())]
-    out += ["", "## 10. Sources"] + [f"- [{s['title']}]({s['url']})" for s in r["sources"]]
+    out += ["", "## 10. Bancs d'essai / Benchmarks"]
+    b = r.get("benchmarks")
+    if b:
+        out.append(f"_Dernier rapport publié / latest published report: {b['generated_at']}"
+                   + (f", {b['html']}_" if b["html"] else "_"))
+        out += ["#" * 2 + line if line.startswith("#") else line for line in b["summary"].splitlines()]
+    else:
+        out.append("- aucun / none: `kit bench ...` then `kit bench report` publish one")
+    out += ["", "## 11. Sources"] + [f"- [{s['title']}]({s['url']})" for s in r["sources"]]
     return "\n".join(out) + "\n"
