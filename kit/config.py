@@ -89,6 +89,15 @@ class Settings(_Section):
                 f"server.engine_url {url} is not on this machine: prompts would leave it. Set "
                 "server.engine_contract_ref to the reference of the processing agreement with its operator."
             )
+        for e in self.server.engines:
+            if not is_loopback_url(e.url) and not (e.contract_ref or self.server.engine_contract_ref or "").strip():
+                raise ConfigError(
+                    f"server.engines: {e.name} ({e.url}) is not on this machine: prompts would leave it. Set its "
+                    "contract_ref (or server.engine_contract_ref) to the reference of the processing agreement."
+                )
+        names = [e.name for e in self.server.engines]
+        if len(set(names)) != len(names):
+            raise ConfigError("server.engines: every engine needs its own name (they key the routing).")
 
     def check_ui(self, host: str | None = None) -> None:
         """Refuse a browser chat that would break the rules (one-line errors naming the key)."""

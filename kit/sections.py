@@ -154,6 +154,16 @@ class ApiKey(_Section):
     groups: list[str] = Field(default_factory=list, description="Need-to-know groups: documents it may retrieve.")
 
 
+class EngineEntry(_Section):
+    """One engine of the pool (`server.engines`): kit engines, llama.cpp's llama-server, vLLM."""
+
+    name: str = Field(min_length=1, max_length=64, description="Name shown in /metrics and kit doctor.")
+    url: str = Field(description="OpenAI-compatible base URL, e.g. http://10.0.0.11:8100")
+    capacity: float = Field(default=1.0, gt=0, description="Relative capacity (e.g. its parallel sequences).")
+    api_key: str | None = Field(default=None, description="Key sent to this engine, if it needs one.")
+    contract_ref: str | None = Field(default=None, description="Processing agreement; required off this machine.")
+
+
 class Server(_Section):
     host: str = Field(default="127.0.0.1", description="Address the API binds to (loopback by default).")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the API.")
@@ -173,6 +183,12 @@ class Server(_Section):
         default=None, description="Use this OpenAI-compatible engine (llama-server, vLLM) instead of the built-in one."
     )
     engine_api_key: str | None = Field(default=None, description="Key sent to engine_url, if it needs one.")
+    engines: list[EngineEntry] = Field(
+        default_factory=list, description="A pool of engines (replaces engine_url): a conversation's turns go to "
+        "the same one, new ones to the least busy, a failing one leaves the pool until its health check passes.")
+    engine_max_failures: int = Field(default=3, ge=1, description="Failures in a row before an engine leaves the pool.")
+    engine_probe_s: float = Field(default=5.0, gt=0,
+                                  description="Seconds between health checks of engines out of the pool.")
     engine_contract_ref: str | None = Field(
         default=None, description="Reference of the processing agreement; required when engine_url is not loopback."
     )

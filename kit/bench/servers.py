@@ -155,10 +155,18 @@ def llama_cpp_server(model: Path, threads: int, ctx: int, interrupt_requests: bo
         yield target
 
 
+# The benchmark's one client stands for many users: kit's abuse limits (30 requests a minute and 8 at
+# once per user by default) would refuse most of its requests, so the started gateway has none.
+NO_LIMITS = {"requests_per_minute": 0, "tokens_per_minute": 0, "tokens_per_day": 0, "concurrent": 0}
+
+
 @contextlib.contextmanager
 def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[str, Any] | None = None,
-               gpu_layers: int = 0, name: str = "kit", user: str = "bench") -> Iterator[Target]:
-    """kit's gateway on ``model`` in a temporary KIT_HOME; the bench user acknowledges the charter first.
+               gpu_layers: int = 0, name: str = "kit", user: str = "bench",
+               command: str = "serve") -> Iterator[Target]:
+    """kit on ``model`` in a temporary KIT_HOME: the gateway (``command="serve"``, every usage rule on but
+    the abuse limits; the bench user acknowledges the charter first) or the bare engine (``"engine"``,
+    `kit engine`, the raw OpenAI API that gateways put in a pool).
 
     ``config`` is merged into the generated kit.yaml (for example to change the personal-data policy).
     """
@@ -176,7 +184,8 @@ def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[
         write_lock_entry(home, LockEntry(name="bench", file=f"bench/{model.name}", sha256=sha256_file(model),
                                          size=model.stat().st_size, source={"kind": "local", "path": str(model)},
                                          quant="", licence=""))
-        data: dict[str, Any] = {"deployment": {"purpose": "benchmark"}, "models": {"default": "bench"}}
+        data: dict[str, Any] = {"deployment": {"purpose": "benchmark"}, "models": {"default": "bench"},
+                                "limits": {"user": dict(NO_LIMITS), "admin": dict(NO_LIMITS)}}
         for section, values in (config or {}).items():
             if isinstance(values, dict):
                 data.setdefault(section, {}).update(values)
@@ -186,13 +195,14 @@ def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[
         cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         port = free_port()
         env = {**os.environ, "KIT_HOME": str(home), "KIT_CONFIG": str(cfg)}
-        argv = [sys.executable, "-m", "kit.cli", "serve", "--port", str(port),
+        argv = [sys.executable, "-m", "kit.cli", command, "--port", str(port),
                 "--parallel", str(parallel), "--ctx", str(ctx), "--threads", str(threads),
                 "--gpu-layers", str(gpu_layers)]
-        headers = {"X-Kit-User": user}
-        with _process(argv, name, port, ("/health",), env=env, note=f"kit serve --parallel {parallel}",
+        headers = {"X-Kit-User": user} if command == "serve" else {}
+        with _process(argv, name, port, ("/health",), env=env, note=f"kit {command} --parallel {parallel}",
                       headers=headers) as target:
-            _acknowledge(target.url, headers, cfg)
+            if command == "serve":
+                _acknowledge(target.url, headers, cfg)
             yield target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

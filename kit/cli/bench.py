@@ -92,6 +92,8 @@ def bench() -> None:
               help="JSONL of conversations (default: benchmarks/data/prompts.jsonl).")
 @click.option("--model", default=None, help="GGUF file or installed model for started servers (default: SmolLM2).")
 @click.option("--kit", "start_kit", is_flag=True, help="Start kit's server (`kit serve`) on --model and measure it.")
+@click.option("--kit-engine", "start_kit_engine", is_flag=True,
+              help="Start kit's bare engine (`kit engine`: no gateway rules) on --model and measure it.")
 @click.option("--kit-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="YAML merged into the started kit server's kit.yaml.")
 @click.option("--llama-server", "llama_server", is_flag=False, flag_value="auto", default=None,
@@ -106,8 +108,8 @@ def bench() -> None:
               help="Result file, or folder for serving-<time>.json.")
 def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, ...], concurrency: str,
             requests: int | None, max_tokens: int, prompts: Path | None, model: str | None, start_kit: bool,
-            kit_config: Path | None, llama_server: str | None, llama_cpp_server: bool, threads: int | None,
-            ctx: int, gpu_layers: int, out: Path) -> None:
+            start_kit_engine: bool, kit_config: Path | None, llama_server: str | None, llama_cpp_server: bool,
+            threads: int | None, ctx: int, gpu_layers: int, out: Path) -> None:
     """Streaming load at each concurrency: TTFT, TPOT, ITL, latency percentiles, throughput, errors, energy."""
     from kit.bench import servers
     from kit.bench.inputs import resolve_model
@@ -124,7 +126,7 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
         key = api_keys[i] if len(api_keys) > 1 else (api_keys[0] if api_keys else None)
         sources.append(Target(name=names[i] if names else url.split("//")[-1], url=url.rstrip("/"), api_key=key))
     started: list[Path] = []
-    if start_kit or llama_server or llama_cpp_server:
+    if start_kit or start_kit_engine or llama_server or llama_cpp_server:
         gguf = resolve_model(model)
         started.append(gguf)
         n, top = threads or os.cpu_count() or 1, max(config.concurrency)
@@ -133,6 +135,9 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
 
             extra = yaml.safe_load(kit_config.read_text(encoding="utf-8")) if kit_config else None
             sources.append(partial(servers.kit_server, gguf, n, top, ctx, extra, gpu_layers))
+        if start_kit_engine:
+            sources.append(partial(servers.kit_server, gguf, n, top, ctx, None, gpu_layers, name="kit-engine",
+                                   command="engine"))
         if llama_server:
             binary = servers.find_llama_server() if llama_server == "auto" else Path(llama_server)
             if binary is None:

@@ -34,6 +34,7 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     timeout_s: float | None = None
     ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks: same-length outputs)
+    affinity: str | None = None  # conversation id: an engine pool sends its turns to the same engine
 
 
 @dataclass

@@ -19,7 +19,7 @@ from kit.errors import EngineError
 
 class RemoteEngine:
     def __init__(self, url: str, *, model_name: str, api_key: str | None = None, ctx: int = 4096,
-                 timeout_s: float = 300) -> None:
+                 timeout_s: float = 300, probe: bool = True) -> None:
         self.url = url.rstrip("/")
         if self.url.endswith("/v1"):
             self.url = self.url[:-3]
@@ -32,7 +32,7 @@ class RemoteEngine:
         self._lock = threading.Lock()
         # trust_env=False: proxy variables (HTTPS_PROXY...) must never route prompts or the key elsewhere
         self._http = httpx.Client(trust_env=False, follow_redirects=False)
-        self._remote_model = self._probe()
+        self._remote_model = self._probe() if probe else model_name
 
     def _probe(self) -> str:
         try:
@@ -52,9 +52,15 @@ class RemoteEngine:
 
     def is_ready(self) -> bool:
         try:
-            return self._http.get(f"{self.url}/v1/models", headers=self._headers, timeout=2).status_code == 200
+            ok = self._http.get(f"{self.url}/v1/models", headers=self._headers, timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
+        if ok and self._remote_model == self.model_name:  # started while the engine was down: learn its model id
+            try:
+                self._remote_model = self._probe()
+            except EngineError:
+                return False
+        return ok
 
     def count_chat_tokens(self, messages: list[dict[str, Any]]) -> int:
         return sum(len(str(m.get("content", ""))) for m in messages) // 4

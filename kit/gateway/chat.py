@@ -65,7 +65,8 @@ class Completions:
             max_tokens=body.wanted_tokens(srv.max_tokens_default), temperature=body.temperature, top_p=body.top_p,
             top_k=body.top_k, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
             frequency_penalty=body.frequency_penalty, presence_penalty=body.presence_penalty, seed=body.seed,
-            stop=body.stops(), timeout_s=srv.request_timeout_s, ignore_eos=body.ignore_eos)
+            stop=body.stops(), timeout_s=srv.request_timeout_s, ignore_eos=body.ignore_eos,
+            affinity=getattr(body, "conversation_id", None))
 
     async def generate(self, request: Request, ident: Identity, body: ChatRequest | CompletionRequest,
                        messages: list[dict[str, Any]], raw_prompt: str | None) -> Response:

@@ -11,6 +11,12 @@ def load_engine(settings: Settings, model: str | None = None) -> Engine:
     settings.check_engine_contract()
     name = model or settings.models.default
     srv = settings.server
+    if srv.engines:
+        from kit.engine.pool import EnginePool, PoolSettings
+
+        config = PoolSettings(max_failures=srv.engine_max_failures, probe_every_s=srv.engine_probe_s)
+        return EnginePool.from_entries(srv.engines, model_name=name, ctx=srv.ctx, timeout_s=srv.request_timeout_s,
+                                       config=config, api_key=srv.engine_api_key)
     if srv.engine_url:
         from kit.engine.remote import RemoteEngine
 

@@ -104,6 +104,9 @@ def check_model(settings: Settings) -> list[Check]:
     from kit.models.catalog import load_catalog
     from kit.models.lock import installed, verify_one
 
+    if settings.server.engines:
+        key = settings.server.engine_api_key
+        return [check_engine(e.name, e.url, e.api_key or key) for e in settings.server.engines]
     if settings.server.engine_url:
         return [Check("model", "PASS", f"served by {settings.server.engine_url}")]
     name = settings.models.default
@@ -128,6 +131,27 @@ def check_model(settings: Settings) -> list[Check]:
         checks.append(Check("model files", "WARN", f"{model_dir} is writable by the serving user",
                             "make the model directory read-only for the service user"))
     return checks
+
+
+def check_engine(name: str, url: str, api_key: str | None) -> Check:
+    """One engine of server.engines: does its health check pass, and does it take the gateway's key?"""
+    import httpx
+
+    base = url.rstrip("/").removesuffix("/v1")
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with httpx.Client(trust_env=False, timeout=5) as http:
+            health = http.get(base + "/health")
+            models = http.get(base + "/v1/models", headers=headers)
+    except httpx.HTTPError as exc:
+        return Check(f"engine {name}", "FAIL", f"{base} does not answer ({exc})",
+                     "start it (`kit engine`, llama-server or vLLM) or fix server.engines")
+    if models.status_code in (401, 403):
+        return Check(f"engine {name}", "FAIL", f"{base} refuses the key", "set server.engines[].api_key to its key")
+    if health.status_code != 200 or models.status_code != 200:
+        return Check(f"engine {name}", "WARN", f"{base} answers {health.status_code} to /health (starting?)",
+                     "wait for it to load its model; the pool takes it back when its health check passes")
+    return Check(f"engine {name}", "PASS", f"{base} in service")
 
 
 def check_disk(home: Path) -> Check:

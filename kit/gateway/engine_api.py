@@ -1,0 +1,114 @@
+"""The raw OpenAI API of one engine, for `kit engine`: a member of a gateway's engine pool.
+
+No usage rules here (charter, personal data, limits, audit are the gateway's): only generation,
+behind the engine's own key. ``/health`` and ``/metrics`` (prompt-cache counters included) let the
+gateways and the operators see its state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from kit.engine.base import Engine, Generation, SamplingParams
+from kit.errors import KitError
+from kit.gateway.chat import ClosingStream, collect
+from kit.gateway.errors import install_handlers, read_json
+from kit.gateway.responses import response, stream
+from kit.gateway.schemas import ChatRequest, CompletionRequest
+
+MAX_BODY = 4_000_000
+
+
+def _error(status: int, message: str, kind: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+
+
+def create_engine_app(engine: Engine, *, api_key: str | None, name: str, max_tokens_default: int = 512,
+                      timeout_s: float = 300) -> FastAPI:
+    app = FastAPI(title=f"kit engine {name}", docs_url=None, redoc_url=None, openapi_url=None)
+    install_handlers(app)
+
+    @app.middleware("http")
+    async def check_key(request: Request, call_next: Any) -> Response:
+        if api_key and request.url.path != "/health":
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), api_key.encode()):
+                return _error(401, "this engine needs its key: Authorization: Bearer <key>.", "authentication_error")
+        return await call_next(request)  # type: ignore[no-any-return]
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        ready = engine.is_ready()
+        return JSONResponse({"status": "ok" if ready else "unavailable", "engine": name, "model": engine.model_name},
+                            status_code=200 if ready else 503)
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": engine.model_name, "object": "model", "created": 0,
+                                            "owned_by": "kit", "kit": {"engine": name, "context_length": engine.n_ctx,
+                                                                       "sha256": engine.model_sha256}}]}
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        s = engine.stats
+        lines = [f'kit_engine_{key}{{engine="{name}"}} {value}' for key, value in (
+            ("requests_total", s.requests_total), ("requests_finished", s.requests_finished),
+            ("prompt_tokens_total", s.prompt_tokens_total), ("prompt_tokens_cached", s.prompt_tokens_cached),
+            ("completion_tokens_total", s.completion_tokens_total), ("active", s.active), ("queued", s.queued))]
+        return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+    async def generate(request: Request, chat: bool) -> Response:
+        raw = await read_json(request, MAX_BODY)
+        body = ChatRequest.model_validate(raw) if chat else CompletionRequest.model_validate(raw)
+        params = SamplingParams(
+            max_tokens=body.wanted_tokens(max_tokens_default), temperature=body.temperature, top_p=body.top_p,
+            top_k=body.top_k, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
+            frequency_penalty=body.frequency_penalty, presence_penalty=body.presence_penalty, seed=body.seed,
+            stop=body.stops(), timeout_s=timeout_s, ignore_eos=body.ignore_eos)
+        loop = asyncio.get_running_loop()
+        gens: list[Generation] = []
+        try:
+            for i in range(body.n):
+                p = params if params.seed is None else SamplingParams(**{**vars(params), "seed": params.seed + i})
+                if chat:
+                    messages = [m.as_dict() for m in body.messages]  # type: ignore[union-attr]
+                    gens.append(await run_in_threadpool(engine.submit_chat, messages, p, loop))
+                else:
+                    prompt = str(getattr(body, "prompt", ""))
+                    gens.append(await run_in_threadpool(engine.submit_completion, prompt, p, loop))
+        except KitError:
+            for g in gens:
+                g.cancel()
+            raise
+        meta = {"model": engine.model_name, "engine": name}
+        rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
+
+        def close() -> None:
+            for g in gens:
+                g.cancel()
+
+        if body.stream:
+            events = stream(rid, body, gens, meta, chat, lambda texts, status: None)
+            return ClosingStream(events, close, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        try:
+            texts = await collect(request, gens)
+        finally:
+            close()
+        return JSONResponse(response(rid, body, gens, texts, meta, chat))
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        return await generate(request, True)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        return await generate(request, False)
+
+    return app
