@@ -175,6 +175,9 @@ class Server(_Section):
     warm_up: bool = Field(default=True, description="Decode once with every sequence at load, so that the first "
                           "burst of requests after a start does not wait for buffers and weights.")
     batch: int = Field(default=512, ge=32, description="Tokens decoded in one step (prompt chunks share it).")
+    prompt_cache_mb: int = Field(default=1024, ge=0, description="Host memory (MiB) keeping the state of "
+                                 "sequences whose slot serves another request, so that a conversation's next turn "
+                                 "or a repeated prompt is not read again (0: off).")
     max_queue: int = Field(default=64, ge=1, description="Requests waiting beyond 'parallel' before 429.")
     request_timeout_s: float = Field(default=300, gt=0, description="Longest time one request may generate.")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest request body accepted (413 above).")

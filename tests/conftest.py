@@ -86,6 +86,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(url: str, proc: subprocess.Popen[Any], log: Path, what: str, timeout: float = 180) -> None:
+    """Wait until a started process answers 200 on /health; fail with the end of its log if it exits or
+    does not answer in time."""
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"{what} did not answer /health in {timeout:.0f} s: {log.read_text()[-2000:]}")
+
+
 def run_kit(*args: str, input: str | None = None, timeout: float = 300, env: dict[str, str] | None = None,
             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([KIT, *args], capture_output=True, text=True, input=input, timeout=timeout,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import KIT, free_port, run_kit
+from conftest import KIT, free_port, run_kit, wait_healthy
 
 from kit.config import load_settings
 
@@ -32,17 +32,7 @@ class KitServe:
         self.proc = subprocess.Popen(
             [KIT, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--parallel", "2", "--ctx", "512",
              "--threads", threads], env={**os.environ, "KIT_HOME": str(home)}, stdout=self.log, stderr=self.log)
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"kit serve exited with {self.proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        raise AssertionError(f"kit serve did not answer /health in 180 s: {log.read_text()[-2000:]}")
+        wait_healthy(self.url, self.proc, log, "kit serve")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import KIT, ServerHandle, free_port, install_model, start_server, write_config
+from conftest import KIT, ServerHandle, free_port, install_model, start_server, wait_healthy, write_config
 
 from kit.engine.base import SamplingParams
 from kit.engine.pool import Member, affinity_key, rendezvous_order
@@ -38,17 +38,9 @@ class EngineProcess:
                                           "--parallel", "2", "--ctx", "1024", "--threads", "1"],
                                          stdout=out, stderr=subprocess.STDOUT, env=env)
 
-    def wait_ready(self, timeout: float = 180) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"engine {self.name} did not start: {self.log.read_text()[-2000:]}")
+    def wait_ready(self) -> None:
+        assert self.proc is not None
+        wait_healthy(self.url, self.proc, self.log, f"kit engine {self.name}")
 
     def metrics(self) -> dict[str, float]:
         text = httpx.get(self.url + "/metrics", timeout=10).text

@@ -134,6 +134,17 @@ def sign_in(page: Any, stack: Stack, user: str) -> None:
     page.wait_for_selector("#kit-gate, #kit-main", state="visible")
 
 
+def admin_page(browser: Any, stack: Stack, height: int = 800) -> tuple[Any, Any]:
+    """A second browser context signed in as the administrator (charter acknowledged); close the context."""
+    stack.gateway.acknowledge("root", "admin")
+    context = browser.new_context(viewport={"width": 1100, "height": height}, locale="fr-FR")
+    admin = context.new_page()
+    admin.on("request", lambda req: stack.requests.append(req.url))
+    sign_in(admin, stack, "root")
+    admin.locator("#kit-main").wait_for(state="visible")
+    return context, admin
+
+
 def screenshot(page: Any, stack: Stack, name: str) -> None:
     path = stack.shots / f"{name}.png"
     page.mouse.move(500, 300)  # no hover effect left in the picture (headless keeps it until a repaint)
@@ -292,13 +303,8 @@ def test_gate_blocks_chat_and_user_has_no_admin_view(page: Any, browser: Any, st
     assert r.status_code == 200
 
     # an administrator sees the admin tab: figures, the report, the audit check
-    stack.gateway.acknowledge("root", "admin")
-    context = browser.new_context(viewport={"width": 1100, "height": 800}, locale="fr-FR")
-    admin = context.new_page()
-    admin.on("request", lambda req: stack.requests.append(req.url))
+    context, admin = admin_page(browser, stack)
     try:
-        sign_in(admin, stack, "root")
-        admin.locator("#kit-main").wait_for(state="visible")
         admin.locator("#kit-tabs").get_by_role("tab", name=fr("admin.tab")).click()
         admin.locator("#kit-stats").get_by_text(fr("admin.stats_title")).wait_for(state="visible")
         expect(admin.locator("#kit-fb-table")).to_contain_text(fr("admin.kind_report"))
@@ -360,14 +366,9 @@ def test_documents_tab_then_sources_under_answers(page: Any, browser: Any, stack
     parking, archives = tmp_path / "stationnement.md", tmp_path / "archives.md"
     parking.write_text(PARKING, encoding="utf-8")
     archives.write_text(ARCHIVES, encoding="utf-8")
-    stack.gateway.acknowledge("root", "admin")
     stack.gateway.acknowledge("alice")
-    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="fr-FR")
-    admin = context.new_page()
-    admin.on("request", lambda req: stack.requests.append(req.url))
+    context, admin = admin_page(browser, stack, height=900)
     try:
-        sign_in(admin, stack, "root")
-        admin.locator("#kit-main").wait_for(state="visible")
         admin.locator("#kit-tabs").get_by_role("tab", name=fr("docs.tab")).click()
         admin.locator("#kit-docs-files input[type=file]").set_input_files([str(parking), str(archives)])
         expect(admin.locator("#kit-docs-files")).to_contain_text("stationnement.md")

@@ -52,6 +52,7 @@ class EngineStats:
     requests_finished: int = 0
     prompt_tokens_total: int = 0
     prompt_tokens_cached: int = 0  # prompt tokens found already in a sequence's cache, not read again
+    prompt_cache_restores: int = 0  # sequences given back a state kept in the host-memory prompt cache
     completion_tokens_total: int = 0
     active: int = 0
     queued: int = 0

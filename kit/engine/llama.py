@@ -4,7 +4,8 @@ One llama.cpp context holds ``parallel`` sequences (``n_seq_max``). A scheduler 
 loop: admit waiting requests into free sequences, build one ``llama_batch`` holding the next token
 of every generating sequence plus a chunk of the prompts still being read, decode it once, sample
 each sequence with its own sampler chain (in C), stream the text out. New requests join between
-steps; finished or cancelled sequences free their KV cells at once.
+steps, taking the free sequence, or the state in the host-memory prompt cache (:mod:`kit.engine.cache`),
+that already holds the longest beginning of their prompt.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from kit.engine.base import Chunk, EngineStats, Generation, SamplingParams
+from kit.engine.cache import PromptCache
 from kit.engine.text import common_prefix, content_text, find_stop, stop_prefix_len
 from kit.errors import ContextOverflowError, EngineError, QueueFullError, UsageError
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from llama_cpp.llama_types import ChatCompletionRequestMessage
 
 PREFILL_CHUNK_BUSY = 128  # prompt tokens per step while other sequences are generating
+MIN_CACHED = 32  # shorter sequences are not worth keeping in the host-memory prompt cache
 
 
 @dataclass
@@ -61,7 +64,8 @@ class LlamaEngine:
 
     def __init__(self, model_path: str | Path, *, model_name: str = "", model_sha256: str = "",
                  parallel: int = 4, ctx: int = 4096, batch: int = 512, threads: int | None = None,
-                 gpu_layers: int = 0, max_queue: int = 64, warm_up: bool = True) -> None:
+                 gpu_layers: int = 0, max_queue: int = 64, warm_up: bool = True,
+                 prompt_cache_mb: int = 1024) -> None:
         import llama_cpp as L
         from llama_cpp._logger import set_verbose
 
@@ -105,7 +109,8 @@ class LlamaEngine:
         self._waiting: deque[_Pending] = deque()
         self._cv = threading.Condition()
         self._closing = False
-        self._eog: Any = None  # logit biases that forbid every end-of-generation token (for ignore_eos)
+        self._eog: Any = None  # see _no_eog (ignore_eos)
+        self._cache = PromptCache(prompt_cache_mb * 2**20) if prompt_cache_mb > 0 else None
         if warm_up:
             self._warm_up()
         self._ready = True
@@ -197,15 +202,12 @@ class LlamaEngine:
         self._ready = False
 
     # --- scheduling ------------------------------------------------------------------------------
-
     def _submit(self, prompt: list[int], params: SamplingParams, loop: asyncio.AbstractEventLoop | None) -> Generation:
         if not prompt:
             raise UsageError("the prompt is empty.")
         if len(prompt) >= self.n_ctx:
-            raise ContextOverflowError(
-                f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx}: shorten it "
-                "(or start the server with a larger --ctx)."
-            )
+            raise ContextOverflowError(f"the prompt has {len(prompt)} tokens but the context holds {self.n_ctx}: "
+                                       "shorten it (or start the server with a larger --ctx).")
         gen = Generation(prompt_tokens=len(prompt), loop=loop)
         with self._cv:
             if self._closing:
@@ -248,6 +250,8 @@ class LlamaEngine:
                 self._stats.requests_finished += 1
                 continue
             seq, common = max(((i, common_prefix(self._kv[i], p.prompt)) for i in free), key=lambda x: x[1])
+            if self._cache is not None:
+                common = self._through_cache(seq, common, p.prompt)
             keep = min(common, len(p.prompt) - 1)
             if not self._L.llama_memory_seq_rm(self._mem, seq, keep, -1):
                 self._L.llama_memory_seq_rm(self._mem, seq, -1, -1)
@@ -258,9 +262,8 @@ class LlamaEngine:
                                      sampler=self._make_sampler(p.params), n_prompt_done=keep, n_past=keep)
 
     def _warm_up(self) -> None:
-        """Decode once with every sequence reading a short prompt, then once with one token each, as a
-        burst of requests would: the weights' pages, the compute buffers and the threads are ready
-        before the first users come; then the cache is emptied."""
+        """Decode once with every sequence reading a short prompt, then once with one token each, as a burst
+        would: weights, compute buffers and threads are ready before the first users; then empty the cache."""
         L = self._L
         token = max(L.llama_vocab_bos(self._vocab), 0)
         per_seq = max(1, min(self._n_batch // self.parallel - 1, 32))
@@ -273,12 +276,27 @@ class LlamaEngine:
                 break  # not fatal: the first requests will allocate what they need
         L.llama_memory_clear(self._mem, True)
 
-    def _no_eog(self) -> Any:
+    def _no_eog(self) -> Any:  # logit biases that forbid every end-of-generation token
         if self._eog is None:
             L = self._L
             eog = [t for t in range(L.llama_vocab_n_tokens(self._vocab)) if L.llama_vocab_is_eog(self._vocab, t)]
             self._eog = (L.llama_logit_bias * len(eog))(*[L.llama_logit_bias(t, float("-inf")) for t in eog])
         return self._eog
+
+    def _through_cache(self, seq: int, common: int, prompt: list[int]) -> int:
+        """Keep the state of the sequence about to be overwritten in the prompt cache, then give it the cached
+        state sharing the most of ``prompt`` if that beats what it holds; returns the prompt tokens it holds."""
+        cache, held = self._cache, self._kv[seq]
+        assert cache is not None
+        if len(held) > common and len(held) >= MIN_CACHED:
+            cache.save(self._L, self._ctx, seq, held)
+        hit = cache.best(prompt, common)
+        if hit is None:
+            return common
+        restored = cache.restore(self._L, self._ctx, self._mem, seq, hit[0])
+        self._kv[seq] = list(hit[0].tokens) if restored else []
+        self._stats.prompt_cache_restores += int(restored)
+        return hit[1] if restored else 0
 
     def _make_sampler(self, p: SamplingParams) -> Any:
         L = self._L

@@ -1,0 +1,89 @@
+"""The engine's prompt cache in host memory.
+
+A sequence's KV cells are overwritten as soon as its slot serves another request, so with more
+conversations than slots their beginnings would be read again at every turn. Before a slot is
+reused, the engine copies the state of its sequence (``llama_state_seq_get_data``) here, keyed by
+the tokens it holds; a new request whose prompt starts with more of an entry's tokens than any free
+slot holds gets that state back (``llama_state_seq_set_data``) and reads only the rest. Entries are
+dropped least recently used first, within ``max_bytes``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+MIN_GAIN = 16  # a restore must save at least this many prompt tokens over the best free slot
+
+
+@dataclass
+class Entry:
+    tokens: tuple[int, ...]
+    state: bytes
+
+
+def common_length(a: tuple[int, ...] | list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class PromptCache:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.used = 0
+        self.hits = 0
+        self._entries: OrderedDict[tuple[int, ...], Entry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def put(self, tokens: list[int], state: bytes) -> None:
+        """Keep ``state`` for ``tokens`` (an entry that is a prefix of it goes: this one covers it)."""
+        if not tokens or len(state) > self.max_bytes:
+            return
+        key = tuple(tokens)
+        for other in [k for k in self._entries if len(k) <= len(key) and key[: len(k)] == k]:
+            self.used -= len(self._entries.pop(other).state)
+        self._entries[key] = Entry(key, state)
+        self.used += len(state)
+        while self.used > self.max_bytes and self._entries:
+            _, old = self._entries.popitem(last=False)
+            self.used -= len(old.state)
+
+    def best(self, prompt: list[int], beat: int) -> tuple[Entry, int] | None:
+        """The entry sharing the longest prefix with ``prompt``, if it beats ``beat`` by MIN_GAIN tokens."""
+        found: tuple[Entry, int] | None = None
+        first = prompt[0] if prompt else None
+        for entry in self._entries.values():
+            if not entry.tokens or entry.tokens[0] != first:
+                continue
+            n = common_length(entry.tokens, prompt)
+            if n >= beat + MIN_GAIN and (found is None or n > found[1]):
+                found = (entry, n)
+        if found is not None:
+            self._entries.move_to_end(found[0].tokens)
+            self.hits += 1
+        return found
+
+    def save(self, L: Any, ctx: Any, seq: int, tokens: list[int]) -> None:
+        """Copy sequence ``seq``'s state (its KV cells) out of the llama.cpp context ``ctx``."""
+        size = L.llama_state_seq_get_size(ctx, seq)
+        buf = (ctypes.c_uint8 * size)()
+        n = L.llama_state_seq_get_data(ctx, buf, size, seq)
+        if n:
+            self.put(list(tokens), ctypes.string_at(buf, n))
+
+    @staticmethod
+    def restore(L: Any, ctx: Any, mem: Any, seq: int, entry: Entry) -> bool:
+        """Put ``entry``'s state into sequence ``seq`` (emptied first); False, and ``seq`` empty, on failure."""
+        L.llama_memory_seq_rm(mem, seq, -1, -1)
+        src = (ctypes.c_uint8 * len(entry.state)).from_buffer_copy(entry.state)
+        if L.llama_state_seq_set_data(ctx, src, len(entry.state), seq):
+            return True
+        L.llama_memory_seq_rm(mem, seq, -1, -1)
+        return False
