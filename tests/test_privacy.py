@@ -513,3 +513,18 @@ def test_a_short_scan_is_not_stuck_behind_a_long_one(detector: Detector) -> None
     worker.join()
     assert result == [("PERSON", "Claire Martin")]
     assert long_still_running and waited < 2.0, waited
+
+
+def test_scan_cached_remembers_results_not_texts(detector: Detector, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chat resends its history at every turn: a text already scanned is not scanned again, and the
+    memo keeps only a digest and spans, no personal data."""
+    text = "Écrivez à Jeanne Martin, jeanne.martin@example.org, au sujet du dossier 4521."
+    first = detector.scan_cached(text)
+    assert first == detector.scan(text) and {f.type for f in first} >= {"EMAIL_ADDRESS", "PERSON"}
+    calls: list[str] = []
+    monkeypatch.setattr(detector, "scan", lambda t: calls.append(t) or [])
+    assert detector.scan_cached(text) == first and calls == []  # from the memo
+    detector.scan_cached(text + " Merci.")
+    assert len(calls) == 1  # another text is scanned
+    stored = repr(list(detector._memo.items()))
+    assert "jeanne" not in stored.lower() and "Martin" not in stored

