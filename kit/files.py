@@ -10,7 +10,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from kit.errors import DiskFullError, IntegrityError
 
@@ -104,3 +106,13 @@ def bench_report_files(home: Path) -> tuple[Path, Path]:
     admin tab (through ``GET /v1/admin/bench``) and for `kit report`."""
     folder = home / "reports"
     return folder / "bench-report.html", folder / "bench-summary.md"
+
+
+def published_bench(home: Path) -> dict[str, Any] | None:
+    """The latest published benchmark report: ``{"generated_at", "summary" (Markdown), "html" (its path, or
+    None)}``; None when `kit bench report` has published none."""
+    html, md = bench_report_files(home)
+    if not md.exists():
+        return None
+    when = datetime.fromtimestamp(md.stat().st_mtime, UTC).isoformat(timespec="seconds")
+    return {"generated_at": when, "summary": md.read_text(encoding="utf-8"), "html": html if html.exists() else None}

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -142,12 +142,29 @@ class ServerHandle:
         r.raise_for_status()
 
 
+def serve_app(app: Any, timeout: float = 60) -> tuple[str, Callable[[], None]]:
+    """Serve an ASGI app with uvicorn on a free loopback port in a thread: its URL and a stop function."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + timeout
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
 def start_server(home: Path, config: Path, parallel: int = 4, ctx: int = 1024, service_key: bool = True,
                  **overrides: dict[str, Any]) -> tuple[ServerHandle, Any]:
     """A real gateway with the real engine, served by uvicorn on 127.0.0.1 in a thread; with a service key
     for the tests' requests (as the browser chat has), unless service_key is false."""
-    import uvicorn
-
     from kit.config import load_settings
     from kit.gateway.app import create_app
     from kit.models.runtime import load_engine
@@ -162,23 +179,16 @@ def start_server(home: Path, config: Path, parallel: int = 4, ctx: int = 1024, s
     from kit.rules.privacy import get_detector
 
     get_detector().scan("warm-up")  # as `kit serve` does: the personal-data models load before the first request
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
+    url, stop_http = serve_app(app)
     key = None
     if service_key:
         from kit.rules.keys import create_key
 
         key, _ = create_key(settings, "test-front-end", "service", acknowledge=False)
-    handle = ServerHandle(f"http://127.0.0.1:{port}", app, engine, state, settings, key)
+    handle = ServerHandle(url, app, engine, state, settings, key)
 
     def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=15)
+        stop_http()
         engine.close()
         state.close()
 

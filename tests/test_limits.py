@@ -10,13 +10,13 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle, free_port, install_model, start_server, write_config
+from conftest import ServerHandle, free_port, install_model, serve_app, start_server, write_config
 
 from kit.config import Limits, RoleLimits, load_settings
 from kit.errors import ConfigError, UsageError
@@ -233,24 +233,6 @@ def redis_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=10)
-
-
-def serve_app(app: Any) -> tuple[str, Callable[[], None]]:
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-    return f"http://127.0.0.1:{port}", stop
 
 
 @pytest.mark.slow

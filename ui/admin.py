@@ -11,20 +11,13 @@ from typing import Any
 
 import gradio as gr
 
-from ui.auth import Refusal
 from ui.base import Base
-from ui.client import ApiError, Who
+from ui.client import ApiError
 from ui.texts import Texts
 from ui.views import feedback_table, stats_markdown, verify_markdown
 
 
 class AdminHandlers(Base):
-    def _staff(self, request: gr.Request, *roles: str) -> Who | None:
-        who = self.who(request)
-        if isinstance(who, Refusal) or who.role not in roles:
-            return None
-        return who
-
     def admin_render(self, cache: dict[str, Any], t: Texts) -> dict[Any, Any]:
         c = self.c
         out: dict[Any, Any] = {}

@@ -48,6 +48,13 @@ class Base:
         changed = (self.client.seen.get(user) or {}).get("changed_at")
         return bool(changed and changed > started)
 
+    def _staff(self, request: Any, *roles: str) -> Who | None:
+        """The signed-in user if their role is one of ``roles``, else None (the gateway checks again)."""
+        who = self.who(request)
+        if isinstance(who, Refusal) or who.role not in roles:
+            return None
+        return who
+
     def refusal_text(self, refusal: Refusal, t: Texts) -> str:
         return t(refusal.key, **refusal.values)
 

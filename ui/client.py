@@ -111,9 +111,9 @@ class GatewayClient:
             out["Authorization"] = f"Bearer {self.api_key}"
         return out
 
-    def _call(self, method: str, path: str, who: Who | None, body: Any = None) -> Any:
+    def _call(self, method: str, path: str, who: Who | None, body: Any = None, **kw: Any) -> Any:
         try:
-            response = self._http.request(method, path, headers=self.headers(who), json=body)
+            response = self._http.request(method, path, headers=self.headers(who), json=body, **kw)
         except httpx.TimeoutException as exc:
             raise ApiError("timeout", str(exc)) from None
         except httpx.HTTPError as exc:
@@ -241,20 +241,10 @@ class GatewayClient:
         handles = [(name, path.open("rb")) for name, path in files]
         try:
             parts = [("file", (name, fh, "application/octet-stream")) for name, fh in handles]
-            headers = {k: v for k, v in self.headers(who).items() if k != "Accept"}
-            response = self._http.post(
-                "/v1/documents", headers=headers, data=data, files=parts, timeout=self.stream_timeout
-            )
-        except httpx.TimeoutException as exc:
-            raise ApiError("timeout", str(exc)) from None
-        except httpx.HTTPError as exc:
-            raise ApiError("unreachable", str(exc)) from None
+            return dict(self._call("POST", "/v1/documents", who, data=data, files=parts, timeout=self.stream_timeout))
         finally:
             for _, fh in handles:
                 fh.close()
-        if response.status_code >= 400:
-            raise error_from_response(response)
-        return dict(response.json())
 
     def remove_document(self, who: Who, doc_id: str) -> dict[str, Any]:
         return dict(self._call("DELETE", f"/v1/documents/{doc_id}", who))

@@ -11,7 +11,6 @@ from typing import Any
 
 import gradio as gr
 
-from ui.auth import Refusal
 from ui.base import Base
 from ui.client import ApiError, Who
 from ui.texts import Texts
@@ -93,12 +92,6 @@ def documents_table(data: list[dict[str, Any]], t: Texts) -> tuple[list[str], li
 
 
 class DocumentHandlers(Base):
-    def _admin(self, request: gr.Request) -> Who | None:
-        who = self.who(request)
-        if isinstance(who, Refusal) or who.role != "admin":
-            return None
-        return who
-
     def docs_listing(self, who: Who, t: Texts) -> dict[Any, Any]:
         c = self.c
         data = self.client.documents(who).get("data") or []
@@ -114,7 +107,7 @@ class DocumentHandlers(Base):
 
     def refresh_docs(self, lang: str, request: gr.Request) -> dict[Any, Any]:
         c, t = self.c, self.t(lang)
-        who = self._admin(request)
+        who = self._staff(request, "admin")
         if who is None:
             return {c.docs_msg: self.status(t("errors.forbidden"), "error")}
         try:
@@ -126,7 +119,7 @@ class DocumentHandlers(Base):
         self, files: list[str] | None, groups: str, collection: str, lang: str, request: gr.Request
     ) -> dict[Any, Any]:
         c, t = self.c, self.t(lang)
-        who = self._admin(request)
+        who = self._staff(request, "admin")
         if who is None:
             return {c.docs_msg: self.status(t("errors.forbidden"), "error")}
         paths = [Path(f) for f in files or [] if f]
@@ -149,7 +142,7 @@ class DocumentHandlers(Base):
 
     def remove_doc(self, doc_id: str | None, lang: str, request: gr.Request) -> dict[Any, Any]:
         c, t = self.c, self.t(lang)
-        who = self._admin(request)
+        who = self._staff(request, "admin")
         if who is None:
             return {c.docs_msg: self.status(t("errors.forbidden"), "error")}
         if not doc_id:

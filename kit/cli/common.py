@@ -31,3 +31,13 @@ def progress_printer() -> Any:
         last["pct"] = pct
 
     return show
+
+
+def apply_server_options(settings: Any, model: str | None = None, **options: Any) -> None:
+    """Command-line options of `kit serve` and `kit engine` over the configuration: the model, and each
+    ``server.<name>`` option given (None: keep the configuration's)."""
+    for key, value in options.items():
+        if value is not None:
+            setattr(settings.server, key, value)
+    if model:
+        settings.models.default = model

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from kit.cli.common import current_settings
+from kit.cli.common import apply_server_options, current_settings
 from kit.errors import ConfigError
 
 
@@ -39,11 +39,7 @@ def engine(model: str | None, host: str, port: int, parallel: int | None, ctx: i
                           "or server.engines[].api_key).")
     srv = settings.server
     srv.engines, srv.engine_url = [], None  # this process runs the model itself
-    for field, value in {"parallel": parallel, "ctx": ctx, "gpu_layers": gpu_layers, "threads": threads}.items():
-        if value is not None:
-            setattr(srv, field, value)
-    if model:
-        settings.models.default = model
+    apply_server_options(settings, model, parallel=parallel, ctx=ctx, gpu_layers=gpu_layers, threads=threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     loaded = load_engine(settings)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from kit.cli.common import current_settings
+from kit.cli.common import apply_server_options, current_settings
 
 if TYPE_CHECKING:
     from kit.config import Settings
@@ -45,15 +45,10 @@ def serve(model: str | None, host: str | None, port: int | None, parallel: int |
           gpu_layers: int | None, threads: int | None, insecure_no_auth: bool) -> None:
     """Serve the OpenAI-compatible API with continuous batching."""
     settings = current_settings()
-    overrides = {"host": host, "port": port, "parallel": parallel, "ctx": ctx, "gpu_layers": gpu_layers,
-                 "threads": threads}
-    for key, value in overrides.items():
-        if value is not None:
-            setattr(settings.server, key, value)
+    apply_server_options(settings, model, host=host, port=port, parallel=parallel, ctx=ctx, gpu_layers=gpu_layers,
+                         threads=threads)
     if insecure_no_auth:
         settings.server.allow_insecure_bind = True
-    if model:
-        settings.models.default = model
     run_server(settings)
 
 

@@ -15,6 +15,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from kit.engine.text import common_prefix
+
 MIN_GAIN = 16  # a restore must save at least this many prompt tokens over the best free slot
 
 
@@ -22,14 +24,6 @@ MIN_GAIN = 16  # a restore must save at least this many prompt tokens over the b
 class Entry:
     tokens: tuple[int, ...]
     state: bytes
-
-
-def common_length(a: tuple[int, ...] | list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class PromptCache:
@@ -62,7 +56,7 @@ class PromptCache:
         for entry in self._entries.values():
             if not entry.tokens or entry.tokens[0] != first:
                 continue
-            n = common_length(entry.tokens, prompt)
+            n = common_prefix(list(entry.tokens), prompt)
             if n >= beat + MIN_GAIN and (found is None or n > found[1]):
                 found = (entry, n)
         if found is not None:

@@ -122,7 +122,7 @@ class EnginePool:
         return any(m.up for m in self.members)
 
     def count_chat_tokens(self, messages: list[dict[str, Any]]) -> int:
-        return sum(len(str(m.get("content", ""))) for m in messages) // 4
+        return int(self.members[0].engine.count_chat_tokens(messages))
 
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
                     loop: asyncio.AbstractEventLoop | None = None) -> Generation:
@@ -203,6 +203,9 @@ class EnginePool:
             last_error = (final.error if final else None) or last_error
         with self._lock:
             self._stats.requests_finished += 1
+        if outer.cancelled.is_set():  # the client left before any engine answered
+            outer.push(Chunk("", "cancelled"))
+            return
         outer.push(Chunk("", "error", f"every engine tried failed ({last_error})"))
 
     def _note(self, member: Member, *, ok: bool, moved: bool) -> None:

@@ -32,7 +32,7 @@ class RemoteEngine:
         self._lock = threading.Lock()
         # trust_env=False: proxy variables (HTTPS_PROXY...) must never route prompts or the key elsewhere
         self._http = httpx.Client(trust_env=False, follow_redirects=False)
-        self._remote_model = self._probe() if probe else model_name
+        self._remote_model = self._probe() if probe else ""  # "" until a probe has named the engine's model
 
     def _probe(self) -> str:
         try:
@@ -55,7 +55,7 @@ class RemoteEngine:
             ok = self._http.get(f"{self.url}/v1/models", headers=self._headers, timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
-        if ok and self._remote_model == self.model_name:  # started while the engine was down: learn its model id
+        if ok and not self._remote_model:  # started while the engine was down: learn its model id
             try:
                 self._remote_model = self._probe()
             except EngineError:
@@ -75,7 +75,7 @@ class RemoteEngine:
 
     def _start(self, path: str, payload: dict[str, Any], p: SamplingParams,
                loop: asyncio.AbstractEventLoop | None) -> Generation:
-        body = {**payload, "model": self._remote_model, "stream": True, "max_tokens": p.max_tokens,
+        body = {**payload, "model": self._remote_model or self.model_name, "stream": True, "max_tokens": p.max_tokens,
                 "temperature": p.temperature, "top_p": p.top_p, "stop": p.stop or None, "seed": p.seed,
                 "stream_options": {"include_usage": True}}
         if p.ignore_eos:

@@ -4,13 +4,12 @@ report, and closing the chat."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from kit.files import bench_report_files
+from kit.files import published_bench
 from kit.gateway.context import Context
 from kit.gateway.errors import NotFound
 from kit.gateway.schemas import ChatSwitch
@@ -43,13 +42,12 @@ def router(ctx: Context) -> APIRouter:
         self-contained HTML page."""
         ident = await ctx.identify(request)
         ident.require("admin", "auditor")
-        html, md = bench_report_files(ctx.settings.home)
-        if not md.exists():
+        found = await run_in_threadpool(published_bench, ctx.settings.home)
+        if found is None:
             raise NotFound("no benchmark report yet: run `kit bench serving|quality|rag ...`, then "
                            "`kit bench report`, on the server.")
-        when = datetime.fromtimestamp(md.stat().st_mtime, UTC).isoformat(timespec="seconds")
-        return {"generated_at": when, "summary": md.read_text(encoding="utf-8"),
-                "html": html.read_text(encoding="utf-8") if html.exists() else None}
+        html = found["html"]
+        return {**found, "html": await run_in_threadpool(html.read_text, encoding="utf-8") if html else None}
 
     @api.get("/v1/admin/feedback")
     async def list_feedback(request: Request) -> dict[str, Any]:

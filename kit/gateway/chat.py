@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from kit.docs.prompt import DocumentContext, with_documents
-from kit.engine.base import Generation, SamplingParams
+from kit.engine.base import Engine, Generation, SamplingParams
 from kit.errors import KitError
 from kit.gateway.context import Context
 from kit.gateway.errors import BodyTooLarge, ModelNotFound, PiiBlocked
@@ -58,15 +58,6 @@ class Completions:
             if len(m["content"]) > limit:
                 raise BodyTooLarge(f"message {i} has {len(m['content'])} characters; the limit is {limit} "
                                    "(policy.max_prompt_chars): shorten it.")
-
-    def sampling(self, body: ChatRequest | CompletionRequest) -> SamplingParams:
-        srv = self.ctx.settings.server
-        return SamplingParams(
-            max_tokens=body.wanted_tokens(srv.max_tokens_default), temperature=body.temperature, top_p=body.top_p,
-            top_k=body.top_k, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
-            frequency_penalty=body.frequency_penalty, presence_penalty=body.presence_penalty, seed=body.seed,
-            stop=body.stops(), timeout_s=srv.request_timeout_s, ignore_eos=body.ignore_eos,
-            affinity=getattr(body, "conversation_id", None))
 
     async def generate(self, request: Request, ident: Identity, body: ChatRequest | CompletionRequest,
                        messages: list[dict[str, Any]], raw_prompt: str | None) -> Response:
@@ -164,24 +155,14 @@ class Completions:
     async def submit(self, body: ChatRequest | CompletionRequest, outcome: ChatOutcome, raw_prompt: str | None,
                      action: str) -> list[Generation]:
         """Queue the request's n generations in the engine; all are cancelled if one is refused."""
-        engine = self.ctx.engine
-        params = self.sampling(body)
-        loop = asyncio.get_running_loop()
-        gens: list[Generation] = []
+        srv = self.ctx.settings.server
+        params = sampling_params(body, srv.max_tokens_default, srv.request_timeout_s)
+        text = None if raw_prompt is None else outcome.messages[0]["content"]
         try:
-            for i in range(body.n):
-                p = params if params.seed is None else SamplingParams(**{**vars(params), "seed": params.seed + i})
-                if raw_prompt is None:
-                    gens.append(await run_in_threadpool(engine.submit_chat, outcome.messages, p, loop))
-                else:
-                    gens.append(await run_in_threadpool(engine.submit_completion, outcome.messages[0]["content"],
-                                                        p, loop))
+            return await submit_all(self.ctx.engine, body.n, params, outcome.messages, text)
         except KitError:
-            for g in gens:
-                g.cancel()
             self.ctx.metrics.requests.labels(action, "error").inc()
             raise
-        return gens
 
     def audit(self, ident: Identity, action: str, outcome: ChatOutcome, gens: list[Generation], started: float,
               status: str, doc_ids: list[str] | None = None) -> None:
@@ -210,6 +191,36 @@ class Completions:
             conv.add_message(ident.user, conversation_id, "user", last_user[0])
         conv.add_message(ident.user, conversation_id, "assistant", answer,
                          {"model": self.ctx.engine.model_name, "ai_generated": True})
+
+
+def sampling_params(body: ChatRequest | CompletionRequest, max_tokens_default: int, timeout_s: float) -> SamplingParams:
+    """The engine's sampling parameters for an OpenAI request (the conversation id is the pool's affinity key)."""
+    return SamplingParams(
+        max_tokens=body.wanted_tokens(max_tokens_default), temperature=body.temperature, top_p=body.top_p,
+        top_k=body.top_k, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
+        frequency_penalty=body.frequency_penalty, presence_penalty=body.presence_penalty, seed=body.seed,
+        stop=body.stops(), timeout_s=timeout_s, ignore_eos=body.ignore_eos,
+        affinity=getattr(body, "conversation_id", None))
+
+
+async def submit_all(engine: Engine, n: int, params: SamplingParams, messages: list[dict[str, Any]],
+                     prompt: str | None = None) -> list[Generation]:
+    """Queue ``n`` generations (a chat, or the raw ``prompt`` when given), seeds following each other; all
+    are cancelled if one is refused."""
+    loop = asyncio.get_running_loop()
+    gens: list[Generation] = []
+    try:
+        for i in range(n):
+            p = params if params.seed is None else SamplingParams(**{**vars(params), "seed": params.seed + i})
+            if prompt is None:
+                gens.append(await run_in_threadpool(engine.submit_chat, messages, p, loop))
+            else:
+                gens.append(await run_in_threadpool(engine.submit_completion, prompt, p, loop))
+    except KitError:
+        for g in gens:
+            g.cancel()
+        raise
+    return gens
 
 
 async def collect(request: Request, gens: list[Generation]) -> list[str]:

@@ -7,18 +7,15 @@ gateways and the operators see its state.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from kit.engine.base import Engine, Generation, SamplingParams
-from kit.errors import KitError
-from kit.gateway.chat import ClosingStream, collect
+from kit.engine.base import Engine
+from kit.gateway.chat import ClosingStream, collect, sampling_params, submit_all
 from kit.gateway.errors import install_handlers, read_json
 from kit.gateway.responses import response, stream
 from kit.gateway.schemas import ChatRequest, CompletionRequest
@@ -67,26 +64,11 @@ def create_engine_app(engine: Engine, *, api_key: str | None, name: str, max_tok
     async def generate(request: Request, chat: bool) -> Response:
         raw = await read_json(request, MAX_BODY)
         body = ChatRequest.model_validate(raw) if chat else CompletionRequest.model_validate(raw)
-        params = SamplingParams(
-            max_tokens=body.wanted_tokens(max_tokens_default), temperature=body.temperature, top_p=body.top_p,
-            top_k=body.top_k, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
-            frequency_penalty=body.frequency_penalty, presence_penalty=body.presence_penalty, seed=body.seed,
-            stop=body.stops(), timeout_s=timeout_s, ignore_eos=body.ignore_eos)
-        loop = asyncio.get_running_loop()
-        gens: list[Generation] = []
-        try:
-            for i in range(body.n):
-                p = params if params.seed is None else SamplingParams(**{**vars(params), "seed": params.seed + i})
-                if chat:
-                    messages = [m.as_dict() for m in body.messages]  # type: ignore[union-attr]
-                    gens.append(await run_in_threadpool(engine.submit_chat, messages, p, loop))
-                else:
-                    prompt = str(getattr(body, "prompt", ""))
-                    gens.append(await run_in_threadpool(engine.submit_completion, prompt, p, loop))
-        except KitError:
-            for g in gens:
-                g.cancel()
-            raise
+        params = sampling_params(body, max_tokens_default, timeout_s)
+        if isinstance(body, ChatRequest):
+            gens = await submit_all(engine, body.n, params, [m.as_dict() for m in body.messages])
+        else:
+            gens = await submit_all(engine, body.n, params, [], body.prompt)
         meta = {"model": engine.model_name, "engine": name}
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kit.config import Settings, is_loopback_host, is_loopback_url
-from kit.files import bench_report_files
+from kit.files import published_bench
 
 SECTIONS = ("purpose", "governance", "charter", "data_flows", "personal_data", "retention", "models",
             "security_checks", "audit", "benchmarks", "sources")
@@ -74,12 +74,8 @@ def build_report(settings: Settings) -> dict[str, Any]:
 
 def _benchmarks(settings: Settings) -> dict[str, Any] | None:
     """The summary of the latest published `kit bench report`, if any."""
-    html, md = bench_report_files(settings.home)
-    if not md.exists():
-        return None
-    when = datetime.fromtimestamp(md.stat().st_mtime, UTC).isoformat(timespec="seconds")
-    return {"generated_at": when, "summary": md.read_text(encoding="utf-8"),
-            "html": str(html) if html.exists() else None}
+    found = published_bench(settings.home)
+    return found and {**found, "html": str(found["html"]) if found["html"] else None}
 
 
 def _text(item: dict[str, str]) -> str:
