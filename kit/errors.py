@@ -7,6 +7,8 @@ prints them on one line (``KIT_DEBUG=1`` shows the traceback).
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 
 class KitError(Exception):
     """Base class: a failure the user can fix. Exit code 1 in the CLI."""
@@ -66,3 +68,13 @@ class AuditError(KitError):
 
 class DiskFullError(KitError, OSError):
     """Not enough free disk space for the operation."""
+
+
+def redact(url: str) -> str:
+    """A URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -129,6 +129,9 @@ if [ "$SYSTEM" = 1 ]; then
   chown root:kit /etc/kit/kit.yaml && chmod 0640 /etc/kit/kit.yaml  # read by the services, written by root
   # The audit chain's key and the pseudonymisation key live beside the configuration, apart from the
   # data: root creates them (the services cannot write /etc/kit) and hands them to the gateway's user.
+  # Keys, users, acknowledgements, conversations and audit in one database, brought to this version
+  # (an earlier install's rows kept, its separate files moved in).
+  "$KIT" db upgrade >>"$LOG" 2>&1 || die "could not upgrade the database (log: $LOG)"
   "$KIT" audit head >>"$LOG" 2>&1 || die "could not create the audit keys (log: $LOG)"
   chown kit:kit /etc/kit/audit.key /etc/kit/pseudonym.key && chmod 0600 /etc/kit/audit.key /etc/kit/pseudonym.key
   # The chat's service key: systemd hands it to kit-ui.service alone (LoadCredential); root only on disk.
@@ -155,6 +158,10 @@ elif [ ! -f "$ROOT/kit.yaml" ] && [ -z "${KIT_CONFIG:-}" ]; then
   say "wrote $ROOT/kit.yaml: edit deployment.purpose and the contacts for your organisation"
 fi
 
+if [ "$SYSTEM" != 1 ]; then
+  say "bringing the database to this version (kit db upgrade)"
+  (cd "$ROOT" && run "$KIT" db upgrade)
+fi
 say "installing the default model"
 (cd "$ROOT" && run "$KIT" models pull)
 if [ "$SYSTEM" = 1 ]; then

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -212,3 +216,111 @@ def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
     for line in lines:
         if line.startswith("data: ") and line.strip() != "data: [DONE]":
             yield json.loads(line[6:])
+
+
+# --- throwaway database servers on loopback (the several-gateways tests) -------------------------------------
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    url = os.environ.get("KIT_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    pytest.importorskip("psycopg", reason="psycopg is not installed (optional PostgreSQL support)")
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("no local PostgreSQL server (initdb/pg_ctl not found) and "
+                    "KIT_TEST_POSTGRES_URL is not set")
+    prefix: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="kit-pg-"))
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: use the postgres account
+        runuser = shutil.which("runuser")
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            account = None
+        if not runuser or account is None:
+            shutil.rmtree(base, ignore_errors=True)
+            pytest.skip("running as root without runuser or a postgres account")
+        prefix = [runuser, "-u", "postgres", "--"]
+        os.chown(base, account.pw_uid, account.pw_gid)
+    data, port = base / "data", free_port()
+    try:
+        subprocess.run([*prefix, initdb, "-D", str(data), "-U", "kit", "--auth=trust"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-w", "-l", str(base / "log"), "-o",
+                        f"-p {port} -k {base} -c listen_addresses=''", "start"],
+                       check=True, capture_output=True, timeout=120)
+    except (subprocess.SubprocessError, OSError) as exc:
+        shutil.rmtree(base, ignore_errors=True)
+        pytest.skip(f"could not start a local PostgreSQL server: {exc}")
+    try:
+        yield f"postgresql://kit@/postgres?host={base}&port={port}"
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A throwaway redis-server on a free loopback port: (URL, process)."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server); the shared-counter "
+                    "test needs a throwaway one")
+    pytest.importorskip("redis", reason="the Redis client is not installed: pip install 'kit[redis]'")
+    import redis
+
+    port = free_port()
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        deadline = time.time() + 15
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.time() > deadline or proc.poll() is not None:
+                    pytest.fail(f"redis-server did not start on port {port}")
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0", proc
+    finally:
+        client.close()
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+# --- kit engines on loopback (the engine-pool and several-gateways tests) -----------------------------------
+
+class EngineProcess:
+    def __init__(self, name: str, home: Path, config: Path, log: Path) -> None:
+        self.name, self.home, self.config, self.log = name, home, config, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KIT_HOME": str(self.home), "KIT_CONFIG": str(self.config)}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([KIT, "engine", "--port", str(self.port), "--name", self.name,
+                                          "--parallel", "2", "--ctx", "1024", "--threads", "1"],
+                                         stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None
+        wait_healthy(self.url, self.proc, self.log, f"kit engine {self.name}")
+
+    def metrics(self) -> dict[str, float]:
+        import httpx
+
+        text = httpx.get(self.url + "/metrics", timeout=10).text
+        return {m[0]: float(m[1]) for m in re.findall(r"^kit_engine_(\w+)\{[^}]*\} (\S+)$", text, re.M)}
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)

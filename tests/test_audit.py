@@ -5,13 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import pwd
-import shutil
-import socket
 import sqlite3
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -412,54 +406,6 @@ def test_actions_listed() -> None:
 
 
 # --- PostgreSQL (optional) -----------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def pg_url() -> Iterator[str]:
-    url = os.environ.get("KIT_TEST_POSTGRES_URL")
-    if url:
-        yield url
-        return
-    pytest.importorskip("psycopg", reason="psycopg is not installed (optional PostgreSQL support)")
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("no local PostgreSQL server (initdb/pg_ctl not found) and "
-                    "KIT_TEST_POSTGRES_URL is not set")
-    prefix: list[str] = []
-    base = Path(tempfile.mkdtemp(prefix="kit-pg-"))
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: use the postgres account
-        runuser = shutil.which("runuser")
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            account = None
-        if not runuser or account is None:
-            shutil.rmtree(base, ignore_errors=True)
-            pytest.skip("running as root without runuser or a postgres account")
-        prefix = [runuser, "-u", "postgres", "--"]
-        os.chown(base, account.pw_uid, account.pw_gid)
-    data, port = base / "data", _free_port()
-    try:
-        subprocess.run([*prefix, initdb, "-D", str(data), "-U", "kit", "--auth=trust"],
-                       check=True, capture_output=True, timeout=120)
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-w", "-l", str(base / "log"), "-o",
-                        f"-p {port} -k {base} -c listen_addresses=''", "start"],
-                       check=True, capture_output=True, timeout=120)
-    except (subprocess.SubprocessError, OSError) as exc:
-        shutil.rmtree(base, ignore_errors=True)
-        pytest.skip(f"could not start a local PostgreSQL server: {exc}")
-    try:
-        yield f"postgresql://kit@/postgres?host={base}&port={port}"
-    finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(base, ignore_errors=True)
-
 
 def test_postgresql_backend(pg_url: str, clock: Clock) -> None:
     import psycopg

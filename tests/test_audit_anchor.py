@@ -32,6 +32,7 @@ from kit.errors import AuditError, ConfigError, UsageError
 from kit.rules.audit import AuditEvent, AuditRow, pseudonymize, publish_head
 from kit.rules.audit.database import Database
 from kit.rules.audit.records import canon
+from kit.rules.db import open_database
 from kit.rules.keyfiles import key_path
 from kit.rules.state import GatewayState, open_state, purge_records, start_maintenance
 from kit.rules.store import Store
@@ -94,7 +95,7 @@ def kit(*args: str) -> Any:
 
 def test_edited_row_with_recomputed_plain_hashes_is_detected(state: GatewayState, settings: Settings) -> None:
     fill(state, 6)
-    db = settings.home / "audit.db"
+    db = settings.home / "kit.db"
     sqlite3.connect(db, isolation_level=None).execute("UPDATE audit_log SET prompt_tokens = 999 WHERE id = 3")
     rechain_plainly(db, 3)
     result = state.audit.verify()
@@ -118,7 +119,7 @@ def test_cut_tail_is_detected_against_a_noted_head(state: GatewayState, settings
     assert printed.exit_code == 0
     noted = printed.output.strip()
     assert HEAD.fullmatch(noted) and noted.startswith("6:")
-    conn = sqlite3.connect(settings.home / "audit.db", isolation_level=None)
+    conn = sqlite3.connect(settings.home / "kit.db", isolation_level=None)
     conn.execute("DELETE FROM audit_log WHERE id > 4")
     conn.execute("UPDATE audit_head SET last_id = 4, last_hash = (SELECT hash FROM audit_log WHERE id = 4)")
     assert kit("audit", "verify").exit_code == 0  # the cut is consistent on its own...
@@ -240,8 +241,8 @@ def write_plain_log(db: Path, n: int) -> None:
 
 
 def test_plain_log_from_before_keys_still_verifies(settings: Settings) -> None:
-    db = settings.home / "audit.db"
-    write_plain_log(db, 5)
+    write_plain_log(settings.home / "audit.db", 5)  # a log file of the one-machine layout, moved in at start
+    db = settings.home / "kit.db"
     state = open_state(settings)  # first start after the upgrade: the key is created, the log adopted
     try:
         assert state.audit.verify().ok
@@ -257,8 +258,8 @@ def test_plain_log_from_before_keys_still_verifies(settings: Settings) -> None:
 
 
 def test_old_rows_stay_sealed_before_any_new_row(settings: Settings) -> None:
-    db = settings.home / "audit.db"
-    write_plain_log(db, 5)
+    write_plain_log(settings.home / "audit.db", 5)
+    db = settings.home / "kit.db"
     open_state(settings).close()
     sqlite3.connect(db, isolation_level=None).execute("UPDATE audit_log SET model = 'x' WHERE id = 2")
     rechain_plainly(db, 2)
@@ -268,10 +269,10 @@ def test_old_rows_stay_sealed_before_any_new_row(settings: Settings) -> None:
 
 def test_plain_log_with_an_existing_key_needs_kit_audit_seal(state: GatewayState, settings: Settings) -> None:
     state.close()
-    db = settings.home / "audit.db"
+    db = settings.home / "kit.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    write_plain_log(db, 3)
+    write_plain_log(settings.home / "audit.db", 3)
     with pytest.raises(AuditError, match="kit audit seal"):
         open_state(settings)
     sealed = kit("audit", "seal")
@@ -281,7 +282,7 @@ def test_plain_log_with_an_existing_key_needs_kit_audit_seal(state: GatewayState
 
 def test_removing_the_chain_record_after_a_plain_rewrite_is_refused(state: GatewayState, settings: Settings) -> None:
     fill(state, 4)
-    db = settings.home / "audit.db"
+    db = settings.home / "kit.db"
     rechain_plainly(db, 1)
     sqlite3.connect(db, isolation_level=None).execute("DELETE FROM audit_chain")
     result = state.audit.verify()
@@ -352,7 +353,7 @@ class Clock:
 def test_feedback_is_purged_after_its_retention(state: GatewayState, settings: Settings) -> None:
     assert settings.policy.feedback_retention_days == 365
     clock = Clock()
-    store = Store(settings.home / "simulated.db", now=clock)
+    store = Store(open_database(settings.home / "simulated"), now=clock)
     store.add_feedback("p-old", "report", None, "vieux signalement", {})
     clock.moment = START + timedelta(days=200)
     store.add_feedback("p-new", "feedback", 1, "récent", {})
@@ -361,7 +362,7 @@ def test_feedback_is_purged_after_its_retention(state: GatewayState, settings: S
     assert [i.comment for i in store.feedback()] == ["récent"]
     store.close()
     # the daily purge and `kit audit purge` apply policy.feedback_retention_days (here against today's date)
-    old = Store(settings.home / "state.db", now=lambda: datetime.now(UTC) - timedelta(days=400))
+    old = Store(open_database(settings.home), now=lambda: datetime.now(UTC) - timedelta(days=400))
     old.add_feedback("p-old", "feedback", -1, "bien trop vieux", {})
     old.close()
     state.store.add_feedback("p-new", "feedback", 1, "d'aujourd'hui", {})

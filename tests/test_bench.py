@@ -83,12 +83,12 @@ def test_qa_normalisation() -> None:
 
 
 def test_level_summary_metrics() -> None:
-    from kit.bench.serving import RequestRecord, _summarise
+    from kit.bench.serving import RequestRecord, summarise
 
     ok = [RequestRecord(True, 0.1 * (i + 1), 1.0 + i * 0.1, [0.1 * (i + 1), 0.5, 0.9], 10, 20, "usage", "length")
           for i in range(4)]
     bad = RequestRecord(False, None, 0.2, [], 0, None, "chunks", None, "http_503", "busy")
-    r = _summarise("t", "measured", 2, [*ok, bad], 2.0)
+    r = summarise("t", "measured", 2, [*ok, bad], 2.0)
     assert (r.completed, r.failed, r.completion_rate) == (4, 1, 0.8)
     assert r.output_throughput == 20.0 and r.request_throughput == 2.0 and r.errors == {"http_503": 1}
     assert r.ttft_ms.p50 == 250.0 and r.token_source == "usage"

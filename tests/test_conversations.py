@@ -13,6 +13,7 @@ import pytest
 
 from kit.errors import KitError, UsageError
 from kit.rules.conversations import Conversation, ConversationStore, Message
+from kit.rules.db import Database, open_database
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -42,55 +43,47 @@ def clock() -> Clock:
     return Clock()
 
 
+def opened(db: Path) -> Database:
+    """The installation database whose SQLite file is ``db`` (KIT_DATABASE_URL is unset in the tests)."""
+    return open_database(db.parent)
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    return tmp_path / "history" / "conversations.db"
+    return tmp_path / "history" / "kit.db"
 
 
 @pytest.fixture
 def store(db: Path, clock: Clock) -> Iterator[ConversationStore]:
-    with ConversationStore(db, 30, now=clock) as opened:
-        yield opened
+    with ConversationStore(opened(db), 30, now=clock) as history:
+        yield history
 
 
-def test_retention_zero_keeps_nothing(tmp_path: Path) -> None:
-    root = tmp_path / "store"
-    root.mkdir()
-    path = root / "none" / "conversations.db"
-    store = ConversationStore(path, 0)
+def test_retention_zero_keeps_nothing(db: Path) -> None:
+    store = ConversationStore(opened(db), 0)
     assert not store.enabled
     cid = store.new_conversation("alice", "Titre")
     assert len(cid) == 32 and int(cid, 16) >= 0
-    store.add_message("alice", cid, "user", "bonjour")
+    store.add_message("alice", cid, "user", "bonjour-gardé-nulle-part")
     assert store.list("alice") == []
     assert store.get("alice", cid) is None
     assert store.delete("alice", cid) is False
     assert store.delete_all("alice") == 0
     assert store.export_user("alice")["conversations"] == []
     assert store.purge() == 0
-    store.close()
-    assert not path.exists() and not path.parent.exists()
-    assert list(root.iterdir()) == []
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM conversations").fetchone() == (0,)
+    assert "bonjour-gardé-nulle-part".encode() not in raw_bytes(db)
 
 
 def test_retention_zero_purge_removes_old_history(db: Path, clock: Clock) -> None:
-    with ConversationStore(db, 30, now=clock) as old:
+    with ConversationStore(opened(db), 30, now=clock) as old:
         cid = old.new_conversation("alice", "t")
-        old.add_message("alice", cid, "user", "bonjour")
-    store = ConversationStore(db, 0, now=clock)
+        old.add_message("alice", cid, "user", "texte-de-l-ancienne-configuration")
+    store = ConversationStore(opened(db), 0, now=clock)
     assert store.list("alice") == []
     assert store.purge() == 1
-    assert not db.exists() and not Path(f"{db}-wal").exists()
-
-
-def test_retention_zero_refuses_foreign_file(tmp_path: Path) -> None:
-    other = tmp_path / "audit.db"
-    conn = sqlite3.connect(other)
-    conn.execute("CREATE TABLE audit_log (id INTEGER)")
-    conn.close()
-    with pytest.raises(KitError):
-        ConversationStore(other, 0).purge()
-    assert other.exists()
+    assert b"texte-de-l-ancienne-configuration" not in raw_bytes(db)
 
 
 def test_roundtrip_and_listing(store: ConversationStore, db: Path, clock: Clock) -> None:
@@ -122,7 +115,7 @@ def test_roundtrip_and_listing(store: ConversationStore, db: Path, clock: Clock)
     with pytest.raises(UsageError):
         store.add_message("alice", first, "user", "x", {"bad": object()})
     with pytest.raises(UsageError):
-        ConversationStore(db, -1)
+        ConversationStore(opened(db), -1)
 
 
 def test_owner_isolation(store: ConversationStore) -> None:
@@ -197,10 +190,10 @@ def test_purge_with_clock(store: ConversationStore, db: Path, clock: Clock) -> N
 
 
 def test_reopen_keeps_history(db: Path, clock: Clock) -> None:
-    with ConversationStore(db, 30, now=clock) as first:
+    with ConversationStore(opened(db), 30, now=clock) as first:
         cid = first.new_conversation("alice", "t")
         first.add_message("alice", cid, "user", "persisté")
-    with ConversationStore(db, 30, now=clock) as second:
+    with ConversationStore(opened(db), 30, now=clock) as second:
         got = second.get("alice", cid)
         assert got is not None and got.messages[0].content == "persisté"
 
@@ -226,8 +219,3 @@ def test_concurrent_writes(store: ConversationStore) -> None:
     assert got is not None and len(got.messages) == 160
 
 
-def test_closed_store_raises(db: Path) -> None:
-    store = ConversationStore(db, 7)
-    store.close()
-    with pytest.raises(KitError):
-        store.list("alice")

@@ -101,7 +101,7 @@ def test_kill_9_mid_stream_then_restart(installed_home: Path, tmp_path: Path, se
     served.append(second)
     verify = run_kit("audit", "verify", env={"KIT_HOME": str(installed_home)}, timeout=120)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    with sqlite3.connect(installed_home / "conversations.db") as db:
+    with sqlite3.connect(installed_home / "kit.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     listed = httpx.get(second.url + "/v1/conversations", timeout=30)
     assert listed.status_code == 200, listed.text

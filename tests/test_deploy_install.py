@@ -9,9 +9,9 @@ checkout's): what is tested is the system part, not the build.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -37,8 +37,8 @@ $install > "$T/second.log" 2>&1
 sha256sum /etc/kit/ui-service.key > "$T/key2"
 id -gn kit > "$T/ids"; id -gn kit-ui >> "$T/ids"
 stat -c '%a %U:%G %n' /etc/kit /etc/kit/kit.yaml /etc/kit/ui-service.key /var/lib/kit /var/lib/kit/ui \\
-  /var/lib/kit/keys.json /var/lib/kit/models /var/lib/kit/models.lock > "$T/modes"
-cp /var/lib/kit/keys.json /etc/kit/ui-service.key "$T/"
+  /var/lib/kit/kit.db /var/lib/kit/models /var/lib/kit/models.lock > "$T/modes"
+cp /var/lib/kit/kit.db /etc/kit/ui-service.key "$T/"
 mkdir "$T/units" && cp /etc/systemd/system/kit-*.service /etc/systemd/system/kit-*.timer "$T/units/"
 """
 
@@ -68,16 +68,16 @@ def test_system_install(tmp_path: Path) -> None:
     assert modes["/etc/kit"] == ["750", "root:kit"]
     assert modes["/etc/kit/kit.yaml"] == ["640", "root:kit"], "readable by the services only"
     assert modes["/etc/kit/ui-service.key"] == ["600", "root:root"], "handed to kit-ui by systemd alone"
-    assert modes["/var/lib/kit"] == ["750", "kit:kit"] and modes["/var/lib/kit/keys.json"] == ["600", "kit:kit"]
+    assert modes["/var/lib/kit"] == ["750", "kit:kit"] and modes["/var/lib/kit/kit.db"] == ["600", "kit:kit"]
     assert modes["/var/lib/kit/ui"] == ["700", "kit-ui:kit"]
     assert modes["/var/lib/kit/models"][1] == "root:kit" and modes["/var/lib/kit/models.lock"] == ["440", "root:kit"]
 
-    # One service key for the chat, kept on a second run, and it is the one in keys.json.
+    # One service key for the chat, kept on a second run, and it is the one in the database.
     assert (tmp_path / "key1").read_text() == (tmp_path / "key2").read_text()
-    keys = json.loads((tmp_path / "keys.json").read_text())
+    with sqlite3.connect(tmp_path / "kit.db") as con:
+        keys = con.execute("SELECT name, role, sha256 FROM api_keys").fetchall()
     key = (tmp_path / "ui-service.key").read_text().strip()
-    assert [(k["name"], k["role"], k["sha256"]) for k in keys] == [
-        ("kit-ui", "service", hashlib.sha256(key.encode()).hexdigest())]
+    assert keys == [("kit-ui", "service", hashlib.sha256(key.encode()).hexdigest())]
 
     units = sorted(p.name for p in (tmp_path / "units").iterdir())
     assert units == ["kit-maintenance.service", "kit-maintenance.timer", "kit-server.service", "kit-ui.service"]

@@ -39,12 +39,12 @@ def test_file_modes(kit_env: Path, tmp_path: Path) -> None:
     settings = load_settings(write_config(tmp_path / "k.yaml"))
     create_key(settings, "app", "user")
     os.chmod(tmp_path / "k.yaml", 0o600)
-    keys = kit_env / "keys.json"
+    keys = kit_env / "kit.db"  # where `kit keys create` wrote the key's hash
     os.chmod(keys, 0o600)
     assert check_file_modes(settings).status == "PASS"
     os.chmod(keys, 0o644)
     result = check_file_modes(settings)
-    assert result.status == "FAIL" and "keys.json" in result.detail
+    assert result.status == "FAIL" and "kit.db" in result.detail
     os.chmod(keys, 0o600)
     os.chmod(tmp_path / "k.yaml", 0o644)
     assert check_file_modes(settings).status == "WARN"

@@ -6,11 +6,9 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -202,38 +200,6 @@ def test_tokens_per_minute_charged_after_the_answer(model_store: Path, tmp_path:
 
 
 # --- Redis: counters shared by two gateways --------------------------------------------------------------
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A throwaway redis-server on a free loopback port: (URL, process)."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server); the shared-counter "
-                    "test needs a throwaway one")
-    pytest.importorskip("redis", reason="the Redis client is not installed: pip install 'kit[redis]'")
-    import redis
-
-    port = free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(host="127.0.0.1", port=port)
-    try:
-        deadline = time.time() + 15
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.time() > deadline or proc.poll() is not None:
-                    pytest.fail(f"redis-server did not start on port {port}")
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0", proc
-    finally:
-        client.close()
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=10)
-
 
 @pytest.mark.slow
 def test_redis_shares_the_counters_between_gateways(model_store: Path, tmp_path: Path,

@@ -7,49 +7,19 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import KIT, ServerHandle, free_port, install_model, start_server, wait_healthy, write_config
+from conftest import EngineProcess, ServerHandle, install_model, start_server, write_config
 
 from kit.engine.base import SamplingParams
 from kit.engine.pool import Member, affinity_key, rendezvous_order
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 NAMES = ("a", "b", "c")
-
-
-class EngineProcess:
-    def __init__(self, name: str, home: Path, config: Path, log: Path) -> None:
-        self.name, self.home, self.config, self.log = name, home, config, log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "KIT_HOME": str(self.home), "KIT_CONFIG": str(self.config)}
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([KIT, "engine", "--port", str(self.port), "--name", self.name,
-                                          "--parallel", "2", "--ctx", "1024", "--threads", "1"],
-                                         stdout=out, stderr=subprocess.STDOUT, env=env)
-
-    def wait_ready(self) -> None:
-        assert self.proc is not None
-        wait_healthy(self.url, self.proc, self.log, f"kit engine {self.name}")
-
-    def metrics(self) -> dict[str, float]:
-        text = httpx.get(self.url + "/metrics", timeout=10).text
-        return {m[0]: float(m[1]) for m in re.findall(r"^kit_engine_(\w+)\{[^}]*\} (\S+)$", text, re.M)}
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
 
 
 class Pool:
@@ -110,6 +80,9 @@ def test_rendezvous_order_is_stable_and_moves_only_the_lost_members_keys() -> No
     assert 0.65 <= share <= 0.85  # capacity weighs (expected 0.75)
     same = [{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]
     assert affinity_key(same) == affinity_key([*same, {"role": "assistant", "content": "a"}])
+    opening = [{"role": "user", "content": "q"}]  # no system prompt: the key still ignores later turns
+    assert affinity_key(opening) == affinity_key([*opening, {"role": "assistant", "content": "a"},
+                                                  {"role": "user", "content": "q2"}]) != affinity_key(same)
     assert SamplingParams().affinity is None
 
 

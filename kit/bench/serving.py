@@ -84,6 +84,7 @@ class RequestRecord:
     finish_reason: str | None
     error_kind: str | None = None
     error: str | None = None
+    text: str = ""  # the answer, for a conversation's next turn
 
 
 @dataclass
@@ -181,12 +182,14 @@ def _error_kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-async def _one(client: Any, target: Target, model: str, messages: list[dict[str, str]],
-               max_tokens: int) -> RequestRecord:
+async def one_request(client: Any, target: Target, model: str, messages: list[dict[str, str]],
+                      max_tokens: int, extra: dict[str, Any] | None = None) -> RequestRecord:
+    """One streamed chat request, timed chunk by chunk (``extra``: more fields of the request body)."""
     import httpx
 
     body = {"model": model, "messages": messages, "max_tokens": max_tokens, "stream": True,
-            "stream_options": {"include_usage": True}, **SAMPLING}
+            "stream_options": {"include_usage": True}, **SAMPLING, **(extra or {})}
+    parts: list[str] = []
     start = time.perf_counter()
     chunks: list[float] = []
     usage: dict[str, Any] | None = None
@@ -215,6 +218,7 @@ async def _one(client: Any, target: Target, model: str, messages: list[dict[str,
                 for choice in chunk.get("choices") or []:
                     if (choice.get("delta") or {}).get("content"):
                         chunks.append(time.perf_counter() - start)
+                        parts.append(choice["delta"]["content"])
                     if choice.get("finish_reason"):
                         finish = choice["finish_reason"]
     except (httpx.HTTPError, json.JSONDecodeError) as exc:
@@ -236,10 +240,10 @@ async def _one(client: Any, target: Target, model: str, messages: list[dict[str,
     if finish is None:
         return RequestRecord(False, ttft, e2e, chunks, tokens, prompt_tokens, source, finish, "no_finish",
                              "the stream ended with [DONE] but no finish_reason")
-    return RequestRecord(True, ttft, e2e, chunks, tokens, prompt_tokens, source, finish)
+    return RequestRecord(True, ttft, e2e, chunks, tokens, prompt_tokens, source, finish, text="".join(parts))
 
 
-def _summarise(target: str, phase: str, concurrency: int, records: list[RequestRecord],
+def summarise(target: str, phase: str, concurrency: int, records: list[RequestRecord],
                duration: float) -> LevelResult:
     ok = [r for r in records if r.ok]
     tokens = sum(r.output_tokens for r in records)
@@ -270,7 +274,7 @@ def _summarise(target: str, phase: str, concurrency: int, records: list[RequestR
     )
 
 
-async def _model_id(client: Any, target: Target) -> str:
+async def model_id(client: Any, target: Target) -> str:
     import httpx
 
     if target.model:
@@ -283,7 +287,7 @@ async def _model_id(client: Any, target: Target) -> str:
         return "default"
 
 
-async def _level(target: Target, phase: str, concurrency: int, requests: int, max_tokens: int,
+async def measure_level(target: Target, phase: str, concurrency: int, requests: int, max_tokens: int,
                  prompts: list[list[dict[str, str]]], timeout: float, meter: EnergyMeter,
                  progress: Progress | None) -> LevelResult:
     import httpx
@@ -291,14 +295,14 @@ async def _level(target: Target, phase: str, concurrency: int, requests: int, ma
     limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
     label = f"{target.name} {phase} c={concurrency}"
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
-        model = await _model_id(client, target)
+        model = await model_id(client, target)
         queue = list(range(requests))
         records: list[RequestRecord] = []
 
         async def worker() -> None:
             while queue:
                 i = queue.pop(0)
-                records.append(await _one(client, target, model, prompts[i % len(prompts)], max_tokens))
+                records.append(await one_request(client, target, model, prompts[i % len(prompts)], max_tokens))
                 if progress:
                     progress(label, len(records), requests)
 
@@ -307,7 +311,7 @@ async def _level(target: Target, phase: str, concurrency: int, requests: int, ma
         await asyncio.gather(*[worker() for _ in range(min(concurrency, requests))])
         duration = time.perf_counter() - t0
         energy = meter.stop()
-    result = _summarise(target.name, phase, concurrency, records, duration)
+    result = summarise(target.name, phase, concurrency, records, duration)
     result.energy_j = energy.joules
     result.joules_per_1k_tokens = energy.per_1k_tokens(result.total_output_tokens)
     result.energy_note = energy.reason
@@ -319,10 +323,10 @@ def run_target(target: Target, config: ServingConfig, prompts: list[list[dict[st
     """The cold first burst at the highest concurrency (the warm-up), then every level in order."""
     meter = meter or EnergyMeter.open()
     top = max(config.concurrency)
-    out = [asyncio.run(_level(target, "cold", top, top, config.max_tokens, prompts, config.timeout_s, meter,
+    out = [asyncio.run(measure_level(target, "cold", top, top, config.max_tokens, prompts, config.timeout_s, meter,
                               progress))]
     for c in config.concurrency:
-        out.append(asyncio.run(_level(target, "measured", c, config.requests_at(c), config.max_tokens, prompts,
+        out.append(asyncio.run(measure_level(target, "measured", c, config.requests_at(c), config.max_tokens, prompts,
                                       config.timeout_s, meter, progress)))
     return out
 

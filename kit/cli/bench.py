@@ -279,6 +279,47 @@ def report(directory: Path, output: Path, summary: Path | None, publish: bool) -
         click.echo(f"published as the latest report: {html} (admin tab, `kit report`)")
 
 
+@bench.command()
+@click.option("--engines", type=click.IntRange(1, 8), default=2, show_default=True,
+              help="`kit engine` processes in the pool of the affinity part.")
+@click.option("--concurrency", default="1,4", show_default=True, help="Concurrent streams, added-latency part.")
+@click.option("--requests", type=click.IntRange(1), default=16, show_default=True, help="Requests per level and round.")
+@click.option("--rounds", type=click.IntRange(1), default=2, show_default=True,
+              help="Rounds of engine-then-gateway per level (medians are reported).")
+@click.option("--conversations", type=click.IntRange(1), default=8, show_default=True,
+              help="Conversations at once, affinity part.")
+@click.option("--turns", type=click.IntRange(2), default=4, show_default=True, help="Turns per conversation.")
+@click.option("--max-tokens", type=click.IntRange(1), default=32, show_default=True, help="Tokens per answer.")
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True, help="Threads of each engine.")
+@click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True, help="Sequences per engine.")
+@click.option("--model", default=None, help="GGUF file or installed model (default: SmolLM2).")
+@click.option("--out", type=click.Path(path_type=Path), default=RESULTS, show_default=True,
+              help="Result file, or folder for gateway-<time>.json.")
+def gateway(engines: int, concurrency: str, requests: int, rounds: int, conversations: int, turns: int,
+            max_tokens: int, threads: int, parallel: int, model: str | None, out: Path) -> None:
+    """The gateway's added time to first token (against its engine reached directly) and its affinity hit rate."""
+    from kit.bench.gateway import GatewayConfig, run_gateway_bench
+    from kit.bench.inputs import resolve_model
+
+    gguf = resolve_model(model)
+    cfg = GatewayConfig(engines=engines, concurrency=_ints(concurrency), requests=requests, rounds=rounds,
+                        max_tokens=max_tokens, conversations=conversations, turns=turns, threads=threads,
+                        parallel=parallel)
+    machine = _machine([gguf])
+    result = run_gateway_bench(gguf, cfg, progress=_progress())
+    data = _write("gateway", result, out, machine)
+    rows = [[r["concurrency"], r["direct_ttft_ms"]["p50"], r["gateway_ttft_ms"]["p50"], r["added_p50_ms"],
+             r["direct_ttft_ms"]["p95"], r["gateway_ttft_ms"]["p95"], r["added_p95_ms"], r["failed"]]
+            for r in data["latency"]]
+    click.echo(_text_table(["streams", "engine TTFT p50", "gateway p50", "added p50", "engine p95", "gateway p95",
+                            "added p95", "failed"], rows))
+    rows = [[r["mode"], r["turns"], r["follow_ups"], r["hit_rate"], r["cached_share"],
+             r["first_turn_ttft_ms"]["p50"], r["follow_up_ttft_ms"]["p50"],
+             " ".join(f"{k}={v}" for k, v in r["per_engine"].items()), r["failed"]] for r in data["affinity"]]
+    click.echo(_text_table(["routing", "turns", "follow-ups", "hit rate", "cached share", "TTFT 1st p50",
+                            "TTFT later p50", "per engine", "failed"], rows))
+
+
 def register(cli: click.Group) -> None:
     """Attach the `bench` group to the main command."""
     cli.add_command(bench)

@@ -295,11 +295,11 @@ def _read_password(from_stdin: bool) -> str:
               "retrieve (repeat).")
 def users_add(name: str, role: str, password_stdin: bool, groups: tuple[str, ...]) -> None:
     """Add the account NAME (asks for its password twice, hidden)."""
-    from kit.rules.users import add_user, users_file
+    from kit.rules.users import add_user, users_place
 
     settings = _settings()
     user = add_user(settings.home, name, role, _read_password(password_stdin), groups)
-    click.echo(f"added {user.name} ({user.role}) to {users_file(settings.home)}.")
+    click.echo(f"added {user.name} ({user.role}) to {users_place(settings.home)}.")
 
 
 @users.command("list")

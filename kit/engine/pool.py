@@ -2,12 +2,16 @@
 
 Routing, the same in every gateway so that they agree without talking to each other:
 
-* a request with an affinity key (the conversation id, or else a digest of the conversation's first
-  messages) goes to the member with the highest rendezvous score ``sha256(key | name)`` weighted by
-  its capacity, among the members in service: the turns of one conversation reach the same engine,
-  whose prompt cache already holds their beginning, and a member leaving the pool moves only its
-  own conversations;
-* a request without one goes to the least busy member: in-flight requests ÷ capacity.
+* a turn sent with a conversation id goes to the member with the highest rendezvous score
+  ``sha256(id | name)`` weighted by its capacity, among the members in service: the turns of one
+  conversation reach the same engine, whose prompt cache already holds their beginning, and a member
+  leaving the pool moves only its own conversations;
+* a new conversation sent without an id (no assistant message yet) goes to the least busy member:
+  in-flight requests ÷ capacity, counted over every gateway when they share a Redis
+  (``kit.engine.inflight``), else over this gateway's requests;
+* a later turn sent without an id (an OpenAI client resending the history) goes to the member that served
+  its conversation's previous turn, known by a digest of the conversation's first messages (kept in
+  Redis, or in this gateway), or by rendezvous on that digest when no gateway remembers it.
 
 A member that fails (connection refused, 5xx, a stream that ends in error before its first token)
 ``max_failures`` times in a row leaves the pool; a health thread probes the members out of service
@@ -22,6 +26,7 @@ import asyncio
 import hashlib
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +65,13 @@ def rendezvous_order(key: str, members: list[Member]) -> list[Member]:
 
 
 def affinity_key(messages: list[dict[str, Any]]) -> str:
-    """A stable key for a conversation sent without an id: its system prompt and first user message."""
-    head = [f"{m.get('role')}:{m.get('content')}" for m in messages[:2]]
+    """A stable key for a conversation sent without an id: its messages up to the first user message (the
+    system prompt and the opening question), the same at every later turn."""
+    head = []
+    for m in messages:
+        head.append(f"{m.get('role')}:{m.get('content')}")
+        if m.get("role") == "user":
+            break
     return "conv:" + hashlib.sha256("\n".join(head).encode()).hexdigest()[:32]
 
 
@@ -76,7 +86,7 @@ class EnginePool:
     """The Engine interface over several members; see the module docstring for the routing."""
 
     def __init__(self, members: list[Member], *, model_name: str, ctx: int = 4096,
-                 config: PoolSettings | None = None) -> None:
+                 config: PoolSettings | None = None, shared: Any = None) -> None:
         if not members:
             raise EngineError("server.engines is empty: name at least one engine.")
         self.members = members
@@ -84,8 +94,12 @@ class EnginePool:
         self.model_sha256 = ""
         self.n_ctx = ctx
         self.config = config or PoolSettings()
+        self.shared = shared  # SharedInFlight, or None: the counts of this gateway alone
         self._lock = threading.Lock()
         self._stats = EngineStats()
+        self._last: OrderedDict[str, str] = OrderedDict()  # conversation key -> engine of its last turn
+        self.follow_ups = 0  # turns of a conversation already served before (by this gateway's count)
+        self.affinity_hits = 0  # those that reached the engine of the conversation's previous turn
         self._closing = threading.Event()
         self._prober = threading.Thread(target=self._probe_loop, name="kit-engine-pool", daemon=True)
         self._prober.start()
@@ -93,7 +107,7 @@ class EnginePool:
     @classmethod
     def from_entries(cls, entries: list[Any], *, model_name: str, ctx: int, timeout_s: float,
                      config: PoolSettings | None = None, api_key: str | None = None,
-                     connect: Callable[..., Any] = RemoteEngine) -> EnginePool:
+                     connect: Callable[..., Any] = RemoteEngine, shared: Any = None) -> EnginePool:
         """Members from ``server.engines`` (``api_key``: for those that name none); an engine that does not
         answer at start begins out of service."""
         members = []
@@ -107,7 +121,7 @@ class EnginePool:
                                  probe=False)
                 up = False
             members.append(Member(e.name, engine, float(e.capacity), up=up))
-        return cls(members, model_name=model_name, ctx=ctx, config=config)
+        return cls(members, model_name=model_name, ctx=ctx, config=config, shared=shared)
 
     # --- Engine interface ------------------------------------------------------------------------
 
@@ -126,27 +140,64 @@ class EnginePool:
 
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
                     loop: asyncio.AbstractEventLoop | None = None) -> Generation:
-        key = params.affinity or affinity_key(messages)
-        return self._start(lambda m: m.engine.submit_chat(messages, params, None), key, loop)
+        if params.affinity:  # a conversation id: every gateway computes the same member
+            return self._start(lambda m: m.engine.submit_chat(messages, params, None), params.affinity, loop)
+        key = affinity_key(messages)
+        follow_up = any(m.get("role") == "assistant" for m in messages)
+        return self._start(lambda m: m.engine.submit_chat(messages, params, None), key, loop,
+                           route=key if follow_up else None)
+
+    def affinity(self) -> tuple[int, int]:
+        """(follow-up turns, those that reached the engine of their conversation's previous turn)."""
+        with self._lock:
+            return self.follow_ups, self.affinity_hits
+
+    def _note_turn(self, key: str, member: Member) -> None:
+        before = self.shared.swap_last(key, member.name) if self.shared is not None else False
+        with self._lock:
+            if before is False:  # no shared store: this gateway's memory of the last 100,000 conversations
+                before = self._last.pop(key, None)
+                self._last[key] = member.name
+                if len(self._last) > 100_000:
+                    self._last.popitem(last=False)
+            if before is not None:
+                self.follow_ups += 1
+                self.affinity_hits += int(before == member.name)
 
     def submit_completion(self, prompt: str, params: SamplingParams,
                           loop: asyncio.AbstractEventLoop | None = None) -> Generation:
         return self._start(lambda m: m.engine.submit_completion(prompt, params, None), params.affinity, loop)
 
+    def _previous(self, key: str) -> str | None:
+        """The member that served the conversation ``key`` last, if a gateway remembers it."""
+        if self.shared is not None:
+            found = self.shared.last(key)
+            if found is not False:
+                return found  # type: ignore[return-value]
+        with self._lock:
+            return self._last.get(key)
+
     def close(self) -> None:
         self._closing.set()
         for m in self.members:
             m.engine.close()
+        if self.shared is not None:
+            self.shared.close()
 
     # --- routing ---------------------------------------------------------------------------------
 
-    def order(self, key: str | None) -> list[Member]:
-        """Members in the order a request tries them: in service first."""
+    def order(self, key: str | None, *, remembered: str | None = None) -> list[Member]:
+        """Members in the order a request tries them, among those in service: by rendezvous on ``key`` (the
+        ``remembered`` member first when given), else the least busy first."""
         with self._lock:
             live = [m for m in self.members if m.up]
         if key:
-            return rendezvous_order(key, live)
-        return sorted(live, key=lambda m: (m.load(), m.name))
+            ranked = rendezvous_order(key, live)
+            return sorted(ranked, key=lambda m: m.name != remembered) if remembered else ranked
+        counts = self.shared.counts([m.name for m in live]) if self.shared is not None else None
+        if counts is None:
+            return sorted(live, key=lambda m: (m.load(), m.name))
+        return sorted(live, key=lambda m: (counts[m.name] / m.capacity, m.name))
 
     def states(self) -> list[dict[str, Any]]:
         """Each member's state, for /metrics and `kit doctor`."""
@@ -156,24 +207,34 @@ class EnginePool:
                      "retried_away": m.retried_away} for m in self.members]
 
     def _start(self, submit: Callable[[Member], Generation], key: str | None,
-               loop: asyncio.AbstractEventLoop | None) -> Generation:
-        order = self.order(key)
+               loop: asyncio.AbstractEventLoop | None, *, route: str | None | bool = True) -> Generation:
+        """``key`` names the conversation (affinity accounting); ``route``: True to route by rendezvous on
+        ``key``, a key to route to the member remembered for it, None for the least busy member."""
+        if route is True:
+            order = self.order(key)
+        elif route:
+            order = self.order(route, remembered=self._previous(route))
+        else:
+            order = self.order(None)
         if not order:
             raise EngineError("no engine of the pool is in service: check them with `kit doctor`; the pool "
                               "takes each one back as soon as its health check passes.")
         outer = Generation(loop=loop)
         with self._lock:
             self._stats.requests_total += 1
-        threading.Thread(target=self._relay, args=(submit, order, outer), daemon=True).start()
+        threading.Thread(target=self._relay, args=(submit, order, outer, key), daemon=True).start()
         return outer
 
-    def _relay(self, submit: Callable[[Member], Generation], order: list[Member], outer: Generation) -> None:
+    def _relay(self, submit: Callable[[Member], Generation], order: list[Member], outer: Generation,
+               key: str | None = None) -> None:
         last_error = "no engine answered"
         for attempt, member in enumerate(order[: self.config.retries + 1]):
             if outer.cancelled.is_set():
                 break
             with self._lock:
                 member.in_flight += 1
+            if self.shared is not None:
+                self.shared.add(member.name, 1)
             sent = False
             final: Chunk | None = None
             try:
@@ -193,9 +254,13 @@ class EnginePool:
             finally:
                 with self._lock:
                     member.in_flight -= 1
+                if self.shared is not None:
+                    self.shared.add(member.name, -1)
             broken = final is None or final.finish_reason == "error"
             retry = broken and not sent  # nothing reached the client yet: another member may answer
             self._note(member, ok=not broken, moved=retry and attempt < len(order) - 1)
+            if key and not broken:
+                self._note_turn(key, member)
             if not retry:
                 reason = final.finish_reason if final else "error"
                 outer.push(Chunk("", reason, final.error if final else last_error))  # type: ignore[arg-type]
@@ -221,6 +286,8 @@ class EnginePool:
 
     def _probe_loop(self) -> None:
         while not self._closing.wait(self.config.probe_every_s):
+            if self.shared is not None:
+                self.shared.heartbeat()
             for m in list(self.members):
                 if not m.up and m.engine.is_ready():
                     with self._lock:

@@ -36,6 +36,11 @@ class _EngineCollector(Collector):
                 for m in members:
                     family.add_metric([m["name"]], float(m[key]))
                 yield family
+            follow_ups, hits = self.engine.affinity()  # type: ignore[attr-defined]
+            yield CounterMetricFamily("kit_pool_affinity_follow_ups", "Turns of a conversation served before.",
+                                      value=follow_ups)
+            yield CounterMetricFamily("kit_pool_affinity_hits", "Follow-up turns that reached the engine of their "
+                                      "conversation's previous turn (its prompt cache).", value=hits)
 
 
 class Metrics:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from kit.config import Settings
 from kit.engine.base import Engine
 
@@ -15,8 +17,14 @@ def load_engine(settings: Settings, model: str | None = None) -> Engine:
         from kit.engine.pool import EnginePool, PoolSettings
 
         config = PoolSettings(max_failures=srv.engine_max_failures, probe_every_s=srv.engine_probe_s)
+        shared = None
+        if os.environ.get("KIT_REDIS_URL", "").strip():  # in-flight counts of every gateway (checked by limits)
+            from kit.engine.inflight import SharedInFlight
+
+            shared = SharedInFlight(os.environ["KIT_REDIS_URL"].strip(),
+                                    ttl_s=max(15.0, 3 * srv.engine_probe_s))
         return EnginePool.from_entries(srv.engines, model_name=name, ctx=srv.ctx, timeout_s=srv.request_timeout_s,
-                                       config=config, api_key=srv.engine_api_key)
+                                       config=config, api_key=srv.engine_api_key, shared=shared)
     if srv.engine_url:
         from kit.engine.remote import RemoteEngine
 

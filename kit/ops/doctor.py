@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kit.errors import KitError
+from kit.errors import KitError, redact
 from kit.ops.checks import Check, Status
 
 if TYPE_CHECKING:
@@ -154,6 +154,40 @@ def check_engine(name: str, url: str, api_key: str | None) -> Check:
     return Check(f"engine {name}", "PASS", f"{base} in service")
 
 
+def check_database(home: Path) -> list[Check]:
+    """The database (reachable, schema of this kit) and, when set, the shared Redis."""
+    from kit.rules.db import connect, current_revision, database_url, head_revision
+
+    try:
+        db = connect(database_url(home))
+        current, head = current_revision(db), head_revision(db)
+    except KitError as exc:
+        checks = [Check("database", "FAIL", str(exc), "start the database server or correct KIT_DATABASE_URL")]
+    else:
+        if current == head:
+            checks = [Check("database", "PASS", f"{db.where} ({db.engine.dialect.name}), schema {current}")]
+        elif current is None:
+            checks = [Check("database", "PASS", f"{db.where}: empty, created at the first start")]
+        else:
+            checks = [Check("database", "FAIL", f"{db.where} has schema {current}, this kit needs {head}",
+                            "run `kit db upgrade` (it keeps every row)")]
+        db.engine.dispose()
+    url = os.environ.get("KIT_REDIS_URL", "").strip()
+    if url:
+        try:
+            import redis
+
+            redis.Redis.from_url(url, socket_timeout=3, socket_connect_timeout=3).ping()
+            checks.append(Check("redis", "PASS", f"{redact(url)} answers: limits and engine counts are shared"))
+        except ImportError:
+            checks.append(Check("redis", "FAIL", "KIT_REDIS_URL is set but the Redis client is missing",
+                                "pip install 'kit[redis]'"))
+        except (redis.RedisError, OSError) as exc:
+            checks.append(Check("redis", "FAIL", f"{redact(url)} does not answer ({exc})",
+                                "start Redis or correct KIT_REDIS_URL"))
+    return checks
+
+
 def check_disk(home: Path) -> Check:
     probe = home if home.exists() else home.parent
     while not probe.exists():
@@ -175,5 +209,6 @@ def run_checks() -> list[Check]:
 
         checks.extend(security_checks(settings))
         checks.extend(check_model(settings))
+        checks.extend(check_database(settings.home))
     checks.append(check_disk(kit_home()))
     return checks

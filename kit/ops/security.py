@@ -70,8 +70,7 @@ def _mode_problem(path: Path, *, secret: bool) -> str | None:
 
 def check_file_modes(settings: Settings) -> Check:
     home = Path(settings.home)
-    secrets = [home / "keys.json", home / "users.db", home / "audit.db", home / "conversations.db",
-               home / "ui-service.key"]
+    secrets = [home / "kit.db", home / "ui-service.key"]
     from kit.rules.keyfiles import AUDIT_KEY, PSEUDONYM_KEY, key_path
 
     for setting, name in (("audit_key_file", AUDIT_KEY), ("pseudonym_key_file", PSEUDONYM_KEY)):

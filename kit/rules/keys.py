@@ -1,49 +1,41 @@
 """API keys: sent as ``Authorization: Bearer``, stored only as sha256 hashes.
 
-Keys come from ``server.api_keys`` in kit.yaml and from ``$KIT_HOME/keys.json``, which
-``kit keys create`` writes (so the commented kit.yaml is never rewritten).
+Keys come from ``server.api_keys`` in kit.yaml and from the installation's database (``kit.rules.db``),
+where ``kit keys create`` writes them (so the commented kit.yaml is never rewritten, and every gateway
+sharing the database knows the same keys at once).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import os
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from kit.config import ApiKey, Settings
 from kit.errors import UsageError
-from kit.files import atomic_write_text
+from kit.rules.db import open_database
+from kit.rules.tables import api_keys as table
 
 PREFIX = "kit-"
-
-
-def keys_file(home: Path) -> Path:
-    return home / "keys.json"
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _read_file(home: Path) -> list[ApiKey]:
-    path = keys_file(home)
-    if not path.exists():
-        return []
-    return [ApiKey.model_validate(k) for k in json.loads(path.read_text(encoding="utf-8"))]
-
-
-def _write_file(home: Path, keys: list[ApiKey]) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    path = keys_file(home)
-    atomic_write_text(path, json.dumps([k.model_dump() for k in keys], indent=2) + "\n")
-    os.chmod(path, 0o600)
+def _stored(home: Path) -> list[ApiKey]:
+    with open_database(home).begin("read") as conn:
+        rows = conn.execute(sa.select(table.c.name, table.c.sha256, table.c.role, table.c.groups)
+                            .order_by(table.c.created, table.c.name)).all()
+    return [ApiKey(name=r[0], sha256=r[1], role=r[2], groups=[g for g in r[3].split(",") if g]) for r in rows]
 
 
 def list_keys(settings: Settings) -> list[ApiKey]:
-    return list(settings.server.api_keys) + _read_file(settings.home)
+    return list(settings.server.api_keys) + _stored(settings.home)
 
 
 def create_key(settings: Settings, name: str, role: str = "user", *, acknowledge: bool = True,
@@ -55,7 +47,9 @@ def create_key(settings: Settings, name: str, role: str = "user", *, acknowledge
         raise UsageError("give the key a name: who or what will use it.")
     key = PREFIX + secrets.token_urlsafe(32)
     record = ApiKey(name=name, sha256=hash_key(key), role=role, groups=check_groups(groups or []))  # type: ignore[arg-type]
-    _write_file(settings.home, [*_read_file(settings.home), record])
+    with open_database(settings.home).begin("written") as conn:
+        conn.execute(table.insert().values(sha256=record.sha256, name=name, role=role, groups=",".join(record.groups),
+                                           created=datetime.now(UTC).isoformat(timespec="seconds")))
     from kit.rules.audit import AuditEvent
     from kit.rules.state import open_state
 
@@ -72,23 +66,23 @@ def create_key(settings: Settings, name: str, role: str = "user", *, acknowledge
 
 
 def revoke_key(settings: Settings, name: str) -> int:
-    keys = _read_file(settings.home)
-    kept = [k for k in keys if k.name != name]
-    if len(kept) == len(keys):
+    db = open_database(settings.home)
+    with db.begin("written") as conn:
+        revoked = conn.execute(table.delete().where(table.c.name == name)).rowcount
+    if not revoked:
         in_config = any(k.name == name for k in settings.server.api_keys)
         where = " (it is in kit.yaml: remove it there)" if in_config else ""
-        raise UsageError(f"no key named {name} in {keys_file(settings.home)}{where}.")
-    _write_file(settings.home, kept)
+        raise UsageError(f"no key named {name} in {db.where}{where}.")
     from kit.rules.audit import AuditEvent
     from kit.rules.state import open_state
 
     state = open_state(settings)
     try:
         state.audit.record(AuditEvent(action="key_revoked", user=key_user(name),
-                                      detail={"keys": len(keys) - len(kept)}))
+                                      detail={"keys": revoked}))
     finally:
         state.close()
-    return len(keys) - len(kept)
+    return int(revoked)
 
 
 def key_user(name: str) -> str:

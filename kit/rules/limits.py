@@ -18,10 +18,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from kit.config import Limits, RoleLimits
-from kit.errors import ConfigError, KitError, UsageError
+from kit.errors import ConfigError, KitError, UsageError, redact
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
@@ -75,16 +75,6 @@ def storage_uri(environ: Mapping[str, str] | None = None) -> str:
     if urlsplit(url).scheme not in ("redis", "rediss", "redis+unix"):
         raise ConfigError(f"{REDIS_ENV} is {redact(url)}: give a Redis URL such as redis://127.0.0.1:6379/0.")
     return url
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Limiter:

@@ -1,5 +1,6 @@
-"""The gateway's stores, opened together from the configuration: state, audit log, conversations; their keys
-(kept apart from them, see ``kit.rules.keyfiles``); the retention purge and the publication of the audit head."""
+"""The gateway's stores, opened together from the configuration: state, audit log, conversations, all in the
+installation's database (``kit.rules.db``); their keys (kept apart from it, see ``kit.rules.keyfiles``); the
+retention purge and the publication of the audit head."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from kit.config import Settings
 from kit.errors import ConfigError, KitError
 from kit.rules.audit import DEV_LOG, AuditEvent, AuditLog, needs_existing_key, pseudonymize, publish_head
 from kit.rules.conversations import ConversationStore
+from kit.rules.db import driver_url, open_database
 from kit.rules.keyfiles import AUDIT_KEY, create_key, key_path, pseudonym_key, read_key
 from kit.rules.store import Store
 
@@ -44,7 +46,8 @@ class PurgeResult:
 
 
 def audit_url(settings: Settings) -> str | Path:
-    return os.environ.get("KIT_AUDIT_URL") or settings.home / "audit.db"
+    """``KIT_AUDIT_URL`` when the audit log is kept apart, else the installation's database."""
+    return os.environ.get("KIT_AUDIT_URL") or driver_url(open_database(settings.home).url)
 
 
 def _database_folders(url: str | Path) -> tuple[Path, ...]:
@@ -74,6 +77,7 @@ def open_state(settings: Settings, *, adopt_plain: bool = False) -> GatewayState
     ``adopt_plain`` is true (`kit audit seal`)."""
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
+    db = open_database(home)
     url = audit_url(settings)
     secret = pseudonym_key(settings, apart_from=_database_folders(url))
     chain_key, created = audit_key(settings, url)
@@ -81,9 +85,9 @@ def open_state(settings: Settings, *, adopt_plain: bool = False) -> GatewayState
     audit = AuditLog(url, secret, chain_key=chain_key, log_text=policy.log_prompt_text,
                      adopt_plain=adopt_plain or created)
     return GatewayState(
-        store=Store(home / "state.db"),
+        store=Store(db),
         audit=audit,
-        conversations=ConversationStore(home / "conversations.db", policy.conversation_retention_days),
+        conversations=ConversationStore(db, policy.conversation_retention_days),
         secret=secret,
     )
 

@@ -1,33 +1,31 @@
-"""Local users of the browser chat: names, roles and argon2 password hashes.
+"""Local users of the browser chat: names, roles, need-to-know groups and argon2 password hashes.
 
-The file is ``$KIT_HOME/users.db`` (SQLite, mode 0600). Only argon2id hashes are stored, never the
-password. A pure library: errors are raised as kit errors, nothing is printed.
+They live in the installation's database (``kit.rules.db``: ``$KIT_HOME/kit.db``, or ``KIT_DATABASE_URL``
+shared by several gateways). Only argon2id hashes are stored, never the password. A pure library: errors are
+raised as kit errors, nothing is printed.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from kit.errors import KitError, UsageError
-from kit.files import create_private
+from kit.errors import UsageError
+from kit.rules.db import Database, open_database
+from kit.rules.tables import users as table
 
 ROLES = ("user", "admin", "auditor")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL,
-                                  created TEXT NOT NULL, updated TEXT NOT NULL);
-"""
 _hasher = PasswordHasher()
 # Verified when the user does not exist, so that a wrong name costs as much time as a wrong password.
 _DUMMY_HASH = _hasher.hash("kit-dummy-password-for-timing")
@@ -41,39 +39,30 @@ class User:
     updated: str
 
 
-def users_file(home: Path) -> Path:
-    return Path(home) / "users.db"
+def users_place(home: Path) -> str:
+    """Where the users are kept, for messages."""
+    return _db(home).where
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-@contextmanager
-def _db(home: Path, create: bool = True) -> Iterator[sqlite3.Connection]:
-    path = users_file(home)
-    if not path.exists():
-        if not create:
-            raise _NoFile()
-    create_private(path)
-    try:
-        conn = sqlite3.connect(path, timeout=10)
-    except sqlite3.Error as exc:
-        raise KitError(f"{path} cannot be opened ({exc}): check its permissions.") from None
-    try:
-        conn.executescript(_SCHEMA)
-        if "groups" not in {row[1] for row in conn.execute("PRAGMA table_info(users)")}:
-            conn.execute("ALTER TABLE users ADD COLUMN groups TEXT NOT NULL DEFAULT ''")  # need-to-know groups
-        with conn:
-            yield conn
-    except sqlite3.DatabaseError as exc:
-        raise KitError(f"{path} is not a valid users file ({exc}): restore it from a backup.") from None
-    finally:
-        conn.close()
+def _db(home: Path) -> Database:
+    return open_database(home)
 
 
-class _NoFile(Exception):
-    pass
+def _row(home: Path, name: str, *columns: sa.Column[str]) -> Any:
+    with _db(home).begin("read") as conn:
+        return conn.execute(sa.select(*columns).where(table.c.name == (name or "").strip())).first()
+
+
+def _update(home: Path, name: str, **values: str) -> None:
+    with _db(home).begin("written") as conn:
+        done = conn.execute(table.update().where(table.c.name == (name or "").strip())
+                            .values(updated=_now(), **values)).rowcount
+    if done == 0:
+        raise UsageError(f"no user named '{name}' in {users_place(home)}: add it with `kit users add {name}`.")
 
 
 def _check_name(name: str) -> str:
@@ -119,17 +108,15 @@ def add_user(home: Path, name: str, role: str, password: str, groups: Iterable[s
     member_of = ",".join(check_groups(groups))
     digest = _hasher.hash(password)
     now = _now()
-    with _db(home) as conn:
-        try:
-            conn.execute(
-                "INSERT INTO users (name, role, hash, created, updated, groups) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, role, digest, now, now, member_of),
-            )
-        except sqlite3.IntegrityError:
-            raise UsageError(
-                f"user '{name}' exists already: use `kit users passwd {name}` to change the "
-                "password, or `kit users rm` first."
-            ) from None
+    try:
+        with _db(home).begin("written") as conn:
+            conn.execute(table.insert().values(name=name, role=role, hash=digest, created=now, updated=now,
+                                               groups=member_of))
+    except sa.exc.IntegrityError:
+        raise UsageError(
+            f"user '{name}' exists already: use `kit users passwd {name}` to change the "
+            "password, or `kit users rm` first."
+        ) from None
     return User(name, role, now, now)
 
 
@@ -137,11 +124,7 @@ def verify_password(home: Path, name: str, password: str) -> str | None:
     """The user's role when the password is right; None otherwise (unknown name or wrong password)."""
     if not name or not isinstance(password, str) or len(password) > MAX_PASSWORD:
         return None
-    try:
-        with _db(home, create=False) as conn:
-            row = conn.execute("SELECT role, hash FROM users WHERE name = ?", (name.strip(),)).fetchone()
-    except _NoFile:
-        row = None
+    row = _row(home, name, table.c.role, table.c.hash)
     if row is None:
         try:
             _hasher.verify(_DUMMY_HASH, password)
@@ -154,39 +137,24 @@ def verify_password(home: Path, name: str, password: str) -> str | None:
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
     if _hasher.check_needs_rehash(digest):
-        with _db(home) as conn:
-            conn.execute("UPDATE users SET hash = ? WHERE name = ?", (_hasher.hash(password), name.strip()))
+        with _db(home).begin("written") as conn:
+            conn.execute(table.update().where(table.c.name == name.strip()).values(hash=_hasher.hash(password)))
     return str(role)
 
 
 def get_user(home: Path, name: str) -> User | None:
-    try:
-        with _db(home, create=False) as conn:
-            row = conn.execute(
-                "SELECT name, role, created, updated FROM users WHERE name = ?", ((name or "").strip(),)
-            ).fetchone()
-    except _NoFile:
-        return None
+    row = _row(home, name, table.c.name, table.c.role, table.c.created, table.c.updated)
     return User(*row) if row else None
 
 
 def get_groups(home: Path, name: str) -> list[str]:
     """The need-to-know groups of a user (empty for an unknown user)."""
-    try:
-        with _db(home, create=False) as conn:
-            row = conn.execute("SELECT groups FROM users WHERE name = ?", ((name or "").strip(),)).fetchone()
-    except _NoFile:
-        return []
+    row = _row(home, name, table.c.groups)
     return [g for g in (row[0] if row else "").split(",") if g]
 
 
 def set_groups(home: Path, name: str, groups: Iterable[str]) -> None:
-    member_of = ",".join(check_groups(groups))
-    with _db(home) as conn:
-        cur = conn.execute("UPDATE users SET groups = ?, updated = ? WHERE name = ?",
-                           (member_of, _now(), (name or "").strip()))
-    if cur.rowcount == 0:
-        raise UsageError(f"no user named '{name}' in {users_file(home)}: add it with `kit users add {name}`.")
+    _update(home, name, groups=",".join(check_groups(groups)))
 
 
 def get_role(home: Path, name: str) -> str | None:
@@ -195,37 +163,22 @@ def get_role(home: Path, name: str) -> str | None:
 
 
 def list_users(home: Path) -> list[User]:
-    try:
-        with _db(home, create=False) as conn:
-            rows = conn.execute("SELECT name, role, created, updated FROM users ORDER BY name").fetchall()
-    except _NoFile:
-        return []
+    with _db(home).begin("read") as conn:
+        rows = conn.execute(sa.select(table.c.name, table.c.role, table.c.created, table.c.updated)
+                            .order_by(table.c.name)).all()
     return [User(*r) for r in rows]
 
 
 def remove_user(home: Path, name: str) -> None:
-    with _db(home) as conn:
-        cur = conn.execute("DELETE FROM users WHERE name = ?", ((name or "").strip(),))
-    if cur.rowcount == 0:
-        raise UsageError(f"no user named '{name}' in {users_file(home)}: `kit users list` shows them.")
+    with _db(home).begin("written") as conn:
+        done = conn.execute(table.delete().where(table.c.name == (name or "").strip())).rowcount
+    if done == 0:
+        raise UsageError(f"no user named '{name}' in {users_place(home)}: `kit users list` shows them.")
 
 
 def set_password(home: Path, name: str, password: str) -> None:
-    password = _check_password(password)
-    digest = _hasher.hash(password)
-    with _db(home) as conn:
-        cur = conn.execute(
-            "UPDATE users SET hash = ?, updated = ? WHERE name = ?", (digest, _now(), (name or "").strip())
-        )
-    if cur.rowcount == 0:
-        raise UsageError(f"no user named '{name}' in {users_file(home)}: add it with `kit users add {name}`.")
+    _update(home, name, hash=_hasher.hash(_check_password(password)))
 
 
 def set_role(home: Path, name: str, role: str) -> None:
-    role = _check_role(role)
-    with _db(home) as conn:
-        cur = conn.execute(
-            "UPDATE users SET role = ?, updated = ? WHERE name = ?", (role, _now(), (name or "").strip())
-        )
-    if cur.rowcount == 0:
-        raise UsageError(f"no user named '{name}' in {users_file(home)}: add it with `kit users add {name}`.")
+    _update(home, name, role=_check_role(role))

@@ -1,0 +1,1 @@
+"""Alembic migrations of kit's database (see ``kit.rules.db``)."""
