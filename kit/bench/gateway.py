@@ -4,7 +4,9 @@ conversation on one engine.
 1. Added latency. A gateway (`kit serve`, every usage rule on: personal-data scan, audit, limits off) whose
    pool holds one `kit engine`, against that engine reached directly, at each concurrency: time to first
    token p50/p95 through the gateway minus straight to the engine, same prompts and sampling, both warmed up.
-   The two are measured in turns (engine, gateway, engine, gateway...) so that a noisy machine weighs on both.
+   Both are first warmed up with every request of the run (the engine's prompt cache then holds them all, so
+   neither side pays a prefill the other one did not), then measured in turns, the engine first in one round
+   and the gateway first in the next, so that a noisy machine weighs on both; medians over the rounds.
 2. Affinity. A gateway whose pool holds every engine; ``conversations`` conversations of ``turns`` turns run
    at once, each turn sent with its conversation id (as the browser chat does) and then, in a second pass,
    without one (an OpenAI client resending its history). Reported: the gateway's affinity hit rate (follow-up
@@ -84,12 +86,14 @@ def _latency(direct: Target, gateway: Target, cfg: GatewayConfig, prompts: list[
     meter = EnergyMeter.open()
     rows = []
     top = max(cfg.concurrency)
-    for target in (direct, gateway):  # warm-up at the highest concurrency
-        asyncio.run(measure_level(target, "cold", top, top, cfg.max_tokens, prompts, 600, meter, progress))
+    for target in (direct, gateway):  # warm-up with every request to come: the engine's cache then holds them
+        asyncio.run(measure_level(target, "cold", top, cfg.requests, cfg.max_tokens, prompts, 600, meter,
+                                  progress))
     for c in cfg.concurrency:
         runs: dict[str, list[Any]] = {"direct": [], "gateway": []}
-        for _ in range(cfg.rounds):
-            for key, target in (("direct", direct), ("gateway", gateway)):
+        for n in range(cfg.rounds):  # engine first, then gateway first: neither always follows the other
+            pair = (("direct", direct), ("gateway", gateway))
+            for key, target in pair if n % 2 == 0 else pair[::-1]:
                 runs[key].append(asyncio.run(measure_level(target, "measured", c, cfg.requests, cfg.max_tokens,
                                                            prompts, 600, meter, progress)))
         d = [r.ttft_ms.p50 for r in runs["direct"]]
@@ -152,7 +156,8 @@ async def _conversations(gateway: Target, cfg: GatewayConfig, prompts: list[list
                 made.raise_for_status()
                 extra["conversation_id"] = made.json()["id"]
             history = [*prompts[i % len(prompts)][:1]]
-            history[0] = {**history[0], "content": f"{history[0]['content']} (demande {i})"}
+            tag = "dossier" if with_id else "demande"  # each pass opens new conversations: no cache from the other
+            history[0] = {**history[0], "content": f"{history[0]['content']} ({tag} {i})"}
             for turn in range(cfg.turns):
                 record = await one_request(client, gateway, model, history, cfg.max_tokens, extra)
                 (firsts if turn == 0 else follow_ups).append(record)

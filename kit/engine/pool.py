@@ -1,17 +1,18 @@
 """A pool of OpenAI-compatible engines (kit engines, llama.cpp's llama-server, vLLM) behind one gateway.
 
-Routing, the same in every gateway so that they agree without talking to each other:
+Routing:
 
-* a turn sent with a conversation id goes to the member with the highest rendezvous score
-  ``sha256(id | name)`` weighted by its capacity, among the members in service: the turns of one
-  conversation reach the same engine, whose prompt cache already holds their beginning, and a member
-  leaving the pool moves only its own conversations;
-* a new conversation sent without an id (no assistant message yet) goes to the least busy member:
-  in-flight requests ÷ capacity, counted over every gateway when they share a Redis
-  (``kit.engine.inflight``), else over this gateway's requests;
-* a later turn sent without an id (an OpenAI client resending the history) goes to the member that served
-  its conversation's previous turn, known by a digest of the conversation's first messages (kept in
-  Redis, or in this gateway), or by rendezvous on that digest when no gateway remembers it.
+* the first turn of a conversation (no assistant message yet) goes to the least busy member: in-flight
+  requests ÷ capacity, counted over every gateway when they share a Redis (``kit.engine.inflight``),
+  else over this gateway's requests;
+* a later turn goes to the member that served its conversation's previous turn, so that its prompt
+  cache, which holds the conversation so far, is reused. The conversation is known by its id (sent by
+  the browser chat) or else by a digest of its first messages (an OpenAI client resending its history);
+  the member of its last turn is kept in Redis, shared by every gateway, or in this gateway;
+* when no gateway remembers the conversation (Redis emptied, a gateway without Redis that did not see
+  the earlier turns), the member with the highest rendezvous score ``sha256(key | name)`` weighted by
+  its capacity: every gateway computes the same one without talking to the others, and a member
+  leaving the pool moves only its own conversations.
 
 A member that fails (connection refused, 5xx, a stream that ends in error before its first token)
 ``max_failures`` times in a row leaves the pool; a health thread probes the members out of service
@@ -140,9 +141,7 @@ class EnginePool:
 
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
                     loop: asyncio.AbstractEventLoop | None = None) -> Generation:
-        if params.affinity:  # a conversation id: every gateway computes the same member
-            return self._start(lambda m: m.engine.submit_chat(messages, params, None), params.affinity, loop)
-        key = affinity_key(messages)
+        key = params.affinity or affinity_key(messages)
         follow_up = any(m.get("role") == "assistant" for m in messages)
         return self._start(lambda m: m.engine.submit_chat(messages, params, None), key, loop,
                            route=key if follow_up else None)
@@ -222,19 +221,26 @@ class EnginePool:
         outer = Generation(loop=loop)
         with self._lock:
             self._stats.requests_total += 1
+        self._reserve(order[0], 1)  # counted now, so that the next request's choice already sees it
         threading.Thread(target=self._relay, args=(submit, order, outer, key), daemon=True).start()
         return outer
+
+    def _reserve(self, member: Member, delta: int) -> None:
+        with self._lock:
+            member.in_flight += delta
+        if self.shared is not None:
+            self.shared.add(member.name, delta)
 
     def _relay(self, submit: Callable[[Member], Generation], order: list[Member], outer: Generation,
                key: str | None = None) -> None:
         last_error = "no engine answered"
         for attempt, member in enumerate(order[: self.config.retries + 1]):
             if outer.cancelled.is_set():
+                if attempt == 0:
+                    self._reserve(member, -1)
                 break
-            with self._lock:
-                member.in_flight += 1
-            if self.shared is not None:
-                self.shared.add(member.name, 1)
+            if attempt > 0:
+                self._reserve(member, 1)
             sent = False
             final: Chunk | None = None
             try:
@@ -252,10 +258,7 @@ class EnginePool:
             except EngineError as exc:
                 final = Chunk("", "error", str(exc))
             finally:
-                with self._lock:
-                    member.in_flight -= 1
-                if self.shared is not None:
-                    self.shared.add(member.name, -1)
+                self._reserve(member, -1)
             broken = final is None or final.finish_reason == "error"
             retry = broken and not sent  # nothing reached the client yet: another member may answer
             self._note(member, ok=not broken, moved=retry and attempt < len(order) - 1)
