@@ -2,10 +2,10 @@
 them and nothing else (each its own $KIT_HOME), and three engines (kit engines, and llama.cpp's llama-server as
 the third when scripts/build-reference.sh has built it). Shown, in order: one conversation's turns reach one
 engine whatever the gateway (its prompt cache is reused), with or without a conversation id; 24 concurrent
-conversations spread over the engines (least busy, counted over both gateways); a rate limit holds across both gateways; closing the chat on one closes it on the
-other; kill -9 of an engine under load hangs no request and it rejoins after restart; kill -9 of a gateway leaves
-the other serving the same users with their history and acknowledgements; the audit chain verifies with the rows
-of both."""
+conversations spread over the engines (least busy, counted over both gateways); a rate limit holds across both
+gateways; closing the chat on one closes it on the other; kill -9 of an engine under load hangs no request and it
+rejoins after restart; kill -9 of a gateway leaves the other serving the same users with their history and
+acknowledgements; the audit chain verifies with the rows of both."""
 
 from __future__ import annotations
 
