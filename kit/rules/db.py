@@ -87,8 +87,10 @@ class Database:
     def begin(self, what: str = "used") -> Iterator[sa.Connection]:
         """One transaction; database errors become a KitError that says what to check."""
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as bare:
+                conn = bare.execution_options(kit_read=what == "read")
+                with conn.begin():
+                    yield conn
         except sa.exc.IntegrityError:
             raise
         except sa.exc.SQLAlchemyError as exc:
@@ -155,11 +157,13 @@ def connect(url: str) -> Database:
             raise KitError(f"cannot create the database {path}: {exc}; check the directory and its "
                            "permissions.") from None
         url = f"sqlite:///{path}"
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args={"timeout": 30})
+        engine = sa.create_engine(url, poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=12,
+                                  connect_args={"timeout": 30, "check_same_thread": False})
         sa.event.listen(engine, "connect", _on_sqlite_connect)
-        # BEGIN IMMEDIATE: a writer waits for another (busy timeout) instead of failing when its read
-        # transaction turns into a write.
-        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # A writer begins with BEGIN IMMEDIATE: it waits for another (busy timeout) instead of failing when its
+        # read transaction turns into a write. Reads begin deferred: in WAL mode they never wait for a writer.
+        sa.event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
+            "BEGIN" if conn.get_execution_options().get("kit_read") else "BEGIN IMMEDIATE"))
     else:
         try:
             import psycopg  # noqa: F401
