@@ -3,6 +3,7 @@ caches and hub settings point there too, so tests never touch the user's data or
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -265,16 +266,23 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A throwaway redis-server on a free loopback port: (URL, process)."""
+    with redis_running(tmp_path) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def redis_running(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """redis-server on a free loopback port, answering, nothing saved to disk; stopped after."""
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server); the shared-counter "
-                    "test needs a throwaway one")
+                    "tests need a throwaway one")
     pytest.importorskip("redis", reason="the Redis client is not installed: pip install 'kit[redis]'")
     import redis
 
     port = free_port()
     proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = redis.Redis(host="127.0.0.1", port=port)
     try:
         deadline = time.time() + 15

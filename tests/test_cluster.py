@@ -10,6 +10,7 @@ acknowledgements; the audit chain verifies with the rows of both."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import re
 import signal
@@ -21,8 +22,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import KIT, EngineProcess, free_port, install_model, run_kit, wait_healthy, write_config
+from conftest import KIT, EngineProcess, free_port, install_model, redis_running, run_kit, wait_healthy, write_config
 
+from kit.bench.serving import Target
 from kit.engine.pool import Member, rendezvous_order
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -43,35 +45,10 @@ class Gateway:
         return out
 
 
-class LlamaServer:
-    """llama.cpp's server as a pool member; same interface as EngineProcess for what the test needs."""
-
-    def __init__(self, binary: Path, model: Path, log: Path) -> None:
-        self.binary, self.model, self.log = binary, model, log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([str(self.binary), "-m", str(self.model), "--host", "127.0.0.1", "--port",
-                                          str(self.port), "-t", "1", "-np", "2", "-c", "2048"],
-                                         stdout=out, stderr=subprocess.STDOUT)
-
-    def wait_ready(self) -> None:
-        assert self.proc is not None
-        wait_healthy(self.url, self.proc, self.log, "llama-server")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-
 @dataclass
 class Cluster:
     gateways: list[Gateway]
-    engines: dict[str, EngineProcess | LlamaServer]
+    engines: dict[str, EngineProcess | Target]  # kit engines, and llama-server when built
     keys: dict[str, str]
     env: dict[str, str]
 
@@ -112,59 +89,53 @@ def _start_gateway(name: str, home: Path, env: dict[str, str], log: Path) -> Gat
 
 @pytest.fixture(scope="module")
 def cluster(model_store: Path, tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Iterator[Cluster]:
+    from kit.bench.servers import find_llama_server, llama_server
+
     base = tmp_path_factory.mktemp("cluster")
-    redis_port = free_port()
-    redis_bin = __import__("shutil").which("redis-server")
-    if redis_bin is None:
-        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
-    redis_proc = subprocess.Popen([redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no", "--dir", str(base)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     engine_home = install_model(model_store, base / "engine-home")
     engine_config = write_config(base / "engine.yaml")
-    engines: dict[str, EngineProcess | LlamaServer] = {
-        n: EngineProcess(n, engine_home, engine_config, base / f"engine-{n}.log") for n in ("kit-a", "kit-b")}
-    from kit.bench.servers import find_llama_server
-
-    binary = find_llama_server()
-    model = next((model_store / "models").rglob("*.gguf"))
-    engines["llama-c" if binary else "kit-c"] = (
-        LlamaServer(binary, model, base / "engine-c.log") if binary
-        else EngineProcess("kit-c", engine_home, engine_config, base / "engine-c.log"))
+    names = ("kit-a", "kit-b") if find_llama_server() else ("kit-a", "kit-b", "kit-c")
+    kit_engines = {n: EngineProcess(n, engine_home, engine_config, base / f"engine-{n}.log") for n in names}
     gateways: list[Gateway] = []
-    try:
-        for e in engines.values():
-            e.start()
-        for e in engines.values():
-            e.wait_ready()
-        unlimited = {"requests_per_minute": 0, "tokens_per_minute": 0, "tokens_per_day": 0, "concurrent": 0}
-        config = write_config(
-            base / "gateway.yaml",
-            server={"engines": [{"name": n, "url": e.url, "capacity": 2} for n, e in engines.items()],
-                    "engine_max_failures": 2, "engine_probe_s": 1, "ctx": 1024},
-            policy={"conversation_retention_days": 30},
-            limits={"user": unlimited, "admin": unlimited,
-                    "auditor": {**unlimited, "requests_per_minute": LIMITED}})
-        env = {**os.environ, "KIT_CONFIG": str(config), "KIT_DATABASE_URL": pg_url,
-               "KIT_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "KIT_HOME": str(base / "admin-home")}
-        upgraded = run_kit("db", "upgrade", env=env)
-        assert upgraded.returncode == 0, upgraded.stderr
-        keys = {}
-        for user, role in (("alice", "user"), ("boss", "admin"), ("carol", "auditor")):
-            made = run_kit("keys", "create", user, "--role", role, env=env)  # acknowledges the charter
-            assert made.returncode == 0, made.stderr
-            keys[user] = made.stdout.strip()
-        gateways = [_start_gateway(n, base / f"gateway-{n}-home", env, base / f"gateway-{n}.log") for n in "AB"]
-        yield Cluster(gateways, engines, keys, env)
-    finally:
-        for gw in gateways:
-            if gw.proc.poll() is None:
-                gw.proc.terminate()
-                gw.proc.wait(timeout=30)
-        for e in engines.values():
-            e.kill()
-        redis_proc.terminate()
-        redis_proc.wait(timeout=10)
+    with contextlib.ExitStack() as stack:
+        redis_url, _ = stack.enter_context(redis_running(base))
+        try:
+            for e in kit_engines.values():
+                e.start()
+            engines: dict[str, EngineProcess | Target] = dict(kit_engines)
+            binary = find_llama_server()
+            if binary:  # started while the kit engines load
+                model = next((model_store / "models").rglob("*.gguf"))
+                engines["llama-c"] = stack.enter_context(llama_server(binary, model, threads=1, slots=2, ctx=1024,
+                                                                      name="llama-c"))
+            for e in kit_engines.values():
+                e.wait_ready()
+            unlimited = {"requests_per_minute": 0, "tokens_per_minute": 0, "tokens_per_day": 0, "concurrent": 0}
+            config = write_config(
+                base / "gateway.yaml",
+                server={"engines": [{"name": n, "url": e.url, "capacity": 2} for n, e in engines.items()],
+                        "engine_max_failures": 2, "engine_probe_s": 1, "ctx": 1024},
+                policy={"conversation_retention_days": 30},
+                limits={"user": unlimited, "admin": unlimited,
+                        "auditor": {**unlimited, "requests_per_minute": LIMITED}})
+            env = {**os.environ, "KIT_CONFIG": str(config), "KIT_DATABASE_URL": pg_url,
+                   "KIT_REDIS_URL": redis_url, "KIT_HOME": str(base / "admin-home")}
+            upgraded = run_kit("db", "upgrade", env=env)
+            assert upgraded.returncode == 0, upgraded.stderr
+            keys = {}
+            for user, role in (("alice", "user"), ("boss", "admin"), ("carol", "auditor")):
+                made = run_kit("keys", "create", user, "--role", role, env=env)  # acknowledges the charter
+                assert made.returncode == 0, made.stderr
+                keys[user] = made.stdout.strip()
+            gateways = [_start_gateway(n, base / f"gateway-{n}-home", env, base / f"gateway-{n}.log") for n in "AB"]
+            yield Cluster(gateways, engines, keys, env)
+        finally:
+            for gw in gateways:
+                if gw.proc.poll() is None:
+                    gw.proc.terminate()
+                    gw.proc.wait(timeout=30)
+            for e in kit_engines.values():
+                e.kill()
 
 
 def test_a_conversations_turns_reach_one_engine_through_either_gateway(cluster: Cluster) -> None:

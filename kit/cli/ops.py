@@ -95,10 +95,10 @@ def db_upgrade(revision: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def db_status(as_json: bool) -> None:
     """Show the database in use and its schema version against this kit's."""
-    from kit.rules.db import connect, current_revision, database_url, head_revision
+    from kit.rules.db import SCHEMA_VERSION, connect, current_revision, database_url
 
     database = connect(database_url(current_settings().home))
-    current, head = current_revision(database), head_revision(database)
+    current, head = current_revision(database), SCHEMA_VERSION
     data = {"database": database.where, "dialect": database.engine.dialect.name, "schema": current, "needed": head,
             "up_to_date": current == head}
     if as_json:

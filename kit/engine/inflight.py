@@ -29,6 +29,11 @@ LAST = "kit:last-engine:"  # which engine served a conversation's previous turn 
 LAST_TTL_S = 7 * 86400
 
 
+def _last_key(conversation: str) -> str:
+    """The Redis key of a conversation's last engine: a digest, never the conversation's id or text."""
+    return LAST + hashlib.sha256(conversation.encode()).hexdigest()[:32]
+
+
 class SharedInFlight:
     def __init__(self, url: str, *, gateway_id: str | None = None, ttl_s: float = 15.0) -> None:
         import redis
@@ -83,7 +88,7 @@ class SharedInFlight:
         """The engine that served the conversation ``key`` last (None if none did), or False when Redis does not
         answer."""
         try:
-            found = self._redis.get(LAST + hashlib.sha256(key.encode()).hexdigest()[:32])
+            found = self._redis.get(_last_key(key))
         except self._errors as exc:
             self._failed(exc)
             return False
@@ -93,8 +98,7 @@ class SharedInFlight:
         """Record ``engine`` as the last one to serve the conversation ``key``; return the one before (None for
         a first turn), or False when Redis does not answer."""
         try:
-            before = self._redis.set(LAST + hashlib.sha256(key.encode()).hexdigest()[:32], engine,
-                                     ex=LAST_TTL_S, get=True)
+            before = self._redis.set(_last_key(key), engine, ex=LAST_TTL_S, get=True)
         except self._errors as exc:
             self._failed(exc)
             return False

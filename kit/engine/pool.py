@@ -142,9 +142,11 @@ class EnginePool:
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
                     loop: asyncio.AbstractEventLoop | None = None) -> Generation:
         key = params.affinity or affinity_key(messages)
-        follow_up = any(m.get("role") == "assistant" for m in messages)
-        return self._start(lambda m: m.engine.submit_chat(messages, params, None), key, loop,
-                           route=key if follow_up else None)
+        if any(m.get("role") == "assistant" for m in messages):  # a later turn: where the last one went
+            order = self.order(key, remembered=self._previous(key))
+        else:  # a new conversation: the least busy member
+            order = self.order(None)
+        return self._start(lambda m: m.engine.submit_chat(messages, params, None), order, key, loop)
 
     def affinity(self) -> tuple[int, int]:
         """(follow-up turns, those that reached the engine of their conversation's previous turn)."""
@@ -165,7 +167,8 @@ class EnginePool:
 
     def submit_completion(self, prompt: str, params: SamplingParams,
                           loop: asyncio.AbstractEventLoop | None = None) -> Generation:
-        return self._start(lambda m: m.engine.submit_completion(prompt, params, None), params.affinity, loop)
+        return self._start(lambda m: m.engine.submit_completion(prompt, params, None), self.order(params.affinity),
+                           params.affinity, loop)
 
     def _previous(self, key: str) -> str | None:
         """The member that served the conversation ``key`` last, if a gateway remembers it."""
@@ -205,16 +208,9 @@ class EnginePool:
                      "capacity": m.capacity, "failures": m.failures, "served": m.served,
                      "retried_away": m.retried_away} for m in self.members]
 
-    def _start(self, submit: Callable[[Member], Generation], key: str | None,
-               loop: asyncio.AbstractEventLoop | None, *, route: str | None | bool = True) -> Generation:
-        """``key`` names the conversation (affinity accounting); ``route``: True to route by rendezvous on
-        ``key``, a key to route to the member remembered for it, None for the least busy member."""
-        if route is True:
-            order = self.order(key)
-        elif route:
-            order = self.order(route, remembered=self._previous(route))
-        else:
-            order = self.order(None)
+    def _start(self, submit: Callable[[Member], Generation], order: list[Member], key: str | None,
+               loop: asyncio.AbstractEventLoop | None) -> Generation:
+        """Relay the request to the members in ``order``; ``key`` names its conversation (affinity counts)."""
         if not order:
             raise EngineError("no engine of the pool is in service: check them with `kit doctor`; the pool "
                               "takes each one back as soon as its health check passes.")

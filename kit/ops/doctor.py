@@ -156,11 +156,11 @@ def check_engine(name: str, url: str, api_key: str | None) -> Check:
 
 def check_database(home: Path) -> list[Check]:
     """The database (reachable, schema of this kit) and, when set, the shared Redis."""
-    from kit.rules.db import connect, current_revision, database_url, head_revision
+    from kit.rules.db import SCHEMA_VERSION, connect, current_revision, database_url
 
     try:
         db = connect(database_url(home))
-        current, head = current_revision(db), head_revision(db)
+        current, head = current_revision(db), SCHEMA_VERSION
     except KitError as exc:
         checks = [Check("database", "FAIL", str(exc), "start the database server or correct KIT_DATABASE_URL")]
     else:

@@ -29,8 +29,9 @@ from kit.files import create_private
 from kit.rules.tables import metadata
 
 DATABASE_ENV = "KIT_DATABASE_URL"
-SCHEMA_VERSION = "0002"  # the last revision under kit/migrations/versions
+SCHEMA_VERSION = "0002"  # the one this kit needs: the last revision under kit/migrations/versions (tested)
 DEFAULT_FILE = "kit.db"
+
 
 def database_url(home: Path, environ: dict[str, str] | None = None) -> str:
     """``KIT_DATABASE_URL``, else the SQLite file under ``home``."""
@@ -130,7 +131,7 @@ _open: dict[str, Database] = {}
 _open_lock = threading.Lock()
 
 
-def open_database(home: Path, *, check: bool = True) -> Database:
+def open_database(home: Path) -> Database:
     """The database of this installation, its schema checked (created when empty); one engine per URL."""
     url = database_url(home)
     with _open_lock:
@@ -140,8 +141,7 @@ def open_database(home: Path, *, check: bool = True) -> Database:
             db = None
         if db is None:
             db = connect(url)
-            if check:
-                ensure_schema(db, home)
+            ensure_schema(db, home)
             _open[url] = db
     return db
 
@@ -193,11 +193,6 @@ def _alembic_config() -> Any:
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
     return cfg
-
-
-def head_revision(db: Database | None = None) -> str:
-    """The schema version this kit needs: the last of kit/migrations/versions (a test checks they agree)."""
-    return SCHEMA_VERSION
 
 
 def migrations_head() -> str:
@@ -283,10 +278,10 @@ def import_files(db: Database, home: Path) -> dict[str, int]:
 def ensure_schema(db: Database, home: Path) -> None:
     """Create the schema of an empty database (and move in the files of the earlier layout); refuse a
     database at an older version."""
-    current, head = current_revision(db), head_revision(db)
+    current = current_revision(db)
     if current is None and not _has_tables(db):
         upgrade(db)
-    elif current != head:
+    elif current != SCHEMA_VERSION:
         raise ConfigError(f"the database {db.where} has schema version {current or 'none'}, this kit needs "
-                          f"{head}: run `kit db upgrade` (it keeps every row), then start again.")
+                          f"{SCHEMA_VERSION}: run `kit db upgrade` (it keeps every row), then start again.")
     import_files(db, home)

@@ -15,7 +15,7 @@ from kit.config import Settings
 from kit.errors import ConfigError, KitError
 from kit.rules.audit import DEV_LOG, AuditEvent, AuditLog, needs_existing_key, pseudonymize, publish_head
 from kit.rules.conversations import ConversationStore
-from kit.rules.db import driver_url, open_database
+from kit.rules.db import Database, driver_url, open_database
 from kit.rules.keyfiles import AUDIT_KEY, create_key, key_path, pseudonym_key, read_key
 from kit.rules.store import Store
 
@@ -45,9 +45,9 @@ class PurgeResult:
     head: str
 
 
-def audit_url(settings: Settings) -> str | Path:
-    """``KIT_AUDIT_URL`` when the audit log is kept apart, else the installation's database."""
-    return os.environ.get("KIT_AUDIT_URL") or driver_url(open_database(settings.home).url)
+def audit_url(db: Database) -> str:
+    """``KIT_AUDIT_URL`` when the audit log is kept apart, else the installation's database ``db``."""
+    return os.environ.get("KIT_AUDIT_URL", "").strip() or driver_url(db.url)
 
 
 def _database_folders(url: str | Path) -> tuple[Path, ...]:
@@ -78,7 +78,7 @@ def open_state(settings: Settings, *, adopt_plain: bool = False) -> GatewayState
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     db = open_database(home)
-    url = audit_url(settings)
+    url = audit_url(db)
     secret = pseudonym_key(settings, apart_from=_database_folders(url))
     chain_key, created = audit_key(settings, url)
     policy = settings.policy
