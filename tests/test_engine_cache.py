@@ -79,4 +79,47 @@ def test_cache_keeps_within_its_size_and_drops_covered_prefixes() -> None:
     cache.put(list(range(60)), b"b" * 300)
     hit = cache.best([*range(50), 99], beat=10)
     assert hit is not None and hit[1] == 50
-    assert cache.best([*range(50), 99], beat=40) is None  # not enough gain over what a slot holds
+    assert cache.best([*range(50), 99], beat=48) is None  # not enough gain over what a slot holds
+
+
+def test_a_request_keeps_the_busy_sequences_together() -> None:
+    """A new request takes the free sequence next to the busy ones (llama.cpp runs one micro-batch per
+    run of consecutive sequences); the beginning of its prompt held by another free sequence moves
+    over through the cache instead of being read again."""
+    from kit.engine.llama import LlamaEngine
+
+    engine = LlamaEngine(_model(), parallel=3, ctx=1024, threads=2, prompt_cache_mb=64, warm_up=False)
+    long = SamplingParams(max_tokens=600, temperature=0, ignore_eos=True)
+    try:
+        first = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Combien de jours de congé ?"}]
+        hog_a = engine.submit_chat([{"role": "user", "content": "Count from one to one thousand."}], long, None)
+        hog_b = engine.submit_chat([{"role": "user", "content": "Name every city you know."}], long, None)
+        _ask(engine, first)  # sequences 0 and 1 are busy: it runs in 2, which then holds it
+        prompt = engine.tokenize(engine.render_chat(first))
+        assert engine._kv[2][: len(prompt)] == prompt
+        hog_b.cancel()
+        assert collect(hog_b)[1].finish_reason == "cancelled"  # 1 is free now, next to the busy 0
+        before = engine.stats
+        assert _ask(engine, first)
+        after = engine.stats
+        assert engine._kv[1][: len(prompt)] == prompt  # it ran in 1 ...
+        assert after.prompt_cache_restores == before.prompt_cache_restores + 1  # ... with 2's state moved over
+        assert after.prompt_tokens_cached - before.prompt_tokens_cached >= len(prompt) - 1
+        hog_a.cancel()
+        collect(hog_a)
+    finally:
+        engine.close()
+
+
+def test_choose_sequence() -> None:
+    from kit.engine.slots import choose_sequence
+
+    assert choose_sequence(set(), {0: 0, 1: 0, 2: 0}, True) == (0, None)
+    assert choose_sequence({0, 1}, {2: 0, 3: 0, 5: 0}, True) == (2, None)  # next to the busy ones
+    assert choose_sequence({0, 2}, {1: 0, 3: 0}, True) == (1, None)  # fills the gap: one run
+    assert choose_sequence({0}, {1: 3, 2: 40}, True) == (1, 2)  # 2 holds 37 more tokens: its state moves to 1
+    assert choose_sequence({0}, {1: 3, 2: 40}, False) == (2, None)  # no cache to copy it through: 37 tokens, 2 is taken
+    assert choose_sequence({0}, {1: 30, 2: 40}, True) == (1, 2)  # a copy costs less than reading 10 tokens
+    assert choose_sequence({0}, {1: 30, 2: 32}, True) == (1, None)  # 2 tokens: not worth a copy
+    assert choose_sequence({0}, {1: 30, 2: 40}, False) == (1, None)  # without the cache, 10 tokens: keep together
+    assert choose_sequence({5}, {0: 0, 4: 0, 6: 50}, True) == (6, None)  # adjacent and holding the most

@@ -82,6 +82,21 @@ def test_ignore_eos_generates_max_tokens(gw: ServerHandle) -> None:
     assert full["choices"][0]["message"]["content"].startswith(short["choices"][0]["message"]["content"].strip()[:3])
 
 
+def test_repetition_penalties_are_applied_and_the_engine_lives_on(gw: ServerHandle) -> None:
+    """OpenAI clients often send frequency_penalty / presence_penalty (and llama.cpp's clients
+    repeat_penalty): the answer comes back, and the engine goes on serving the next requests."""
+    url = gw.url + "/v1/chat/completions"
+    plain = chat_body("List the days of the week.", max_tokens=40)
+    first = httpx.post(url, headers=gw.headers(), timeout=120, json=plain).json()
+    penalised = httpx.post(url, headers=gw.headers(), timeout=120,
+                           json={**plain, "repeat_penalty": 1.5, "frequency_penalty": 1.5, "presence_penalty": 1.0})
+    assert penalised.status_code == 200, penalised.text
+    answer = penalised.json()["choices"][0]["message"]["content"]
+    assert answer and answer != first["choices"][0]["message"]["content"]  # the penalties changed the greedy answer
+    again = httpx.post(url, headers=gw.headers(), timeout=120, json=plain).json()
+    assert again["choices"][0]["message"]["content"] == first["choices"][0]["message"]["content"]
+
+
 def test_health_says_starting_until_warm(gw: ServerHandle) -> None:
     """While `kit serve` loads the personal-data models, /health is 503 "starting" (no user is sent to it)."""
     warm = gw.app.state.context.warm

@@ -77,17 +77,25 @@ class Generation:
         self._async: asyncio.Queue[Chunk] | None = asyncio.Queue() if loop is not None else None
 
     # producer side (engine thread)
-    def push(self, chunk: Chunk) -> None:
+    def push(self, chunk: Chunk, outbox: Outbox | None = None) -> None:
+        """Hand ``chunk`` to the consumer, at once, or with ``outbox``'s next delivery."""
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
             self.error = chunk.error
         if self._async is not None and self._loop is not None:
+            if outbox is not None:
+                outbox.add(self._loop, self, chunk)
+                return
             try:
                 self._loop.call_soon_threadsafe(self._async.put_nowait, chunk)
             except RuntimeError:  # the consumer's loop is closed: nobody reads any more
                 self.cancelled.set()
         else:
             self._sync.put(chunk)
+
+    def _put(self, chunk: Chunk) -> None:
+        assert self._async is not None
+        self._async.put_nowait(chunk)
 
     def note_token(self) -> None:
         now = time.perf_counter()
@@ -123,6 +131,35 @@ class Generation:
     def inter_token_latencies(self) -> list[float]:
         t = self.token_times
         return [b - a for a, b in zip(t, t[1:], strict=False)]
+
+
+class Outbox:
+    """Chunks an engine step produced, handed to each consumer event loop in one call when the step ends.
+
+    Waking the event loop for every token (8 wake-ups per step at 8 streams) lets it take the GIL
+    between the engine thread's calls into llama.cpp, so the scheduler waits for the loop several
+    times per step while llama.cpp's threads sit idle. Delivered once per step, the loop runs while
+    the next decode does (ctypes releases the GIL during it)."""
+
+    def __init__(self) -> None:
+        self._items: dict[asyncio.AbstractEventLoop, list[tuple[Generation, Chunk]]] = {}
+
+    def add(self, loop: asyncio.AbstractEventLoop, gen: Generation, chunk: Chunk) -> None:
+        self._items.setdefault(loop, []).append((gen, chunk))
+
+    def deliver(self) -> None:
+        items, self._items = self._items, {}
+        for loop, batch in items.items():
+            try:
+                loop.call_soon_threadsafe(_put_all, batch)
+            except RuntimeError:  # that loop is closed: nobody reads these any more
+                for gen, _ in batch:
+                    gen.cancelled.set()
+
+
+def _put_all(batch: list[tuple[Generation, Chunk]]) -> None:
+    for gen, chunk in batch:
+        gen._put(chunk)
 
 
 class Engine(Protocol):

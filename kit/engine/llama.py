@@ -3,7 +3,7 @@
 One llama.cpp context holds ``parallel`` sequences (``n_seq_max``). A scheduler thread runs the
 loop: admit waiting requests into free sequences, build one ``llama_batch`` holding the next token
 of every generating sequence plus a chunk of the prompts still being read, decode it once, sample
-each sequence with its own sampler chain (in C), stream the text out. New requests join between
+each sequence with its own sampler (:mod:`kit.engine.sampling`), stream the text out. New requests join between
 steps, taking the free sequence, or the state in the host-memory prompt cache (:mod:`kit.engine.cache`),
 that already holds the longest beginning of their prompt.
 """
@@ -11,18 +11,18 @@ that already holds the longest beginning of their prompt.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import ctypes
 import os
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from kit.engine.base import Chunk, EngineStats, Generation, SamplingParams
+from kit.engine.base import Chunk, EngineStats, Generation, Outbox, SamplingParams
 from kit.engine.cache import PromptCache
+from kit.engine.sampling import Sampler
+from kit.engine.slots import Pending, Slot, choose_sequence
 from kit.engine.text import common_prefix, content_text, find_stop, stop_prefix_len
 from kit.errors import ContextOverflowError, EngineError, QueueFullError, UsageError
 
@@ -31,32 +31,6 @@ if TYPE_CHECKING:
 
 PREFILL_CHUNK_BUSY = 128  # prompt tokens per step while other sequences are generating
 MIN_CACHED = 32  # shorter sequences are not worth keeping in the host-memory prompt cache
-
-
-@dataclass
-class _Slot:
-    seq: int
-    gen: Generation
-    params: SamplingParams
-    prompt: list[int]
-    sampler: Any
-    n_prompt_done: int = 0
-    n_past: int = 0
-    next_token: int | None = None
-    decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
-    text: str = ""
-    sent: int = 0  # characters of text already streamed
-
-    @property
-    def prefilling(self) -> bool:
-        return self.n_prompt_done < len(self.prompt)
-
-
-@dataclass
-class _Pending:
-    gen: Generation
-    params: SamplingParams
-    prompt: list[int]
 
 
 class LlamaEngine:
@@ -104,12 +78,15 @@ class LlamaEngine:
         self._template = L.llama_model_chat_template(self._model, None)
         self._add_bos = L.llama_vocab_get_add_bos(self._vocab)
         self._bos_text = self._piece(L.llama_vocab_bos(self._vocab), special=True) if self._add_bos else ""
-        self._slots: list[_Slot | None] = [None] * parallel
+        self._slots: list[Slot | None] = [None] * parallel
         self._kv: list[list[int]] = [[] for _ in range(parallel)]  # tokens held in each sequence's KV cells
-        self._waiting: deque[_Pending] = deque()
+        self._waiting: deque[Pending] = deque()
         self._cv = threading.Condition()
+        self._outbox = Outbox()
         self._closing = False
-        self._eog: Any = None  # see _no_eog (ignore_eos)
+        self._eog = [t for t in range(L.llama_vocab_n_tokens(self._vocab)) if L.llama_vocab_is_eog(self._vocab, t)]
+        self._eog_set = frozenset(self._eog)
+        self.sample_shortcut = True  # see kit.engine.sampling
         self._cache = PromptCache(prompt_cache_mb * 2**20) if prompt_cache_mb > 0 else None
         if warm_up:
             self._warm_up()
@@ -195,7 +172,7 @@ class LlamaEngine:
         L = self._L
         for slot in self._slots:
             if slot is not None:
-                L.llama_sampler_free(slot.sampler)
+                slot.sampler.free()
         L.llama_batch_free(self._batch)
         L.llama_free(self._ctx)
         L.llama_model_free(self._model)
@@ -215,7 +192,7 @@ class LlamaEngine:
             busy = sum(s is not None for s in self._slots)
             if busy >= self.parallel and len(self._waiting) >= self.max_queue:
                 raise QueueFullError(f"{busy} requests are running and {len(self._waiting)} waiting: retry shortly.")
-            self._waiting.append(_Pending(gen, params, prompt))
+            self._waiting.append(Pending(gen, params, prompt))
             self._stats.requests_total += 1
             self._stats.prompt_tokens_total += len(prompt)
             self._cv.notify()
@@ -231,6 +208,7 @@ class LlamaEngine:
                         break
                     self._admit()
                 self._step()
+                self._outbox.deliver()  # one wake-up of each consumer loop per step (see Outbox)
         except Exception as exc:  # noqa: BLE001 - the scheduler must report, not vanish
             self._ready = False
             self._fail_all(f"engine stopped: {exc}")
@@ -238,28 +216,39 @@ class LlamaEngine:
         self._fail_all("the engine was shut down", reason="cancelled")
 
     def _admit(self) -> None:
-        """Give waiting requests the free sequence whose cached tokens share the longest prefix with
-        their prompt (a conversation's earlier turns, a common system prompt); only the rest is read."""
+        """Give each waiting request a free sequence, and the longest beginning of its prompt that the
+        engine holds (a conversation's earlier turns, a common system prompt): only the rest is read.
+
+        llama.cpp splits a batch of several sequences (each with its own KV stream) into one
+        micro-batch per run of consecutive sequence numbers, and each micro-batch costs a pass over
+        the weights: with sequences 0, 2, 4 and 6 busy a step costs about 1.7 times what it costs with
+        0 to 3. So the request takes the free sequence that keeps the busy ones in the fewest runs;
+        if another free sequence holds a longer beginning of its prompt, that state moves over
+        through the prompt cache (a copy of its cells, not a new read)."""
         while self._waiting:
             free = [i for i, slot in enumerate(self._slots) if slot is None]
             if not free:
                 return
             p = self._waiting.popleft()
             if p.gen.cancelled.is_set():
-                p.gen.push(Chunk("", "cancelled"))
+                p.gen.push(Chunk("", "cancelled"), self._outbox)
                 self._stats.requests_finished += 1
                 continue
-            seq, common = max(((i, common_prefix(self._kv[i], p.prompt)) for i in free), key=lambda x: x[1])
+            busy = {i for i, slot in enumerate(self._slots) if slot is not None}
+            held = {i: common_prefix(self._kv[i], p.prompt) for i in free}
+            seq, source = choose_sequence(busy, held, self._cache is not None)
+            common = held[seq]
             if self._cache is not None:
-                common = self._through_cache(seq, common, p.prompt)
+                common = self._through_cache(seq, common, p.prompt, source)
             keep = min(common, len(p.prompt) - 1)
             if not self._L.llama_memory_seq_rm(self._mem, seq, keep, -1):
                 self._L.llama_memory_seq_rm(self._mem, seq, -1, -1)
                 keep = 0
             del self._kv[seq][keep:]
             self._stats.prompt_tokens_cached += keep
-            self._slots[seq] = _Slot(seq=seq, gen=p.gen, params=p.params, prompt=p.prompt,
-                                     sampler=self._make_sampler(p.params), n_prompt_done=keep, n_past=keep)
+            sampler = Sampler(self._L, self._vocab, p.params, self._eog, shortcut=self.sample_shortcut)
+            self._slots[seq] = Slot(seq=seq, gen=p.gen, params=p.params, prompt=p.prompt, sampler=sampler,
+                                     n_prompt_done=keep, n_past=keep)
 
     def _warm_up(self) -> None:
         """Decode once with every sequence reading a short prompt, then once with one token each, as a burst
@@ -276,21 +265,19 @@ class LlamaEngine:
                 break  # not fatal: the first requests will allocate what they need
         L.llama_memory_clear(self._mem, True)
 
-    def _no_eog(self) -> Any:  # logit biases that forbid every end-of-generation token
-        if self._eog is None:
-            L = self._L
-            eog = [t for t in range(L.llama_vocab_n_tokens(self._vocab)) if L.llama_vocab_is_eog(self._vocab, t)]
-            self._eog = (L.llama_logit_bias * len(eog))(*[L.llama_logit_bias(t, float("-inf")) for t in eog])
-        return self._eog
-
-    def _through_cache(self, seq: int, common: int, prompt: list[int]) -> int:
-        """Keep the state of the sequence about to be overwritten in the prompt cache, then give it the cached
-        state sharing the most of ``prompt`` if that beats what it holds; returns the prompt tokens it holds."""
+    def _through_cache(self, seq: int, common: int, prompt: list[int], source: int | None = None) -> int:
+        """Keep the state of the sequence about to be overwritten in the prompt cache, then give it the state
+        of free sequence ``source`` if set, else the cached state sharing the most of ``prompt`` if that beats
+        what it holds; returns the prompt tokens it holds."""
         cache, held = self._cache, self._kv[seq]
         assert cache is not None
         if len(held) > common and len(held) >= MIN_CACHED:
             cache.save(self._L, self._ctx, seq, held)
-        hit = cache.best(prompt, common)
+        if source is not None:
+            entry = cache.snapshot(self._L, self._ctx, source, self._kv[source])
+            hit = None if entry is None else (entry, common_prefix(self._kv[source], prompt))
+        else:
+            hit = cache.best(prompt, common)
         if hit is None:
             return common
         restored = cache.restore(self._L, self._ctx, self._mem, seq, hit[0])
@@ -298,35 +285,11 @@ class LlamaEngine:
         self._stats.prompt_cache_restores += int(restored)
         return hit[1] if restored else 0
 
-    def _make_sampler(self, p: SamplingParams) -> Any:
-        L = self._L
-        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
-        if p.ignore_eos:
-            biases = self._no_eog()
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_logit_bias(
-                L.llama_vocab_n_tokens(self._vocab), len(biases), biases))
-        if p.repeat_penalty != 1.0 or p.frequency_penalty or p.presence_penalty:
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
-                64, p.repeat_penalty, p.frequency_penalty, p.presence_penalty))
-        if p.temperature <= 0:
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
-            return chain
-        if p.top_k > 0:
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(p.top_k))
-        if p.top_p < 1.0:
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(p.top_p, 1))
-        if p.min_p > 0:
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_min_p(p.min_p, 1))
-        L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(p.temperature))
-        seed = 0xFFFFFFFF if p.seed is None else p.seed & 0xFFFFFFFF
-        L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed))
-        return chain
-
     def _step(self) -> None:
         L = self._L
         batch = self._batch
         batch.n_tokens = 0
-        outputs: list[tuple[_Slot, int]] = []
+        outputs: list[tuple[Slot, int]] = []
         now = time.perf_counter()
         for i, slot in enumerate(self._slots):
             if slot is None:
@@ -337,18 +300,21 @@ class LlamaEngine:
                 self._finish(i, "cancelled")
             elif timeout is not None and now - gen.created > timeout:
                 self._finish(i, "timeout")
-        generating = [s for s in self._slots if s is not None and not s.prefilling]
-        for slot in generating:
-            outputs.append((slot, self._add(slot.next_token, slot.n_past, slot.seq, True)))  # type: ignore[arg-type]
-            self._kv[slot.seq].append(slot.next_token)  # type: ignore[arg-type]
-            slot.n_past += 1
-        budget = self._n_batch - len(generating)
+        generating = sum(1 for s in self._slots if s is not None and not s.prefilling)
+        budget = self._n_batch - generating
         if generating:
             budget = min(budget, PREFILL_CHUNK_BUSY)
-        for slot in self._slots:
-            if slot is None or not slot.prefilling or budget <= 0:
+        for slot in self._slots:  # in sequence order: consecutive sequences share a micro-batch (see _admit)
+            if slot is None:
+                continue
+            if not slot.prefilling:
+                outputs.append((slot, self._add(slot.next_token, slot.n_past, slot.seq, True)))  # type: ignore[arg-type]
+                self._kv[slot.seq].append(slot.next_token)  # type: ignore[arg-type]
+                slot.n_past += 1
                 continue
             take = min(budget, len(slot.prompt) - slot.n_prompt_done)
+            if take <= 0:
+                continue
             for k in range(take):
                 pos = slot.n_prompt_done + k
                 last = pos == len(slot.prompt) - 1
@@ -371,7 +337,7 @@ class LlamaEngine:
         for slot, idx in outputs:
             if self._slots[slot.seq] is not slot:
                 continue
-            token = L.llama_sampler_sample(slot.sampler, self._ctx, idx)
+            token = slot.sampler.sample(self._ctx, idx)
             self._accept(slot, token)
 
     def _add(self, token: int, pos: int, seq: int, logits: bool) -> int:
@@ -385,10 +351,9 @@ class LlamaEngine:
         b.n_tokens = i + 1
         return i
 
-    def _accept(self, slot: _Slot, token: int) -> None:
-        L = self._L
+    def _accept(self, slot: Slot, token: int) -> None:
         gen = slot.gen
-        if L.llama_vocab_is_eog(self._vocab, token):
+        if token in self._eog_set:
             self._flush(slot, final=True)
             self._finish(slot.seq, "stop")
             return
@@ -409,13 +374,13 @@ class LlamaEngine:
         slot.next_token = token
         self._flush(slot, final=False)
 
-    def _flush(self, slot: _Slot, final: bool) -> None:
+    def _flush(self, slot: Slot, final: bool) -> None:
         """Send the text not yet sent, holding back a tail that could start a stop string."""
         end = len(slot.text)
         if not final and slot.params.stop:
             end -= stop_prefix_len(slot.text, slot.params.stop)
         if end > slot.sent:
-            slot.gen.push(Chunk(slot.text[slot.sent:end]))
+            slot.gen.push(Chunk(slot.text[slot.sent:end]), self._outbox)
             slot.sent = end
 
     def _finish(self, seq: int, reason: str, error: str | None = None) -> None:
@@ -425,11 +390,11 @@ class LlamaEngine:
         if reason == "error":  # the cells may not hold what self._kv says: start this sequence afresh
             self._L.llama_memory_seq_rm(self._mem, seq, -1, -1)
             self._kv[seq].clear()
-        self._L.llama_sampler_free(slot.sampler)
+        slot.sampler.free()
         with self._cv:
             self._slots[seq] = None
             self._stats.requests_finished += 1
-        slot.gen.push(Chunk("", reason, error))  # type: ignore[arg-type]
+        slot.gen.push(Chunk("", reason, error), self._outbox)  # type: ignore[arg-type]
 
     def _fail_all(self, message: str, reason: str = "error") -> None:
         for i, slot in enumerate(self._slots):
@@ -437,7 +402,8 @@ class LlamaEngine:
                 self._finish(i, reason, message)
         with self._cv:
             while self._waiting:
-                self._waiting.popleft().gen.push(Chunk("", reason, message))  # type: ignore[arg-type]
+                self._waiting.popleft().gen.push(Chunk("", reason, message), self._outbox)  # type: ignore[arg-type]
+        self._outbox.deliver()
 
     def _piece(self, token: int, *, special: bool, raw: bool = False) -> Any:
         L = self._L
