@@ -36,6 +36,8 @@ MIN_CACHED = 32  # shorter sequences are not worth keeping in the host-memory pr
 class LlamaEngine:
     """Continuous-batching engine over llama-cpp-python's low-level API."""
 
+    submits_at_once = True  # submit_chat/submit_completion never wait: callers may call them on an event loop
+
     def __init__(self, model_path: str | Path, *, model_name: str = "", model_sha256: str = "",
                  parallel: int = 4, ctx: int = 4096, batch: int = 512, threads: int | None = None,
                  gpu_layers: int = 0, max_queue: int = 64, warm_up: bool = True,

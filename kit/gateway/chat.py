@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import time
 import uuid
@@ -213,9 +214,12 @@ async def submit_all(engine: Engine, n: int, params: SamplingParams, messages: l
         for i in range(n):
             p = params if params.seed is None else SamplingParams(**{**vars(params), "seed": params.seed + i})
             if prompt is None:
-                gens.append(await run_in_threadpool(engine.submit_chat, messages, p, loop))
+                call = functools.partial(engine.submit_chat, messages, p, loop)
             else:
-                gens.append(await run_in_threadpool(engine.submit_completion, prompt, p, loop))
+                call = functools.partial(engine.submit_completion, prompt, p, loop)
+            # the in-process engine renders, tokenizes and queues in C without waiting on anything: a hop
+            # to a worker thread would cost more than the call (a remote engine or a pool may wait on the network)
+            gens.append(call() if getattr(engine, "submits_at_once", False) else await run_in_threadpool(call))
     except KitError:
         for g in gens:
             g.cancel()
