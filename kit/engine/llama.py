@@ -236,12 +236,11 @@ class LlamaEngine:
                 p.gen.push(Chunk("", "cancelled"), self._outbox)
                 self._stats.requests_finished += 1
                 continue
-            busy = {i for i, slot in enumerate(self._slots) if slot is not None}
             held = {i: common_prefix(self._kv[i], p.prompt) for i in free}
-            seq, source = choose_sequence(busy, held, self._cache is not None)
+            seq, source = choose_sequence(set(range(self.parallel)).difference(free), held, self._cache is not None)
             common = held[seq]
             if self._cache is not None:
-                common = self._through_cache(seq, common, p.prompt, source)
+                common = self._through_cache(seq, common, p.prompt, None if source is None else (source, held[source]))
             keep = min(common, len(p.prompt) - 1)
             if not self._L.llama_memory_seq_rm(self._mem, seq, keep, -1):
                 self._L.llama_memory_seq_rm(self._mem, seq, -1, -1)
@@ -267,17 +266,19 @@ class LlamaEngine:
                 break  # not fatal: the first requests will allocate what they need
         L.llama_memory_clear(self._mem, True)
 
-    def _through_cache(self, seq: int, common: int, prompt: list[int], source: int | None = None) -> int:
+    def _through_cache(self, seq: int, common: int, prompt: list[int],
+                       source: tuple[int, int] | None = None) -> int:
         """Keep the state of the sequence about to be overwritten in the prompt cache, then give it the state
-        of free sequence ``source`` if set, else the cached state sharing the most of ``prompt`` if that beats
-        what it holds; returns the prompt tokens it holds."""
+        of a free sequence (``source``: that sequence and how many tokens of ``prompt`` it holds) if set, else
+        the cached state sharing the most of ``prompt`` if that beats what it holds; returns the prompt tokens
+        it holds."""
         cache, held = self._cache, self._kv[seq]
         assert cache is not None
         if len(held) > common and len(held) >= MIN_CACHED:
             cache.save(self._L, self._ctx, seq, held)
         if source is not None:
-            entry = cache.snapshot(self._L, self._ctx, source, self._kv[source])
-            hit = None if entry is None else (entry, common_prefix(self._kv[source], prompt))
+            entry = cache.snapshot(self._L, self._ctx, source[0], self._kv[source[0]])
+            hit = None if entry is None else (entry, source[1])
         else:
             hit = cache.best(prompt, common)
         if hit is None:
