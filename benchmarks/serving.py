@@ -264,7 +264,10 @@ def bench_llama_server(binary: str, model: Path, threads: int, concs: list[int],
 def bench_inprocess(model: Path, threads: int, max_tokens: int, ctx: int) -> list[Result]:
     from llama_cpp import Llama
 
-    llm = Llama(str(model), n_ctx=ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+    from kit.engine.build import safe_llama_defaults
+
+    with safe_llama_defaults():
+        llm = Llama(str(model), n_ctx=ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
     runs = []
     llm.create_chat_completion([{"role": "user", "content": "hi"}], max_tokens=4)
     t0 = time.perf_counter()
@@ -287,9 +290,11 @@ def bench_raw(model: Path, threads: int, concs: list[int]) -> list[dict[str, Any
     import llama_cpp as L
     from llama_cpp._logger import set_verbose
 
+    from kit.engine.build import model_params
+
     set_verbose(False)
     L.llama_backend_init()
-    mdl = L.llama_model_load_from_file(str(model).encode(), L.llama_model_default_params())
+    mdl = L.llama_model_load_from_file(str(model).encode(), model_params(L))
     out = []
 
     def add(batch: L.llama_batch, tok: int, pos: int, seq: int, logits: bool) -> None:

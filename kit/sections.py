@@ -104,6 +104,10 @@ class Policy(_Section):
         description="Action per personal-data category: allow, warn, mask or block.",
     )
     pii_default_action: PiiAction = Field(default="warn", description="Action for categories not listed.")
+    pii_detection: bool = Field(
+        default=True, description="Scan every message for personal data before the model sees it. false turns the "
+        "scan and its actions off (to measure its cost, or behind another filter): `kit doctor` and `kit report` "
+        "say so.")
     conversation_retention_days: int = Field(
         default=30, ge=0, description="Days conversations are kept for the history; 0 keeps no text at all."
     )
@@ -141,6 +145,8 @@ class Policy(_Section):
             "conversation_retention_days": self.conversation_retention_days,
             "quiz": [q.model_dump() for q in self.quiz],
         }
+        if not self.pii_detection:  # users are told; the key is absent when on, so versions stay as they were
+            body["pii_detection"] = False
         digest = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
         return {"version": digest[:16], **body}
 

@@ -40,7 +40,10 @@ version="$("$python" -c 'from importlib.metadata import version; print(version("
 
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/kit/llama.cpp-${version}-${flavour}"
 bin="$cache/bin"
-if [ -x "$bin/llama-server" ] && [ -x "$bin/llama-perplexity" ]; then
+# The same compiler flags as kit's own llama.cpp (scripts/llama-cflags.sh: Intel AMX left out), recorded
+# next to the binaries: binaries built with other flags are built again.
+cflags="$(bash "$here/scripts/llama-cflags.sh")"
+if [ -x "$bin/llama-server" ] && [ -x "$bin/llama-perplexity" ] && [ "$(cat "$bin/cflags" 2>/dev/null)" = "$cflags" ]; then
     echo "llama-server: $bin/llama-server"
     echo "llama-perplexity: $bin/llama-perplexity"
     exit 0
@@ -51,6 +54,9 @@ for tool in cmake c++; do
 done
 cmake_args=(-DCMAKE_BUILD_TYPE=Release -DLLAMA_BUILD_SERVER=ON -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF
             -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF)
+if [ -n "$cflags" ]; then
+    cmake_args+=("-DCMAKE_C_FLAGS=$cflags" "-DCMAKE_CXX_FLAGS=$cflags")
+fi
 if [ "$flavour" = cuda ]; then
     command -v nvcc >/dev/null || { echo "--cuda needs the CUDA toolkit (nvcc on PATH)" >&2; exit 1; }
     cmake_args+=(-DGGML_CUDA=ON)
@@ -82,8 +88,9 @@ cmake --build "$work/build" --config Release --target llama-server llama-perplex
 mkdir -p "$cache"
 staging="$(mktemp -d "$cache/.bin.XXXXXX")"
 cp "$work/build/bin/llama-server" "$work/build/bin/llama-perplexity" "$staging/"
+printf '%s' "$cflags" > "$staging/cflags"
 rm -rf "$bin"
 mv "$staging" "$bin"
-chmod 755 "$bin" "$bin"/*
+chmod 755 "$bin" "$bin/llama-server" "$bin/llama-perplexity"
 echo "llama-server: $bin/llama-server"
 echo "llama-perplexity: $bin/llama-perplexity"

@@ -80,11 +80,16 @@ PIP=("$VPY" -m pip --disable-pip-version-check)
 run "${PIP[@]}" install --upgrade pip wheel
 
 # --- llama.cpp (llama-cpp-python) ----------------------------------------------------------------
-have=$("$VPY" -c 'import llama_cpp as L; print(L.__version__, "cuda" if L.llama_supports_gpu_offload() else "cpu")' 2>/dev/null || true)
-if [ "$have" = "$LLAMA_VERSION $BACKEND" ]; then
+# Intel AMX is left out of the build where the compiler would use it (see scripts/llama-cflags.sh):
+# an installed build that has it is replaced.
+CFLAGS_EXTRA="$(bash "$ROOT/scripts/llama-cflags.sh")"
+want="$LLAMA_VERSION $BACKEND${CFLAGS_EXTRA:+ noamx}"
+have=$("$VPY" -c 'import llama_cpp as L; amx = b"AMX_INT8 = 1" in L.llama_print_system_info()
+print(L.__version__, "cuda" if L.llama_supports_gpu_offload() else "cpu", "amx" if amx else "noamx")' 2>/dev/null || true)
+if [ "$have" = "$want" ] || { [ -z "$CFLAGS_EXTRA" ] && [ "${have% *}" = "$LLAMA_VERSION $BACKEND" ]; }; then
   say "llama-cpp-python $LLAMA_VERSION ($BACKEND) already installed"
 else
-  CACHE="${KIT_WHEEL_CACHE:-$HOME/.cache/kit/wheels}/llama-$LLAMA_VERSION-$BACKEND-$(uname -m)"
+  CACHE="${KIT_WHEEL_CACHE:-$HOME/.cache/kit/wheels}/llama-$LLAMA_VERSION-$BACKEND-$(uname -m)${CFLAGS_EXTRA:+-noamx}"
   mkdir -p "$CACHE"
   if ! ls "$CACHE"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     say "building llama-cpp-python $LLAMA_VERSION for $BACKEND (several minutes; log: $LOG)"
@@ -93,6 +98,10 @@ else
       export CMAKE_ARGS="${CMAKE_ARGS:-} -DGGML_CUDA=on"
     else
       export CMAKE_ARGS="${CMAKE_ARGS:-} -DGGML_CUDA=off"
+    fi
+    if [ -n "$CFLAGS_EXTRA" ]; then
+      say "leaving Intel AMX out of llama.cpp ($CFLAGS_EXTRA; KIT_LLAMA_AMX=on keeps it)"
+      export CMAKE_ARGS="$CMAKE_ARGS -DCMAKE_C_FLAGS='$CFLAGS_EXTRA' -DCMAKE_CXX_FLAGS='$CFLAGS_EXTRA'"
     fi
     run "${PIP[@]}" wheel --no-deps --no-cache-dir --no-binary llama-cpp-python -w "$CACHE" "llama-cpp-python==$LLAMA_VERSION"
   else

@@ -7,7 +7,13 @@ cd "$ROOT"
 VENV="${KIT_VENV:-$ROOT/.venv}"
 say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 
-if ! "$VENV/bin/python" -c 'import kit, llama_cpp, fastapi, gradio' >/dev/null 2>&1; then
+needs_install() {
+  "$VENV/bin/python" -c 'import kit, llama_cpp, fastapi, gradio' >/dev/null 2>&1 || return 0
+  # llama.cpp built with Intel AMX where install.sh now leaves it out (scripts/llama-cflags.sh): rebuild it.
+  [ -n "$(bash scripts/llama-cflags.sh)" ] && "$VENV/bin/python" -c \
+    'import sys, llama_cpp as L; sys.exit(b"AMX_INT8 = 1" not in L.llama_print_system_info())' 2>/dev/null
+}
+if needs_install; then
   say "installing kit first (scripts/install.sh)"
   ./scripts/install.sh --prefix "$VENV"
 fi

@@ -226,6 +226,27 @@ def test_serving_against_llama_cpp_server(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_serving_starts_kit_with_the_personal_data_scan_off(tmp_path: Path) -> None:
+    """`--kit-scan-off` starts kit's whole gateway (charter acknowledged, every other rule on) with
+    policy.pii_detection false, so that the scan's cost shows apart; the table names the target."""
+    from click.testing import CliRunner
+
+    from kit.cli.bench import bench
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"messages": [{"role": "user", "content": "Écris à claire.martin@exemple.fr."}]},
+                                  ensure_ascii=False) + "\n")
+    res = CliRunner().invoke(bench, ["serving", "--kit-scan-off", "--concurrency", "1", "--requests", "2",
+                                     "--max-tokens", "8", "--prompts", str(prompts), "--threads", "1",
+                                     "--ctx", "512", "--out", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    data = json.loads((tmp_path / "s.json").read_text())
+    [target] = data["targets"]
+    assert target["name"] == "kit-scan-off" and "personal-data scan off" in target["note"]
+    assert all(r["completion_rate"] == 1.0 and r["total_output_tokens"] > 0 for r in data["results"])
+
+
+@pytest.mark.slow
 def test_kl_of_a_model_against_itself_is_zero() -> None:
     from kit.bench.quality import evaluate
 

@@ -302,7 +302,10 @@ def _entry(name: str, source: dict[str, Any], quant: str = "Q4_K_M") -> ModelEnt
 def _chat(path: Path) -> str:
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, verbose=False)
+    from kit.engine.build import safe_llama_defaults
+
+    with safe_llama_defaults():
+        llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, verbose=False)
     try:
         messages = [{"role": "user", "content": "What is the capital of France?"}]
         out = llm.create_chat_completion(messages=messages, max_tokens=8)  # type: ignore[arg-type]

@@ -125,6 +125,29 @@ def test_every_message_the_client_sends_is_scanned(gw: ServerHandle) -> None:
     assert list(gw.state.audit.rows(action="chat"))[-1].pii_categories == ["IBAN_CODE"]
 
 
+def test_detection_turned_off_scans_nothing_and_says_so(gw: ServerHandle, tmp_path: Path) -> None:
+    """policy.pii_detection: false (to measure the scan's cost, or behind another filter): messages pass
+    unscanned and unchanged, and `kit doctor` and `kit report` say that the detection is off."""
+    from kit.ops.report import build_report, to_markdown
+    from kit.rules.policy import Gate
+
+    settings = gw.settings.model_copy(deep=True)
+    messages = [{"role": "user", "content": "Mon numéro de sécurité sociale est 1 85 05 78 006 084 91, et mon IBAN "
+                 f"{IBAN}."}]
+    assert Gate(settings, gw.state).apply_pii(messages).blocked == ["FR_NIR"]
+    settings.policy.pii_detection = False
+    outcome = Gate(settings, gw.state).apply_pii(messages)
+    assert outcome.messages == messages and outcome.categories == [] and not outcome.blocked
+    assert settings.charter()["pii_detection"] is False and "pii_detection" not in gw.settings.charter()
+    assert settings.charter()["version"] != gw.settings.charter()["version"]  # users acknowledge it again
+    cfg = write_config(tmp_path / "off.yaml", policy={"pii_detection": False})
+    doctor = run_kit("doctor", env={"KIT_CONFIG": str(cfg)})
+    assert "WARN  personal data: policy.pii_detection is off" in doctor.stdout
+    report = build_report(load_settings(cfg))
+    assert report["personal_data"]["detection"] is False
+    assert "detection turned off" in to_markdown(report)
+
+
 def test_browser_system_prompt_is_exempt_by_identity_only(gw: ServerHandle) -> None:
     from kit.config import Text
     from kit.rules.policy import Gate, Identity

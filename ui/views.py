@@ -50,7 +50,7 @@ def charter_markdown(charter: dict[str, Any], t: Texts, model: str, *, audit_day
         _bullets(
             [
                 t("gate.data_retention", days=days) if days > 0 else t("gate.data_none"),
-                t("gate.data_pii"),
+                t("gate.data_pii" if charter.get("pii_detection", True) else "gate.data_pii_off"),
                 t("gate.data_audit_text" if log_text else "gate.data_audit", days=audit_days),
             ]
         ),

@@ -146,8 +146,11 @@ def _answers(model: Path, items: list[QAItem], threads: int | None, gpu_layers: 
              label: str, progress: Progress | None) -> list[str]:
     from llama_cpp import Llama
 
-    llm = Llama(str(model), n_ctx=1024, n_threads=threads or os.cpu_count() or 1, n_gpu_layers=gpu_layers,
-                verbose=os.environ.get("KIT_LLAMA_LOG") == "1")
+    from kit.engine.build import safe_llama_defaults
+
+    with safe_llama_defaults():
+        llm = Llama(str(model), n_ctx=1024, n_threads=threads or os.cpu_count() or 1, n_gpu_layers=gpu_layers,
+                    verbose=os.environ.get("KIT_LLAMA_LOG") == "1")
     out: list[str] = []
     try:
         for i, item in enumerate(items):

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kit.bench.results import Progress
+from kit.engine.build import model_params
 from kit.errors import EngineError, UsageError
 
 if TYPE_CHECKING:
@@ -90,9 +91,7 @@ class LoadedModel:
         self.L, self.path, self.n_ctx = L, path, n_ctx
         started = time.perf_counter()
         L.llama_backend_init()
-        mparams = L.llama_model_default_params()
-        mparams.n_gpu_layers = gpu_layers
-        self._model = L.llama_model_load_from_file(str(path).encode(), mparams)
+        self._model = L.llama_model_load_from_file(str(path).encode(), model_params(L, gpu_layers))
         if not self._model:
             raise EngineError(f"llama.cpp could not load {path}: is it a GGUF model file of a supported "
                               "architecture? Run with KIT_LLAMA_LOG=1 to see llama.cpp's log.")

@@ -199,7 +199,10 @@ def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[
                 "--parallel", str(parallel), "--ctx", str(ctx), "--threads", str(threads),
                 "--gpu-layers", str(gpu_layers)]
         headers = {"X-Kit-User": user} if command == "serve" else {}
-        with _process(argv, name, port, ("/health",), env=env, note=f"kit {command} --parallel {parallel}",
+        note = f"kit {command} --parallel {parallel}"
+        if data.get("policy", {}).get("pii_detection") is False:
+            note += "; personal-data scan off (policy.pii_detection: false)"
+        with _process(argv, name, port, ("/health",), env=env, note=note,
                       headers=headers) as target:
             if command == "serve":
                 _acknowledge(target.url, headers, cfg)

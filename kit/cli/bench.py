@@ -92,6 +92,9 @@ def bench() -> None:
               help="JSONL of conversations (default: benchmarks/data/prompts.jsonl).")
 @click.option("--model", default=None, help="GGUF file or installed model for started servers (default: SmolLM2).")
 @click.option("--kit", "start_kit", is_flag=True, help="Start kit's server (`kit serve`) on --model and measure it.")
+@click.option("--kit-scan-off", "start_kit_scan_off", is_flag=True,
+              help="Also start kit's server with the personal-data scan off (policy.pii_detection: false), to "
+                   "show the scan's cost apart.")
 @click.option("--kit-engine", "start_kit_engine", is_flag=True,
               help="Start kit's bare engine (`kit engine`: no gateway rules) on --model and measure it.")
 @click.option("--kit-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -108,8 +111,8 @@ def bench() -> None:
               help="Result file, or folder for serving-<time>.json.")
 def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, ...], concurrency: str,
             requests: int | None, max_tokens: int, prompts: Path | None, model: str | None, start_kit: bool,
-            start_kit_engine: bool, kit_config: Path | None, llama_server: str | None, llama_cpp_server: bool,
-            threads: int | None, ctx: int, gpu_layers: int, out: Path) -> None:
+            start_kit_scan_off: bool, start_kit_engine: bool, kit_config: Path | None, llama_server: str | None,
+            llama_cpp_server: bool, threads: int | None, ctx: int, gpu_layers: int, out: Path) -> None:
     """Streaming load at each concurrency: TTFT, TPOT, ITL, latency percentiles, throughput, errors, energy."""
     from kit.bench import servers
     from kit.bench.inputs import resolve_model
@@ -126,15 +129,19 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
         key = api_keys[i] if len(api_keys) > 1 else (api_keys[0] if api_keys else None)
         sources.append(Target(name=names[i] if names else url.split("//")[-1], url=url.rstrip("/"), api_key=key))
     started: list[Path] = []
-    if start_kit or start_kit_engine or llama_server or llama_cpp_server:
+    if start_kit or start_kit_scan_off or start_kit_engine or llama_server or llama_cpp_server:
         gguf = resolve_model(model)
         started.append(gguf)
         n, top = threads or os.cpu_count() or 1, max(config.concurrency)
-        if start_kit:
+        if start_kit or start_kit_scan_off:
             import yaml
 
-            extra = yaml.safe_load(kit_config.read_text(encoding="utf-8")) if kit_config else None
-            sources.append(partial(servers.kit_server, gguf, n, top, ctx, extra, gpu_layers))
+            extra = (yaml.safe_load(kit_config.read_text(encoding="utf-8")) if kit_config else None) or {}
+            if start_kit:
+                sources.append(partial(servers.kit_server, gguf, n, top, ctx, extra, gpu_layers))
+            if start_kit_scan_off:
+                off = {**extra, "policy": {**(extra.get("policy") or {}), "pii_detection": False}}
+                sources.append(partial(servers.kit_server, gguf, n, top, ctx, off, gpu_layers, name="kit-scan-off"))
         if start_kit_engine:
             sources.append(partial(servers.kit_server, gguf, n, top, ctx, None, gpu_layers, name="kit-engine",
                                    command="engine"))

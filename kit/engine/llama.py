@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from kit.engine.base import Chunk, EngineStats, Generation, Outbox, SamplingParams
+from kit.engine.build import model_params
 from kit.engine.cache import PromptCache
 from kit.engine.sampling import Sampler
 from kit.engine.slots import Pending, Slot, choose_sequence
@@ -54,9 +55,7 @@ class LlamaEngine:
         self._stats = EngineStats()
         threads = threads or os.cpu_count() or 1
         L.llama_backend_init()
-        mparams = L.llama_model_default_params()
-        mparams.n_gpu_layers = 999 if gpu_layers < 0 else gpu_layers
-        self._model = L.llama_model_load_from_file(str(model_path).encode(), mparams)
+        self._model = L.llama_model_load_from_file(str(model_path).encode(), model_params(L, gpu_layers))
         if not self._model:
             raise EngineError(f"llama.cpp could not load {model_path}: the file is not a valid GGUF model "
                               "or was made by a newer llama.cpp. Pull it again or update kit.")

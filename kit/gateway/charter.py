@@ -29,6 +29,7 @@ def router(ctx: Context) -> APIRouter:
             "allowed_uses": c["allowed_uses"],
             "forbidden_uses": c["forbidden_uses"],
             "pii_actions": c["pii_actions"],
+            "pii_detection": c.get("pii_detection", True),
             "conversation_retention_days": policy.conversation_retention_days,
             "prompt_templates": [t.model_dump() for t in policy.prompt_templates],
             "quiz": quiz,

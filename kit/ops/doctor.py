@@ -53,6 +53,8 @@ def nvidia_gpu_present() -> bool:
 def check_llama() -> list[Check]:
     try:
         import llama_cpp as L
+
+        from kit.engine.build import extra_layouts_allowed
     except ImportError as exc:
         return [Check("llama.cpp", "FAIL", f"llama-cpp-python cannot be imported ({exc})",
                       "run ./scripts/install.sh again (it builds llama-cpp-python)")]
@@ -60,6 +62,10 @@ def check_llama() -> list[Check]:
     features = [part.split("=")[0].strip() for part in info.replace("|", ";").split(";") if "= 1" in part]
     checks = [Check("llama.cpp", "PASS",
                     f"llama-cpp-python {L.__version__}; CPU features: {', '.join(features) or info}")]
+    if not extra_layouts_allowed(L):
+        checks.append(Check("llama.cpp AMX", "WARN", "this build uses Intel AMX, whose kernels crash this llama.cpp "
+                            "version: kit runs it with the extra weight layouts off (slower prompt reading)",
+                            "run ./scripts/install.sh again: it rebuilds llama.cpp without AMX"))
     offload = bool(L.llama_supports_gpu_offload())
     gpu = nvidia_gpu_present()
     if gpu and not offload:
@@ -93,6 +99,9 @@ def check_config() -> tuple[list[Check], Settings | None]:
         settings.check_engine_contract()
     except KitError as exc:
         checks.append(Check("remote engine", "FAIL", str(exc), "set server.engine_contract_ref"))
+    if not settings.policy.pii_detection:
+        checks.append(Check("personal data", "WARN", "policy.pii_detection is off: messages reach the model "
+                            "unscanned, whatever policy.pii_actions says", "turn it back on (remove the key)"))
     if settings.deployment.profile == "production" and settings.policy.log_prompt_text:
         checks.append(Check("audit minimisation", "WARN",
                             "policy.log_prompt_text is on: prompts are stored in the audit log",

@@ -60,7 +60,8 @@ def build_report(settings: Settings) -> dict[str, Any]:
             "api_keys": len(list_keys(settings)),
             "telemetry": "none (Gradio analytics and Hugging Face hub calls are switched off)",
         },
-        "personal_data": {"actions": dict(sorted(pol.pii_actions.items())), "default_action": pol.pii_default_action,
+        "personal_data": {"detection": pol.pii_detection,
+                          "actions": dict(sorted(pol.pii_actions.items())), "default_action": pol.pii_default_action,
                           "prompt_text_in_audit": pol.log_prompt_text},
         "retention": {"conversations_days": pol.conversation_retention_days, "audit_days": pol.audit_retention_days,
                       "conversations_kept": pol.conversation_retention_days > 0},
@@ -96,6 +97,10 @@ def to_markdown(r: dict[str, Any]) -> str:
     out += [f"- {_text(t)}" for t in c["forbidden_uses"]]
     out += ["", "## 4. Flux de données / Data flows"] + [f"- {k}: {v}" for k, v in f.items()]
     out += ["", "## 5. Données personnelles / Personal data (action par catégorie / action per category)"]
+    if not r["personal_data"].get("detection", True):
+        out.append("- **détection désactivée / detection turned off** (policy.pii_detection: false): "
+                   "les messages ne sont pas analysés, les actions ci-dessous ne s'appliquent pas / messages are not "
+                   "scanned, the actions below do not apply")
     out += [f"- {k}: {v}" for k, v in r["personal_data"]["actions"].items()]
     out.append("- texte des demandes dans l'audit / prompt text in the audit log: "
                f"{r['personal_data']['prompt_text_in_audit']}")

@@ -176,6 +176,8 @@ class Gate:
 
         The one exemption goes by identity, not by role: the browser chat's own system prompt
         (``policy.system_prompt`` in one of its languages, unchanged) sent through a ``service`` key."""
+        if not self.settings.policy.pii_detection:  # turned off in kit.yaml: nothing scanned, nothing changed
+            return ChatOutcome(messages=list(messages))
         from kit.rules.privacy import get_detector
 
         detector = get_detector()
