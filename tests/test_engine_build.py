@@ -1,9 +1,11 @@
-"""The llama.cpp build on CPUs with Intel AMX: its AMX kernels crash this llama.cpp version at the first
-batch of several tokens, so install.sh builds without them and the engine turns llama.cpp's extra
-weight layouts off when a build still has them.
+"""llama.cpp as the engine runs it: the build and its threads.
 
-The batch test runs in a child process: a segmentation fault there fails the test instead of ending
-the whole test session."""
+On CPUs with Intel AMX, llama.cpp's AMX kernels crash this llama.cpp version at the first batch of
+several tokens, so install.sh builds without them and the engine turns llama.cpp's extra weight
+layouts off when a build still has them. And llama.cpp's OpenMP threads must exist once per process.
+
+The engine runs in child processes: a segmentation fault there fails the test instead of ending the
+whole test session."""
 
 from __future__ import annotations
 
@@ -97,3 +99,33 @@ def test_the_installed_build_leaves_amx_out() -> None:
     flags = subprocess.run(["bash", str(ROOT / "scripts" / "llama-cflags.sh")], capture_output=True, text=True,
                            check=True).stdout.strip()
     assert not (flags and uses_amx(L)), "llama.cpp was built with AMX here: run ./scripts/install.sh again"
+
+
+CHILD_THREADS = r"""
+import os, sys
+from kit.engine.base import SamplingParams
+from kit.engine.llama import LlamaEngine
+
+def count() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+before = count()
+engine = LlamaEngine(sys.argv[1], parallel=2, ctx=512, threads=3, prompt_cache_mb=0)
+params = SamplingParams(max_tokens=4, temperature=0)
+gens = [engine.submit_completion("Bonjour, comment allez-vous aujourd'hui ?", params) for _ in range(2)]
+for g in gens:
+    list(g)
+print("new threads", count() - before)
+engine.close()
+"""
+
+
+def test_llama_cpp_threads_belong_to_the_engine_thread_alone(tmp_path: Path) -> None:
+    """Every decode, the warm-up's included, runs on the engine's scheduler thread, so llama.cpp's OpenMP
+    workers exist once: the engine thread and its threads - 1 workers, nothing more. A warm-up on the
+    loading thread made a second set; libgomp then counted more threads than cores and slept at each of
+    ggml's barriers instead of spinning (on 2 cores: 22% idle CPU under load, 128 instead of 174 tok/s)."""
+    proc = subprocess.run([sys.executable, "-c", CHILD_THREADS, str(packaged_default())], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "new threads 3" in proc.stdout, proc.stdout  # kit-engine + 2 OpenMP workers

@@ -57,6 +57,15 @@ def test_openai_client_chat_stream_and_choices(gw: ServerHandle) -> None:
     two = client.chat.completions.create(model="smollm2-135m-instruct", max_tokens=12, temperature=1.0, n=2, seed=7,
                                          messages=[{"role": "user", "content": "Name a colour."}])
     assert len(two.choices) == 2 and {c.index for c in two.choices} == {0, 1}
+    texts, finished = ["", ""], set()
+    for chunk in client.chat.completions.create(model="smollm2-135m-instruct", max_tokens=12, temperature=1.0, n=2,
+                                                seed=7, stream=True,
+                                                messages=[{"role": "user", "content": "Name a colour."}]):
+        for c in chunk.choices:
+            texts[c.index] += c.delta.content or ""
+            if c.finish_reason:
+                finished.add(c.index)
+    assert finished == {0, 1} and all(texts)  # both answers streamed, interleaved, each to its end
     comp = client.completions.create(model="smollm2-135m-instruct", prompt="The capital of France is", max_tokens=5,
                                      temperature=0)
     assert comp.choices[0].text

@@ -89,11 +89,15 @@ class LlamaEngine:
         self._eog_set = frozenset(self._eog)
         self.sample_shortcut = True  # see kit.engine.sampling
         self._cache = PromptCache(prompt_cache_mb * 2**20) if prompt_cache_mb > 0 else None
-        if warm_up:
-            self._warm_up()
-        self._ready = True
-        self._thread = threading.Thread(target=self._run, name="kit-engine", daemon=True)
+        # Every llama_decode, the warm-up's included, runs on the scheduler thread: llama.cpp's OpenMP threads
+        # belong to the thread that decodes, and a second set (from a warm-up on the loading thread) would
+        # make libgomp count more threads than cores and sleep at each of ggml's barriers instead of spinning.
+        self._ready = False
+        warmed = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(warm_up, warmed), name="kit-engine", daemon=True)
         self._thread.start()
+        warmed.wait()
+        self._ready = True
 
     # --- public interface ------------------------------------------------------------------------
 
@@ -199,7 +203,12 @@ class LlamaEngine:
             self._cv.notify()
         return gen
 
-    def _run(self) -> None:
+    def _run(self, warm_up: bool, warmed: threading.Event) -> None:
+        try:
+            if warm_up:
+                self._warm_up()
+        finally:
+            warmed.set()
         try:
             while True:
                 with self._cv:

@@ -63,14 +63,23 @@ async def stream(rid: str, body: Any, gens: list[Generation], meta: dict[str, An
             data["kit"] = meta
         return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
 
-    tasks = [asyncio.ensure_future(pump(i, g)) for i, g in enumerate(gens)]
+    async def merged() -> AsyncIterator[tuple[int, Any]]:
+        if len(gens) == 1:  # the usual case: read the generation itself, one hop less per token
+            async for c in gens[0].chunks():
+                yield 0, c
+            return
+        while True:
+            yield await queue.get()
+
+    tasks = [asyncio.ensure_future(pump(i, g)) for i, g in enumerate(gens)] if len(gens) > 1 else []
     status = "ok"
     try:
         for i in range(len(gens)):
             yield event(i, None, None, first=True)
         remaining = len(gens)
+        source = merged()
         while remaining:
-            i, c = await queue.get()
+            i, c = await anext(source)
             if c.text:
                 texts[i] += c.text
                 yield event(i, c.text, None)
