@@ -148,6 +148,22 @@ def test_detection_turned_off_scans_nothing_and_says_so(gw: ServerHandle, tmp_pa
     assert "detection turned off" in to_markdown(report)
 
 
+def test_remembered_messages_are_applied_without_a_scan(gw: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway applies the policy on its event loop, without a thread hop, when every message was
+    scanned before (a conversation's earlier turns); otherwise it scans in a worker thread."""
+    from kit.rules.policy import Gate
+    from kit.rules.privacy import detector as module
+
+    gate = Gate(gw.settings, gw.state)
+    messages = [{"role": "user", "content": f"Transfère {IBAN} à {EMAIL}, réf. {uuid.uuid4().hex[:8]}."}]
+    assert gate.apply_pii_remembered(messages) is None  # never seen: the caller scans it
+    scanned = gate.apply_pii(messages)
+    assert scanned.masked == ["IBAN_CODE"] and scanned.warned == ["EMAIL_ADDRESS"]
+    assert gate.apply_pii_remembered(messages) == scanned
+    monkeypatch.setattr(module, "_DETECTOR", None)  # detector not loaded yet: never loaded on the loop
+    assert gate.apply_pii_remembered(messages) is None
+
+
 def test_browser_system_prompt_is_exempt_by_identity_only(gw: ServerHandle) -> None:
     from kit.config import Text
     from kit.rules.policy import Gate, Identity

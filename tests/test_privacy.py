@@ -318,6 +318,31 @@ def test_concurrent_scans_match_sequential(detector: Detector) -> None:
     assert results == expected
 
 
+def test_a_burst_of_scans_shares_spacy_passes(detector: Detector) -> None:
+    """Threads scanning at the same time hand their pieces to one spaCy pass (nlp.pipe) instead of
+    queueing one by one; each gets the findings a scan of its text alone gives."""
+    texts = [f"Rédige un mail à Claire Martin pour le dossier {i}, copie à paul.{i}@exemple.fr." for i in range(12)]
+    texts += [f"Write to Sarah Johnson about file {i} and call 06 12 34 56 7{i % 10}." for i in range(12)]
+    expected = [detector.scan(t) for t in texts]
+    assert detector.scan_many(texts) == expected
+    before_batches, before_texts = detector._parse.batches, detector._parse.texts
+    results: list[Any] = [None] * len(texts)
+    start = threading.Barrier(len(texts))
+
+    def work(i: int) -> None:
+        start.wait()
+        results[i] = detector.scan(texts[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(texts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == expected
+    passes, parsed = detector._parse.batches - before_batches, detector._parse.texts - before_texts
+    assert parsed == len(texts) and passes < len(texts) / 2, (passes, parsed)
+
+
 def test_get_detector_creates_one_instance(monkeypatch: pytest.MonkeyPatch) -> None:
     created: list[object] = []
 
@@ -522,9 +547,11 @@ def test_scan_cached_remembers_results_not_texts(detector: Detector, monkeypatch
     first = detector.scan_cached(text)
     assert first == detector.scan(text) and {f.type for f in first} >= {"EMAIL_ADDRESS", "PERSON"}
     calls: list[str] = []
-    monkeypatch.setattr(detector, "scan", lambda t: calls.append(t) or [])
+    monkeypatch.setattr(detector, "scan_many", lambda ts: calls.extend(ts) or [[] for _ in ts])
     assert detector.scan_cached(text) == first and calls == []  # from the memo
     detector.scan_cached(text + " Merci.")
     assert len(calls) == 1  # another text is scanned
+    detector.scan_cached_many([text, text + " Bonne journée.", text + " Bonne journée."])
+    assert calls[1:] == [text + " Bonne journée."]  # only what is not remembered, once
     stored = repr(list(detector._memo.items()))
     assert "jeanne" not in stored.lower() and "Martin" not in stored

@@ -101,7 +101,9 @@ class Completions:
                      close: Callable[[], None]) -> Response:
         ctx, engine, metrics = self.ctx, self.ctx.engine, self.ctx.metrics
         started = time.perf_counter()
-        outcome = await run_in_threadpool(ctx.gate.apply_pii, messages, ident)
+        outcome = ctx.gate.apply_pii_remembered(messages, ident)  # all scanned before: no thread hop
+        if outcome is None:
+            outcome = await run_in_threadpool(ctx.gate.apply_pii, messages, ident)
         action = "chat" if raw_prompt is None else "completion"
         if outcome.blocked:
             await run_in_threadpool(self.audit, ident, action, outcome, [], started, "blocked")

@@ -176,12 +176,31 @@ class Gate:
 
         The one exemption goes by identity, not by role: the browser chat's own system prompt
         (``policy.system_prompt`` in one of its languages, unchanged) sent through a ``service`` key."""
+        outcome = self._apply_pii(messages, ident, remembered_only=False)
+        assert outcome is not None
+        return outcome
+
+    def apply_pii_remembered(self, messages: list[dict[str, Any]], ident: Identity | None = None) -> ChatOutcome | None:
+        """``apply_pii`` when every message to scan was scanned before (the detector's memo: a chat's earlier
+        turns, a resent request), without scanning: cheap enough for the event loop. None otherwise."""
+        return self._apply_pii(messages, ident, remembered_only=True)
+
+    def _apply_pii(self, messages: list[dict[str, Any]], ident: Identity | None,
+                   remembered_only: bool) -> ChatOutcome | None:
         if not self.settings.policy.pii_detection:  # turned off in kit.yaml: nothing scanned, nothing changed
             return ChatOutcome(messages=list(messages))
-        from kit.rules.privacy import get_detector
+        from kit.rules.privacy import get_detector, loaded_detector
 
-        detector = get_detector()
         own = self._own_system_prompts(ident)
+        scanned = [msg["content"] for msg in messages if msg["content"] and msg["content"] not in own]
+        if remembered_only:
+            detector = loaded_detector()  # never load the models here: the caller may be the event loop
+            results = None if detector is None else detector.remembered(scanned)
+            if results is None:
+                return None
+        else:
+            results = get_detector().scan_cached_many(scanned)
+        findings = dict(zip(scanned, results, strict=True))  # the texts not remembered were scanned in one pass
         out = ChatOutcome(messages=[])
         outcomes: list[PolicyOutcome] = []
         for msg in messages:
@@ -189,7 +208,7 @@ class Gate:
             if not content or content in own:
                 out.messages.append(msg)
                 continue
-            result = self.pii_policy(content, detector.scan_cached(content))
+            result = self.pii_policy(content, findings[content])
             outcomes.append(result)
             out.messages.append({**msg, "content": result.text})
         for r in outcomes:

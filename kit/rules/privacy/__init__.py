@@ -12,9 +12,10 @@ from kit.rules.privacy.detector import (
     PolicyOutcome,
     apply_policy,
     get_detector,
+    loaded_detector,
     mask,
     scan_report,
 )
 
-__all__ = ["PII_TYPES", "Detector", "Finding", "PolicyOutcome", "apply_policy", "get_detector", "mask",
-           "scan_report"]
+__all__ = ["PII_TYPES", "Detector", "Finding", "PolicyOutcome", "apply_policy", "get_detector", "loaded_detector",
+           "mask", "scan_report"]

@@ -22,20 +22,21 @@ addition, creating a :class:`Detector` replaces tldextract's process-wide extrac
 reads only the public-suffix snapshot bundled with the package, so no Presidio recognizer can
 fetch the list over the network either.
 
-Cost and concurrency: the checksum, pattern and address rules run on the whole text, outside any
-lock; spaCy runs on pieces of at most ``CHUNK_CHARS`` characters (cut at a line, else a sentence,
+Cost and concurrency: the checksum, pattern and address rules run on the whole text, in the caller's
+thread; spaCy runs on pieces of at most ``CHUNK_CHARS`` characters (cut at a line, else a sentence,
 else a word break), and the names are found in each piece from its parse. spaCy does not promise
 that one ``Language`` object may be called from several threads at once (its documented way to run
 in parallel is ``nlp.pipe(n_process=...)``, several processes; concurrent calls are reported to give
-inconsistent entities: explosion/spaCy#11868), so each spaCy call holds a first-come, first-served
-lock, one piece at a time: a short prompt waits for at most one piece of a long one, never for the
-whole of it. Every step costs time in proportion to the text's length.
+inconsistent entities: explosion/spaCy#11868), so one thread at a time parses, in one ``nlp.pipe``
+pass, the pieces that all threads are waiting for, first come first served, at most ``CHUNK_CHARS``
+characters a pass (:mod:`kit.rules.privacy.batching`): a burst of short prompts costs about one pass,
+and a short prompt waits for at most one piece of a long one, never for the whole of it. Every step
+costs time in proportion to the text's length.
 """
 
 from __future__ import annotations
 
 import bisect
-import collections
 import hashlib
 import importlib.util
 import ipaddress
@@ -47,6 +48,7 @@ from typing import Any, Literal, get_args
 
 from kit.errors import KitError, UsageError
 from kit.rules.privacy import recognizers as rec
+from kit.rules.privacy.batching import Batcher
 
 PII_TYPES: tuple[str, ...] = (
     "EMAIL_ADDRESS", "PHONE_NUMBER", "IBAN_CODE", "FR_NIR", "FR_SIRET", "CREDIT_CARD",
@@ -137,33 +139,6 @@ def _outside(spans: list[rec.Candidate], candidates: list[rec.Candidate]) -> lis
     return out
 
 
-class FairLock:
-    """A lock granted in the order it was asked for: a thread that releases it and asks again queues
-    behind the threads already waiting (``threading.Lock`` lets it take the lock straight back)."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._waiting: collections.deque[threading.Event] = collections.deque()
-        self._held = False
-
-    def __enter__(self) -> FairLock:
-        with self._guard:
-            if not self._held:
-                self._held = True
-                return self
-            turn = threading.Event()
-            self._waiting.append(turn)
-        turn.wait()  # the releasing thread hands the lock over: _held stays True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with self._guard:
-            if self._waiting:
-                self._waiting.popleft().set()
-            else:
-                self._held = False
-
-
 def _build_analyzer(model: str) -> Any:
     """Presidio engine with the spaCy pipeline ``model`` and the kit recognizers only."""
     from presidio_analyzer import (
@@ -207,6 +182,12 @@ def _build_analyzer(model: str) -> Any:
     nlp_engine = SpacyNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": model}],
                                 ner_model_configuration=ner)
     nlp_engine.load()
+    nlp = nlp_engine.get_nlp(LANGUAGE)
+    if "senter" in nlp.component_names and "parser" in nlp.pipe_names:
+        # The rules need parts of speech, entities and sentence boundaries, not the dependency tree: the
+        # pipeline's own sentence recognizer gives the boundaries for a fifth of the parser's cost.
+        nlp.disable_pipe("parser")
+        nlp.enable_pipe("senter")
     recognizer = KitRecognizer(supported_entities=list(PII_TYPES), name="KitRecognizer",
                                supported_language=LANGUAGE)
     registry = RecognizerRegistry(recognizers=[recognizer], supported_languages=[LANGUAGE])
@@ -250,7 +231,10 @@ class Detector:
         self.model_name = resolve_pipeline(spacy_model)
         offline_tldextract()
         self._analyzer = _build_analyzer(self.model_name)
-        self._nlp_lock = FairLock()
+        engine = self._analyzer.nlp_engine
+        self._parse: Batcher[Any] = Batcher(
+            lambda texts: [a for _, a in engine.process_batch(texts, LANGUAGE, batch_size=len(texts))],
+            max_chars=CHUNK_CHARS)
         self._memo: OrderedDict[bytes, list[tuple[str, int, int, float]]] = OrderedDict()
         self._memo_lock = threading.Lock()
 
@@ -261,54 +245,97 @@ class Detector:
 
     def scan(self, text: str) -> list[Finding]:
         """Findings sorted by start, never overlapping."""
-        if not isinstance(text, str):
-            raise UsageError(f"Expected text to scan, got {type(text).__name__}.")
-        structured = rec.find_structured(text)  # identifiers and URLs: no spaCy, no lock
-        others = rec.find_addresses(text)
-        for offset, piece in _chunks(text):
-            if piece.strip():
-                others += [rec.Candidate(c.type, c.start + offset, c.end + offset, c.score, c.priority)
-                           for c in self._names(piece)]
-        candidates = [c for c in structured + _outside(structured, others) if c.score >= SCORE_THRESHOLD]
-        return [Finding(c.type, c.start, c.end, text[c.start:c.end], round(c.score, 2))
-                for c in rec.resolve(candidates) if c.type in PII_TYPES]
+        return self.scan_many([text])[0]
+
+    def scan_many(self, texts: list[str]) -> list[list[Finding]]:
+        """``scan`` of each text. Their spaCy pieces go to the shared parser together, one round of pieces
+        at a time (the first piece of each text, then the second...), so a long text never holds the
+        parser for more than one batch."""
+        for text in texts:
+            if not isinstance(text, str):
+                raise UsageError(f"Expected text to scan, got {type(text).__name__}.")
+        pieces = [[(offset, piece) for offset, piece in _chunks(text) if piece.strip()] for text in texts]
+        names: list[list[rec.Candidate]] = [[] for _ in texts]
+        for r in range(max((len(p) for p in pieces), default=0)):
+            round_ = [(i, *pieces[i][r]) for i in range(len(texts)) if r < len(pieces[i])]
+            found = self._names([piece for _, _, piece in round_])
+            for (i, offset, _), candidates in zip(round_, found, strict=True):
+                names[i] += [rec.Candidate(c.type, c.start + offset, c.end + offset, c.score, c.priority)
+                             for c in candidates]
+        out = []
+        for text, named in zip(texts, names, strict=True):
+            structured = rec.find_structured(text)  # identifiers and URLs: no spaCy
+            others = rec.find_addresses(text) + named
+            candidates = [c for c in structured + _outside(structured, others) if c.score >= SCORE_THRESHOLD]
+            out.append([Finding(c.type, c.start, c.end, text[c.start:c.end], round(c.score, 2))
+                        for c in rec.resolve(candidates) if c.type in PII_TYPES])
+        return out
 
     def scan_cached(self, text: str) -> list[Finding]:
         """``scan``, remembering the result of the last ``MEMO_SIZE`` texts: a chat resends its whole
         history at every turn, and the browser checks a message before sending it. Kept per text: the
         sha256 of the text and each finding's type, span and score, never the text itself."""
-        if not isinstance(text, str):
-            raise UsageError(f"Expected text to scan, got {type(text).__name__}.")
-        key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-        with self._memo_lock:
-            known = self._memo.get(key)
-            if known is not None:
-                self._memo.move_to_end(key)
-        if known is not None:
-            return [Finding(kind, start, end, text[start:end], score) for kind, start, end, score in known]
-        found = self.scan(text)
-        with self._memo_lock:
-            self._memo[key] = [(f.type, f.start, f.end, f.score) for f in found]
-            while len(self._memo) > MEMO_SIZE:
-                self._memo.popitem(last=False)
-        return found
+        return self.scan_cached_many([text])[0]
 
-    def _names(self, piece: str) -> list[rec.Candidate]:
-        """PERSON and LOCATION candidates of one piece: spaCy under the lock, the rules outside it."""
+    def remembered(self, texts: list[str]) -> list[list[Finding]] | None:
+        """The findings of each text if every one is in the memo (microseconds: no scan), else None."""
+        keys = [hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest() for text in texts]
+        with self._memo_lock:
+            if not all(key in self._memo for key in keys):
+                return None
+            known = [self._memo[key] for key in keys]
+            for key in keys:
+                self._memo.move_to_end(key)
+        return [[Finding(kind, start, end, text[start:end], score) for kind, start, end, score in spans]
+                for spans, text in zip(known, texts, strict=True)]
+
+    def scan_cached_many(self, texts: list[str]) -> list[list[Finding]]:
+        """``scan_cached`` of each text; the texts not remembered are scanned together (``scan_many``)."""
+        for text in texts:
+            if not isinstance(text, str):
+                raise UsageError(f"Expected text to scan, got {type(text).__name__}.")
+        keys = [hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest() for text in texts]
+        known: dict[bytes, list[tuple[str, int, int, float]]] = {}
+        with self._memo_lock:
+            for key in keys:
+                if key in self._memo:
+                    self._memo.move_to_end(key)
+                    known[key] = self._memo[key]
+        todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
+        if todo:
+            found = self.scan_many(list(todo.values()))
+            with self._memo_lock:
+                for key, findings in zip(todo, found, strict=True):
+                    known[key] = self._memo[key] = [(f.type, f.start, f.end, f.score) for f in findings]
+                while len(self._memo) > MEMO_SIZE:
+                    self._memo.popitem(last=False)
+        return [[Finding(kind, start, end, text[start:end], score) for kind, start, end, score in known[key]]
+                for key, text in zip(keys, texts, strict=True)]
+
+    def _names(self, pieces: list[str]) -> list[list[rec.Candidate]]:
+        """PERSON and LOCATION candidates of each piece: spaCy through the shared parser (several threads'
+        pieces in one pass, see :mod:`kit.rules.privacy.batching`), the rules in this thread."""
         # spaCy's tokenizer is slow on very long unbroken strings (keys, encoded data) and finds
         # no names there: blank them for the NLP pass only, offsets are unchanged.
-        for_nlp = _LONG_TOKEN.sub(lambda m: " " * len(m.group()), piece)
-        with self._nlp_lock:
-            artifacts = self._analyzer.nlp_engine.process_text(for_nlp, LANGUAGE)
-        results = self._analyzer.analyze(text=piece, language=LANGUAGE, entities=list(PII_TYPES),
-                                         nlp_artifacts=artifacts)
-        return [rec.Candidate(r.entity_type, r.start, r.end, r.score,
-                              (r.recognition_metadata or {}).get("kit_priority", rec.PRIORITY[r.entity_type]))
-                for r in results]
+        for_nlp = [_LONG_TOKEN.sub(lambda m: " " * len(m.group()), piece) for piece in pieces]
+        out = []
+        for piece, artifacts in zip(pieces, self._parse(for_nlp), strict=True):
+            results = self._analyzer.analyze(text=piece, language=LANGUAGE, entities=list(PII_TYPES),
+                                             nlp_artifacts=artifacts)
+            out.append([rec.Candidate(r.entity_type, r.start, r.end, r.score,
+                                      (r.recognition_metadata or {}).get("kit_priority",
+                                                                         rec.PRIORITY[r.entity_type]))
+                        for r in results])
+        return out
 
 
 _DETECTOR: Detector | None = None
 _DETECTOR_LOCK = threading.Lock()
+
+
+def loaded_detector() -> Detector | None:
+    """The process-wide detector if it is loaded already, else None (never loads it)."""
+    return _DETECTOR
 
 
 def get_detector() -> Detector:
