@@ -59,7 +59,8 @@ def test_shipped_data() -> None:
 
     prompts = load_prompts()
     assert len(prompts) >= 20
-    assert sum(1 for p in prompts if len(p) > 1) >= 4, "follow-up turns"
+    assert sum(1 for p in prompts if sum(m["role"] == "user" for m in p) > 1) >= 4, "follow-up turns"
+    assert all(p[0]["role"] == "system" for p in prompts)  # every server renders the same text
     lines = [json.loads(line) for line in (data_dir() / "prompts.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {p["lang"] for p in lines} == {"fr", "en"}
     qa = load_qa()
