@@ -276,19 +276,18 @@ class LlamaEngine:
 
     def _through_cache(self, seq: int, common: int, prompt: list[int],
                        source: tuple[int, int] | None = None) -> int:
-        """Keep the state of the sequence about to be overwritten in the prompt cache, then give it the state
-        of a free sequence (``source``: that sequence and how many tokens of ``prompt`` it holds) if set, else
-        the cached state sharing the most of ``prompt`` if that beats what it holds; returns the prompt tokens
-        it holds."""
+        """Keep the state of the sequence about to be overwritten in the prompt cache, then give it the cached
+        state sharing the most of ``prompt`` if that beats what it and ``source`` hold, else the state of
+        ``source`` (a free sequence holding more of ``prompt``: that sequence and how many tokens) if set;
+        returns the prompt tokens it holds."""
         cache, held = self._cache, self._kv[seq]
         assert cache is not None
         if len(held) > common and len(held) >= MIN_CACHED:
             cache.save(self._L, self._ctx, seq, held)
-        if source is not None:
+        hit = cache.best(prompt, common if source is None else max(common, source[1]))  # the cache may hold more
+        if hit is None and source is not None:
             entry = cache.snapshot(self._L, self._ctx, source[0], self._kv[source[0]])
             hit = None if entry is None else (entry, source[1])
-        else:
-            hit = cache.best(prompt, common)
         if hit is None:
             return common
         restored = cache.restore(self._L, self._ctx, self._mem, seq, hit[0])
