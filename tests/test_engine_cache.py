@@ -80,6 +80,8 @@ def test_cache_keeps_within_its_size_and_drops_covered_prefixes() -> None:
     hit = cache.best([*range(50), 99], beat=10)
     assert hit is not None and hit[1] == 50
     assert cache.best([*range(50), 99], beat=48) is None  # not enough gain over what a slot holds
+    assert cache.holds(list(range(60))) and cache.holds(list(range(30)))  # an entry holds them: no new copy
+    assert not cache.holds([*range(30), 99]) and not cache.holds(list(range(61)))
 
 
 def test_a_request_keeps_the_busy_sequences_together() -> None:

@@ -26,7 +26,7 @@ MIN_GAIN = 4
 @dataclass
 class Entry:
     tokens: tuple[int, ...]
-    state: bytes
+    state: Any  # the bytes llama_state_seq_get_data wrote: a ctypes array (handed back as is) or bytes
 
 
 class PromptCache:
@@ -39,7 +39,13 @@ class PromptCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def put(self, tokens: list[int], state: bytes) -> None:
+    def holds(self, tokens: list[int]) -> bool:
+        """Whether an entry already holds ``tokens`` (they are the whole entry or its beginning): saving
+        them again would copy the same cells (a conversation asked again, an answer given again)."""
+        key = tuple(tokens)
+        return any(len(k) >= len(key) and k[: len(key)] == key for k in self._entries)
+
+    def put(self, tokens: list[int], state: Any) -> None:
         """Keep ``state`` for ``tokens`` (an entry that is a prefix of it goes: this one covers it)."""
         if not tokens or len(state) > self.max_bytes:
             return
@@ -68,7 +74,9 @@ class PromptCache:
         return found
 
     def save(self, L: Any, ctx: Any, seq: int, tokens: list[int]) -> None:
-        """Keep sequence ``seq``'s state (its KV cells, holding ``tokens``)."""
+        """Keep sequence ``seq``'s state (its KV cells, holding ``tokens``), unless an entry holds them."""
+        if self.holds(tokens):
+            return
         entry = self.snapshot(L, ctx, seq, tokens)
         if entry is not None:
             self.put(list(entry.tokens), entry.state)
@@ -79,14 +87,17 @@ class PromptCache:
         size = L.llama_state_seq_get_size(ctx, seq)
         buf = (ctypes.c_uint8 * size)()
         n = L.llama_state_seq_get_data(ctx, buf, size, seq)
-        return Entry(tuple(tokens), ctypes.string_at(buf, n)) if n else None
+        if not n:
+            return None
+        return Entry(tuple(tokens), buf if n == size else ctypes.string_at(buf, n))  # no second copy
 
     @staticmethod
     def restore(L: Any, ctx: Any, mem: Any, seq: int, entry: Entry) -> bool:
         """Put ``entry``'s state into sequence ``seq`` (emptied first); False, and ``seq`` empty, on failure."""
         L.llama_memory_seq_rm(mem, seq, -1, -1)
-        src = (ctypes.c_uint8 * len(entry.state)).from_buffer_copy(entry.state)
-        if L.llama_state_seq_set_data(ctx, src, len(entry.state), seq):
+        state = entry.state
+        src = state if isinstance(state, ctypes.Array) else (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        if L.llama_state_seq_set_data(ctx, src, len(state), seq):
             return True
         L.llama_memory_seq_rm(mem, seq, -1, -1)
         return False
