@@ -305,27 +305,11 @@ def test_concurrent_scans_match_sequential(detector: Detector) -> None:
     texts = ["Rédige un mail à Claire Martin.", "Appelle le 06 12 34 56 78.",
              "Write to Sarah Johnson at sarah.johnson@example.com.", "Résume la note."] * 4
     expected = [detector.scan(t) for t in texts]
-    results: list[Any] = [None] * len(texts)
-
-    def work(i: int) -> None:
-        results[i] = detector.scan(texts[i])
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(texts))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == expected
+    assert _scan_in_threads(detector, texts) == expected
 
 
-def test_a_burst_of_scans_shares_spacy_passes(detector: Detector) -> None:
-    """Threads scanning at the same time hand their pieces to one spaCy pass (nlp.pipe) instead of
-    queueing one by one; each gets the findings a scan of its text alone gives."""
-    texts = [f"Rédige un mail à Claire Martin pour le dossier {i}, copie à paul.{i}@exemple.fr." for i in range(12)]
-    texts += [f"Write to Sarah Johnson about file {i} and call 06 12 34 56 7{i % 10}." for i in range(12)]
-    expected = [detector.scan(t) for t in texts]
-    assert detector.scan_many(texts) == expected
-    before_batches, before_texts = detector._parse.batches, detector._parse.texts
+def _scan_in_threads(detector: Detector, texts: list[str]) -> list[Any]:
+    """Each text scanned by its own thread, all released at once."""
     results: list[Any] = [None] * len(texts)
     start = threading.Barrier(len(texts))
 
@@ -338,7 +322,18 @@ def test_a_burst_of_scans_shares_spacy_passes(detector: Detector) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert results == expected
+    return results
+
+
+def test_a_burst_of_scans_shares_spacy_passes(detector: Detector) -> None:
+    """Threads scanning at the same time hand their pieces to one spaCy pass (nlp.pipe) instead of
+    queueing one by one; each gets the findings a scan of its text alone gives."""
+    texts = [f"Rédige un mail à Claire Martin pour le dossier {i}, copie à paul.{i}@exemple.fr." for i in range(12)]
+    texts += [f"Write to Sarah Johnson about file {i} and call 06 12 34 56 7{i % 10}." for i in range(12)]
+    expected = [detector.scan(t) for t in texts]
+    assert detector.scan_many(texts) == expected
+    before_batches, before_texts = detector._parse.batches, detector._parse.texts
+    assert _scan_in_threads(detector, texts) == expected
     passes, parsed = detector._parse.batches - before_batches, detector._parse.texts - before_texts
     assert parsed == len(texts) and passes < len(texts) / 2, (passes, parsed)
 
