@@ -176,31 +176,34 @@ class Gate:
 
         The one exemption goes by identity, not by role: the browser chat's own system prompt
         (``policy.system_prompt`` in one of its languages, unchanged) sent through a ``service`` key."""
-        outcome = self._apply_pii(messages, ident, remembered_only=False)
-        assert outcome is not None
-        return outcome
+        if not self.settings.policy.pii_detection:  # turned off in kit.yaml: nothing scanned, nothing changed
+            return ChatOutcome(messages=list(messages))
+        from kit.rules.privacy import get_detector
+
+        own, scanned = self._to_scan(messages, ident)
+        return self._outcome(messages, own, scanned, get_detector().scan_cached_many(scanned))  # one pass: the new
 
     def apply_pii_remembered(self, messages: list[dict[str, Any]], ident: Identity | None = None) -> ChatOutcome | None:
         """``apply_pii`` when every message to scan was scanned before (the detector's memo: a chat's earlier
         turns, a resent request), without scanning: cheap enough for the event loop. None otherwise."""
-        return self._apply_pii(messages, ident, remembered_only=True)
+        if not self.settings.policy.pii_detection:
+            return self.apply_pii(messages, ident)
+        from kit.rules.privacy import loaded_detector
 
-    def _apply_pii(self, messages: list[dict[str, Any]], ident: Identity | None,
-                   remembered_only: bool) -> ChatOutcome | None:
-        if not self.settings.policy.pii_detection:  # turned off in kit.yaml: nothing scanned, nothing changed
-            return ChatOutcome(messages=list(messages))
-        from kit.rules.privacy import get_detector, loaded_detector
+        detector = loaded_detector()  # never load the models here: the caller may be the event loop
+        own, scanned = self._to_scan(messages, ident)
+        results = None if detector is None else detector.remembered(scanned)
+        return None if results is None else self._outcome(messages, own, scanned, results)
 
+    def _to_scan(self, messages: list[dict[str, Any]], ident: Identity | None) -> tuple[set[str], list[str]]:
+        """The exempt texts (see ``apply_pii``), and the contents to scan."""
         own = self._own_system_prompts(ident)
-        scanned = [msg["content"] for msg in messages if msg["content"] and msg["content"] not in own]
-        if remembered_only:
-            detector = loaded_detector()  # never load the models here: the caller may be the event loop
-            results = None if detector is None else detector.remembered(scanned)
-            if results is None:
-                return None
-        else:
-            results = get_detector().scan_cached_many(scanned)
-        findings = dict(zip(scanned, results, strict=True))  # the texts not remembered were scanned in one pass
+        return own, [msg["content"] for msg in messages if msg["content"] and msg["content"] not in own]
+
+    def _outcome(self, messages: list[dict[str, Any]], own: set[str], scanned: list[str],
+                 results: list[list[Finding]]) -> ChatOutcome:
+        """The policy applied to each message, given the findings of each scanned content."""
+        findings = dict(zip(scanned, results, strict=True))
         out = ChatOutcome(messages=[])
         outcomes: list[PolicyOutcome] = []
         for msg in messages:

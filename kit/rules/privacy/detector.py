@@ -279,28 +279,14 @@ class Detector:
 
     def remembered(self, texts: list[str]) -> list[list[Finding]] | None:
         """The findings of each text if every one is in the memo (microseconds: no scan), else None."""
-        keys = [hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest() for text in texts]
-        with self._memo_lock:
-            if not all(key in self._memo for key in keys):
-                return None
-            known = [self._memo[key] for key in keys]
-            for key in keys:
-                self._memo.move_to_end(key)
-        return [[Finding(kind, start, end, text[start:end], score) for kind, start, end, score in spans]
-                for spans, text in zip(known, texts, strict=True)]
+        keys = _memo_keys(texts)
+        known = self._recall(keys)
+        return _from_memo(texts, keys, known) if len(known) == len(set(keys)) else None
 
     def scan_cached_many(self, texts: list[str]) -> list[list[Finding]]:
         """``scan_cached`` of each text; the texts not remembered are scanned together (``scan_many``)."""
-        for text in texts:
-            if not isinstance(text, str):
-                raise UsageError(f"Expected text to scan, got {type(text).__name__}.")
-        keys = [hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest() for text in texts]
-        known: dict[bytes, list[tuple[str, int, int, float]]] = {}
-        with self._memo_lock:
-            for key in keys:
-                if key in self._memo:
-                    self._memo.move_to_end(key)
-                    known[key] = self._memo[key]
+        keys = _memo_keys(texts)
+        known = self._recall(keys)
         todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
         if todo:
             found = self.scan_many(list(todo.values()))
@@ -309,8 +295,17 @@ class Detector:
                     known[key] = self._memo[key] = [(f.type, f.start, f.end, f.score) for f in findings]
                 while len(self._memo) > MEMO_SIZE:
                     self._memo.popitem(last=False)
-        return [[Finding(kind, start, end, text[start:end], score) for kind, start, end, score in known[key]]
-                for key, text in zip(keys, texts, strict=True)]
+        return _from_memo(texts, keys, known)
+
+    def _recall(self, keys: list[bytes]) -> dict[bytes, list[tuple[str, int, int, float]]]:
+        """The memo's spans for the keys it holds (each marked as recently used)."""
+        known = {}
+        with self._memo_lock:
+            for key in keys:
+                if key in self._memo:
+                    self._memo.move_to_end(key)
+                    known[key] = self._memo[key]
+        return known
 
     def _names(self, pieces: list[str]) -> list[list[rec.Candidate]]:
         """PERSON and LOCATION candidates of each piece: spaCy through the shared parser (several threads'
@@ -327,6 +322,20 @@ class Detector:
                                                                          rec.PRIORITY[r.entity_type]))
                         for r in results])
         return out
+
+
+def _memo_keys(texts: list[str]) -> list[bytes]:
+    """The memo's key of each text: its sha256, never the text."""
+    for text in texts:
+        if not isinstance(text, str):
+            raise UsageError(f"Expected text to scan, got {type(text).__name__}.")
+    return [hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest() for text in texts]
+
+
+def _from_memo(texts: list[str], keys: list[bytes],
+               known: dict[bytes, list[tuple[str, int, int, float]]]) -> list[list[Finding]]:
+    return [[Finding(kind, start, end, text[start:end], score) for kind, start, end, score in known[key]]
+            for key, text in zip(keys, texts, strict=True)]
 
 
 _DETECTOR: Detector | None = None
