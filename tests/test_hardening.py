@@ -5,6 +5,10 @@ production). Each test failed on the code before the fix. Real gateway, real eng
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -85,6 +89,40 @@ def test_emptied_key_set_closes_a_network_bind(model_store: Path, tmp_path: Path
         revoke_key(settings, "app")
         r = httpx.get(handle.url + "/v1/models", headers={"Host": "127.0.0.1"})
         assert r.status_code == 503 and "no API key" in r.json()["error"]["message"]
+    finally:
+        stop()
+
+
+def test_a_key_revoked_by_another_process_stops_working_within_a_second(model_store: Path, tmp_path: Path) -> None:
+    """The gateway remembers the keys for a second (every request reads them): `kit keys revoke` run
+    elsewhere applies within that second; a revocation through the gateway itself applies at once, and so
+    does a key created elsewhere."""
+    from kit.rules.db import RECALL_S
+    from kit.rules.keys import create_key, revoke_key
+
+    home = install_model(model_store, tmp_path / "h")
+    handle, stop = start_server(home, tmp_path / "k.yaml", parallel=1, service_key=False)
+    try:
+        first, _ = create_key(handle.settings, "app", "user")
+        second, _ = create_key(handle.settings, "other-app", "user")
+        for key in (first, second):
+            assert httpx.get(handle.url + "/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        env = {**os.environ, "KIT_HOME": str(home), "KIT_CONFIG": str(tmp_path / "k.yaml")}
+        done = subprocess.run([sys.executable, "-m", "kit.cli", "keys", "revoke", "app"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        time.sleep(RECALL_S)
+        r = httpx.get(handle.url + "/v1/models", headers={"Authorization": f"Bearer {first}"})
+        assert r.status_code == 401 and "not valid" in r.json()["error"]["message"]
+        revoke_key(handle.settings, "other-app")  # in this process: no wait
+        made = subprocess.run([sys.executable, "-m", "kit.cli", "keys", "create", "third-app"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert made.returncode == 0, made.stderr
+        r = httpx.get(handle.url + "/v1/models", headers={"Authorization": f"Bearer {second}"})
+        assert r.status_code == 401
+        # a key made by another process a moment ago works at once (an unknown key is looked up afresh)
+        third = {"Authorization": f"Bearer {made.stdout.strip()}"}
+        assert httpx.get(handle.url + "/v1/models", headers=third).status_code == 200
     finally:
         stop()
 

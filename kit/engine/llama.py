@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from kit.engine.base import Chunk, EngineStats, Generation, Outbox, SamplingParams
 from kit.engine.build import model_params
 from kit.engine.cache import PromptCache
+from kit.engine.gather import Gathering
 from kit.engine.sampling import Sampler
 from kit.engine.slots import Pending, Slot, choose_sequence
 from kit.engine.text import common_prefix, content_text, find_stop, stop_prefix_len
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 PREFILL_CHUNK_BUSY = 128  # prompt tokens per step while other sequences are generating
 MIN_CACHED = 32  # shorter sequences are not worth keeping in the host-memory prompt cache
+SWITCH_INTERVAL_S = 0.0005  # see LlamaEngine.__init__
 
 
 class LlamaEngine:
@@ -42,7 +45,7 @@ class LlamaEngine:
     def __init__(self, model_path: str | Path, *, model_name: str = "", model_sha256: str = "",
                  parallel: int = 4, ctx: int = 4096, batch: int = 512, threads: int | None = None,
                  gpu_layers: int = 0, max_queue: int = 64, warm_up: bool = True,
-                 prompt_cache_mb: int = 1024) -> None:
+                 prompt_cache_mb: int = 1024, gather: bool = True) -> None:
         import llama_cpp as L
         from llama_cpp._logger import set_verbose
 
@@ -54,6 +57,9 @@ class LlamaEngine:
         self.max_queue = max_queue
         self._stats = EngineStats()
         threads = threads or os.cpu_count() or 1
+        # The scheduler thread needs the interpreter right after each decode (sampling, streaming out): with
+        # Python's default switch interval it can wait up to 5 ms behind the server's event loop at every step.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         L.llama_backend_init()
         self._model = L.llama_model_load_from_file(str(model_path).encode(), model_params(L, gpu_layers))
         if not self._model:
@@ -85,6 +91,7 @@ class LlamaEngine:
         self._cv = threading.Condition()
         self._outbox = Outbox()
         self._closing = False
+        self.gathering = Gathering(self._cv, enabled=gather)  # see kit.engine.gather
         self._eog = [t for t in range(L.llama_vocab_n_tokens(self._vocab)) if L.llama_vocab_is_eog(self._vocab, t)]
         self._eog_set = frozenset(self._eog)
         self.sample_shortcut = True  # see kit.engine.sampling
@@ -198,6 +205,7 @@ class LlamaEngine:
             if busy >= self.parallel and len(self._waiting) >= self.max_queue:
                 raise QueueFullError(f"{busy} requests are running and {len(self._waiting)} waiting: retry shortly.")
             self._waiting.append(Pending(gen, params, prompt))
+            self.gathering.submitted()
             self._stats.requests_total += 1
             self._stats.prompt_tokens_total += len(prompt)
             self._cv.notify()
@@ -216,7 +224,12 @@ class LlamaEngine:
                         self._cv.wait()
                     if self._closing:
                         break
+                    if self._waiting or self.gathering.arriving:
+                        idle = not any(self._slots)
+                        self.gathering.wait(lambda: len(self._waiting), self._slots.count(None), idle,
+                                            lambda: self._closing)
                     self._admit()
+                    self.gathering.stepped(self.parallel - self._slots.count(None))
                 self._step()
                 self._outbox.deliver()  # one wake-up of each consumer loop per step (see Outbox)
         except Exception as exc:  # noqa: BLE001 - the scheduler must report, not vanish

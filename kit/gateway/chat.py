@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from kit.docs.prompt import DocumentContext, with_documents
+from kit.engine import gather
 from kit.engine.base import Engine, Generation, SamplingParams
 from kit.errors import KitError
 from kit.gateway.context import Context
@@ -87,6 +88,7 @@ class Completions:
         limiter = self.ctx.limiter
         try:
             if limiter.shared:  # Redis: a network round trip, off the event loop
+                gather.leave()
                 return await run_in_threadpool(limiter.admit, ident.user, ident.via, ident.role, body.n)
             return limiter.admit(ident.user, ident.via, ident.role, body.n)
         except LimitExceeded as exc:
@@ -103,6 +105,7 @@ class Completions:
         started = time.perf_counter()
         outcome = ctx.gate.apply_pii_remembered(messages, ident)  # all scanned before: no thread hop
         if outcome is None:
+            gather.leave()  # a scan in a worker thread: the engine does not wait for this request
             outcome = await run_in_threadpool(ctx.gate.apply_pii, messages, ident)
         action = "chat" if raw_prompt is None else "completion"
         if outcome.blocked:
@@ -152,6 +155,7 @@ class Completions:
         options = getattr(body, "kit", None)
         if options is None or not options.documents:
             return None
+        gather.leave()
         question = next((m["content"] for m in reversed(outcome.messages) if m["role"] == "user"), "")
         return await run_in_threadpool(self.ctx.documents.context, ident, question, options.collection)
 
@@ -226,6 +230,8 @@ async def submit_all(engine: Engine, n: int, params: SamplingParams, messages: l
         for g in gens:
             g.cancel()
         raise
+    finally:
+        gather.leave()
     return gens
 
 
@@ -250,16 +256,18 @@ def router(ctx: Context) -> APIRouter:
 
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        ident = await ctx.identify(request)
-        body = ChatRequest.model_validate(await ctx.body(request))
-        messages = [m.as_dict() for m in body.messages]
-        return await completions.generate(request, ident, body, messages, None)
+        async with gather.announce(ctx.engine):
+            ident = await ctx.identify(request)
+            body = ChatRequest.model_validate(await ctx.body(request))
+            messages = [m.as_dict() for m in body.messages]
+            return await completions.generate(request, ident, body, messages, None)
 
     @api.post("/v1/completions")
     async def text_completions(request: Request) -> Response:
-        ident = await ctx.identify(request)
-        body = CompletionRequest.model_validate(await ctx.body(request))
-        return await completions.generate(request, ident, body, [{"role": "user", "content": body.prompt}],
-                                          body.prompt)
+        async with gather.announce(ctx.engine):
+            ident = await ctx.identify(request)
+            body = CompletionRequest.model_validate(await ctx.body(request))
+            return await completions.generate(request, ident, body, [{"role": "user", "content": body.prompt}],
+                                              body.prompt)
 
     return api

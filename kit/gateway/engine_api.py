@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from kit.engine import gather
 from kit.engine.base import Engine
 from kit.gateway.chat import ClosingStream, collect, sampling_params, submit_all
 from kit.gateway.errors import install_handlers, read_json
@@ -87,10 +88,12 @@ def create_engine_app(engine: Engine, *, api_key: str | None, name: str, max_tok
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        return await generate(request, True)
+        async with gather.announce(engine):
+            return await generate(request, True)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
-        return await generate(request, False)
+        async with gather.announce(engine):
+            return await generate(request, False)
 
     return app

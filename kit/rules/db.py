@@ -15,9 +15,10 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ from kit.rules.tables import metadata
 DATABASE_ENV = "KIT_DATABASE_URL"
 SCHEMA_VERSION = "0002"  # the one this kit needs: the last revision under kit/migrations/versions (tested)
 DEFAULT_FILE = "kit.db"
+RECALL_S = 1.0  # how long a remembered read holds (see Database.recall)
 
 
 def database_url(home: Path, environ: dict[str, str] | None = None) -> str:
@@ -71,6 +73,7 @@ class Database:
     url: str
     engine: sa.Engine
     identity: tuple[int, int] | None = None
+    _recalled: dict[tuple[Any, ...], tuple[float, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def sqlite(self) -> bool:
@@ -84,12 +87,32 @@ class Database:
     def where(self) -> str:
         return str(self.path) if self.sqlite else redact(self.url)
 
+    def recall(self, key: tuple[Any, ...], read: Callable[[], Any], *, keep_none: bool = True) -> Any:
+        """``read()``, remembered for RECALL_S: for what every request reads (API keys, acknowledgements). A
+        write in this process forgets everything at once; a change made by another process (`kit keys
+        revoke`, another gateway) is seen within RECALL_S. ``keep_none=False``: a None is not remembered
+        (what is missing now may be written elsewhere the next moment)."""
+        now = time.monotonic()
+        hit = self._recalled.get(key)
+        if hit is not None and now - hit[0] < RECALL_S:
+            return hit[1]
+        value = read()
+        if value is None and not keep_none:
+            return None
+        if len(self._recalled) > 10_000:
+            self._recalled.clear()
+        self._recalled[key] = (now, value)
+        return value
+
     @contextmanager
     def begin(self, what: str = "used") -> Iterator[sa.Connection]:
         """One transaction; database errors become a KitError that says what to check."""
+        writes = what != "read"
+        if writes:
+            self._recalled.clear()  # before, and after: no read remembered meanwhile outlives the write
         try:
             with self.engine.connect() as bare:
-                conn = bare.execution_options(kit_read=what == "read")
+                conn = bare.execution_options(kit_read=not writes)
                 with conn.begin():
                     yield conn
         except sa.exc.IntegrityError:
@@ -97,6 +120,9 @@ class Database:
         except sa.exc.SQLAlchemyError as exc:
             raise KitError(f"the database {self.where} could not be {what} ({_reason(exc)}): check the disk space, "
                            "the file permissions or the database server.") from None
+        finally:
+            if writes:
+                self._recalled.clear()
 
     def scrub(self) -> None:
         """After deleting personal data from SQLite: copy the overwritten pages into the file and empty the

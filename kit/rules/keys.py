@@ -27,15 +27,20 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _stored(home: Path) -> list[ApiKey]:
-    with open_database(home).begin("read") as conn:
-        rows = conn.execute(sa.select(table.c.name, table.c.sha256, table.c.role, table.c.groups)
-                            .order_by(table.c.created, table.c.name)).all()
-    return [ApiKey(name=r[0], sha256=r[1], role=r[2], groups=[g for g in r[3].split(",") if g]) for r in rows]
+def _stored(home: Path, fresh: bool = False) -> list[ApiKey]:
+    def read() -> tuple[ApiKey, ...]:
+        with db.begin("read") as conn:
+            rows = conn.execute(sa.select(table.c.name, table.c.sha256, table.c.role, table.c.groups)
+                                .order_by(table.c.created, table.c.name)).all()
+        return tuple(ApiKey(name=r[0], sha256=r[1], role=r[2], groups=[g for g in r[3].split(",") if g]) for r in rows)
+
+    db = open_database(home)
+    return list(read() if fresh else db.recall(("api_keys",), read))  # read by every request
 
 
-def list_keys(settings: Settings) -> list[ApiKey]:
-    return list(settings.server.api_keys) + _stored(settings.home)
+def list_keys(settings: Settings, *, fresh: bool = False) -> list[ApiKey]:
+    """The keys of kit.yaml and of the database (as read within the last second, unless ``fresh``)."""
+    return list(settings.server.api_keys) + _stored(settings.home, fresh)
 
 
 def create_key(settings: Settings, name: str, role: str = "user", *, acknowledge: bool = True,

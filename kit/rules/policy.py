@@ -95,7 +95,11 @@ class Gate:
         the single local operator. Identity headers from anyone but a service key are ignored."""
         keys = list_keys(self.settings)
         auth = headers.get("authorization", "")
-        key = find_key(keys, auth[7:].strip()) if auth.lower().startswith("bearer ") else None
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        key = find_key(keys, token) if token else None
+        if token and key is None:  # perhaps created a moment ago by another process (`kit keys create`, `kit ui`)
+            keys = list_keys(self.settings, fresh=True)
+            key = find_key(keys, token)
         if key is not None and key.role == "service":
             claimed_user = headers.get(USER_HEADER, "").strip()[:200]
             if not claimed_user:

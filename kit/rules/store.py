@@ -59,9 +59,14 @@ class Store:
         return t
 
     def acknowledged(self, user: str, version: str) -> str | None:
-        with self._db.begin("read") as conn:
-            row = conn.execute(sa.select(acks.c.time).where(acks.c.user == user, acks.c.version == version)).first()
-        return row[0] if row else None
+        """When ``user`` acknowledged charter ``version`` (checked by every request: remembered, see
+        Database.recall)."""
+        def read() -> str | None:
+            with self._db.begin("read") as conn:
+                row = conn.execute(sa.select(acks.c.time).where(acks.c.user == user, acks.c.version == version)).first()
+            return row[0] if row else None
+
+        return self._db.recall(("acknowledged", user, version), read, keep_none=False)  # type: ignore[no-any-return]
 
     def ack_count(self, version: str) -> int:
         with self._db.begin("read") as conn:
