@@ -96,7 +96,7 @@ def test_a_lone_request_is_not_held_and_a_missing_one_not_awaited_for_long() -> 
         g.wait(lambda: 1, 4, True, lambda: False)  # idle, nothing announced, nothing ran lately
         assert time.perf_counter() - start < 0.01
         for _ in range(5):
-            g.stepped(1)  # requests one after the other, one sequence at a time
+            g.stepped(1, 0.02)  # requests one after the other, one sequence at a time
         start = time.perf_counter()
         g.wait(lambda: 1, 4, True, lambda: False)  # the next one is not held
         assert time.perf_counter() - start < 0.01

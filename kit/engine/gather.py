@@ -8,17 +8,19 @@ sequences:
 - **Requests being prepared.** The server announces each chat request as it arrives
   (:func:`announce`) and withdraws it when it reaches the engine or leaves the fast path (a personal-data
   scan in a worker thread, a document search: :func:`leave`). The engine waits for announced requests, at
-  most ``ARRIVING_S`` after each one's arrival: they are read in the step about to start instead of the
-  next one. Requests arriving together are all announced before the first is prepared (the handler
-  yields once right after announcing), so a burst is read in one step.
+  most ``ARRIVING_S`` (or a step and a half, if longer) after each one's arrival: they are read in the
+  step about to start instead of the next one. Requests arriving together are all announced before the
+  first is prepared (the handler yields once right after announcing), so a burst is read in one step.
 - **A burst that ended together.** When the engine falls idle right after running several sequences at
   once, their clients often send their next requests together (scripts with N workers, batch jobs, load
-  tests). The first of them then waits, at most ``BURST_S``, for as many as were running together: read
-  in one step, they keep finishing together, instead of splitting for good into groups one step apart,
+  tests). The first of them then waits, for a step and a half at most (the time such a step took, between
+  ``BURST_MIN_S`` and ``BURST_MAX_S``), for as many as were running together: read in one step, they keep
+  finishing together, instead of splitting for good into groups one step apart,
   where each new request waits for a step of the other group before its own. Requests that come one
   after the other (one sequence at a time) are never held.
 
-Both waits are bounded and cost nothing when requests come one at a time.
+Both waits are bounded by about what a request that misses the step would wait anyway (the next step),
+and cost nothing when requests come one at a time.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-ARRIVING_S = 0.05  # the longest the engine waits for an announced request, from its arrival
-BURST_S = 0.03  # the longest an idle engine waits for the rest of a burst, from the moment it fell idle
+ARRIVING_S = 0.05  # how long the engine waits for an announced request, from its arrival, at least
+BURST_MIN_S, BURST_MAX_S = 0.03, 0.2  # bounds of the wait of an idle engine for the rest of a burst
+STEPS = 1.5  # both waits: up to this many times the duration of a step as full as the last burst
 RECENT_S = 0.25  # how long the engine remembers how many sequences it ran at once
 
 
@@ -45,7 +48,7 @@ class Gathering:
         self._cv = cv
         self.enabled = enabled
         self._arriving: dict[int, float] = {}
-        self._peak = (0.0, 0)  # when, and the most sequences a step held lately
+        self._peak = (0.0, 0, 0.0)  # when, the most sequences a step held lately, and how long that step took
         self._keys = itertools.count()
         self._in_wait = False  # a withdrawal wakes the engine only while it waits here
 
@@ -67,12 +70,12 @@ class Gathering:
         if arrival is not None and arrival._gathering is self:
             self._arriving.pop(arrival._key, None)
 
-    def stepped(self, active: int) -> None:
-        """A step begins with ``active`` sequences; call with the condition held."""
+    def stepped(self, active: int, seconds: float) -> None:
+        """A step with ``active`` sequences took ``seconds`` (the engine's thread: the only one that reads it)."""
         now = time.perf_counter()
-        when, most = self._peak
+        when, most, _ = self._peak
         if active >= most or now - when > RECENT_S:
-            self._peak = (now, active)
+            self._peak = (now, active, seconds)
 
     @property
     def arriving(self) -> int:
@@ -84,9 +87,10 @@ class Gathering:
         if not self.enabled or free <= 0:
             return
         start = time.perf_counter()
-        when, most = self._peak
+        when, most, step_s = self._peak
         expected = most if idle and start - when < RECENT_S else 0
-        burst_end = start + BURST_S
+        burst_end = start + min(BURST_MAX_S, max(BURST_MIN_S, STEPS * step_s))
+        arriving_s = max(ARRIVING_S, min(BURST_MAX_S, STEPS * step_s))
         self._in_wait = True
         try:
             while not stop():
@@ -94,7 +98,7 @@ class Gathering:
                 if queued >= free:
                     return
                 now = time.perf_counter()
-                until = max((t + ARRIVING_S for t in self._arriving.values()), default=0.0)
+                until = max((t + arriving_s for t in self._arriving.values()), default=0.0)
                 if queued < min(expected, free):
                     until = max(until, burst_end)
                 if until <= now:

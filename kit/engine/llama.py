@@ -229,8 +229,10 @@ class LlamaEngine:
                         self.gathering.wait(lambda: len(self._waiting), self._slots.count(None), idle,
                                             lambda: self._closing)
                     self._admit()
-                    self.gathering.stepped(self.parallel - self._slots.count(None))
+                    active = self.parallel - self._slots.count(None)
+                started = time.perf_counter()
                 self._step()
+                self.gathering.stepped(active, time.perf_counter() - started)
                 self._outbox.deliver()  # one wake-up of each consumer loop per step (see Outbox)
         except Exception as exc:  # noqa: BLE001 - the scheduler must report, not vanish
             self._ready = False
