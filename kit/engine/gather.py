@@ -142,7 +142,8 @@ async def announce(engine: Any) -> Any:
 
 
 def leave() -> None:
-    """The current request reached the engine, or leaves the fast path (a wait in a worker thread)."""
+    """The current request leaves the fast path (a wait in a worker thread); reaching the engine ends its
+    announcement by itself (:meth:`Gathering.submitted`)."""
     arrival = _current.get()
     if arrival is not None:
         arrival.leave()

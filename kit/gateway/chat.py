@@ -230,8 +230,6 @@ async def submit_all(engine: Engine, n: int, params: SamplingParams, messages: l
         for g in gens:
             g.cancel()
         raise
-    finally:
-        gather.leave()
     return gens
 
 

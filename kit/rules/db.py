@@ -87,13 +87,15 @@ class Database:
     def where(self) -> str:
         return str(self.path) if self.sqlite else redact(self.url)
 
-    def recall(self, key: tuple[Any, ...], read: Callable[[], Any], *, keep_none: bool = True) -> Any:
+    def recall(self, key: tuple[Any, ...], read: Callable[[], Any], *, keep_none: bool = True,
+               fresh: bool = False) -> Any:
         """``read()``, remembered for RECALL_S: for what every request reads (API keys, acknowledgements). A
         write in this process forgets everything at once; a change made by another process (`kit keys
         revoke`, another gateway) is seen within RECALL_S. ``keep_none=False``: a None is not remembered
-        (what is missing now may be written elsewhere the next moment)."""
+        (what is missing now may be written elsewhere the next moment). ``fresh``: read now, and remember
+        that."""
         now = time.monotonic()
-        hit = self._recalled.get(key)
+        hit = None if fresh else self._recalled.get(key)
         if hit is not None and now - hit[0] < RECALL_S:
             return hit[1]
         value = read()

@@ -35,7 +35,7 @@ def _stored(home: Path, fresh: bool = False) -> list[ApiKey]:
         return tuple(ApiKey(name=r[0], sha256=r[1], role=r[2], groups=[g for g in r[3].split(",") if g]) for r in rows)
 
     db = open_database(home)
-    return list(read() if fresh else db.recall(("api_keys",), read))  # read by every request
+    return list(db.recall(("api_keys",), read, fresh=fresh))  # read by every request
 
 
 def list_keys(settings: Settings, *, fresh: bool = False) -> list[ApiKey]:
