@@ -158,3 +158,63 @@ def test_choose_sequence() -> None:
     assert choose_sequence({0}, {1: 30, 2: 32}, True) == (1, None)  # 2 tokens: not worth a copy
     assert choose_sequence({0}, {1: 30, 2: 40}, False) == (1, None)  # without the cache, 10 tokens: keep together
     assert choose_sequence({5}, {0: 0, 4: 0, 6: 50}, True) == (6, None)  # adjacent and holding the most
+
+
+def test_state_buffers_are_made_ahead_and_reused() -> None:
+    """Memory for a state is made by a helper thread when a sequence ends (the copy at the next request
+    then lands in pages already there), given back when an entry goes, and bounded."""
+    import time
+
+    from kit.engine.buffers import StateBuffers, capacity_for
+
+    pool = StateBuffers(keep_bytes=4 * 2**20)
+    try:
+        pool.prepare(0, 1_000_000)
+        deadline = time.monotonic() + 10
+        while pool.made_ahead == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pool.made_ahead == 1
+        buf = pool.take(0, 1_000_000)  # the one made for sequence 0
+        assert buf.capacity == capacity_for(1_000_000) >= 1_000_000 and pool.made_inline == 0
+        view = buf.view(1_000_000)
+        view[0], view[999_999] = 7, 9  # the memory is there and writable
+        assert bytes(buf.view(1_000_000)[999_999:]) == b"\x09"
+        other = pool.take(1, 1_000_000)  # nothing made for sequence 1: made here
+        assert pool.made_inline == 1 and other.addr != buf.addr
+        pool.give(buf)
+        again = pool.take(2, 900_000)  # a buffer given back of about that size serves again
+        assert again is buf and pool.reused == 1
+        pool.give(again)
+        pool.give(other)
+        pool.give(pool.take(3, 3_500_000))  # over the 4 MiB kept: freed, not kept
+        assert pool._free_bytes <= 4 * 2**20
+        pool.prepare(4, 1_000_000)
+        pool.release(4)  # the sequence served another request with nothing to keep: no buffer stays reserved
+        assert 4 not in pool._ready
+        assert 1_000_000 <= capacity_for(1_000_000) <= 1_000_000 * 9 // 8
+        assert capacity_for(7_000_000) % (1 << 19) == 0 and capacity_for(10) == 4096
+    finally:
+        pool.close()
+
+
+def test_a_reused_sequence_is_copied_into_memory_made_ahead() -> None:
+    """Two conversations through one sequence: the first one's state is kept, in memory made when it
+    ended, not at the second request (that allocation used to delay every request of the step)."""
+    import time
+
+    from kit.engine.llama import LlamaEngine
+
+    engine = LlamaEngine(_model(), parallel=1, ctx=1024, threads=2, prompt_cache_mb=64, warm_up=False)
+    try:
+        first = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Combien de jours de congé ?"}]
+        _ask(engine, first)
+        assert engine._cache is not None
+        buffers = engine._cache.buffers
+        deadline = time.monotonic() + 10
+        while buffers.made_ahead == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert buffers.made_ahead == 1
+        _ask(engine, [{"role": "user", "content": "When does the library open on Saturdays?"}])
+        assert len(engine._cache) == 1 and buffers.made_inline == 0
+    finally:
+        engine.close()

@@ -5,7 +5,8 @@ conversations than slots their beginnings would be read again at every turn. Bef
 reused, the engine copies the state of its sequence (``llama_state_seq_get_data``) here, keyed by
 the tokens it holds; a new request whose prompt starts with more of an entry's tokens than any free
 slot holds gets that state back (``llama_state_seq_set_data``) and reads only the rest. Entries are
-dropped least recently used first, within ``max_bytes``.
+dropped least recently used first, within ``max_bytes``. The copies land in memory made ahead of
+need (:mod:`kit.engine.buffers`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from kit.engine.buffers import StateBuffer, StateBuffers
 from kit.engine.text import common_prefix
 
 # A restore must save at least this many prompt tokens over what the slot holds. Copying a state in costs
@@ -26,7 +28,7 @@ MIN_GAIN = 4
 @dataclass
 class Entry:
     tokens: tuple[int, ...]
-    state: Any  # the bytes llama_state_seq_get_data wrote: a ctypes array (handed back as is) or bytes
+    state: Any  # what llama_state_seq_get_data wrote: a StateBuffer (or bytes)
 
 
 class PromptCache:
@@ -35,6 +37,12 @@ class PromptCache:
         self.used = 0
         self.hits = 0
         self._entries: OrderedDict[tuple[int, ...], Entry] = OrderedDict()
+        self.buffers = StateBuffers(keep_bytes=min(max_bytes // 8, 128 * 2**20))
+
+    def close(self) -> None:
+        self._entries.clear()
+        self.used = 0
+        self.buffers.close()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -48,15 +56,19 @@ class PromptCache:
     def put(self, tokens: list[int], state: Any) -> None:
         """Keep ``state`` for ``tokens`` (an entry that is a prefix of it goes: this one covers it)."""
         if not tokens or len(state) > self.max_bytes:
+            self.buffers.give(state)
             return
         key = tuple(tokens)
         for other in [k for k in self._entries if len(k) <= len(key) and key[: len(k)] == k]:
-            self.used -= len(self._entries.pop(other).state)
+            self._drop(self._entries.pop(other))
         self._entries[key] = Entry(key, state)
         self.used += len(state)
         while self.used > self.max_bytes and self._entries:
-            _, old = self._entries.popitem(last=False)
-            self.used -= len(old.state)
+            self._drop(self._entries.popitem(last=False)[1])
+
+    def _drop(self, entry: Entry) -> None:
+        self.used -= len(entry.state)
+        self.buffers.give(entry.state)  # its memory serves a later state
 
     def best(self, prompt: list[int], beat: int) -> tuple[Entry, int] | None:
         """The entry sharing the longest prefix with ``prompt``, if it beats ``beat`` by MIN_GAIN tokens."""
@@ -73,31 +85,47 @@ class PromptCache:
             self.hits += 1
         return found
 
+    def ended(self, L: Any, ctx: Any, seq: int, tokens: list[int]) -> None:
+        """Sequence ``seq`` ended holding ``tokens``: unless an entry holds them already, memory for its state
+        is made now, ready for when the sequence serves another request and its state is kept."""
+        if not self.holds(tokens):
+            self.buffers.prepare(seq, L.llama_state_seq_get_size(ctx, seq))
+
     def save(self, L: Any, ctx: Any, seq: int, tokens: list[int]) -> None:
         """Keep sequence ``seq``'s state (its KV cells, holding ``tokens``), unless an entry holds them."""
         if self.holds(tokens):
+            self.buffers.release(seq)
             return
         entry = self.snapshot(L, ctx, seq, tokens)
         if entry is not None:
             self.put(list(entry.tokens), entry.state)
 
-    @staticmethod
-    def snapshot(L: Any, ctx: Any, seq: int, tokens: list[int]) -> Entry | None:
-        """A copy of sequence ``seq``'s state out of the llama.cpp context ``ctx`` (None if it is empty)."""
+    def snapshot(self, L: Any, ctx: Any, seq: int, tokens: list[int]) -> Entry | None:
+        """A copy of sequence ``seq``'s state out of the llama.cpp context ``ctx`` (None if it is empty, or
+        if there is no memory left for it: the cache then just does not keep it)."""
         size = L.llama_state_seq_get_size(ctx, seq)
-        buf = (ctypes.c_uint8 * size)()
-        n = L.llama_state_seq_get_data(ctx, buf, size, seq)
-        if not n:
+        if not size:
             return None
-        return Entry(tuple(tokens), buf if n == size else ctypes.string_at(buf, n))  # no second copy
+        try:
+            buf = self.buffers.take(seq, size)
+        except MemoryError:
+            return None
+        buf.size = L.llama_state_seq_get_data(ctx, buf.view(size), size, seq)
+        if not buf.size:
+            self.buffers.give(buf)
+            return None
+        return Entry(tuple(tokens), buf)
 
     @staticmethod
     def restore(L: Any, ctx: Any, mem: Any, seq: int, entry: Entry) -> bool:
         """Put ``entry``'s state into sequence ``seq`` (emptied first); False, and ``seq`` empty, on failure."""
         L.llama_memory_seq_rm(mem, seq, -1, -1)
         state = entry.state
-        src = state if isinstance(state, ctypes.Array) else (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
-        if L.llama_state_seq_set_data(ctx, src, len(state), seq):
+        if isinstance(state, StateBuffer):
+            src, size = state.view(), state.size
+        else:
+            src, size = (ctypes.c_uint8 * len(state)).from_buffer_copy(state), len(state)
+        if L.llama_state_seq_set_data(ctx, src, size, seq):
             return True
         L.llama_memory_seq_rm(mem, seq, -1, -1)
         return False

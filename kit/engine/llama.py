@@ -181,6 +181,8 @@ class LlamaEngine:
             self._closing = True
             self._cv.notify_all()
         self._thread.join(timeout=30)
+        if self._cache is not None:
+            self._cache.close()
         L = self._L
         for slot in self._slots:
             if slot is not None:
@@ -299,13 +301,18 @@ class LlamaEngine:
         assert cache is not None
         if len(held) > common and len(held) >= MIN_CACHED:
             cache.save(self._L, self._ctx, seq, held)
+        else:
+            cache.buffers.release(seq)
         hit = cache.best(prompt, common if source is None else max(common, source[1]))  # the cache may hold more
+        moved = None
         if hit is None and source is not None:
-            entry = cache.snapshot(self._L, self._ctx, source[0], self._kv[source[0]])
-            hit = None if entry is None else (entry, source[1])
+            moved = cache.snapshot(self._L, self._ctx, source[0], self._kv[source[0]])
+            hit = None if moved is None else (moved, source[1])
         if hit is None:
             return common
         restored = cache.restore(self._L, self._ctx, self._mem, seq, hit[0])
+        if moved is not None:
+            cache.buffers.give(moved.state)
         self._kv[seq] = list(hit[0].tokens) if restored else []
         self._stats.prompt_cache_restores += int(restored)
         return hit[1] if restored else 0
@@ -416,6 +423,8 @@ class LlamaEngine:
             self._L.llama_memory_seq_rm(self._mem, seq, -1, -1)
             self._kv[seq].clear()
         slot.sampler.free()
+        if self._cache is not None and len(self._kv[seq]) >= MIN_CACHED:
+            self._cache.ended(self._L, self._ctx, seq, self._kv[seq])
         with self._cv:
             self._slots[seq] = None
             self._stats.requests_finished += 1
