@@ -127,6 +127,35 @@ def test_include_usage_in_stream(gw: ServerHandle) -> None:
     assert events[-1]["usage"]["completion_tokens"] > 0
 
 
+def test_a_stream_ends_before_its_audit_row_is_written(gw: ServerHandle) -> None:
+    """The end of a streamed answer (its last chunk, [DONE] and the end of the HTTP response) does not wait
+    for the audit row's write, which waits for the disk: here another connection holds the database's
+    write lock while the answer is read. The row is written once the lock is free."""
+    import sqlite3
+
+    def mine() -> int:
+        who = gw.state.audit.pseudonym("dora")
+        return sum(1 for row in gw.state.audit.rows() if row.user == who and row.action == "chat")
+
+    gw.acknowledge("dora")
+    before = mine()
+    lock = sqlite3.connect(gw.settings.home / "kit.db", timeout=30, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the write lock, as a long write elsewhere would hold it
+    try:
+        with httpx.stream("POST", gw.url + "/v1/chat/completions", headers=gw.headers("dora"), timeout=10,
+                          json=chat_body("Say hello.", stream=True)) as r:
+            lines = list(r.iter_lines())  # the whole response: a read timeout here if it waited for the row
+        assert r.status_code == 200 and "data: [DONE]" in lines
+        assert mine() == before  # not written yet: the lock is still held
+    finally:
+        lock.execute("COMMIT")
+        lock.close()
+    deadline = time.time() + 30
+    while mine() == before and time.time() < deadline:
+        time.sleep(0.05)
+    assert mine() == before + 1
+
+
 def test_errors_name_the_problem(gw: ServerHandle) -> None:
     url = gw.url + "/v1/chat/completions"
     r = httpx.post(url, content=b"{not json", headers={**gw.headers(), "content-type": "application/json"})

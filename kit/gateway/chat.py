@@ -23,7 +23,7 @@ from kit.engine.base import Engine, Generation, SamplingParams
 from kit.errors import KitError
 from kit.gateway.context import Context
 from kit.gateway.errors import BodyTooLarge, ModelNotFound, PiiBlocked
-from kit.gateway.responses import response, stream
+from kit.gateway.responses import StreamEnd, response, stream
 from kit.gateway.schemas import ChatRequest, CompletionRequest
 from kit.rules.audit import AuditEvent
 from kit.rules.limits import LimitExceeded, Ticket
@@ -31,18 +31,25 @@ from kit.rules.policy import ChatOutcome, Identity
 
 
 class ClosingStream(StreamingResponse):
-    """A streamed answer that calls `on_close` once the response is over, however it ends: also when the
-    client left before the first byte, so that the event generator, and its own cleanup, never ran."""
+    """A streamed answer that calls `on_close`, then `after` in a worker thread, once the response is over,
+    however it ends: also when the client left before the first byte, so that the event generator, and its
+    own cleanup, never ran. The response is complete on the wire before `after` runs (the audit row's
+    write waits for the disk): the client reads the end of the answer, and may send its next request on the
+    same connection, without waiting for it."""
 
-    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None], **kwargs: Any) -> None:
+    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None],
+                 after: Callable[[], None] | None = None, **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self.on_close = on_close
+        self.after = after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
             self.on_close()
+            if self.after is not None:
+                await asyncio.shield(run_in_threadpool(self.after))
 
 
 class Completions:
@@ -141,8 +148,10 @@ class Completions:
             metrics.requests.labels(action, "200" if status == "ok" else status).inc()
 
         if body.stream:
-            events = stream(rid, body, gens, meta, raw_prompt is None, finish)
-            return ClosingStream(events, close, media_type="text/event-stream",
+            end = StreamEnd()
+            events = stream(rid, body, gens, meta, raw_prompt is None, end)
+            return ClosingStream(events, close, lambda: finish(end.texts, end.status),
+                                 media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         texts = await collect(request, gens)
         await run_in_threadpool(finish, texts, "ok" if not any(g.error for g in gens) else "error")

@@ -18,7 +18,8 @@ from kit.engine import gather
 from kit.engine.base import Engine
 from kit.gateway.chat import ClosingStream, collect, sampling_params, submit_all
 from kit.gateway.errors import install_handlers, read_json
-from kit.gateway.responses import response, stream
+from kit.gateway.local import fastapi_options
+from kit.gateway.responses import StreamEnd, response, stream
 from kit.gateway.schemas import ChatRequest, CompletionRequest
 
 MAX_BODY = 4_000_000
@@ -30,7 +31,8 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
 
 def create_engine_app(engine: Engine, *, api_key: str | None, name: str, max_tokens_default: int = 512,
                       timeout_s: float = 300) -> FastAPI:
-    app = FastAPI(title=f"kit engine {name}", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title=f"kit engine {name}", docs_url=None, redoc_url=None, openapi_url=None,
+                  **fastapi_options())
     install_handlers(app)
 
     @app.middleware("http")
@@ -78,7 +80,7 @@ def create_engine_app(engine: Engine, *, api_key: str | None, name: str, max_tok
                 g.cancel()
 
         if body.stream:
-            events = stream(rid, body, gens, meta, chat, lambda texts, status: None)
+            events = stream(rid, body, gens, meta, chat, StreamEnd())
             return ClosingStream(events, close, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         try:
             texts = await collect(request, gens)

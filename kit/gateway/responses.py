@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
-
 from kit.engine.base import Generation
+
+_MARK = "kit-text-7f3a"  # where an event's text goes in the envelope encoded once per choice
 
 
 def finish_reason(g: Generation) -> str:
@@ -38,16 +39,37 @@ def response(rid: str, body: Any, gens: list[Generation], texts: list[str], meta
             "model": meta["model"], "choices": choices, "usage": usage(gens), "kit": meta}
 
 
+@dataclass
+class StreamEnd:
+    """How a stream ended: the texts sent, and ``ok``, ``error`` or ``cancelled`` (also when it never began)."""
+
+    texts: list[str] = field(default_factory=list)
+    status: str = "cancelled"
+
+
 async def stream(rid: str, body: Any, gens: list[Generation], meta: dict[str, Any], chat: bool,
-                 finish: Callable[[list[str], str], None]) -> AsyncIterator[bytes]:
+                 end: StreamEnd) -> AsyncIterator[bytes]:
+    """The answer as server-sent events; ``end`` tells how it ended, for the work that follows (the audit
+    row, the stored turn), done once the response is complete (see kit.gateway.chat.ClosingStream): the
+    client reads the end of the response without waiting for it."""
     created = int(time.time())
     obj = "chat.completion.chunk" if chat else "text_completion"
     queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
-    texts = ["" for _ in gens]
+    texts = end.texts = ["" for _ in gens]
 
     async def pump(i: int, g: Generation) -> None:
         async for c in g.chunks():
             await queue.put((i, c))
+
+    templates: dict[int, tuple[bytes, bytes]] = {}
+
+    def text_event(i: int, text: str) -> bytes:
+        """A chunk of text only (nearly every event): the envelope is encoded once per choice."""
+        if i not in templates:
+            head, _, tail = event(i, _MARK, None).partition(json.dumps(_MARK).encode())
+            templates[i] = (head, tail)
+        head, tail = templates[i]
+        return head + json.dumps(text, ensure_ascii=False).encode() + tail
 
     def event(i: int, text: str | None, finish_reason: str | None, first: bool = False) -> bytes:
         if chat:
@@ -82,7 +104,7 @@ async def stream(rid: str, body: Any, gens: list[Generation], meta: dict[str, An
             i, c = await anext(source)
             if c.text:
                 texts[i] += c.text
-                yield event(i, c.text, None)
+                yield text_event(i, c.text)
             if c.finish_reason is not None:
                 remaining -= 1
                 if c.error:
@@ -99,8 +121,8 @@ async def stream(rid: str, body: Any, gens: list[Generation], meta: dict[str, An
         status = "cancelled"
         raise
     finally:
+        end.status = status
         for g in gens:
             g.cancel()
         for t in tasks:
             t.cancel()
-        await asyncio.shield(run_in_threadpool(finish, texts, status))
