@@ -102,3 +102,20 @@ def test_paths_and_identity_headers_never_give_a_5xx(gw: ServerHandle, segment: 
         except (httpx.InvalidURL, httpx.LocalProtocolError, UnicodeEncodeError):
             return  # not a request a client can send
     _check(r, f"{method} /v1/conversations/{segment!r}")
+
+
+def test_a_request_the_http_parser_refuses_gets_a_json_error(gw: ServerHandle) -> None:
+    """A control character in a header value never reaches the app: the HTTP layer refuses the request,
+    and says so in JSON, in both languages, like every other error."""
+    import socket
+
+    host, port = gw.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Kit-Role: \x08\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head
+    message = json.loads(body)["error"]["message"]
+    assert "Invalid HTTP request" in message and "Requête HTTP invalide" in message

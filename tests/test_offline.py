@@ -112,3 +112,48 @@ def test_whole_stack_offline_in_network_namespace(model_store: Path, tmp_path: P
     assert outside == [], "connections to outside addresses:\n" + "\n".join(outside[:20])
     # DNS look-ups would show as connect()s to a resolver on port 53: none may happen
     assert not [ln for ln in lines if "htons(53)" in ln]
+
+
+def test_fastapi_telemetry_stays_off_even_when_the_environment_asks(tmp_path: Path) -> None:
+    """FastAPI records a span for each request whenever an OpenTelemetry provider is set up in the process
+    (by the environment, an auto-instrumentation wrapper or a library), and adds OTLP exporters when
+    FASTAPI_OTEL_AUTO_CONFIGURE=true. kit's apps turn that off: a provider set up before them records
+    nothing of their requests, while a plain FastAPI app in the same process is recorded (the check works)."""
+    script = textwrap.dedent("""
+        import os
+        os.environ["FASTAPI_OTEL_AUTO_CONFIGURE"] = "true"
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        from fastapi import FastAPI
+        from fastapi.testclient import TestClient
+        from kit.gateway.engine_api import create_engine_app
+
+        class Engine:
+            model_name, model_sha256, n_ctx = "m", "", 1024
+            def is_ready(self):
+                return True
+
+        plain = FastAPI()
+        plain.get("/health")(lambda: {"ok": True})
+        assert TestClient(plain).get("/health").status_code == 200
+        seen = len(exporter.get_finished_spans())
+        ours = create_engine_app(Engine(), api_key=None, name="t")
+        for _ in range(3):
+            assert TestClient(ours).get("/health").status_code == 200
+        print(seen, len(exporter.get_finished_spans()) - seen, os.environ["FASTAPI_OTEL_AUTO_CONFIGURE"])
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "OTEL_SDK_DISABLED"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    plain_spans, our_spans, auto = done.stdout.split()
+    import fastapi
+
+    if hasattr(fastapi, "telemetry"):  # FastAPI versions with native telemetry
+        assert int(plain_spans) > 0
+    assert int(our_spans) == 0 and auto == "false"

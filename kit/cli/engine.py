@@ -25,10 +25,13 @@ from kit.errors import ConfigError
 def engine(model: str | None, host: str, port: int, parallel: int | None, ctx: int | None, gpu_layers: int | None,
            threads: int | None, name: str | None, key_file: Path | None) -> None:
     """Serve the model's raw OpenAI API (no usage rules: those are the gateway's) for `server.engines`."""
+    import gc
+
     import uvicorn
 
     from kit.config import is_loopback_host
     from kit.gateway.engine_api import create_engine_app
+    from kit.gateway.local import http_protocol
     from kit.models.runtime import load_engine
 
     settings = current_settings()
@@ -43,10 +46,13 @@ def engine(model: str | None, host: str, port: int, parallel: int | None, ctx: i
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     loaded = load_engine(settings)
+    gc.collect()
+    gc.freeze()  # the loaded libraries stay out of the collector's full passes (see `kit serve`)
     app = create_engine_app(loaded, api_key=key or None, name=name or f"{host}:{port}",
                             max_tokens_default=srv.max_tokens_default, timeout_s=srv.request_timeout_s)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+                    http=http_protocol())
     finally:
         loaded.close()
 

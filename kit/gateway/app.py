@@ -17,6 +17,7 @@ from kit.gateway import admin, auth, charter, chat, conversations, documents, fe
 from kit.gateway.context import Context
 from kit.gateway.errors import install_handlers
 from kit.gateway.guard import install_guard
+from kit.gateway.local import fastapi_options
 from kit.gateway.metrics import Metrics
 from kit.rules.limits import Limiter
 from kit.rules.policy import Gate
@@ -31,7 +32,7 @@ def create_app(settings: Settings, engine: Engine, state: GatewayState) -> FastA
                   limiter=Limiter.from_environment(settings.limits))
     ctx.documents = documents.Documents(ctx)
     limit_gauges(ctx)
-    app = FastAPI(title="kit", version="0.1.0", docs_url=None, redoc_url=None)
+    app = FastAPI(title="kit", version="0.1.0", docs_url=None, redoc_url=None, **fastapi_options())
     app.state.settings, app.state.engine, app.state.gate, app.state.metrics = settings, engine, ctx.gate, ctx.metrics
     app.state.context = ctx
     ctx.warm.set()  # ready at once; `kit serve` clears it while the personal-data models load
