@@ -4,6 +4,7 @@ llama-perplexity when scripts/build-reference.sh has built it), and the self-con
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -224,6 +225,65 @@ def test_serving_against_llama_cpp_server(tmp_path: Path) -> None:
         assert r["token_source"] in ("usage", "chunks")
         assert r["joules_per_1k_tokens"] is not None or r["energy_note"].startswith("not available")
     assert "ref" in res.output and "TTFT p95 ms" in res.output
+
+
+def test_serving_rounds_run_the_targets_together_taking_turns(tmp_path: Path) -> None:
+    """`--rounds 2`: every target is started before the first is measured, the order rotates each round
+    (a b, then b a), and each level's row pools both passes of its target."""
+    pytest.importorskip("sse_starlette", reason="llama-cpp-python's server needs the test extras (sse-starlette)")
+    pytest.importorskip("starlette_context", reason="llama-cpp-python's server needs starlette-context")
+    import contextlib
+    from collections.abc import Iterator
+
+    from click.testing import CliRunner
+
+    from kit.bench.report import rounds_table
+    from kit.bench.serving import Target, make_config, run_serving
+    from kit.bench.servers import llama_cpp_server
+    from kit.cli.bench import bench
+    from kit.errors import UsageError
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"messages": [{"role": "user", "content": "Dis bonjour."}]}) + "\n")
+    with pytest.raises(UsageError, match="--rounds"):
+        make_config([1], 2, 8, prompts, rounds=0)
+    events: list[str] = []
+    with llama_cpp_server(_model(), threads=1, ctx=512, interrupt_requests=False) as server:
+        def started(name: str) -> Any:
+            @contextlib.contextmanager
+            def source() -> Iterator[Target]:  # the real server, under another name, noting start and stop
+                events.append(f"start {name}")
+                yield Target(name=name, url=server.url)
+                events.append(f"stop {name}")
+            return source
+
+        config, conversations = make_config([1, 2], 2, 8, prompts, rounds=2)
+        run = run_serving([started("a"), started("b")], config, conversations)
+        assert events == ["start a", "start b", "stop b", "stop a"]  # both up for the whole run
+        rows = [(r.target, r.phase, r.concurrency) for r in run.results]
+        assert rows == [("a", "cold", 2), ("a", "measured", 1), ("a", "measured", 2),
+                        ("b", "cold", 2), ("b", "measured", 1), ("b", "measured", 2)]
+        for r in run.results:
+            if r.phase == "cold":
+                assert r.rounds == 1 and r.per_round == [] and r.requests == 2
+                continue
+            assert r.rounds == 2 and r.requests == 4 and r.completion_rate == 1.0
+            places = [f["place"] for f in r.per_round]
+            assert places == ([1, 2] if r.target == "a" else [2, 1]), r.per_round
+            assert sum(f["completed"] for f in r.per_round) == r.completed
+            assert abs(sum(f["duration_s"] for f in r.per_round) - r.duration_s) < 0.01
+        head, table = rounds_table({"results": [dataclasses.asdict(r) for r in run.results]}) or ([], [])
+        assert len(table) == 8 and head[:3] == ["streams", "round", "place"]
+
+        res = CliRunner().invoke(bench, ["serving", "--url", server.url, "--name", "a", "--url", server.url,
+                                         "--name", "b", "--rounds", "2", "--concurrency", "1", "--requests", "1",
+                                         "--max-tokens", "4", "--prompts", str(prompts),
+                                         "--out", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["config"]["rounds"] == 2
+    assert [len(r["per_round"]) for r in data["results"] if r["phase"] == "measured"] == [2, 2]
+    assert "round by round" in res.output
 
 
 @pytest.mark.slow

@@ -74,6 +74,17 @@ def serving_table(data: dict[str, Any]) -> Table:
     return head, rows
 
 
+def rounds_table(data: dict[str, Any]) -> Table | None:
+    """Each pass of a run with ``--rounds`` (the targets took turns): None for a one-round run."""
+    head = ["streams", "round", "place", "target", "done", "output tok/s", "TTFT p50 ms", "TTFT p95 ms"]
+    rows = [[r.get("concurrency"), f.get("round"), f.get("place"), r.get("target"),
+             f"{f.get('completed')}/{f.get('requests')}", f.get("output_throughput"), f.get("ttft_p50_ms"),
+             f.get("ttft_p95_ms")]
+            for r in data.get("results") or [] for f in r.get("per_round") or []]
+    rows.sort(key=lambda row: (row[0], row[1], row[2]))
+    return (head, rows) if rows else None
+
+
 def quality_tables(data: dict[str, Any]) -> list[tuple[str, Table]]:
     out = []
     for run in data.get("runs") or []:
@@ -191,9 +202,13 @@ def _sections(directory: Path, with_plots: bool) -> tuple[list[_Section], list[s
         notes = [f"max_tokens {cfg.get('max_tokens')}, {cfg.get('prompts')} prompts, sampling {cfg.get('sampling')}",
                  f"energy: {data.get('energy')}"]
         notes += [f"{t.get('name')}: {t.get('note') or t.get('url')}" for t in data.get("targets") or []]
+        if cfg.get("rounds", 1) > 1:
+            notes.insert(0, f"{cfg['rounds']} rounds: the targets took turns at each level, the order rotating "
+                            "each round; each row pools its target's passes")
         img = plots.serving(data.get("results") or []) if with_plots else None
-        sections.append(_Section("Serving", path.name, data.get("machine"), [("", serving_table(data))],
-                                 [img] if img else [], notes))
+        by_round = rounds_table(data)
+        tables = [("", serving_table(data))] + ([("Round by round", by_round)] if by_round else [])
+        sections.append(_Section("Serving", path.name, data.get("machine"), tables, [img] if img else [], notes))
     for path, data in reversed(found.get("quality", [])):
         sections.append(_Section("Quality", path.name, data.get("machine"), quality_tables(data), [],
                                  list(data.get("notes") or [])))

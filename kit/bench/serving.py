@@ -112,6 +112,8 @@ class LevelResult:
     energy_j: float | None = None
     joules_per_1k_tokens: float | None = None
     energy_note: str = ""
+    rounds: int = 1  # passes pooled in this row (``--rounds``: the targets take turns, see kit.bench.rounds)
+    per_round: list[dict[str, Any]] = field(default_factory=list)  # each pass's own figures, in round order
 
 
 @dataclass
@@ -123,6 +125,7 @@ class ServingConfig:
     prompts: int
     sampling: dict[str, Any]
     timeout_s: float = 600.0
+    rounds: int = 1  # passes per level and target; above 1 the targets run together and take turns
 
     def requests_at(self, concurrency: int) -> int:
         return self.requests if self.requests else max(8, 4 * concurrency)
@@ -287,13 +290,24 @@ async def model_id(client: Any, target: Target) -> str:
         return "default"
 
 
-async def measure_level(target: Target, phase: str, concurrency: int, requests: int, max_tokens: int,
-                 prompts: list[list[dict[str, str]]], timeout: float, meter: EnergyMeter,
-                 progress: Progress | None) -> LevelResult:
+@dataclass
+class Pass:
+    """The requests of one pass at one concurrency, as sent: what a level's figures are made from."""
+
+    records: list[RequestRecord]
+    duration_s: float
+    energy_j: float | None
+    energy_note: str
+
+
+async def measure_pass(target: Target, concurrency: int, requests: int, max_tokens: int,
+                       prompts: list[list[dict[str, str]]], timeout: float, meter: EnergyMeter,
+                       progress: Progress | None, label: str) -> Pass:
+    """``requests`` streamed chats, ``concurrency`` at a time (closed loop: each stream sends its next
+    request when its answer ends), prompts taken in order."""
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
-    label = f"{target.name} {phase} c={concurrency}"
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
         model = await model_id(client, target)
         queue = list(range(requests))
@@ -311,11 +325,27 @@ async def measure_level(target: Target, phase: str, concurrency: int, requests: 
         await asyncio.gather(*[worker() for _ in range(min(concurrency, requests))])
         duration = time.perf_counter() - t0
         energy = meter.stop()
-    result = summarise(target.name, phase, concurrency, records, duration)
-    result.energy_j = energy.joules
-    result.joules_per_1k_tokens = energy.per_1k_tokens(result.total_output_tokens)
-    result.energy_note = energy.reason
+    return Pass(records, duration, energy.joules, energy.reason)
+
+
+def level_result(target: str, phase: str, concurrency: int, passes: list[Pass]) -> LevelResult:
+    """One row from one pass or several (rounds): requests pooled, durations and energy added."""
+    records = [r for p in passes for r in p.records]
+    result = summarise(target, phase, concurrency, records, sum(p.duration_s for p in passes))
+    joules = [p.energy_j for p in passes]
+    result.energy_j = None if None in joules else round(sum(j for j in joules if j is not None), 3)
+    if result.energy_j is not None and result.total_output_tokens > 0:
+        result.joules_per_1k_tokens = round(result.energy_j * 1000 / result.total_output_tokens, 3)
+    result.energy_note = passes[0].energy_note if passes else ""
     return result
+
+
+async def measure_level(target: Target, phase: str, concurrency: int, requests: int, max_tokens: int,
+                        prompts: list[list[dict[str, str]]], timeout: float, meter: EnergyMeter,
+                        progress: Progress | None) -> LevelResult:
+    one = await measure_pass(target, concurrency, requests, max_tokens, prompts, timeout, meter, progress,
+                             f"{target.name} {phase} c={concurrency}")
+    return level_result(target.name, phase, concurrency, [one])
 
 
 def run_target(target: Target, config: ServingConfig, prompts: list[list[dict[str, str]]],
@@ -331,18 +361,20 @@ def run_target(target: Target, config: ServingConfig, prompts: list[list[dict[st
     return out
 
 
-def make_config(concurrency: list[int], requests: int | None, max_tokens: int,
-                prompts_file: Path | None = None) -> tuple[ServingConfig, list[list[dict[str, str]]]]:
+def make_config(concurrency: list[int], requests: int | None, max_tokens: int, prompts_file: Path | None = None,
+                rounds: int = 1) -> tuple[ServingConfig, list[list[dict[str, str]]]]:
     if not concurrency or any(c < 1 for c in concurrency):
         raise UsageError("concurrency levels must be whole numbers of at least 1, e.g. 1,2,4,8.")
     if max_tokens < 1:
         raise UsageError("--max-tokens must be at least 1.")
     if requests is not None and requests < 1:
         raise UsageError("--requests must be at least 1.")
+    if rounds < 1:
+        raise UsageError("--rounds must be at least 1.")
     path = prompts_file or data_dir() / "prompts.jsonl"
     prompts = load_prompts(path)
     cfg = ServingConfig(concurrency=sorted(set(concurrency)), requests=requests, max_tokens=max_tokens,
-                        prompts_file=str(path), prompts=len(prompts), sampling=dict(SAMPLING))
+                        prompts_file=str(path), prompts=len(prompts), sampling=dict(SAMPLING), rounds=rounds)
     return cfg, prompts
 
 
@@ -355,8 +387,9 @@ def run_serving(sources: list[TargetSource], config: ServingConfig, prompts: lis
                 checkpoint: Callable[[ServingRun], None] | None = None) -> ServingRun:
     """Measure each target in turn (never two at once: they would share the machine).
 
-    Servers given as context-manager factories are started just before their measurement and
-    stopped right after, so that only one runs at a time.
+    With one round, servers given as context-manager factories are started just before their
+    measurement and stopped right after, so that only one runs at a time. With several
+    (``config.rounds``), all are started first and take turns level by level (kit.bench.rounds).
     """
     if not sources:
         raise UsageError("no target to measure: give --url (or start a reference server).")
@@ -364,6 +397,10 @@ def run_serving(sources: list[TargetSource], config: ServingConfig, prompts: lis
     if len(set(names)) != len(names):
         raise UsageError(f"target names must differ: {', '.join(names)} (give each --url its own --name).")
     meter = EnergyMeter.open()
+    if config.rounds > 1:
+        from kit.bench.rounds import run_rounds
+
+        return run_rounds(sources, config, prompts, meter, progress, checkpoint)
     results: list[LevelResult] = []
     described: list[dict[str, str]] = []
     for source in sources:
@@ -374,12 +411,23 @@ def run_serving(sources: list[TargetSource], config: ServingConfig, prompts: lis
                 if progress:
                     progress(f"{target.name} started", 1, 1)
                 target_results = run_target(target, config, prompts, meter, progress)
-        if any(d["name"] == target.name for d in described):
-            raise UsageError(f"two targets are named {target.name}: give each --url its own --name.")
-        described.append({"name": target.name, "url": target.url, "note": target.note})
+        check_name(described, target)
+        described.append(describe(target))
         results += target_results
         if checkpoint:  # long runs keep what they measured so far
             checkpoint(ServingRun(config=config, targets=list(described), results=list(results),
-                                  energy=", ".join(meter.sources) if meter.available else meter.reason))
-    energy = ", ".join(meter.sources) if meter.available else meter.reason
-    return ServingRun(config=config, targets=described, results=results, energy=energy)
+                                  energy=energy_sources(meter)))
+    return ServingRun(config=config, targets=described, results=results, energy=energy_sources(meter))
+
+
+def check_name(described: list[dict[str, str]], target: Target) -> None:
+    if any(d["name"] == target.name for d in described):
+        raise UsageError(f"two targets are named {target.name}: give each --url its own --name.")
+
+
+def describe(target: Target) -> dict[str, str]:
+    return {"name": target.name, "url": target.url, "note": target.note}
+
+
+def energy_sources(meter: EnergyMeter) -> str:
+    return ", ".join(meter.sources) if meter.available else meter.reason

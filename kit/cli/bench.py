@@ -88,6 +88,9 @@ def bench() -> None:
 @click.option("--requests", type=click.IntRange(1), default=None,
               help="Requests per level (default: 4 per concurrent stream, at least 8).")
 @click.option("--max-tokens", type=click.IntRange(1), default=96, show_default=True, help="Tokens per answer.")
+@click.option("--rounds", type=click.IntRange(1), default=1, show_default=True,
+              help="Passes per level and target. Above 1 every target is started first and they take turns at "
+                   "each level, the order rotating each round, so a noisy machine's drift falls on all alike.")
 @click.option("--prompts", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="JSONL of conversations (default: benchmarks/data/prompts.jsonl).")
 @click.option("--model", default=None, help="GGUF file or installed model for started servers (default: SmolLM2).")
@@ -110,20 +113,21 @@ def bench() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=RESULTS, show_default=True,
               help="Result file, or folder for serving-<time>.json.")
 def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, ...], concurrency: str,
-            requests: int | None, max_tokens: int, prompts: Path | None, model: str | None, start_kit: bool,
-            start_kit_scan_off: bool, start_kit_engine: bool, kit_config: Path | None, llama_server: str | None,
-            llama_cpp_server: bool, threads: int | None, ctx: int, gpu_layers: int, out: Path) -> None:
+            requests: int | None, max_tokens: int, rounds: int, prompts: Path | None, model: str | None,
+            start_kit: bool, start_kit_scan_off: bool, start_kit_engine: bool, kit_config: Path | None,
+            llama_server: str | None, llama_cpp_server: bool, threads: int | None, ctx: int, gpu_layers: int,
+            out: Path) -> None:
     """Streaming load at each concurrency: TTFT, TPOT, ITL, latency percentiles, throughput, errors, energy."""
     from kit.bench import servers
     from kit.bench.inputs import resolve_model
-    from kit.bench.report import serving_table
+    from kit.bench.report import rounds_table, serving_table
     from kit.bench.serving import Target, TargetSource, make_config, run_serving
 
     if names and len(names) != len(urls):
         raise UsageError("give one --name per --url, in the same order.")
     if len(api_keys) > 1 and len(api_keys) != len(urls):
         raise UsageError("give one --api-key for all URLs, or one per --url.")
-    config, conversations = make_config(_ints(concurrency), requests, max_tokens, prompts)
+    config, conversations = make_config(_ints(concurrency), requests, max_tokens, prompts, rounds)
     sources: list[TargetSource] = []
     for i, url in enumerate(urls):
         key = api_keys[i] if len(api_keys) > 1 else (api_keys[0] if api_keys else None)
@@ -166,6 +170,10 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
     run = run_serving(sources, config, conversations, progress=_progress(), checkpoint=checkpoint)
     data = _write("serving", run, path, machine)
     click.echo(_text_table(*serving_table(data)))
+    by_round = rounds_table(data)
+    if by_round:
+        click.echo(f"\nround by round ({rounds} rounds, the order rotating each round):")
+        click.echo(_text_table(*by_round))
     click.echo(f"energy: {run.energy}")
     for t in run.targets:
         click.echo(f"{t['name']}: {t['note'] or t['url']}")
