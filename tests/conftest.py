@@ -147,15 +147,16 @@ class ServerHandle:
         r.raise_for_status()
 
 
-def serve_app(app: Any, timeout: float = 60) -> tuple[str, Callable[[], None]]:
-    """Serve an ASGI app with uvicorn on a free loopback port in a thread: its URL and a stop function."""
+def serve_app(app: Any, timeout: float = 60, engine: Any = None) -> tuple[str, Callable[[], None]]:
+    """Serve an ASGI app with uvicorn on a free loopback port in a thread: its URL and a stop function
+    (``engine``: the in-process engine that new connections are announced to, as `kit serve` does)."""
     import uvicorn
 
     port = free_port()
     from kit.gateway.local import http_protocol
 
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                                           http=http_protocol()))
+                                           http=http_protocol(engine)))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + timeout
@@ -187,7 +188,7 @@ def start_server(home: Path, config: Path, parallel: int = 4, ctx: int = 1024, s
     from kit.rules.privacy import get_detector
 
     get_detector().scan("warm-up")  # as `kit serve` does: the personal-data models load before the first request
-    url, stop_http = serve_app(app)
+    url, stop_http = serve_app(app, engine=engine)
     key = None
     if service_key:
         from kit.rules.keys import create_key

@@ -238,8 +238,8 @@ def test_serving_rounds_run_the_targets_together_taking_turns(tmp_path: Path) ->
     from click.testing import CliRunner
 
     from kit.bench.report import rounds_table
-    from kit.bench.serving import Target, make_config, run_serving
     from kit.bench.servers import llama_cpp_server
+    from kit.bench.serving import Target, make_config, run_serving
     from kit.cli.bench import bench
     from kit.errors import UsageError
 

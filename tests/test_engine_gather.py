@@ -132,3 +132,84 @@ def test_requests_received_together_are_all_announced_before_the_first_is_prepar
     asyncio.run(main())
     assert seen[:2] == [3, 2]  # the first handler ran on only once all three were announced
     assert engine.gathering.arriving == 0  # every announcement ends with its handler
+
+
+def _post(sock: Any, question: str) -> None:
+    import json
+
+    body = json.dumps({"messages": [{"role": "user", "content": question}], "max_tokens": TOKENS,
+                       "temperature": 0, "ignore_eos": True}).encode()
+    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+def _answer(sock: Any) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.slow
+def test_the_first_requests_of_connections_opened_together_are_read_in_one_step(engine: Any) -> None:
+    """Users (or a script's workers) that open their connections at once and send their requests a few ms
+    apart: each connection is announced when it opens (`kit engine` and `kit serve` over real HTTP), so the
+    first request is not read alone with the others a step later."""
+    import socket
+
+    from kit.gateway.engine_api import create_engine_app
+    from tests.conftest import serve_app
+
+    url, stop = serve_app(create_engine_app(engine, api_key=None, name="t"), engine=engine)
+    port = int(url.rsplit(":", 1)[1])
+    try:
+        time.sleep(0.3)  # no burst just ended: only the connections' announcements can gather these
+        before = engine.stats.steps
+        socks = [socket.create_connection(("127.0.0.1", port)) for _ in QUESTIONS]
+        for sock, question in zip(socks, QUESTIONS, strict=True):
+            time.sleep(0.008)  # each client writes its request in turn
+            _post(sock, question)
+        answers = [_answer(s) for s in socks]
+        steps = engine.stats.steps - before
+        assert all(a.startswith(b"HTTP/1.1 200") for a in answers), answers[0][:300]
+        if engine.gathering.enabled:
+            assert steps == TOKENS
+        else:
+            assert steps > TOKENS
+
+        # A connection that asks for something else stops being waited for at once; a spare connection
+        # that sends nothing is forgotten once its time is up.
+        spare = socket.create_connection(("127.0.0.1", port))
+        with socket.create_connection(("127.0.0.1", port)) as probe:
+            probe.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert probe.recv(65536).startswith(b"HTTP/1.1 200")
+            time.sleep(gather.CONNECTING_S + 0.02)
+            with engine.gathering._cv:  # the engine's next wait forgets the spare connection
+                engine.gathering.wait(lambda: 0, 1, True, lambda: False)
+                assert engine.gathering.arriving == 0
+        spare.close()
+    finally:
+        for s in socks:
+            s.close()
+        stop()
+
+
+def test_after_a_pause_the_rest_of_a_burst_as_wide_as_the_last_is_briefly_awaited() -> None:
+    """A burst after a pause: its first request often comes on a connection already open, the others on new
+    connections milliseconds later. The engine that last ran 4 sequences waits AFTER_IDLE_S for them, once:
+    a lone request then runs alone, and the next one is not held."""
+    cv = threading.Condition()
+    g = Gathering(cv)
+    g.stepped(4, 0.05)
+    time.sleep(gather.RECENT_S + 0.05)
+    with cv:
+        start = time.perf_counter()
+        g.wait(lambda: 1, 4, True, lambda: False)
+        waited = time.perf_counter() - start
+    assert gather.AFTER_IDLE_S * 0.8 <= waited < gather.AFTER_IDLE_S + 0.5
+    g.stepped(1, 0.01)  # it ran alone
+    time.sleep(gather.RECENT_S + 0.05)
+    with cv:
+        start = time.perf_counter()
+        g.wait(lambda: 1, 4, True, lambda: False)
+        assert time.perf_counter() - start < 0.01

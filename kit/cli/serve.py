@@ -92,7 +92,7 @@ def run_server(settings: Settings) -> None:
     threading.Thread(target=warm_up, name="kit-pii-warmup", daemon=True).start()
     try:
         uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning",
-                    access_log=False, timeout_graceful_shutdown=5, http=http_protocol())
+                    access_log=False, timeout_graceful_shutdown=5, http=http_protocol(engine))
     finally:
         stop.set()
         engine.close()

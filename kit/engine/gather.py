@@ -18,6 +18,11 @@ sequences:
   finishing together, instead of splitting for good into groups one step apart,
   where each new request waits for a step of the other group before its own. Requests that come one
   after the other (one sequence at a time) are never held.
+- **A burst after a pause.** An engine idle for longer that last ran several sequences at once waits
+  ``AFTER_IDLE_S`` for the rest of a burst as wide: the first request of a script's or a team's burst
+  often comes on a connection already open and the others on new ones, milliseconds later. New
+  connections are announced as they open (:func:`connection_opened`), so the wait goes on for them. A
+  request alone pays this once, after which its engine has run one sequence at a time and holds no one.
 
 Both waits are bounded by about what a request that misses the step would wait anyway (the next step),
 and cost nothing when requests come one at a time.
@@ -31,13 +36,15 @@ import contextvars
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 ARRIVING_S = 0.05  # how long the engine waits for an announced request, from its arrival, at least
+CONNECTING_S = 0.03  # how long it waits for the first request of a connection just opened, from its opening
 BURST_MIN_S, BURST_MAX_S = 0.03, 0.2  # bounds of the wait of an idle engine for the rest of a burst
 STEPS = 1.5  # both waits: up to this many times the duration of a step as full as the last burst
 RECENT_S = 0.25  # how long the engine remembers how many sequences it ran at once
+AFTER_IDLE_S = 0.025  # the wait of an engine idle for longer, for the rest of a burst as wide as its last
 
 
 class Gathering:
@@ -47,15 +54,16 @@ class Gathering:
     def __init__(self, cv: threading.Condition, *, enabled: bool = True) -> None:
         self._cv = cv
         self.enabled = enabled
-        self._arriving: dict[int, float] = {}
+        self._arriving: dict[int, tuple[float, float | None]] = {}  # when, and how long it may be waited for
         self._peak = (0.0, 0, 0.0)  # when, the most sequences a step held lately, and how long that step took
         self._keys = itertools.count()
         self._in_wait = False  # a withdrawal wakes the engine only while it waits here
 
-    def arrive(self) -> Arrival:
+    def arrive(self, bound: float | None = None) -> Arrival:
+        """Announce a request; it is waited for ``bound`` seconds at most (default: see :meth:`wait`)."""
         key = next(self._keys)
         with self._cv:
-            self._arriving[key] = time.perf_counter()
+            self._arriving[key] = (time.perf_counter(), bound)
         return Arrival(self, key)
 
     def _leave(self, key: int) -> None:
@@ -88,17 +96,21 @@ class Gathering:
             return
         start = time.perf_counter()
         when, most, step_s = self._peak
-        expected = most if idle and start - when < RECENT_S else 0
-        burst_end = start + min(BURST_MAX_S, max(BURST_MIN_S, STEPS * step_s))
+        expected = most if idle else 0
+        if start - when < RECENT_S:
+            burst_end = start + min(BURST_MAX_S, max(BURST_MIN_S, STEPS * step_s))
+        else:  # idle for a while: a client whose connection was open already comes first, the others next
+            burst_end = start + AFTER_IDLE_S
         arriving_s = max(ARRIVING_S, min(BURST_MAX_S, STEPS * step_s))
         self._in_wait = True
         try:
             while not stop():
+                self._prune()
                 queued = waiting()
                 if queued >= free:
                     return
                 now = time.perf_counter()
-                until = max((t + arriving_s for t in self._arriving.values()), default=0.0)
+                until = max((t + (arriving_s if b is None else b) for t, b in self._arriving.values()), default=0.0)
                 if queued < min(expected, free):
                     until = max(until, burst_end)
                 if until <= now:
@@ -106,6 +118,14 @@ class Gathering:
                 self._cv.wait(until - now)
         finally:
             self._in_wait = False
+
+
+    def _prune(self) -> None:
+        """Forget the connections whose first request did not come in time (a spare connection, a request
+        refused before its handler): with the condition held."""
+        now = time.perf_counter()
+        for key in [k for k, (t, b) in self._arriving.items() if b is not None and t + b <= now]:
+            del self._arriving[key]
 
 
 class Arrival:
@@ -122,16 +142,37 @@ class Arrival:
 _current: contextvars.ContextVar[Arrival | None] = contextvars.ContextVar("kit_arrival", default=None)
 
 
-@contextlib.asynccontextmanager
-async def announce(engine: Any) -> Any:
-    """Around a request handler: tell ``engine`` (if it gathers) that a request is on its way, then let the
-    other requests already received be announced too before this one is prepared. The announcement ends at
-    :func:`leave` or when the handler returns, whichever comes first."""
+CONNECTION_KEY = "kit.connection"  # the ASGI scope's key for the announcement of a connection's first request
+
+
+def connection_opened(engine: Any) -> Arrival | None:
+    """A client opened a connection to the server of ``engine`` (in this process): its first request is
+    probably on its way. In a burst of users (or of a script's workers) that each open a connection, the
+    first request would otherwise be read alone and the others a step later. Waited for ``CONNECTING_S``
+    at most (a connection may stay unused, as a browser's spare one does); ended by the request's handler
+    (:func:`announce`), as soon as its path turns out not to be a generation, or when it closes."""
     gathering: Gathering | None = getattr(engine, "gathering", None)
     if gathering is None or not gathering.enabled:
+        return None
+    return gathering.arrive(CONNECTING_S)
+
+
+@contextlib.asynccontextmanager
+async def announce(engine: Any, scope: MutableMapping[str, Any] | None = None) -> Any:
+    """Around a request handler: tell ``engine`` (if it gathers) that a request is on its way, then let the
+    other requests already received be announced too before this one is prepared. The announcement ends at
+    :func:`leave` or when the handler returns, whichever comes first. The announcement of the request's
+    connection, if the server made one (``scope``), ends here: this one takes its place."""
+    gathering: Gathering | None = getattr(engine, "gathering", None)
+    opened = scope.pop(CONNECTION_KEY, None) if scope is not None else None
+    if gathering is None or not gathering.enabled:
+        if opened is not None:
+            opened.leave()
         yield
         return
     arrival = gathering.arrive()
+    if opened is not None:
+        opened.leave()
     token = _current.set(arrival)
     try:
         await asyncio.sleep(0)

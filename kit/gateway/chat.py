@@ -263,7 +263,7 @@ def router(ctx: Context) -> APIRouter:
 
     @api.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        async with gather.announce(ctx.engine):
+        async with gather.announce(ctx.engine, request.scope):
             ident = await ctx.identify(request)
             body = ChatRequest.model_validate(await ctx.body(request))
             messages = [m.as_dict() for m in body.messages]
@@ -271,7 +271,7 @@ def router(ctx: Context) -> APIRouter:
 
     @api.post("/v1/completions")
     async def text_completions(request: Request) -> Response:
-        async with gather.announce(ctx.engine):
+        async with gather.announce(ctx.engine, request.scope):
             ident = await ctx.identify(request)
             body = CompletionRequest.model_validate(await ctx.body(request))
             return await completions.generate(request, ident, body, [{"role": "user", "content": body.prompt}],

@@ -90,12 +90,12 @@ def create_engine_app(engine: Engine, *, api_key: str | None, name: str, max_tok
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        async with gather.announce(engine):
+        async with gather.announce(engine, request.scope):
             return await generate(request, True)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
-        async with gather.announce(engine):
+        async with gather.announce(engine, request.scope):
             return await generate(request, False)
 
     return app

@@ -12,6 +12,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from kit.engine import gather
+
 TELEMETRY_OFF = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False,
                  "auto_configure": False}
 
@@ -32,9 +34,13 @@ _BAD_REQUEST = json.dumps({"error": {
     "type": "invalid_request_error"}}, ensure_ascii=True)
 
 
-def http_protocol() -> Any:
+GENERATION_PATHS = frozenset({"/v1/chat/completions", "/v1/completions"})
+
+
+def http_protocol(engine: Any = None) -> Any:
     """uvicorn's HTTP protocol class, answering a request its parser refuses with a JSON error like every
-    other (uvicorn's own answer is a line of plain text)."""
+    other (uvicorn's own answer is a line of plain text); each new connection is announced to ``engine``
+    (the engine in this process, if it gathers bursts: kit.engine.gather)."""
     import importlib.util
 
     base: Any
@@ -44,6 +50,29 @@ def http_protocol() -> Any:
         from uvicorn.protocols.http.h11_impl import H11Protocol as base
 
     class Protocol(base):  # type: ignore[valid-type,misc]
+        """Also announces each new connection's first request to the in-process engine (kit.engine.gather)."""
+
+        _kit_opened: Any = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._kit_opened = gather.connection_opened(engine)
+
+        def on_headers_complete(self) -> None:  # httptools' parser; the h11 one announces no connection
+            super().on_headers_complete()
+            opened, self._kit_opened = self._kit_opened, None
+            if opened is None:
+                return
+            if self.scope.get("method") == "POST" and self.scope.get("path") in GENERATION_PATHS:
+                self.scope[gather.CONNECTION_KEY] = opened  # its handler takes the announcement over
+            else:
+                opened.leave()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._kit_opened is not None:
+                self._kit_opened.leave()
+            super().connection_lost(exc)
+
         def send_400_response(self, msg: str) -> None:
             body = _BAD_REQUEST.encode("ascii")
             self.transport.write(b"".join([
