@@ -238,8 +238,9 @@ def test_serving_rounds_run_the_targets_together_taking_turns(tmp_path: Path) ->
     from click.testing import CliRunner
 
     from kit.bench.report import rounds_table
+    from kit.bench.rounds import run_rounds
     from kit.bench.servers import llama_cpp_server
-    from kit.bench.serving import Target, make_config, run_serving
+    from kit.bench.serving import Target, make_config
     from kit.cli.bench import bench
     from kit.errors import UsageError
 
@@ -258,7 +259,7 @@ def test_serving_rounds_run_the_targets_together_taking_turns(tmp_path: Path) ->
             return source
 
         config, conversations = make_config([1, 2], 2, 8, prompts, rounds=2)
-        run = run_serving([started("a"), started("b")], config, conversations)
+        run = run_rounds([started("a"), started("b")], config, conversations)
         assert events == ["start a", "start b", "stop b", "stop a"]  # both up for the whole run
         rows = [(r.target, r.phase, r.concurrency) for r in run.results]
         assert rows == [("a", "cold", 2), ("a", "measured", 1), ("a", "measured", 2),

@@ -29,6 +29,7 @@ from kit.bench.serving import (
     Target,
     TargetSource,
     check_name,
+    check_sources,
     describe,
     energy_sources,
     level_result,
@@ -45,8 +46,11 @@ def turns(targets: list[Target], round_index: int) -> list[Target]:
 
 
 def run_rounds(sources: list[TargetSource], config: ServingConfig, prompts: list[list[dict[str, str]]],
-               meter: EnergyMeter, progress: Progress | None = None,
+               progress: Progress | None = None,
                checkpoint: Callable[[ServingRun], None] | None = None) -> ServingRun:
+    """``config.rounds`` passes per level and target, the targets taking turns (see the module's text)."""
+    check_sources(sources)
+    meter = EnergyMeter.open()
     with contextlib.ExitStack() as stack:
         targets: list[Target] = []
         described: list[dict[str, str]] = []

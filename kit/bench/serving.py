@@ -387,20 +387,12 @@ def run_serving(sources: list[TargetSource], config: ServingConfig, prompts: lis
                 checkpoint: Callable[[ServingRun], None] | None = None) -> ServingRun:
     """Measure each target in turn (never two at once: they would share the machine).
 
-    With one round, servers given as context-manager factories are started just before their
-    measurement and stopped right after, so that only one runs at a time. With several
-    (``config.rounds``), all are started first and take turns level by level (kit.bench.rounds).
+    Servers given as context-manager factories are started just before their measurement and
+    stopped right after, so that only one runs at a time. (With ``--rounds``, kit.bench.rounds starts
+    them all first and they take turns level by level.)
     """
-    if not sources:
-        raise UsageError("no target to measure: give --url (or start a reference server).")
-    names = [s.name for s in sources if isinstance(s, Target)]
-    if len(set(names)) != len(names):
-        raise UsageError(f"target names must differ: {', '.join(names)} (give each --url its own --name).")
+    check_sources(sources)
     meter = EnergyMeter.open()
-    if config.rounds > 1:
-        from kit.bench.rounds import run_rounds
-
-        return run_rounds(sources, config, prompts, meter, progress, checkpoint)
     results: list[LevelResult] = []
     described: list[dict[str, str]] = []
     for source in sources:
@@ -418,6 +410,14 @@ def run_serving(sources: list[TargetSource], config: ServingConfig, prompts: lis
             checkpoint(ServingRun(config=config, targets=list(described), results=list(results),
                                   energy=energy_sources(meter)))
     return ServingRun(config=config, targets=described, results=results, energy=energy_sources(meter))
+
+
+def check_sources(sources: list[TargetSource]) -> None:
+    if not sources:
+        raise UsageError("no target to measure: give --url (or start a reference server).")
+    names = [s.name for s in sources if isinstance(s, Target)]
+    if len(set(names)) != len(names):
+        raise UsageError(f"target names must differ: {', '.join(names)} (give each --url its own --name).")
 
 
 def check_name(described: list[dict[str, str]], target: Target) -> None:

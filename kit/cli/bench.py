@@ -167,7 +167,10 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
     def checkpoint(partial_run: Any) -> None:
         write_result("serving", partial_run, path, machine)
 
-    run = run_serving(sources, config, conversations, progress=_progress(), checkpoint=checkpoint)
+    from kit.bench.rounds import run_rounds
+
+    runner = run_rounds if config.rounds > 1 else run_serving
+    run = runner(sources, config, conversations, progress=_progress(), checkpoint=checkpoint)
     data = _write("serving", run, path, machine)
     click.echo(_text_table(*serving_table(data)))
     by_round = rounds_table(data)
