@@ -119,7 +119,6 @@ class Gathering:
         finally:
             self._in_wait = False
 
-
     def _prune(self) -> None:
         """Forget the connections whose first request did not come in time (a spare connection, a request
         refused before its handler): with the condition held."""
@@ -164,13 +163,11 @@ async def announce(engine: Any, scope: MutableMapping[str, Any] | None = None) -
     :func:`leave` or when the handler returns, whichever comes first. The announcement of the request's
     connection, if the server made one (``scope``), ends here: this one takes its place."""
     gathering: Gathering | None = getattr(engine, "gathering", None)
-    opened = scope.pop(CONNECTION_KEY, None) if scope is not None else None
-    if gathering is None or not gathering.enabled:
-        if opened is not None:
-            opened.leave()
+    if gathering is None or not gathering.enabled:  # then no connection was announced either
         yield
         return
     arrival = gathering.arrive()
+    opened = scope.pop(CONNECTION_KEY, None) if scope is not None else None
     if opened is not None:
         opened.leave()
     token = _current.set(arrival)
