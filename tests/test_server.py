@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import random
+import re
 import time
 from pathlib import Path
 
@@ -31,10 +32,23 @@ def test_health_models_metrics(gw: ServerHandle) -> None:
     models = httpx.get(gw.url + "/v1/models").json()
     assert models["data"][0]["id"] == "smollm2-135m-instruct"
     assert len(models["data"][0]["kit"]["sha256"]) == 64
+    before = httpx.get(gw.url + "/metrics").text
+    r = httpx.post(gw.url + "/v1/chat/completions", headers=gw.headers("alice"), timeout=60,
+                   json=chat_body("Bonjour", max_tokens=4, ignore_eos=True))
+    assert r.status_code == 200, r.text
     text = httpx.get(gw.url + "/metrics").text
     for name in ("kit_active_sequences", "kit_queued_requests", "kit_time_to_first_token_seconds",
-                 "kit_inter_token_latency_seconds", "kit_requests"):
+                 "kit_inter_token_latency_seconds", "kit_requests", "kit_prompt_cache_restores_total"):
         assert name in text
+
+    def counter(page: str, name: str) -> float:
+        found = re.search(rf"^{name} (\S+)$", page, re.M)
+        assert found, name
+        return float(found.group(1))
+
+    # 4 tokens: at least 4 decode calls (the prompt, then one per token after the first)
+    assert counter(text, "kit_engine_steps_total") - counter(before, "kit_engine_steps_total") >= 4
+    assert counter(text, "kit_completion_tokens_total") - counter(before, "kit_completion_tokens_total") == 4
 
 
 def test_openai_client_chat_stream_and_choices(gw: ServerHandle) -> None:
