@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import math
 import re
 import subprocess
 import sys
@@ -285,6 +286,42 @@ def test_serving_rounds_run_the_targets_together_taking_turns(tmp_path: Path) ->
     assert data["config"]["rounds"] == 2
     assert [len(r["per_round"]) for r in data["results"] if r["phase"] == "measured"] == [2, 2]
     assert "round by round" in res.output
+    assert "target against target" in res.output  # a against b at 1 stream, over the 2 rounds
+    paired = re.search(r"^\s*1\s+a\s+b\s+2\s", res.output, re.M)
+    assert paired, res.output
+
+
+def test_paired_ratios_compare_passes_of_the_same_round() -> None:
+    """The target-against-target table pairs each target's pass with the other's in the same round: the
+    drift that moves both alike cancels, what stays is their difference and its interval."""
+    from kit.bench.report import paired_ratio, paired_table
+
+    # the machine slows down round after round, a stays 10 % ahead of b: the ratio is exact
+    ratio = paired_ratio([(110.0, 100.0), (88.0, 80.0), (66.0, 60.0)])
+    assert ratio is not None and all(abs(x - 1.1) < 1e-9 for x in ratio)
+    # ratios 1.0 and 1.2: geometric mean sqrt(1.2), Student's t with 1 degree of freedom (12.706)
+    mean, low, high = paired_ratio([(100.0, 100.0), (120.0, 100.0)]) or (0.0, 0.0, 0.0)
+    half = 12.706 * (math.log(1.2) / math.sqrt(2)) / math.sqrt(2)
+    assert abs(mean - math.sqrt(1.2)) < 1e-9
+    centre = math.log(1.2) / 2
+    assert abs(low - math.exp(centre - half)) < 1e-6 and abs(high - math.exp(centre + half)) < 1e-6
+    assert paired_ratio([(100.0, 90.0)]) is None  # one round: no interval
+
+    def row(target: str, figures: list[tuple[int, float, float]]) -> dict[str, Any]:
+        return {"target": target, "concurrency": 8, "per_round": [
+            {"round": r, "output_throughput": tok, "ttft_p95_ms": ttft} for r, tok, ttft in figures]}
+
+    # b's rounds are listed in another order, and its round 3 is missing: only rounds 1 and 2 pair up
+    data = {"results": [row("a", [(1, 150.0, 100.0), (2, 130.0, 140.0), (3, 170.0, 90.0)]),
+                        row("b", [(2, 120.0, 120.0), (1, 160.0, 110.0)]),
+                        {"target": "a", "phase": "cold", "concurrency": 8, "per_round": []}]}
+    head, rows = paired_table(data) or ([], [])
+    assert len(rows) == 1
+    got = dict(zip(head, rows[0], strict=False))
+    assert (got["streams"], got["target"], got["against"], got["rounds"]) == (8, "a", "b", 2)
+    assert got["tok/s ratio"] == round(math.sqrt(150 / 160 * 130 / 120), 3)
+    assert got["ahead in tok/s"] == "1/2" and got["ahead in TTFT p95"] == "1/2"
+    assert paired_table({"results": [row("a", [(1, 1.0, 1.0)])]}) is None  # one target: nothing to pair
 
 
 @pytest.mark.slow

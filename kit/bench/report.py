@@ -11,6 +11,7 @@ quality) and retrieval (recall@k, from the documents benchmark's ``rag*.json``, 
 from __future__ import annotations
 
 import html
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -82,6 +83,53 @@ def rounds_table(data: dict[str, Any]) -> Table | None:
              f.get("ttft_p95_ms")]
             for r in data.get("results") or [] for f in r.get("per_round") or []]
     rows.sort(key=lambda row: (row[0], row[1], row[2]))
+    return (head, rows) if rows else None
+
+
+# two-sided 95 % quantiles of Student's t, by degrees of freedom (1 to 30; beyond, the normal's 1.96)
+_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def paired_ratio(pairs: list[tuple[float, float]]) -> tuple[float, float, float] | None:
+    """The ratio a / b over paired passes (a and b measured in the same round): its geometric mean and
+    95 % interval (Student's t on the logarithms); None under 2 usable pairs. An interval that holds 1
+    means the difference is within what the machine's drift from one round to the next can explain."""
+    logs = [math.log(a / b) for a, b in pairs if a > 0 and b > 0]
+    n = len(logs)
+    if n < 2:
+        return None
+    mean = sum(logs) / n
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (n - 1))
+    half = (_T95[n - 2] if n - 1 <= len(_T95) else 1.96) * sd / math.sqrt(n)
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def paired_table(data: dict[str, Any]) -> Table | None:
+    """Each pair of targets of a run with ``--rounds``, compared round by round: output tokens/s and TTFT
+    p95 of the first over the second, with their 95 % intervals and the rounds each was ahead in."""
+    head = ["streams", "target", "against", "rounds", "tok/s ratio", "95 % interval", "ahead in tok/s",
+            "TTFT p95 ratio", "95 % interval", "ahead in TTFT p95"]
+    levels: dict[int, list[dict[str, Any]]] = {}
+    for r in data.get("results") or []:
+        if r.get("per_round") and isinstance(r.get("concurrency"), int):
+            levels.setdefault(r["concurrency"], []).append(r)
+    rows: list[list[Any]] = []
+    for level in sorted(levels):
+        targets = levels[level]
+        for i, a in enumerate(targets):
+            for b in targets[i + 1:]:
+                by_round = {f.get("round"): f for f in b["per_round"]}
+                matched = [(f, by_round[f.get("round")]) for f in a["per_round"] if f.get("round") in by_round]
+                row: list[Any] = [level, a.get("target"), b.get("target"), len(matched)]
+                for key, higher_is_better in (("output_throughput", True), ("ttft_p95_ms", False)):
+                    pairs = [(float(x[key]), float(y[key])) for x, y in matched
+                             if isinstance(x.get(key), int | float) and isinstance(y.get(key), int | float)]
+                    ratio = paired_ratio(pairs)
+                    ahead = sum(1 for x, y in pairs if (x > y if higher_is_better else x < y))
+                    row += [round(ratio[0], 3) if ratio else None,
+                            f"{ratio[1]:.3f}–{ratio[2]:.3f}" if ratio else None, f"{ahead}/{len(pairs)}"]
+                rows.append(row)
     return (head, rows) if rows else None
 
 
@@ -206,8 +254,13 @@ def _sections(directory: Path, with_plots: bool) -> tuple[list[_Section], list[s
             notes.insert(0, f"{cfg['rounds']} rounds: the targets took turns at each level, the order rotating "
                             "each round; each row pools its target's passes")
         img = plots.serving(data.get("results") or []) if with_plots else None
-        by_round = rounds_table(data)
+        by_round, paired = rounds_table(data), paired_table(data)
         tables = [("", serving_table(data))] + ([("Round by round", by_round)] if by_round else [])
+        if paired:
+            tables.append(("Target against target, round by round", paired))
+            notes.append("ratios are the first target's figure over the second's in the same round (geometric "
+                          "mean of the rounds, 95 % interval); an interval that holds 1 is within the machine's "
+                          "drift from one round to the next")
         sections.append(_Section("Serving", path.name, data.get("machine"), tables, [img] if img else [], notes))
     for path, data in reversed(found.get("quality", [])):
         sections.append(_Section("Quality", path.name, data.get("machine"), quality_tables(data), [],

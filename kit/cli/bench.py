@@ -120,7 +120,7 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
     """Streaming load at each concurrency: TTFT, TPOT, ITL, latency percentiles, throughput, errors, energy."""
     from kit.bench import servers
     from kit.bench.inputs import resolve_model
-    from kit.bench.report import rounds_table, serving_table
+    from kit.bench.report import paired_table, rounds_table, serving_table
     from kit.bench.serving import Target, TargetSource, make_config, run_serving
 
     if names and len(names) != len(urls):
@@ -173,10 +173,14 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
     run = runner(sources, config, conversations, progress=_progress(), checkpoint=checkpoint)
     data = _write("serving", run, path, machine)
     click.echo(_text_table(*serving_table(data)))
-    by_round = rounds_table(data)
+    by_round, paired = rounds_table(data), paired_table(data)
     if by_round:
         click.echo(f"\nround by round ({rounds} rounds, the order rotating each round):")
         click.echo(_text_table(*by_round))
+    if paired:
+        click.echo("\ntarget against target, round by round (first over second; an interval holding 1 is "
+                   "within the machine's drift):")
+        click.echo(_text_table(*paired))
     click.echo(f"energy: {run.energy}")
     for t in run.targets:
         click.echo(f"{t['name']}: {t['note'] or t['url']}")
