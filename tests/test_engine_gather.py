@@ -224,3 +224,33 @@ def test_after_a_pause_the_rest_of_a_burst_as_wide_as_the_last_is_briefly_awaite
         start = time.perf_counter()
         g.wait(lambda: 1, 4, True, lambda: False)
         assert time.perf_counter() - start < 0.01
+
+
+def test_without_httptools_no_connection_is_announced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvicorn's pure-Python parser has no hook that hands a connection's announcement to its request: a
+    server running on it announces no connection, rather than one that nothing would end."""
+    import importlib.util
+    import socket
+
+    from tests.conftest import serve_app
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "httptools" else
+                        find_spec(name, *a))
+
+    class Engine:
+        gathering = Gathering(threading.Condition())
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    url, stop = serve_app(app, engine=Engine())
+    try:
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            assert Engine.gathering.arriving == 0
+    finally:
+        stop()

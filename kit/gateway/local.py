@@ -46,8 +46,12 @@ def http_protocol(engine: Any = None) -> Any:
     base: Any
     if importlib.util.find_spec("httptools") is not None:
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
-    else:  # uvicorn's pure-Python parser
+
+        announces = True
+    else:  # uvicorn's pure-Python parser: no hook hands a connection's announcement to its request
         from uvicorn.protocols.http.h11_impl import H11Protocol as base
+
+        announces = False
 
     class Protocol(base):  # type: ignore[valid-type,misc]
         """Also announces each new connection's first request to the in-process engine (kit.engine.gather)."""
@@ -56,9 +60,10 @@ def http_protocol(engine: Any = None) -> Any:
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            self._kit_opened = gather.connection_opened(engine)
+            if announces:
+                self._kit_opened = gather.connection_opened(engine)
 
-        def on_headers_complete(self) -> None:  # httptools' parser; the h11 one announces no connection
+        def on_headers_complete(self) -> None:  # httptools' parser
             super().on_headers_complete()
             opened, self._kit_opened = self._kit_opened, None
             if opened is None:
