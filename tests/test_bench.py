@@ -4,14 +4,17 @@ llama-perplexity when scripts/build-reference.sh has built it), and the self-con
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.util
 import json
 import math
+import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -233,9 +236,6 @@ def test_serving_rounds_run_the_targets_together_taking_turns(tmp_path: Path) ->
     (a b, then b a), and each level's row pools both passes of its target."""
     pytest.importorskip("sse_starlette", reason="llama-cpp-python's server needs the test extras (sse-starlette)")
     pytest.importorskip("starlette_context", reason="llama-cpp-python's server needs starlette-context")
-    import contextlib
-    from collections.abc import Iterator
-
     from click.testing import CliRunner
 
     from kit.bench.report import rounds_table
@@ -343,6 +343,57 @@ def test_serving_starts_kit_with_the_personal_data_scan_off(tmp_path: Path) -> N
     [target] = data["targets"]
     assert target["name"] == "kit-scan-off" and "personal-data scan off" in target["note"]
     assert all(r["completion_rate"] == 1.0 and r["total_output_tokens"] > 0 for r in data["results"])
+
+
+@pytest.mark.parametrize("spec, says", [("OMP_WAIT_POLICY", "NAME=VALUE"), ("1X=2", "NAME=VALUE"),
+                                         ("A=1,", "NAME=VALUE"), ("KIT_HOME=/tmp", "cannot set KIT_HOME")])
+def test_kit_env_that_is_not_name_equals_value_is_refused_with_an_example(spec: str, says: str,
+                                                                          tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kit.cli.bench import bench
+    from kit.errors import UsageError
+
+    res = CliRunner().invoke(bench, ["serving", "--kit-env", spec, "--out", str(tmp_path / "s.json")])
+    assert res.exit_code != 0 and isinstance(res.exception, UsageError) and says in str(res.exception)
+    assert not (tmp_path / "s.json").exists()
+
+
+@pytest.mark.slow
+def test_kit_env_starts_one_more_kit_with_those_variables(tmp_path: Path) -> None:
+    """`--kit-env A=1,B=2` starts another kit whose process has A and B in its environment (so that a thread
+    or OpenMP setting can be compared with --kit on the same run); the table and the note name it."""
+    from click.testing import CliRunner
+
+    from kit.bench import servers
+    from kit.cli.bench import bench
+
+    seen: list[dict[str, str]] = []
+    real = servers.kit_server
+
+    @contextlib.contextmanager
+    def spying(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        with real(*args, **kwargs) as target:
+            raw = Path(f"/proc/{target.pid}/environ").read_bytes().split(b"\0")
+            seen.append(dict(x.decode().partition("=")[::2] for x in raw if b"=" in x))
+            yield target
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(json.dumps({"messages": [{"role": "user", "content": "Bonjour."}]}) + "\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(servers, "kit_server", spying)
+        res = CliRunner().invoke(bench, ["serving", "--kit-env", "KIT_BENCH_PROBE=1,GOMP_SPINCOUNT=300000",
+                                         "--concurrency", "1", "--requests", "2", "--max-tokens", "4",
+                                         "--prompts", str(prompts), "--threads", "1", "--ctx", "512",
+                                         "--out", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    [env] = seen
+    assert env["KIT_BENCH_PROBE"] == "1" and env["GOMP_SPINCOUNT"] == "300000"
+    assert env["KIT_HOME"] != os.environ.get("KIT_HOME")
+    [target] = json.loads((tmp_path / "s.json").read_text())["targets"]
+    assert target["name"] == "kit[KIT_BENCH_PROBE=1,GOMP_SPINCOUNT=300000]"
+    assert "environment KIT_BENCH_PROBE=1 GOMP_SPINCOUNT=300000" in target["note"]
+    assert "kit[KIT_BENCH_PROBE=1,GOMP_SPINCOUNT=300000]" in res.output
 
 
 @pytest.mark.slow

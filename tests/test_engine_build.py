@@ -129,3 +129,47 @@ def test_llama_cpp_threads_belong_to_the_engine_thread_alone(tmp_path: Path) -> 
                           text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "new threads 3" in proc.stdout, proc.stdout  # kit-engine + 2 OpenMP workers
+
+
+CHILD_OPENMP = r"""
+import ctypes, os, sys
+if sys.argv[2] == "preloaded":
+    ctypes.CDLL("libgomp.so.1")
+from kit.engine.llama import LlamaEngine
+
+engine = LlamaEngine(sys.argv[1], parallel=1, ctx=256, threads=2, prompt_cache_mb=0, warm_up=False)
+maps = open("/proc/self/maps").read()
+print("waits:", engine.openmp_waits)
+print("GOMP_SPINCOUNT:", os.environ.get("GOMP_SPINCOUNT"))
+print("libgomp loaded:", "/libgomp.so" in maps)
+engine.close()
+"""
+
+
+@pytest.mark.parametrize("case, env, says, spins", [
+    ("default", {}, "GOMP_SPINCOUNT=7500000 (kit's default for CPU inference)", "7500000"),
+    ("policy", {"OMP_WAIT_POLICY": "passive"}, "OMP_WAIT_POLICY=passive (from the environment)", "None"),
+    ("spins", {"GOMP_SPINCOUNT": "1000"}, "GOMP_SPINCOUNT=1000 (from the environment)", "1000"),
+    ("preloaded", {}, "libgomp was loaded before the engine", "None"),
+])
+def test_openmp_threads_spin_as_llama_cpp_asks_unless_told_otherwise(case: str, env: dict[str, str], says: str,
+                                                                     spins: str, tmp_path: Path) -> None:
+    """On CPU inference the engine sets libgomp's spin count (llama.cpp's 200 ms KMP_BLOCKTIME reaches only
+    LLVM's and Intel's OpenMP) before llama.cpp loads libgomp; an OpenMP setting in the environment wins,
+    and when libgomp is already in the process the engine says the runtime's default is in force."""
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    proc = subprocess.run([sys.executable, "-c", CHILD_OPENMP, str(packaged_default()), case],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**base, **env})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert says in proc.stdout.split("waits: ", 1)[-1].splitlines()[0], proc.stdout
+    assert f"GOMP_SPINCOUNT: {spins}" in proc.stdout, proc.stdout
+    assert "libgomp loaded: True" in proc.stdout, proc.stdout  # the setting came before llama.cpp's OpenMP
+
+
+def test_gpu_offload_leaves_openmp_waits_to_the_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kit.engine.build import openmp_waits
+
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert openmp_waits(gpu_layers=-1) == "OpenMP runtime default (GPU offload)"
+    assert "GOMP_SPINCOUNT" not in os.environ

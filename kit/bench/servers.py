@@ -87,7 +87,7 @@ def _process(argv: list[str], name: str, port: int, paths: tuple[str, ...], env:
         url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(url, proc, paths, timeout, log, headers)
-            yield Target(name=name, url=url, note=note, headers=dict(headers or {}))
+            yield Target(name=name, url=url, note=note, headers=dict(headers or {}), pid=proc.pid)
         finally:
             stop(proc)
     log.unlink(missing_ok=True)
@@ -163,12 +163,13 @@ NO_LIMITS = {"requests_per_minute": 0, "tokens_per_minute": 0, "tokens_per_day":
 @contextlib.contextmanager
 def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[str, Any] | None = None,
                gpu_layers: int = 0, name: str = "kit", user: str = "bench",
-               command: str = "serve") -> Iterator[Target]:
+               command: str = "serve", env: dict[str, str] | None = None) -> Iterator[Target]:
     """kit on ``model`` in a temporary KIT_HOME: the gateway (``command="serve"``, every usage rule on but
     the abuse limits; the bench user acknowledges the charter first) or the bare engine (``"engine"``,
     `kit engine`, the raw OpenAI API that gateways put in a pool).
 
-    ``config`` is merged into the generated kit.yaml (for example to change the personal-data policy).
+    ``config`` is merged into the generated kit.yaml (for example to change the personal-data policy);
+    ``env`` is added to the server's environment (for example llama.cpp's or OpenMP's thread settings).
     """
     import yaml
 
@@ -194,7 +195,7 @@ def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[
         cfg = tmp / "kit.yaml"
         cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         port = free_port()
-        env = {**os.environ, "KIT_HOME": str(home), "KIT_CONFIG": str(cfg)}
+        environ = {**os.environ, **(env or {}), "KIT_HOME": str(home), "KIT_CONFIG": str(cfg)}
         argv = [sys.executable, "-m", "kit.cli", command, "--port", str(port),
                 "--parallel", str(parallel), "--ctx", str(ctx), "--threads", str(threads),
                 "--gpu-layers", str(gpu_layers)]
@@ -202,7 +203,9 @@ def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[
         note = f"kit {command} --parallel {parallel}"
         if data.get("policy", {}).get("pii_detection") is False:
             note += "; personal-data scan off (policy.pii_detection: false)"
-        with _process(argv, name, port, ("/health",), env=env, note=note,
+        if env:
+            note += "; environment " + " ".join(f"{k}={v}" for k, v in env.items())
+        with _process(argv, name, port, ("/health",), env=environ, note=note,
                       headers=headers) as target:
             if command == "serve":
                 _acknowledge(target.url, headers, cfg)

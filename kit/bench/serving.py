@@ -39,6 +39,7 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     note: str = ""
     model: str | None = None  # model id sent in requests; default: the first of /v1/models
+    pid: int | None = None  # the server's process, for a server the bench started
 
     def all_headers(self) -> dict[str, str]:
         h = dict(self.headers)

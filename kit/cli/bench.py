@@ -75,6 +75,21 @@ def _ints(text: str) -> list[int]:
         raise UsageError(f"'{text}' is not a comma-separated list of whole numbers, e.g. 1,2,4,8.") from None
 
 
+def _env(spec: str) -> dict[str, str]:
+    """``NAME=VALUE[,NAME=VALUE...]`` of --kit-env."""
+    env: dict[str, str] = {}
+    for item in (x.strip() for x in spec.split(",")):
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier() or not name.isascii():
+            raise UsageError(f"--kit-env '{spec}': write NAME=VALUE, several joined by commas, "
+                             "e.g. --kit-env OMP_WAIT_POLICY=passive.")
+        if name in ("KIT_HOME", "KIT_CONFIG"):
+            raise UsageError(f"--kit-env cannot set {name}: the bench gives each kit it starts its own; "
+                             "use --kit-config for settings.")
+        env[name] = value
+    return env
+
+
 @click.group()
 def bench() -> None:
     """Benchmarks for evaluators: latency, throughput, quality, quantizations, retrieval; and a report."""
@@ -100,6 +115,9 @@ def bench() -> None:
                    "show the scan's cost apart.")
 @click.option("--kit-engine", "start_kit_engine", is_flag=True,
               help="Start kit's bare engine (`kit engine`: no gateway rules) on --model and measure it.")
+@click.option("--kit-env", "kit_envs", multiple=True, metavar="NAME=VALUE[,...]",
+              help="Also start kit with these environment variables (thread or OpenMP settings), "
+                   "one more kit per option, to compare with --kit.")
 @click.option("--kit-config", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="YAML merged into the started kit server's kit.yaml.")
 @click.option("--llama-server", "llama_server", is_flag=False, flag_value="auto", default=None,
@@ -114,9 +132,9 @@ def bench() -> None:
               help="Result file, or folder for serving-<time>.json.")
 def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, ...], concurrency: str,
             requests: int | None, max_tokens: int, rounds: int, prompts: Path | None, model: str | None,
-            start_kit: bool, start_kit_scan_off: bool, start_kit_engine: bool, kit_config: Path | None,
-            llama_server: str | None, llama_cpp_server: bool, threads: int | None, ctx: int, gpu_layers: int,
-            out: Path) -> None:
+            start_kit: bool, start_kit_scan_off: bool, start_kit_engine: bool, kit_envs: tuple[str, ...],
+            kit_config: Path | None, llama_server: str | None, llama_cpp_server: bool, threads: int | None,
+            ctx: int, gpu_layers: int, out: Path) -> None:
     """Streaming load at each concurrency: TTFT, TPOT, ITL, latency percentiles, throughput, errors, energy."""
     from kit.bench import servers
     from kit.bench.inputs import resolve_model
@@ -133,11 +151,12 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
         key = api_keys[i] if len(api_keys) > 1 else (api_keys[0] if api_keys else None)
         sources.append(Target(name=names[i] if names else url.split("//")[-1], url=url.rstrip("/"), api_key=key))
     started: list[Path] = []
-    if start_kit or start_kit_scan_off or start_kit_engine or llama_server or llama_cpp_server:
+    variants = [(spec, _env(spec)) for spec in kit_envs]
+    if start_kit or start_kit_scan_off or start_kit_engine or variants or llama_server or llama_cpp_server:
         gguf = resolve_model(model)
         started.append(gguf)
         n, top = threads or os.cpu_count() or 1, max(config.concurrency)
-        if start_kit or start_kit_scan_off:
+        if start_kit or start_kit_scan_off or variants:
             import yaml
 
             extra = (yaml.safe_load(kit_config.read_text(encoding="utf-8")) if kit_config else None) or {}
@@ -146,6 +165,9 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
             if start_kit_scan_off:
                 off = {**extra, "policy": {**(extra.get("policy") or {}), "pii_detection": False}}
                 sources.append(partial(servers.kit_server, gguf, n, top, ctx, off, gpu_layers, name="kit-scan-off"))
+            for spec, env in variants:
+                sources.append(partial(servers.kit_server, gguf, n, top, ctx, extra, gpu_layers, name=f"kit[{spec}]",
+                                       env=env))
         if start_kit_engine:
             sources.append(partial(servers.kit_server, gguf, n, top, ctx, None, gpu_layers, name="kit-engine",
                                    command="engine"))

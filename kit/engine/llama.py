@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from kit.engine.base import Chunk, EngineStats, Generation, Outbox, SamplingParams
-from kit.engine.build import model_params
+from kit.engine.build import model_params, openmp_waits
 from kit.engine.cache import PromptCache
 from kit.engine.gather import Gathering
 from kit.engine.sampling import Sampler
@@ -46,9 +46,9 @@ class LlamaEngine:
                  parallel: int = 4, ctx: int = 4096, batch: int = 512, threads: int | None = None,
                  gpu_layers: int = 0, max_queue: int = 64, warm_up: bool = True,
                  prompt_cache_mb: int = 1024, gather: bool = True) -> None:
+        self.openmp_waits = openmp_waits(gpu_layers)  # before llama.cpp loads libgomp: see kit.engine.build
         import llama_cpp as L
         from llama_cpp._logger import set_verbose
-
         set_verbose(os.environ.get("KIT_LLAMA_LOG") == "1")  # llama.cpp's own log: errors only by default
         self._L = L
         self.model_name = model_name or Path(model_path).stem
