@@ -43,8 +43,13 @@ def test_cli_module_imports_no_heavy_module() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_machine_info_fields(tmp_path: Path) -> None:
+def test_machine_info_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from kit.bench.machine import machine_info
+
+    for name in [k for k in os.environ if k.startswith(("OMP_", "GOMP_", "KMP_", "GGML_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("GOMP_SPINCOUNT", "7500000")  # inherited by every server the run starts
+    monkeypatch.setenv("OMPX_UNRELATED", "1")
 
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF" + b"\0" * 60)
@@ -55,6 +60,7 @@ def test_machine_info_fields(tmp_path: Path) -> None:
     assert "driver" in info["gpu"] and "devices" in info["gpu"]
     assert info["llama_cpp"]["version"] and "CPU" in (info["llama_cpp"]["system_info"] or "")
     assert info["models"][0]["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert info["thread_environment"] == {"GOMP_SPINCOUNT": "7500000"}
     json.dumps(info)  # embeddable in every result
 
 
@@ -132,7 +138,8 @@ def _serving_result() -> dict[str, Any]:
                             "request_throughput": 1.0, "ttft_ms": pc(100 * conc), "tpot_ms": pc(10.0),
                             "itl_ms": pc(10.0), "e2el_ms": pc(900.0), "token_source": "usage", "errors": {},
                             "joules_per_1k_tokens": None, "energy_note": "not available on this machine: test"})
-    return {"benchmark": "serving", "machine": {"cpu": {"model": "test"}}, "config": {"max_tokens": 8},
+    machine = {"cpu": {"model": "test"}, "thread_environment": {"GOMP_SPINCOUNT": "7500000"}}
+    return {"benchmark": "serving", "machine": machine, "config": {"max_tokens": 8},
             "targets": [{"name": "kit", "url": "http://127.0.0.1:1", "note": "kit serve"}],
             "results": results, "energy": "not available on this machine: test"}
 
@@ -159,6 +166,7 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     assert "@import" not in page
     summary = report.summary.read_text(encoding="utf-8")
     assert "## Serving" in summary and "## Retrieval" in summary and "recall@5" in summary
+    assert "environment GOMP_SPINCOUNT=7500000" in summary  # how the servers' threads waited, with the figures
     assert any("old.json" in s for s in report.skipped)
     assert latest_summary(results) is not None and latest_summary(tmp_path / "empty") is None
 

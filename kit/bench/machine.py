@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 _SHA_CACHE: dict[tuple[str, int, float], str] = {}
+# Variables that change how llama.cpp's CPU threads run or wait, in every server a benchmark starts.
+THREAD_VARIABLES = ("OMP_", "GOMP_", "KMP_", "GGML_", "OPENBLAS_", "MKL_")
 
 
 def _cpu_model() -> str | None:
@@ -132,4 +134,11 @@ def machine_info(model_path: str | Path | Sequence[str | Path] | None = None) ->
         "llama_cpp": llama_cpp_build(),
         "kit_version": getattr(kit, "__version__", None),
         "models": [model_file(p) for p in paths],
+        # Inherited by every server the run starts (kit's own GOMP_SPINCOUNT default then yields to it).
+        "thread_environment": thread_environment(),
     }
+
+
+def thread_environment() -> dict[str, str]:
+    """The thread and OpenMP settings in this environment (``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT``...)."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(THREAD_VARIABLES)}

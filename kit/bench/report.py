@@ -214,6 +214,9 @@ def _machine_line(machine: Any) -> str:
     llama = (machine.get("llama_cpp") or {}).get("version")
     load = machine.get("load_average")
     busy = f"; load average {load[0]} at start" if isinstance(load, list) and load else ""
+    threads = machine.get("thread_environment")
+    if isinstance(threads, dict) and threads:  # thread and OpenMP settings every started server inherited
+        busy += "; environment " + " ".join(f"{k}={v}" for k, v in threads.items())
     return (f"{cpu.get('model') or 'CPU ?'}, {cpu.get('usable_cores')} cores, {machine.get('memory_gib')} GiB; "
             f"{gpus}{driver}; llama-cpp-python {llama}; kit {machine.get('kit_version')}; {machine.get('time')}{busy}")
 
