@@ -44,9 +44,9 @@ def test_cli_module_imports_no_heavy_module() -> None:
 
 
 def test_machine_info_fields(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kit.bench.machine import machine_info
+    from kit.bench.machine import THREAD_VARIABLES, machine_info
 
-    for name in [k for k in os.environ if k.startswith(("OMP_", "GOMP_", "KMP_", "GGML_"))]:
+    for name in [k for k in os.environ if k.startswith(THREAD_VARIABLES)]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("GOMP_SPINCOUNT", "7500000")  # inherited by every server the run starts
     monkeypatch.setenv("OMPX_UNRELATED", "1")

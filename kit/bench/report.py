@@ -214,11 +214,12 @@ def _machine_line(machine: Any) -> str:
     llama = (machine.get("llama_cpp") or {}).get("version")
     load = machine.get("load_average")
     busy = f"; load average {load[0]} at start" if isinstance(load, list) and load else ""
-    threads = machine.get("thread_environment")
-    if isinstance(threads, dict) and threads:  # thread and OpenMP settings every started server inherited
-        busy += "; environment " + " ".join(f"{k}={v}" for k, v in threads.items())
+    threads = machine.get("thread_environment")  # thread and OpenMP settings every started server inherited
+    env = "".join(f" {k}={v}" for k, v in threads.items()) if isinstance(threads, dict) else ""
+    env = f"; environment{env}" if env else ""
     return (f"{cpu.get('model') or 'CPU ?'}, {cpu.get('usable_cores')} cores, {machine.get('memory_gib')} GiB; "
-            f"{gpus}{driver}; llama-cpp-python {llama}; kit {machine.get('kit_version')}; {machine.get('time')}{busy}")
+            f"{gpus}{driver}; llama-cpp-python {llama}; kit {machine.get('kit_version')}; {machine.get('time')}"
+            f"{busy}{env}")
 
 
 def _md_table(table: Table) -> str:
