@@ -8,8 +8,14 @@ of a worst case for the name rules ("Marie, " repeated) and of a realistic mixed
 prompts one after another), for the whole detector and for its rules alone (no spaCy); linear code
 keeps the time per 1,000 characters flat.
 
-    python benchmarks/privacy.py [--data PATH] [--out benchmarks/results/privacy.json] [--model NAME]
-                                 [--no-scaling]
+Forms of writing (:mod:`benchmarks.privacy_forms`): recall per category and per form (no-break spaces,
+dashes, dots, slashes, tabs, fullwidth digits...) on valid identifiers, e-mail addresses and names, and
+the false-positive rate on clean French administrative sentences (structured types, and PERSON or
+LOCATION apart).
+
+    python benchmarks/privacy.py [--data PATH] [--clean PATH] [--out benchmarks/results/privacy.json]
+                                 [--model NAME] [--no-scaling]
+    kit bench privacy [the same options]
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import privacy_forms  # noqa: E402
 from kit.rules.privacy import PII_TYPES, Detector, Finding  # noqa: E402
 from kit.rules.privacy import recognizers as rec  # noqa: E402
 
@@ -199,6 +206,8 @@ def _print_report(result: dict[str, Any]) -> None:
     for wrong in result["false_findings"]:
         tag = "clean prompt" if wrong["clean"] else "unlabelled"
         print(f"  false {wrong['type']} ({tag}): {wrong['text']!r}")
+    if "forms" in result:
+        _print_forms(result["forms"])
     if "scaling" in result:
         sizes = result["scaling"]["sizes"]
         print("scaling: seconds per scan (time per 1,000 characters; a flat figure is linear)")
@@ -209,9 +218,30 @@ def _print_report(result: dict[str, Any]) -> None:
                                              zip(row["seconds"], row["ms_per_1k_chars"], strict=True)))
 
 
+def _print_forms(forms: dict[str, Any]) -> None:
+    recall = forms["recall"]
+    names = sorted({form for by_form in recall.values() for form in by_form})
+    print(f"forms of writing: recall on {forms['variants']} variants (exact span for identifiers)")
+    print(f"{'form':<22}" + "".join(f"{cat[:13]:>14}" for cat in recall))
+    for form in names:
+        print(f"{form:<22}" + "".join(f"{by_form[form]:>14.2f}" if form in by_form else f"{'-':>14}"
+                                      for by_form in recall.values()))
+    print(f"{'all forms':<22}" + "".join(f"{forms['recall_by_category'][cat]:>14.2f}" for cat in recall))
+    for miss in forms["misses"]:
+        print(f"  missed {miss['category']} ({miss['form']}): {miss['text']!r} -> {miss['found']}")
+    c = forms["clean"]
+    print(f"clean sentences ({c['sentences']}, {c['data']}): with a structured finding {c['with_structured_finding']} "
+          f"({c['structured_false_positive_rate'] * 100:.1f}%), with PERSON or LOCATION {c['with_person_or_location']} "
+          f"({c['person_location_false_positive_rate'] * 100:.1f}%)")
+    for row in c["structured_findings"] + c["person_location_findings"]:
+        print(f"  false {row['findings']}: {row['sentence']!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="labelled prompts (JSONL)")
+    parser.add_argument("--clean", default=str(privacy_forms.CLEAN_DATA),
+                        help="clean sentences, one a line, for the false-positive rate")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where to write the JSON result")
     parser.add_argument("--model", default=None, help="spaCy pipeline (default: best installed)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling measurement (minutes)")
@@ -221,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     load_s = time.perf_counter() - started
     result = evaluate(args.data, detector=detector)
     result["timing"]["load_s"] = round(load_s, 3)
+    result["forms"] = privacy_forms.evaluate_forms(detector.scan_many, args.clean)
     if not args.no_scaling:
         result["scaling"] = scaling(detector, args.data)
     _print_report(result)

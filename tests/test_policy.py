@@ -411,3 +411,36 @@ def test_privacy_scan_cli(tmp_path: Path) -> None:
     assert r.returncode == 0 and "no personal data found" in r.stdout
     assert run_kit("privacy", "scan", str(tmp_path / "missing.txt")).returncode == 2
 
+
+NIR_NBSP = "1\u00a085\u00a005\u00a078\u00a0006\u00a0084\u00a091"
+NIR_DASHED = "1-85-05-78-006-084-91"
+
+
+@pytest.mark.parametrize("value", [NIR_NBSP, NIR_DASHED, "1\u202f85 05 78\u200b006 084 91", "１８５０５７８００６０８４９１"])
+def test_a_nir_however_written_is_blocked_and_previewed(gw: ServerHandle, value: str) -> None:
+    """FR_NIR is blocked by default: the NIR written with no-break spaces, dashes, a zero-width space or
+    fullwidth digits never reaches the engine, and the preview underlines the characters as typed."""
+    before = gw.engine.stats.requests_total
+    r = chat(gw, f"Mon numéro de sécurité sociale est {value}, peux-tu le vérifier ?")
+    assert r.status_code == 422 and "FR_NIR" in r.json()["error"]["message"], r.text
+    r = chat(gw, f"Le NIR de l'agent : {value}.", stream=True)
+    assert r.status_code == 422
+    assert gw.engine.stats.requests_total == before
+    text = f"Le NIR {value} est dans le dossier."
+    data = httpx.post(gw.url + "/v1/privacy/scan", headers=gw.headers(), json={"text": text}).json()
+    nirs = [f for f in data["findings"] if f["type"] == "FR_NIR"]
+    assert [(f["start"], f["end"], f["text"]) for f in nirs] == [(7, 7 + len(value), value)]
+    assert data["blocked"] == ["FR_NIR"]
+
+
+def test_privacy_scan_cli_shows_the_characters_as_typed(tmp_path: Path) -> None:
+    text = f"NIR {NIR_NBSP} et IBAN FR76-3000-6000-0112-3456-7890-189.\n"
+    (tmp_path / "nbsp.txt").write_text(text, encoding="utf-8")
+    r = run_kit("privacy", "scan", str(tmp_path / "nbsp.txt"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("FR_NIR") and lines[0].endswith(f"  {NIR_NBSP}") and "4-25" in lines[0]
+    assert lines[1].startswith("IBAN_CODE") and lines[1].endswith("  FR76-3000-6000-0112-3456-7890-189")
+    r = run_kit("privacy", "scan", "-", input="NIR 1 85 05 78\n006 084 91")
+    assert r.stdout.strip().endswith("  1 85 05 78\\n006 084 91")
+

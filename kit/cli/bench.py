@@ -1,4 +1,4 @@
-"""`kit bench`: evaluators' benchmarks (serving, quality, quantizations, rag) and their report.
+"""`kit bench`: evaluators' benchmarks (serving, quality, quantizations, rag, privacy) and their report.
 
 Thin: each command parses its options, calls kit.bench, prints a table (progress on stderr) and
 writes the result JSON, with the machine description, under ``benchmarks/results/`` or ``--out``.
@@ -293,6 +293,23 @@ def rag(args: tuple[str, ...]) -> None:
                 return
     raise UsageError("the documents benchmark is not installed in this kit (no kit.bench.retrieval or "
                      "benchmarks/rag.py with a main()): it comes with the documents feature.")
+
+
+@bench.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def privacy(args: tuple[str, ...]) -> None:
+    """The personal-data benchmark: recall per type and per form of writing, false positives on clean text,
+    scan time; options are those of benchmarks/privacy.py (--help)."""
+    if importlib.util.find_spec("benchmarks") is None and Path("benchmarks/privacy.py").is_file():
+        sys.path.insert(0, str(Path.cwd()))  # run from a source checkout
+    try:
+        main = importlib.import_module("benchmarks.privacy").main
+    except ModuleNotFoundError:
+        raise UsageError("the personal-data benchmark (benchmarks/privacy.py) is not in this installation: "
+                         "run it from a source checkout of kit.") from None
+    rc = main(list(args))
+    if rc:
+        raise SystemExit(int(rc))
 
 
 @bench.command()

@@ -212,8 +212,9 @@ def privacy_scan(source: str, as_json: bool) -> None:
         return
     if not report["findings"]:
         click.echo("no personal data found.")
-    for f in report["findings"]:
-        click.echo(f"{f['type']:14} {f['start']:>6}-{f['end']:<6} {f['score']:.2f}  {f['text']}")
+    for f in report["findings"]:  # the characters as typed, a line break or tab shown as \n or \t
+        shown = f["text"].replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+        click.echo(f"{f['type']:14} {f['start']:>6}-{f['end']:<6} {f['score']:.2f}  {shown}")
 
 
 def register(cli: click.Group) -> None:
