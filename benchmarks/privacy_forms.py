@@ -85,6 +85,7 @@ NUMBER_FORMS: dict[str, Callable[[list[str]], str]] = {
     "narrow_nbsp": NNBSP.join,
     "dashes": "-".join,
     "en_dashes": "\u2013".join,
+    "spaced_dashes": " - ".join,
     "dots": ".".join,
     "slashes": "/".join,
     "tabs": "\t".join,

@@ -144,10 +144,15 @@ def separated(text: str) -> View | None:
     return View("".join(parts), starts, ends)
 
 
+_SEPARATORS = re.compile(r"[\s\-./_]+")
+
+
 def separator_kinds(text: str, start: int, end: int) -> set[str]:
-    """The kinds of separator (``" "`` for any space or line break, else the character) between the
-    letters and digits of ``text[start:end]``."""
-    return {" " if c.isspace() else c for c in text[start:end] if c.isspace() or c in "-./_"}
+    """The kinds of separator between the groups of ``text[start:end]``: each run of separators counts
+    as its characters other than spaces (``" - "`` is a dash), or as ``" "`` if it holds only spaces and
+    line breaks."""
+    return {"".join(sorted({c for c in run if not c.isspace()})) or " "
+            for run in _SEPARATORS.findall(text, start, end)}
 
 
 def value_key(kind: str, value: str) -> str:
