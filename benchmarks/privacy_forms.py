@@ -167,8 +167,8 @@ def variants() -> list[Variant]:
         "soft_hyphen": lambda v: _inside(v.split("@")[0], SOFT_HYPHEN) + "@" + v.split("@")[1],
     }
     for value, template in emails:
-        for form, write in email_forms.items():
-            out.append(Variant("EMAIL_ADDRESS", form, *_sentence(template, write(value))))
+        for form, spell in email_forms.items():
+            out.append(Variant("EMAIL_ADDRESS", form, *_sentence(template, spell(value))))
     names = [("Marie Dupont", "Le dossier de {} est complet."), ("Jean-Pierre Lefèvre", "Réunion avec {} lundi."),
              ("Sophie Bernard", "Transmettre à Mme {} le rapport.")]
     name_forms: dict[str, Callable[[str], str]] = {
@@ -176,8 +176,8 @@ def variants() -> list[Variant]:
         "soft_hyphen": lambda v: _inside(v, SOFT_HYPHEN), "combining_accents": lambda v: v.replace("è", "e\u0300"),
     }
     for value, template in names:
-        for form, write in name_forms.items():
-            out.append(Variant("PERSON", form, *_sentence(template, write(value))))
+        for form, spell in name_forms.items():
+            out.append(Variant("PERSON", form, *_sentence(template, spell(value))))
     return out
 
 

@@ -416,7 +416,8 @@ NIR_NBSP = "1\u00a085\u00a005\u00a078\u00a0006\u00a0084\u00a091"
 NIR_DASHED = "1-85-05-78-006-084-91"
 
 
-@pytest.mark.parametrize("value", [NIR_NBSP, NIR_DASHED, "1\u202f85 05 78\u200b006 084 91", "１８５０５７８００６０８４９１"])
+@pytest.mark.parametrize("value", [NIR_NBSP, NIR_DASHED, "1\u202f85 05 78\u200b006 084 91",
+                                   "１８５０５７８００６０８４９１"])
 def test_a_nir_however_written_is_blocked_and_previewed(gw: ServerHandle, value: str) -> None:
     """FR_NIR is blocked by default: the NIR written with no-break spaces, dashes, a zero-width space or
     fullwidth digits never reaches the engine, and the preview underlines the characters as typed."""

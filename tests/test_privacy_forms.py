@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.rules.privacy import Detector, Finding, apply_policy, mask
-from kit.rules.privacy import forms
+from kit.rules.privacy import Detector, Finding, apply_policy, forms, mask
 from kit.rules.privacy import recognizers as rec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,7 +148,8 @@ def test_detector_reports_the_characters_as_typed(detector: Detector, kind: str,
     assert value not in outcome.text
 
 
-@pytest.mark.parametrize("written", ["Ma\u200brie Dupont", "Marie\u00a0Dupont", "Marie Du\u00adpont", "Marie\u200b Dupont"])
+@pytest.mark.parametrize("written", ["Ma\u200brie Dupont", "Marie\u00a0Dupont", "Marie Du\u00adpont",
+                                     "Marie\u200b Dupont"])
 def test_names_with_invisible_characters_are_found(detector: Detector, written: str) -> None:
     text = f"Le dossier de {written} est complet."
     persons = [f for f in detector.scan(text) if f.type == "PERSON"]

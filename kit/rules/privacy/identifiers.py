@@ -6,6 +6,10 @@ that name a social-security number come shortly before it (see :func:`context_be
 let a number that the writer calls a NIR through. Every rule looks at a bounded window around its match,
 so the cost grows linearly with the text.
 
+:func:`find_structured` reads the text in its plain and grouped forms (:mod:`kit.rules.privacy.forms`), so an
+identifier written with no-break spaces, dashes, dots, slashes, fullwidth digits or a zero-width space is
+found too, on the characters as typed.
+
 Plain Python on strings; nothing imports spaCy or Presidio.
 """
 
