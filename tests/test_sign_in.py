@@ -58,10 +58,10 @@ def stack(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         add_user(home, name, "user", PASSWORD)
     demos = []
     urls = []
-    for minutes, hours in ((None, None), (IDLE_S / 60, MAX_S / 3600)):
+    for short in (False, True):
         settings = load_settings(base / "kit.yaml")
-        if minutes:
-            settings.ui.session_idle_minutes, settings.ui.session_max_hours = minutes, hours
+        if short:
+            settings.ui.session_idle_minutes, settings.ui.session_max_hours = IDLE_S / 60, MAX_S / 3600
         port = free_port()
         demos.append(launch_ui(settings, gateway.url, host="127.0.0.1", port=port, api_key=gateway.service_key,
                                max_tokens=8, prevent_thread_lock=True, quiet=True))

@@ -25,7 +25,7 @@ from ui.documents import ACCEPTED, DocumentHandlers  # noqa: E402
 from ui.events import wire  # noqa: E402
 from ui.guard import PageGuard  # noqa: E402
 from ui.pages import PageHandlers  # noqa: E402
-from ui.sessions import Sessions, SessionGuard, make_sign_in  # noqa: E402
+from ui.sessions import SessionGuard, Sessions, make_sign_in  # noqa: E402
 from ui.texts import language_choices, texts  # noqa: E402
 from ui.views import new_conversation  # noqa: E402
 
