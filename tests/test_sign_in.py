@@ -293,3 +293,20 @@ def test_session_lifetimes_are_configurable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="session_idle_minutes"):
         load_settings(write_config(tmp_path / "k.yaml", ui={"session_idle_minutes": 0}))
     assert "session_idle_minutes" in template() and "session_max_hours" in template()
+
+
+def test_doctor_flags_long_session_lifetimes(tmp_path: Path) -> None:
+    from conftest import write_config
+
+    from kit.config import load_settings
+    from kit.ops.security import check_sessions, security_checks
+
+    def status(**ui: Any) -> str:
+        return check_sessions(load_settings(write_config(tmp_path / "k.yaml", ui={"auth": "local", **ui}))).status
+
+    assert status() == "PASS"
+    assert status(session_idle_minutes=240) == "WARN"
+    assert status(session_max_hours=72) == "WARN"
+    assert status(auth="proxy", trusted_proxies=["10.1.2.3"], session_max_hours=72) == "PASS"  # the portal's own
+    settings = load_settings(write_config(tmp_path / "k.yaml", ui={"auth": "local"}))
+    assert any(c.name == "sign-in sessions" for c in security_checks(settings))
