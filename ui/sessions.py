@@ -27,6 +27,7 @@ from typing import Any
 from kit.config import Settings
 from ui.client import ApiError, GatewayClient
 
+SIGN_IN_THREADS = 8  # sign-ins checked at once: a burst of them leaves Gradio's other worker threads alone
 COOKIE_PREFIX = "access-token"  # Gradio's cookies: access-token-<id> and access-token-unsecure-<id>
 Clock = Callable[[], float]
 
@@ -140,13 +141,18 @@ def _too_many(err: ApiError) -> Exception:
 def make_sign_in(gateway: GatewayClient) -> Callable[[str, str], Any]:
     """Gradio's auth function: a coroutine, so Gradio awaits it; the password check (an HTTP call to the
     gateway, which hashes the password) runs in a worker thread and the page's event loop stays free."""
+    import anyio
     import anyio.to_thread
+
+    threads: list[anyio.CapacityLimiter] = []  # made in the event loop, on first use
 
     async def sign_in(username: str, password: str) -> bool:
         attempt = _attempt.get()
         address = attempt.address if attempt else None
+        if not threads:
+            threads.append(anyio.CapacityLimiter(SIGN_IN_THREADS))
         try:
-            data = await anyio.to_thread.run_sync(gateway.sign_in, username, password, address)
+            data = await anyio.to_thread.run_sync(gateway.sign_in, username, password, address, limiter=threads[0])
         except ApiError as err:
             if err.kind == "busy":  # the gateway's throttle: say so, and when to retry, instead of "wrong password"
                 raise _too_many(err) from None
@@ -187,7 +193,7 @@ class SessionGuard:
         if scope["type"] == "http" and scope.get("method") == "POST" and path.rstrip("/").endswith("/login"):
             await self._login(scope, receive, send)
             return
-        filtered = self._filtered(scope, touch="/heartbeat/" not in path)
+        filtered = self._filtered(scope)
         if path.rstrip("/").endswith("/logout"):  # Gradio signs the user out of all their sessions: so do we
             token = session_token(dict(_cookie_pairs(self._cookie_header(filtered))))
             session = self.sessions.check(token, touch=False) if token else None
@@ -203,13 +209,13 @@ class SessionGuard:
     def _cookie_header(scope: dict[str, Any]) -> str:
         return "; ".join(v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"cookie")
 
-    def _filtered(self, scope: dict[str, Any], touch: bool) -> dict[str, Any]:
+    def _filtered(self, scope: dict[str, Any]) -> dict[str, Any]:
         """The scope with every sign-in cookie that is not a valid session taken out."""
         raw = self._cookie_header(scope)
         if COOKIE_PREFIX not in raw:
             return scope
         pairs = _cookie_pairs(raw)
-        kept = [(n, v) for n, v in pairs if not n.startswith(COOKIE_PREFIX) or self.sessions.check(v, touch)]
+        kept = [(n, v) for n, v in pairs if not n.startswith(COOKIE_PREFIX) or self.sessions.check(v)]
         if len(kept) == len(pairs):
             return scope
         headers = [(k, v) for k, v in scope.get("headers") or [] if k != b"cookie"]
