@@ -24,7 +24,7 @@ from conftest import free_port, install_model, serve_app, start_server
 
 PASSWORD = "un mot de passe solide"
 LIMIT = 5  # failed sign-ins per account and per address in the window (kit.gateway.auth.Throttle)
-IDLE_S, MAX_S = 3.0, 8.0  # session lifetimes of the second chat
+IDLE_S, MAX_S = 4.0, 9.0  # session lifetimes of the second chat
 
 
 class Stack(SimpleNamespace):
@@ -131,8 +131,9 @@ def test_the_browsers_address_reaches_the_gateway_and_spoofed_headers_do_not(sta
 
 
 def test_the_chats_event_loop_stays_free_during_a_burst_of_sign_ins(tmp_path: Path) -> None:
-    """The password check runs off the page's event loop: a slow gateway (0.5 s a sign-in) and 12 sign-ins
-    at once do not hold up another request to the page."""
+    """The password check runs off the page's event loop: a slow gateway (1 s a sign-in) and 12 sign-ins at
+    once do not hold up another request to the page (checked on the event loop they would, for 12 s; the bound
+    is generous for a busy machine)."""
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
 
@@ -143,7 +144,7 @@ def test_the_chats_event_loop_stays_free_during_a_burst_of_sign_ins(tmp_path: Pa
 
     @slow.post("/v1/auth/login")
     async def login() -> JSONResponse:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
         return JSONResponse({"error": {"message": "wrong user name or password.", "type": "authentication_error"}},
                             status_code=401)
 
@@ -174,7 +175,7 @@ def test_the_chats_event_loop_stays_free_during_a_burst_of_sign_ins(tmp_path: Pa
         done.set()
         prober.join()
         assert all(c in (400, 401) for c in codes), codes
-        assert latencies and max(latencies) < 1.0, f"the page waited {max(latencies):.2f} s behind the sign-ins"
+        assert latencies and max(latencies) < 2.0, f"the page waited {max(latencies):.2f} s behind the sign-ins"
     finally:
         demo.close()
         stop()
@@ -190,7 +191,7 @@ def logged_in(client: httpx.Client, url: str) -> bool:
 def test_sessions_end_after_their_idle_time(stack: Stack) -> None:
     with from_address("127.0.0.5") as browser:
         assert sign_in(browser, stack.short, "erin").status_code == 200
-        for _ in range(4):  # used every second: alive past IDLE_S
+        for _ in range(int(IDLE_S) + 1):  # used every second: alive past IDLE_S
             time.sleep(1)
             assert logged_in(browser, stack.short)
         time.sleep(IDLE_S + 0.5)
@@ -202,10 +203,10 @@ def test_sessions_end_after_their_absolute_time_even_in_use(stack: Stack) -> Non
     with from_address("127.0.0.6") as browser:
         assert sign_in(browser, stack.short, "erin").status_code == 200
         start = time.monotonic()
-        while time.monotonic() - start < MAX_S - 1.5:
+        while time.monotonic() - start < MAX_S - 2:  # used every second, never idle for long
             assert logged_in(browser, stack.short)
             time.sleep(1)
-        time.sleep(2)
+        time.sleep(max(0.0, start + MAX_S + 0.5 - time.monotonic()))  # less than IDLE_S since the last use
         assert not logged_in(browser, stack.short)
         assert sign_in(browser, stack.short, "erin").status_code == 200  # signing in again works
         assert logged_in(browser, stack.short)
