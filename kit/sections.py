@@ -226,6 +226,12 @@ class UI(_Section):
                                      "need-to-know groups, comma-separated (proxy auth; trusted like the user's).")
     trusted_proxies: list[str] = Field(
         default_factory=list, description="Addresses of the reverse proxies allowed to set it (none by default).")
+    session_idle_minutes: float = Field(
+        default=30, gt=0, le=24 * 60,
+        description="Local sign-in: a session unused for this long ends (the sign-in form comes back).")
+    session_max_hours: float = Field(
+        default=10, gt=0, le=24 * 7,
+        description="Local sign-in: a session ends this long after the sign-in, however much it is used.")
     default_language: Literal["fr", "en"] = Field(default="fr", description="Language shown first.")
     server_url: str | None = Field(default=None, description="API the UI talks to; default: this machine's server.")
     max_upload_bytes: int = Field(default=20_000_000, ge=1024, description="Largest file the chat accepts.")

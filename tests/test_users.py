@@ -240,15 +240,23 @@ def test_a_password_change_ends_open_sessions(kit_env: Path, tmp_path: Path) -> 
     from conftest import write_config
 
     from kit.config import load_settings
+    from kit.rules.users import check_password, session_stamp
     from ui.base import Base
     from ui.client import GatewayClient
+    from ui.sessions import Sessions
 
     settings = load_settings(write_config(tmp_path / "k.yaml", ui={"auth": "local"}))
+    add_user(kit_env, "alice", "user", PASSWORD)
+    signed = check_password(kit_env, "alice", PASSWORD)
+    assert signed is not None and signed.stamp == session_stamp(kit_env, "alice")
     client = GatewayClient("http://127.0.0.1:9")
-    base = Base(settings, client, SimpleNamespace(), max_tokens=8)
+    base = Base(settings, client, SimpleNamespace(), max_tokens=8, sessions=Sessions(1800, 36000))
+    base.sessions.open("tok1", "alice", signed.stamp)  # what the chat records at sign-in
     request = SimpleNamespace(request=SimpleNamespace(cookies={"access-token-abc": "tok1"}))
-    client.seen["alice"] = {"changed_at": "2000-01-01T00:00:00+00:00"}
-    assert base._session_outdated("alice", request) is False  # session first seen now, password older
-    client.seen["alice"] = {"changed_at": "2999-01-01T00:00:00+00:00"}  # changed after the session began
-    assert base._session_outdated("alice", request) is True
+    client.seen["alice"] = {"session_stamp": session_stamp(kit_env, "alice")}
+    assert base._session_valid("alice", request) is True
+    set_password(kit_env, "alice", "a brand new secret")
+    client.seen["alice"] = {"session_stamp": session_stamp(kit_env, "alice")}  # what the gateway says now
+    assert base._session_valid("alice", request) is False
+    assert base.sessions.check("tok1") is None  # ended for good
     client.close()

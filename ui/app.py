@@ -20,11 +20,12 @@ from starlette.middleware import Middleware  # noqa: E402
 from kit.config import Settings  # noqa: E402
 from ui.base import Components  # noqa: E402
 from ui.chat import ChatHandlers  # noqa: E402
-from ui.client import ApiError, GatewayClient  # noqa: E402
+from ui.client import GatewayClient  # noqa: E402
 from ui.documents import ACCEPTED, DocumentHandlers  # noqa: E402
 from ui.events import wire  # noqa: E402
 from ui.guard import PageGuard  # noqa: E402
 from ui.pages import PageHandlers  # noqa: E402
+from ui.sessions import SessionGuard, Sessions, make_sign_in  # noqa: E402
 from ui.texts import language_choices, texts  # noqa: E402
 from ui.views import new_conversation  # noqa: E402
 
@@ -55,6 +56,7 @@ def create_ui(
     api_key: str | None = None,
     max_tokens: int | None = None,
     client: GatewayClient | None = None,
+    sessions: Sessions | None = None,
 ) -> gr.Blocks:
     """The page, bound to the gateway at `api_url` (with the UI's service key when it has keys)."""
     lang0 = settings.ui.default_language
@@ -63,7 +65,7 @@ def create_ui(
     client = client or GatewayClient(api_url, api_key, read_timeout_s=settings.server.request_timeout_s + 30)
     env_tokens = os.environ.get("KIT_UI_MAX_TOKENS", "")
     tokens = max_tokens or (int(env_tokens) if env_tokens.isdigit() else settings.server.max_tokens_default)
-    h = Handlers(settings, client, c, max_tokens=tokens)
+    h = Handlers(settings, client, c, max_tokens=tokens, sessions=sessions)
     h.setup()
 
     def lab(component: Any, **props: str) -> Any:
@@ -384,20 +386,12 @@ def launch_ui(
     host = host or settings.ui.host
     port = port or settings.ui.port
     settings.check_ui(host)
-    if settings.ui.auth == "proxy":
-        # The client address must be the direct peer (the proxy), never rewritten from X-Forwarded-For.
-        os.environ["FORWARDED_ALLOW_IPS"] = ""
-    demo = create_ui(settings, api_url, api_key=api_key, max_tokens=max_tokens)
-    auth = None
-    if settings.ui.auth == "local":
-        gateway = GatewayClient(api_url, api_key)
-
-        def auth(username: str, password: str) -> bool:
-            try:
-                return gateway.login(username, password) is not None
-            except ApiError:
-                return False
-
+    # The client address is the direct peer, rewritten from X-Forwarded-For only when that peer is a listed
+    # reverse proxy (local sign-in: the gateway throttles failed sign-ins per address); never in proxy mode.
+    os.environ["FORWARDED_ALLOW_IPS"] = ",".join(settings.ui.trusted_proxies if settings.ui.auth == "local" else [])
+    sessions = Sessions.from_settings(settings)
+    demo = create_ui(settings, api_url, api_key=api_key, max_tokens=max_tokens, sessions=sessions)
+    auth = make_sign_in(GatewayClient(api_url, api_key)) if settings.ui.auth == "local" else None
     fr, en = texts("fr"), texts("en")
     demo.queue(default_concurrency_limit=16)
     demo.launch(
@@ -422,7 +416,8 @@ def launch_ui(
         head=head_html(),
         favicon_path=STATIC / "favicon.png" if (STATIC / "favicon.png").exists() else None,
         app_kwargs={
-            "middleware": [Middleware(PageGuard, lang=settings.ui.default_language)],
+            "middleware": [Middleware(PageGuard, lang=settings.ui.default_language),
+                           Middleware(SessionGuard, sessions=sessions)],
             "docs_url": None,
             "redoc_url": None,
         },

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 from kit.config import Settings
 from ui.auth import Refusal, identify
 from ui.client import ApiError, GatewayClient, Who
+from ui.sessions import Sessions, session_token
 from ui.texts import Texts, texts
 from ui.views import error_text
 
@@ -19,11 +19,13 @@ class Components(SimpleNamespace):
 
 
 class Base:
-    def __init__(self, settings: Settings, client: GatewayClient, c: Components, *, max_tokens: int) -> None:
+    def __init__(self, settings: Settings, client: GatewayClient, c: Components, *, max_tokens: int,
+                 sessions: Sessions | None = None) -> None:
         self.settings = settings
         self.client = client
         self.c = c
         self.max_tokens = max_tokens
+        self.sessions = sessions if sessions is not None else Sessions.from_settings(settings)
 
     @staticmethod
     def t(lang: str | None) -> Texts:
@@ -34,19 +36,17 @@ class Base:
             who = identify(self.settings, request, self.client.role_of)
         except ApiError as err:
             return Refusal("auth.gateway", {"error": err.kind})
-        if isinstance(who, Who) and self.settings.ui.auth == "local" and self._session_outdated(who.user, request):
+        if isinstance(who, Who) and self.settings.ui.auth == "local" and not self._session_valid(who.user, request):
             return Refusal("auth.session_ended")
         return who
 
-    def _session_outdated(self, user: str, request: Any) -> bool:
-        """A password (or role) change ends the sessions opened before it."""
+    def _session_valid(self, user: str, request: Any) -> bool:
+        """The request's sign-in token is a live session of `user`, issued under the password and role the
+        account has now (the gateway's stamp, fetched with the role just above): a change ends it."""
         cookies = getattr(getattr(request, "request", None), "cookies", None) or getattr(request, "cookies", {}) or {}
-        token = next((v for k, v in cookies.items() if k.startswith("access-token")), None)
-        if not token:
-            return False
-        started = self.client.sessions.setdefault(token, datetime.now(UTC).isoformat(timespec="seconds"))
-        changed = (self.client.seen.get(user) or {}).get("changed_at")
-        return bool(changed and changed > started)
+        token = session_token(cookies)
+        stamp = (self.client.seen.get(user) or {}).get("session_stamp")
+        return bool(token) and self.sessions.bound(str(token), user, stamp)
 
     def _staff(self, request: Any, *roles: str) -> Who | None:
         """The signed-in user if their role is one of ``roles``, else None (the gateway checks again)."""

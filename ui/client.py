@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+CLIENT_HEADER = "X-Kit-Client-Address"  # the browser's address, for the gateway's sign-in throttle
+
 
 @dataclass(frozen=True)
 class Who:
@@ -67,6 +69,8 @@ def error_from_response(response: httpx.Response) -> ApiError:
         err = {}
     message = str(err.get("message") or response.reason_phrase or "")
     etype = str(err.get("type") or "")
+    if response.status_code == 429 and response.headers.get("retry-after", "").isdigit():
+        err = {**err, "retry_after": int(response.headers["retry-after"])}
     return ApiError(_kind(response.status_code, etype, message), message, response.status_code, err)
 
 
@@ -89,7 +93,6 @@ class GatewayClient:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.seen: dict[str, dict[str, Any]] = {}  # the gateway's last answer about each user (GET /v1/me)
-        self.sessions: dict[str, str] = {}  # sign-in cookie -> when the page first saw it (UTC)
         self.timeout = httpx.Timeout(timeout_s, connect=5.0)
         self.stream_timeout = httpx.Timeout(read_timeout_s, connect=5.0, write=30.0, pool=10.0)
         self._http = httpx.Client(
@@ -113,7 +116,8 @@ class GatewayClient:
 
     def _call(self, method: str, path: str, who: Who | None, body: Any = None, **kw: Any) -> Any:
         try:
-            response = self._http.request(method, path, headers=self.headers(who), json=body, **kw)
+            headers = {**self.headers(who), **kw.pop("headers", {})}
+            response = self._http.request(method, path, headers=headers, json=body, **kw)
         except httpx.TimeoutException as exc:
             raise ApiError("timeout", str(exc)) from None
         except httpx.HTTPError as exc:
@@ -149,13 +153,21 @@ class GatewayClient:
 
     def login(self, user: str, password: str) -> str | None:
         """The user's role when the password is right, else None."""
+        data = self.sign_in(user, password)
+        return str(data["role"]) if data else None
+
+    def sign_in(self, user: str, password: str, address: str | None = None) -> dict[str, Any] | None:
+        """{user, role, session_stamp} when the password is right, else None. ``address``: the browser's, for
+        the gateway's per-address throttle (it takes it only from a service key). Throttled: ApiError "busy"
+        whose detail holds retry_after."""
+        headers = {CLIENT_HEADER: address[:64]} if address else {}
         try:
-            data = self._call("POST", "/v1/auth/login", None, {"user": user, "password": password})
+            data = self._call("POST", "/v1/auth/login", None, {"user": user, "password": password}, headers=headers)
         except ApiError as err:
             if err.status in (401, 422):
                 return None
             raise
-        return str(data["role"])
+        return dict(data)
 
     def whois(self, user: str) -> dict[str, Any]:
         """What the gateway knows of this user: role, whether it is a known account, when it last changed."""

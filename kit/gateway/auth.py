@@ -17,44 +17,71 @@ from kit.gateway.context import Context
 from kit.gateway.errors import TooMany
 from kit.gateway.schemas import LoginRequest
 from kit.rules.policy import LOCAL_OPERATOR, AuthError, Identity
-from kit.rules.users import get_user, verify_password
+from kit.rules.users import check_password, get_user, session_stamp
 
 CLIENT_HEADER = "x-kit-client-address"  # the browser's address, as the front end saw it
 
 
 class Throttle:
     """Failed sign-ins per account and per address over a sliding window; past the limit every attempt,
-    right or wrong, waits until the oldest failure leaves the window."""
+    right or wrong, waits until the oldest failure leaves the window.
+
+    Checking and counting are one step under a lock: an attempt takes a place in every window before its
+    password is checked (``reserve``) and gives it back only if the password was right (``succeed``), so
+    that attempts running at the same time cannot all pass the check before any of them is counted."""
 
     def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
         self.limit, self.window_s = limit, window_s
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def wait(self, *keys: str) -> int:
-        """Seconds to wait before the next attempt (0: go ahead)."""
-        now = time.monotonic()
+    def _wait(self, now: float, keys: tuple[str, ...]) -> int:
         longest = 0.0
-        with self._lock:
-            for key in keys:
-                q = self._failures.get(key)
-                while q and now - q[0] > self.window_s:
-                    q.popleft()
-                if q and len(q) >= self.limit:
-                    longest = max(longest, self.window_s - (now - q[0]))
+        for key in keys:
+            q = self._failures.get(key)
+            while q and now - q[0] > self.window_s:
+                q.popleft()
+            if q and len(q) >= self.limit:
+                longest = max(longest, self.window_s - (now - q[0]))
         return int(longest) + 1 if longest else 0
 
-    def fail(self, *keys: str) -> None:
+    def wait(self, *keys: str) -> int:
+        """Seconds to wait before the next attempt (0: go ahead)."""
+        with self._lock:
+            return self._wait(time.monotonic(), keys)
+
+    def reserve(self, *keys: str) -> tuple[int, float]:
+        """(seconds to wait, 0.0) when throttled; else (0, stamp): the attempt counts as a failure of every key
+        until ``succeed(stamp, ...)`` gives its place back."""
         now = time.monotonic()
         with self._lock:
-            for key in keys:
-                self._failures.setdefault(key, deque()).append(now)
-                if len(self._failures) > 100_000:  # bounded memory under a spray of names
-                    self._failures.pop(next(iter(self._failures)))
+            wait = self._wait(now, keys)
+            if wait:
+                return wait, 0.0
+            self._add(now, keys)
+            return 0, now
 
-    def succeed(self, key: str) -> None:
+    def fail(self, *keys: str) -> None:
+        with self._lock:
+            self._add(time.monotonic(), keys)
+
+    def _add(self, now: float, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            self._failures.setdefault(key, deque()).append(now)
+            if len(self._failures) > 100_000:  # bounded memory under a spray of names
+                self._failures.pop(next(iter(self._failures)))
+
+    def succeed(self, key: str, stamp: float | None = None, *others: str) -> None:
+        """A right password: the account's failures are forgotten; the place the attempt held in the
+        windows of ``others`` (its address) is given back."""
         with self._lock:
             self._failures.pop(key, None)
+            if stamp is None:
+                return
+            for other in others:
+                q = self._failures.get(other)
+                if q is not None and stamp in q:
+                    q.remove(stamp)
 
 
 def _front_end(ident: Identity) -> None:
@@ -81,18 +108,17 @@ def router(ctx: Context) -> APIRouter:
             address = request.client.host if request.client else ""
         keys = (f"user:{name.lower()}",) + ((f"addr:{address}",) if address else ())
         who = Identity(name, "user", "service")
-        wait = throttle.wait(*keys)
+        wait, stamp = throttle.reserve(*keys)
         if wait:
             await ctx.audit_async(who, "login_failed", reason="throttled")
             raise TooMany(f"too many failed sign-ins for this account or address: try again in {wait} s.", wait)
-        role = await run_in_threadpool(verify_password, home, name, req.password)
-        if role is None:
-            throttle.fail(*keys)
-            await ctx.audit_async(who, "login_failed")
+        signed = await run_in_threadpool(check_password, home, name, req.password)
+        if signed is None:
+            await ctx.audit_async(who, "login_failed")  # the place reserved above stays: a failure
             raise AuthError("wrong user name or password.")
-        throttle.succeed(keys[0])
+        throttle.succeed(keys[0], stamp, *keys[1:])
         await ctx.audit_async(who, "login")
-        return {"user": name, "role": role}
+        return {"user": name, "role": signed.role, "session_stamp": signed.stamp}
 
     @api.get("/v1/me")
     async def me(request: Request) -> dict[str, Any]:
@@ -102,6 +128,7 @@ def router(ctx: Context) -> APIRouter:
         known = user is not None or ident.user == LOCAL_OPERATOR
         return {"user": ident.user, "role": role, "via": ident.via, "known": known,
                 "changed_at": user.updated if user else None,
+                "session_stamp": await run_in_threadpool(session_stamp, home, ident.user) if user else None,
                 "loopback": is_loopback_host(request.client.host if request.client else "")}
 
     return api

@@ -56,6 +56,22 @@ def check_proxies(settings: Settings) -> Check:
     return Check("trusted proxies", "PASS", ", ".join(ui.trusted_proxies))
 
 
+IDLE_MINUTES_ADVISED, MAX_HOURS_ADVISED = 60, 12
+
+
+def check_sessions(settings: Settings) -> Check:
+    """Local sign-in: sessions end when idle and after a working day (with a proxy, the portal decides)."""
+    ui = settings.ui
+    if ui.auth != "local":
+        return Check("sign-in sessions", "PASS", f"sign-in is {ui.auth}: the chat keeps no sign-in session")
+    detail = f"idle {ui.session_idle_minutes:g} min, at most {ui.session_max_hours:g} h"
+    if ui.session_idle_minutes > IDLE_MINUTES_ADVISED or ui.session_max_hours > MAX_HOURS_ADVISED:
+        return Check("sign-in sessions", "WARN", f"long-lived sessions: {detail}",
+                     f"set ui.session_idle_minutes to {IDLE_MINUTES_ADVISED} or less and ui.session_max_hours to "
+                     f"{MAX_HOURS_ADVISED} or less")
+    return Check("sign-in sessions", "PASS", detail)
+
+
 def _mode_problem(path: Path, *, secret: bool) -> str | None:
     try:
         st = path.stat()
@@ -127,7 +143,8 @@ def check_limits(settings: Settings) -> Check:
 
 
 def security_checks(settings: Settings) -> list[Check]:
-    checks = [check_keys(settings), check_proxies(settings), check_file_modes(settings), check_limits(settings)]
+    checks = [check_keys(settings), check_proxies(settings), check_sessions(settings), check_file_modes(settings),
+              check_limits(settings)]
     if os.environ.get("KIT_DOCTOR_SKIP_AUDIT") != "1":
         checks.append(check_audit_chain(settings))
     return checks

@@ -7,6 +7,7 @@ raised as kit errors, nothing is printed.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +38,20 @@ class User:
     role: str
     created: str
     updated: str
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A right password: the user's role and the stamp of the credentials it was checked against."""
+
+    role: str
+    stamp: str
+
+
+def stamp_of(name: str, digest: str, role: str, updated: str) -> str:
+    """What a sign-in session is bound to: it changes with the password (a new salted hash), the role and any
+    other change of the account (its `updated` time), and when the account is removed and added again."""
+    return hashlib.sha256("\0".join((name, digest, role, updated)).encode()).hexdigest()[:32]
 
 
 def users_place(home: Path) -> str:
@@ -122,24 +137,38 @@ def add_user(home: Path, name: str, role: str, password: str, groups: Iterable[s
 
 def verify_password(home: Path, name: str, password: str) -> str | None:
     """The user's role when the password is right; None otherwise (unknown name or wrong password)."""
+    signed = check_password(home, name, password)
+    return signed.role if signed else None
+
+
+def check_password(home: Path, name: str, password: str) -> SignIn | None:
+    """The role and credentials' stamp when the password is right; None otherwise (unknown name or wrong
+    password, which take the same time)."""
     if not name or not isinstance(password, str) or len(password) > MAX_PASSWORD:
         return None
-    row = _row(home, name, table.c.role, table.c.hash)
+    row = _row(home, name, table.c.name, table.c.role, table.c.hash, table.c.updated)
     if row is None:
         try:
             _hasher.verify(_DUMMY_HASH, password)
         except VerificationError:
             pass
         return None
-    role, digest = row
+    stored, role, digest, updated = row
     try:
         _hasher.verify(digest, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
     if _hasher.check_needs_rehash(digest):
+        digest = _hasher.hash(password)
         with _db(home).begin("written") as conn:
-            conn.execute(table.update().where(table.c.name == name.strip()).values(hash=_hasher.hash(password)))
-    return str(role)
+            conn.execute(table.update().where(table.c.name == stored).values(hash=digest))
+    return SignIn(str(role), stamp_of(stored, digest, role, updated))
+
+
+def session_stamp(home: Path, name: str) -> str | None:
+    """The stamp of the user's credentials now (None: no such user); a session bound to another one is over."""
+    row = _row(home, name, table.c.name, table.c.hash, table.c.role, table.c.updated)
+    return stamp_of(*row) if row else None
 
 
 def get_user(home: Path, name: str) -> User | None:
