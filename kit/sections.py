@@ -273,12 +273,15 @@ class Models(_Section):
 class RoleLimits(_Section):
     """The limits of one role; 0 means unlimited."""
 
-    requests_per_minute: int = Field(default=30, ge=0, description="Chat and completion requests in any 60 s.")
+    requests_per_minute: int = Field(default=30, ge=0, description="Chat and completion requests, document searches "
+                                     "and personal-data scans in any 60 s.")
     tokens_per_minute: int = Field(default=20_000, ge=0,
                                    description="Generated tokens (all choices) per minute, counted after each answer.")
     tokens_per_day: int = Field(default=200_000, ge=0, description="Generated tokens per 24 h, counted the same way.")
-    concurrent: int = Field(default=8, ge=0, description="Generations running or queued at once (each of the n "
-                            "choices counts); keeps one user from filling the engine's shared queue.")
+    concurrent: int | None = Field(
+        default=None, ge=0, description="Generations running or queued at once (each of the n choices counts); "
+        "keeps one user from filling the engine's shared queue. Default (null): one less than server.parallel "
+        "(at least 1), so that one user never holds every sequence; 0: unlimited.")
 
 
 class Limits(_Section):
@@ -293,10 +296,11 @@ class Limits(_Section):
         default_factory=RoleLimits,
         description="Limits of the user role, 0 = unlimited: requests_per_minute; tokens_per_minute and "
         "tokens_per_day (generated tokens, counted after each answer; the next request is refused once spent); "
-        "concurrent (generations running or queued at once, each of the n choices counting).")
+        "concurrent (generations running or queued at once, each of the n choices counting; default: one less "
+        "than server.parallel).")
     admin: RoleLimits = Field(
         default_factory=lambda: RoleLimits(requests_per_minute=120, tokens_per_minute=100_000,
-                                           tokens_per_day=1_000_000, concurrent=16),
+                                           tokens_per_day=1_000_000),
         description="Limits of the admin role (the same keys).")
     auditor: RoleLimits = Field(default_factory=RoleLimits, description="Limits of the auditor role (the same keys).")
     service: RoleLimits = Field(default_factory=RoleLimits,

@@ -74,6 +74,46 @@ def test_limiter_counts_per_subject_and_role() -> None:
     assert lim.counts().running == 0 and lim.counts().refused == {"requests_per_minute": 1, "concurrent": 1}
 
 
+def test_default_concurrent_cap_is_below_the_engines_width() -> None:
+    """Unless set, each role may run one generation fewer than the engine decodes at once: one user never
+    holds every sequence (with --parallel 4, a request of n=4 is refused; three run, a fourth waits)."""
+    assert Limits().user.concurrent is None and Limits().admin.concurrent is None
+    lim = Limiter(Limits(), width=4)
+    with pytest.raises(UsageError, match=r"asks for 4 choices.*may run 3 generations at once.*limits\.user\."
+                                         r"concurrent.*server\.parallel"):
+        lim.admit("alice", "key", "user", n=4)
+    held = lim.admit("alice", "key", "user", n=3)
+    with pytest.raises(LimitExceeded, match=r"the limit for your role is 3") as refused:
+        lim.admit("alice", "key", "user")
+    assert refused.value.limit == "concurrent"
+    lim.finish(lim.admit("bob", "key", "user"), 0)  # another user still gets the engine's last sequence
+    with pytest.raises(LimitExceeded):
+        lim.admit("alice", "key", "admin")  # same subject: the admin role's derived cap is 3 too
+    lim.finish(held, 0)
+    assert Limiter(Limits(), width=1).cap("user") == 1  # one sequence: at least one generation
+    assert Limiter(Limits(), width=8).cap("admin") == 7
+
+
+def test_an_explicit_concurrent_cap_is_kept() -> None:
+    lim = Limiter(Limits(user=RoleLimits(concurrent=8), admin=RoleLimits(concurrent=0)), width=4)
+    assert lim.cap("user") == 8 and lim.cap("admin") == 0 and lim.cap("auditor") == 3
+    lim.admit("alice", "key", "user", n=8)
+    lim.admit("root", "key", "admin", n=8)  # 0: unlimited
+    from kit.config import template
+
+    assert "concurrent: null" in template()  # `kit config init` writes the derived default, not a number
+
+
+def test_searches_and_scans_count_against_requests_per_minute() -> None:
+    lim = Limiter(Limits(user=RoleLimits(requests_per_minute=2, tokens_per_minute=0, tokens_per_day=0)))
+    lim.request("dan", "key", "user")
+    lim.finish(lim.admit("dan", "key", "user"), 0)  # chat and search share the counter
+    with pytest.raises(LimitExceeded, match=r"3 requests in the last minute.*limits\.user\.requests_per_minute"):
+        lim.request("dan", "key", "user")
+    lim.request("dan", "service", "user")  # another subject
+    assert lim.counts().running == 0 and lim.counts().refused == {"requests_per_minute": 1}
+
+
 def test_token_windows_refuse_once_spent() -> None:
     lim = Limiter(Limits(user=RoleLimits(requests_per_minute=0, tokens_per_minute=0, tokens_per_day=50,
                                          concurrent=0)))
@@ -168,6 +208,36 @@ def test_concurrent_cap_counts_choices_and_spares_other_users(model_store: Path,
         assert "kit_limit_running_generations 0.0" in httpx.get(handle.url + "/metrics").text
     finally:
         release.set()
+        stop()
+
+
+@pytest.mark.slow
+def test_by_default_one_user_cannot_hold_every_sequence(model_store: Path, tmp_path: Path) -> None:
+    """With --parallel 4 and no concurrent cap set, a request of n=4 long generations is refused (400, naming
+    the cap); three run, and another user's short request is served at once beside them."""
+    handle, stop, auth = limited_server(model_store, tmp_path, ["alice", "bob"], parallel=4,
+                                        concurrent=None)  # type: ignore[arg-type]
+    try:
+        big = body("Write a very long story about a lighthouse keeper.", n=4, max_tokens=1500, ignore_eos=True,
+                   stream=True)
+        r = httpx.post(handle.url + CHAT, headers=auth["alice"], json=big, timeout=60)
+        assert r.status_code == 400, r.text
+        assert "limits.user.concurrent" in r.json()["error"]["message"]
+        assert "server.parallel" in r.json()["error"]["message"]
+        big["n"] = 3
+        with httpx.stream("POST", handle.url + CHAT, headers=auth["alice"], json=big, timeout=300) as held:
+            assert held.status_code == 200
+            lines = held.iter_lines()
+            for _ in range(6):
+                next(lines)  # alice's generations are running
+            t0 = time.perf_counter()
+            r = httpx.post(handle.url + CHAT, headers=auth["bob"], json=body(max_tokens=3), timeout=60)
+            bob_s = time.perf_counter() - t0
+            assert r.status_code == 200, r.text
+            assert handle.engine.stats.active == 3  # alice's three are still generating
+        assert bob_s < 20, bob_s
+        print(f"bob served in {bob_s:.1f} s beside alice's three long generations")
+    finally:
         stop()
 
 

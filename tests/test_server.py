@@ -197,10 +197,15 @@ def test_acknowledgement_required(gw: ServerHandle) -> None:
 
 
 def test_concurrent_streams_all_complete(gw: ServerHandle) -> None:
+    users = [f"streamer{k}" for k in range(4)]  # two streams each: under the default cap (3 at --parallel 4)
+    for user in users:
+        gw.acknowledge(user)
+
     def one(i: int) -> tuple[str, str | None]:
         text, finish = "", None
         body = chat_body(f"Tell me a fact about the number {i}.", max_tokens=32, stream=True)
-        with httpx.stream("POST", gw.url + "/v1/chat/completions", headers=gw.headers(), json=body, timeout=120) as r:
+        with httpx.stream("POST", gw.url + "/v1/chat/completions", headers=gw.headers(users[i % 4]), json=body,
+                          timeout=120) as r:
             assert r.status_code == 200
             for ev in sse_events(r.iter_lines()):
                 ch = ev["choices"][0]
@@ -278,7 +283,8 @@ def test_hostile_requests_get_4xx_and_server_survives(gw: ServerHandle) -> None:
 
 def test_queue_full_gives_429(model_store: Path, tmp_path: Path) -> None:
     home = install_model(model_store, tmp_path / "h")
-    handle, stop = start_server(home, tmp_path / "k.yaml", parallel=1, server={"max_queue": 1})
+    handle, stop = start_server(home, tmp_path / "k.yaml", parallel=1, server={"max_queue": 1},
+                                limits={"user": {"concurrent": 0}})  # the engine's queue, not the per-user cap
     try:
         handle.acknowledge()
         body = chat_body("Write a very long essay about the sea.", max_tokens=200, stream=True)

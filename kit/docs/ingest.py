@@ -139,7 +139,7 @@ def discover(paths: Iterable[PathItem]) -> tuple[list[tuple[Path, str]], list[st
         elif path.is_file():
             files.append((path, label or os.path.abspath(path)))
         else:
-            missing.append(FileIssue(label or str(path), f"{path}: no such file or folder."))
+            missing.append(FileIssue(label or str(path), f"{label or path}: no such file or folder."))
     return files, ignored, missing
 
 
@@ -289,8 +289,8 @@ def ingest(paths: Iterable[PathItem], groups: Sequence[str] = (), collection: st
                     progress(done, len(files), source)
                 try:
                     _ingest_file(index, path, source, wanted, collection, scanner, report)
-                except DocumentError as exc:
-                    report.failed.append(FileIssue(source, str(exc)))
+                except DocumentError as exc:  # named by its source: an upload's temporary path never shows
+                    report.failed.append(FileIssue(source, str(exc).replace(str(path), source)))
             if progress:
                 progress(len(files), len(files), "")
     finally:

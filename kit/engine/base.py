@@ -35,6 +35,7 @@ class SamplingParams:
     timeout_s: float | None = None
     ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks: same-length outputs)
     affinity: str | None = None  # conversation id: an engine pool sends its turns to the same engine
+    owner: str | None = None  # who the request runs for: the engine shares its sequences fairly among owners
 
 
 @dataclass

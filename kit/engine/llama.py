@@ -16,7 +16,6 @@ import os
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,6 +26,7 @@ from kit.engine.gather import Gathering
 from kit.engine.sampling import Sampler
 from kit.engine.slots import Pending, Slot, choose_sequence
 from kit.engine.text import common_prefix, content_text, find_stop, stop_prefix_len
+from kit.engine.waiting import WaitingQueue
 from kit.errors import ContextOverflowError, EngineError, QueueFullError, UsageError
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class LlamaEngine:
         self._bos_text = self._piece(L.llama_vocab_bos(self._vocab), special=True) if self._add_bos else ""
         self._slots: list[Slot | None] = [None] * parallel
         self._kv: list[list[int]] = [[] for _ in range(parallel)]  # tokens held in each sequence's KV cells
-        self._waiting: deque[Pending] = deque()
+        self._waiting = WaitingQueue()  # fair across owners: see kit.engine.waiting
         self._cv = threading.Condition()
         self._outbox = Outbox()
         self._closing = False
@@ -256,7 +256,7 @@ class LlamaEngine:
             free = [i for i, slot in enumerate(self._slots) if slot is None]
             if not free:
                 return
-            p = self._waiting.popleft()
+            p = self._waiting.take(s.params.owner for s in self._slots if s is not None)
             if p.gen.cancelled.is_set():
                 p.gen.push(Chunk("", "cancelled"), self._outbox)
                 self._stats.requests_finished += 1

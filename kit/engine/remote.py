@@ -80,6 +80,8 @@ class RemoteEngine:
                 "stream_options": {"include_usage": True}}
         if p.ignore_eos:
             body["ignore_eos"] = True
+        if p.owner:
+            body["user"] = p.owner  # OpenAI's end-user field: a kit engine shares its sequences fairly by it
         gen = Generation(loop=loop)
         with self._lock:
             self._stats.requests_total += 1

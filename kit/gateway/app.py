@@ -29,7 +29,7 @@ ROUTE_GROUPS = (system, auth, chat, charter, privacy, feedback, conversations, d
 def create_app(settings: Settings, engine: Engine, state: GatewayState) -> FastAPI:
     """The gateway app for one engine and one set of stores."""
     ctx = Context(settings=settings, engine=engine, state=state, gate=Gate(settings, state), metrics=Metrics(engine),
-                  limiter=Limiter.from_environment(settings.limits))
+                  limiter=Limiter.from_environment(settings.limits, width=settings.server.parallel))
     ctx.documents = documents.Documents(ctx)
     limit_gauges(ctx)
     app = FastAPI(title="kit", version="0.1.0", docs_url=None, redoc_url=None, **fastapi_options())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import hashlib
 import json
 import time
 import uuid
@@ -20,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from kit.docs.prompt import DocumentContext, with_documents
 from kit.engine import gather
 from kit.engine.base import Engine, Generation, SamplingParams
-from kit.errors import KitError
+from kit.errors import ContextOverflowError, KitError, QueueFullError
 from kit.gateway.context import Context
 from kit.gateway.errors import BodyTooLarge, ModelNotFound, PiiBlocked
 from kit.gateway.responses import StreamEnd, response, stream
@@ -127,7 +128,13 @@ class Completions:
         sent = outcome
         if docs is not None:  # the excerpts go to the model as quoted material; history and audit keep the question
             sent = dataclasses.replace(outcome, messages=with_documents(outcome.messages, docs))
-        gens.extend(await self.submit(body, sent, raw_prompt, action))
+        try:
+            gens.extend(await self.submit(ident, body, sent, raw_prompt, action))
+        except (ContextOverflowError, QueueFullError) as exc:  # refused before any generation: still audited
+            reason = "context_overflow" if isinstance(exc, ContextOverflowError) else "queue_full"
+            await run_in_threadpool(self.audit, ident, action, outcome, [], started, "refused",
+                                    docs.document_ids if docs else [], reason)
+            raise
         meta: dict[str, Any] = {
             "ai_generated": True, "model": engine.model_name, "model_sha256": engine.model_sha256,
             "charter_version": ctx.gate.charter["version"],
@@ -154,7 +161,7 @@ class Completions:
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         texts = await collect(request, gens)
-        await run_in_threadpool(finish, texts, "ok" if not any(g.error for g in gens) else "error")
+        await run_in_threadpool(finish, texts, ended(gens))
         return JSONResponse(response(rid, body, gens, texts, meta, raw_prompt is None))
 
     async def retrieve(self, ident: Identity, body: ChatRequest | CompletionRequest,
@@ -168,11 +175,12 @@ class Completions:
         question = next((m["content"] for m in reversed(outcome.messages) if m["role"] == "user"), "")
         return await run_in_threadpool(self.ctx.documents.context, ident, question, options.collection)
 
-    async def submit(self, body: ChatRequest | CompletionRequest, outcome: ChatOutcome, raw_prompt: str | None,
-                     action: str) -> list[Generation]:
+    async def submit(self, ident: Identity, body: ChatRequest | CompletionRequest, outcome: ChatOutcome,
+                     raw_prompt: str | None, action: str) -> list[Generation]:
         """Queue the request's n generations in the engine; all are cancelled if one is refused."""
         srv = self.ctx.settings.server
         params = sampling_params(body, srv.max_tokens_default, srv.request_timeout_s)
+        params.owner = owner_key(ident)
         text = None if raw_prompt is None else outcome.messages[0]["content"]
         try:
             return await submit_all(self.ctx.engine, body.n, params, outcome.messages, text)
@@ -181,20 +189,23 @@ class Completions:
             raise
 
     def audit(self, ident: Identity, action: str, outcome: ChatOutcome, gens: list[Generation], started: float,
-              status: str, doc_ids: list[str] | None = None) -> None:
+              status: str, doc_ids: list[str] | None = None, reason: str | None = None) -> None:
         settings, engine = self.ctx.settings, self.ctx.engine
         text = None
         if settings.policy.log_prompt_text:
             text = json.dumps({"prompt": [m["content"] for m in outcome.messages if m["role"] == "user"][-1:]},
                               ensure_ascii=False)
+        detail: dict[str, str | int | float | bool] = {
+            "n": len(gens) or 1, "via": ident.via, "finish": ",".join(str(g.finish_reason) for g in gens)}
+        if reason is not None:
+            detail["reason"] = reason
         self.ctx.state.audit.record(AuditEvent(
             action=action, user=ident.user, model=engine.model_name,
             prompt_tokens=gens[0].prompt_tokens if gens else 0,
             completion_tokens=sum(g.completion_tokens for g in gens),
             latency_ms=int(1000 * (time.perf_counter() - started)),
             pii_categories=outcome.categories, pii_action=outcome.pii_action, status=status,
-            doc_ids=list(doc_ids or []), detail={"n": len(gens) or 1, "via": ident.via,
-                    "finish": ",".join(str(g.finish_reason) for g in gens)}, text=text))
+            doc_ids=list(doc_ids or []), detail=detail, text=text))
 
     def store_turn(self, ident: Identity, conversation_id: str, outcome: ChatOutcome, answer: str) -> None:
         conv = self.ctx.state.conversations
@@ -210,13 +221,21 @@ class Completions:
 
 
 def sampling_params(body: ChatRequest | CompletionRequest, max_tokens_default: int, timeout_s: float) -> SamplingParams:
-    """The engine's sampling parameters for an OpenAI request (the conversation id is the pool's affinity key)."""
+    """The engine's sampling parameters for an OpenAI request (the conversation id is the pool's affinity key;
+    the request's ``user`` is the owner the engine shares its sequences by, which the gateway replaces with
+    its caller's, see ``owner_key``)."""
     return SamplingParams(
         max_tokens=body.wanted_tokens(max_tokens_default), temperature=body.temperature, top_p=body.top_p,
         top_k=body.top_k, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
         frequency_penalty=body.frequency_penalty, presence_penalty=body.presence_penalty, seed=body.seed,
         stop=body.stops(), timeout_s=timeout_s, ignore_eos=body.ignore_eos,
-        affinity=getattr(body, "conversation_id", None))
+        affinity=getattr(body, "conversation_id", None), owner=body.user)
+
+
+def owner_key(ident: Identity) -> str:
+    """The engine's owner of a caller's requests: a digest of who calls (never the user id itself, which an
+    engine elsewhere in a pool would receive)."""
+    return hashlib.sha256(f"{ident.via}:{ident.user}".encode()).hexdigest()[:16]
 
 
 async def submit_all(engine: Engine, n: int, params: SamplingParams, messages: list[dict[str, Any]],
@@ -240,6 +259,14 @@ async def submit_all(engine: Engine, n: int, params: SamplingParams, messages: l
             g.cancel()
         raise
     return gens
+
+
+def ended(gens: list[Generation]) -> str:
+    """The audit status of a whole answer: ``error``, ``cancelled`` (the client left, or the server stopped it) or
+    ``ok``."""
+    if any(g.error for g in gens):
+        return "error"
+    return "cancelled" if any(g.finish_reason == "cancelled" for g in gens) else "ok"
 
 
 async def collect(request: Request, gens: list[Generation]) -> list[str]:

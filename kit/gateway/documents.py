@@ -3,10 +3,9 @@ search), upload and removal for administrators, and the retrieval step of a chat
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import json
 import threading
-from pathlib import Path
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,8 +17,10 @@ from kit.docs.ingest import DEFAULT_COLLECTION, ingest, list_documents, remove
 from kit.docs.prompt import DocumentContext, render
 from kit.docs.retrieve import search, search_json
 from kit.docs.text import guess_language
+from kit.errors import UsageError
+from kit.gateway import uploads
 from kit.gateway.context import Context
-from kit.gateway.errors import BodyTooLarge, NotFound
+from kit.gateway.errors import NotFound
 from kit.gateway.schemas import DocumentSearch
 from kit.rules.audit import AuditEvent
 from kit.rules.policy import Identity
@@ -56,6 +57,18 @@ class Documents:
                 self._index = None
 
 
+def search_event(ctx: Context, ident: Identity, req: DocumentSearch, results: list[dict[str, Any]],
+                 started: float) -> AuditEvent:
+    """The audit row of a search: the documents and excerpts returned (ids), how many; the query only where
+    the policy logs prompts."""
+    text = json.dumps({"query": req.query}, ensure_ascii=False) if ctx.settings.policy.log_prompt_text else None
+    return AuditEvent(
+        action="document_search", user=ident.user, doc_ids=sorted({str(r["document_id"]) for r in results}),
+        latency_ms=int(1000 * (time.perf_counter() - started)), text=text,
+        detail={"via": ident.via, "results": len(results), "k": req.k, "collection": req.collection or "",
+                "excerpts": ",".join(f"{r['document_id']}:{r['chunk_index']}" for r in results)})
+
+
 def router(ctx: Context) -> APIRouter:
     api = APIRouter()
     docs = ctx.documents
@@ -65,39 +78,34 @@ def router(ctx: Context) -> APIRouter:
         ident = await ctx.identify(request)
         groups = None if ident.role == "admin" else docs.groups(ident)
         rows = await run_in_threadpool(list_documents, ctx.settings, groups=groups, index=docs.index())
+        await ctx.audit_async(ident, "document_list", via=ident.via, documents=len(rows))
         return {"data": [r.to_dict() for r in rows]}
 
     @api.post("/v1/documents/search")
     async def document_search(request: Request) -> dict[str, Any]:
         ident = await ctx.identify(request)
         req = DocumentSearch.model_validate(await ctx.body(request))
-        return await run_in_threadpool(search_json, req.query, req.k, docs.groups(ident), req.collection,
-                                       ctx.settings, index=docs.index())
+        ctx.gate.require_open_and_acknowledged(ident)  # excerpts are read as a chat reads them
+        await ctx.count_request(ident, "document_search")
+        started = time.perf_counter()
+        found = await run_in_threadpool(search_json, req.query, req.k, docs.groups(ident), req.collection,
+                                        ctx.settings, index=docs.index())
+        await run_in_threadpool(ctx.state.audit.record, search_event(ctx, ident, req, found["results"], started))
+        return found
 
     @api.post("/v1/documents")
     async def upload(request: Request) -> dict[str, Any]:
         ident = await ctx.identify(request)
         ident.require("admin")
-        limit = ctx.settings.ui.max_upload_bytes
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
-            raise BodyTooLarge(f"the upload has {length} bytes; the limit is {limit} (ui.max_upload_bytes).")
-        form = await request.form(max_files=50, max_fields=100)
-        groups = [str(g) for g in form.getlist("group")]
-        collection = str(form.get("collection") or DEFAULT_COLLECTION)
-        work = Path(tempfile.mkdtemp(prefix="kit-upload-"))
+        form = await uploads.read_form(request, ctx.settings.ui.max_upload_bytes)
         try:
-            items: list[tuple[Path, str]] = []
-            for n, part in enumerate(form.getlist("file")):
-                if isinstance(part, str) or not getattr(part, "filename", None):
-                    continue
-                name = Path(str(part.filename)).name or f"upload-{n}"
-                path = work / f"{n}-{name}"
-                path.write_bytes(await part.read())
-                items.append((path, name))
+            groups, collection = uploads.checked_names([str(g) for g in form.getlist("group")],
+                                                       str(form.get("collection") or DEFAULT_COLLECTION))
+        except UsageError:
+            await form.close()
+            raise
+        async with uploads.saved(form) as items:
             report = await run_in_threadpool(ingest, items, groups, collection, ctx.settings, index=docs.index())
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
         for doc_id in report.documents:
             await run_in_threadpool(ctx.state.audit.record, AuditEvent(
                 action="document_ingested", user=ident.user, doc_ids=[doc_id], detail={"collection": collection}))

@@ -109,6 +109,8 @@ async def stream(rid: str, body: Any, gens: list[Generation], meta: dict[str, An
                 remaining -= 1
                 if c.error:
                     status = "error"
+                elif c.finish_reason == "cancelled" and status == "ok":
+                    status = "cancelled"
                     err = {"error": {"message": c.error, "type": "engine_error"}}
                     yield b"data: " + json.dumps(err).encode() + b"\n\n"
                 yield event(i, None, finish_reason(gens[i]))

@@ -135,7 +135,8 @@ def check_limits(settings: Settings) -> Check:
         return Check("limits", "WARN", "this version sets no per-user limits", "upgrade kit")
     roles = {name: getattr(limits, name, None) for name in ("user", "admin", "auditor")}
     unlimited = [name for name, rl in roles.items() if rl is not None and not any(
-        getattr(rl, field, 0) for field in ("requests_per_minute", "tokens_per_minute", "concurrent"))]
+        getattr(rl, field, 0) for field in ("requests_per_minute", "tokens_per_minute")) and getattr(
+        rl, "concurrent", 0) == 0]  # None: the default cap, below server.parallel
     if unlimited:
         return Check("limits", "WARN", f"no request, token or concurrency limit for: {', '.join(unlimited)}",
                      "set limits.<role>.requests_per_minute, tokens_per_minute and concurrent in kit.yaml")

@@ -80,13 +80,14 @@ def storage_uri(environ: Mapping[str, str] | None = None) -> str:
 class Limiter:
     """Admits, charges and releases requests under the configured limits of each role."""
 
-    def __init__(self, config: Limits, uri: str = "memory://") -> None:
+    def __init__(self, config: Limits, uri: str = "memory://", width: int = 8) -> None:
         from limits.errors import ConfigurationError
         from limits.storage import storage_from_string
         from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
         self.config = config
         self.uri = uri
+        self.width = width  # sequences the engine decodes at once (server.parallel): the default cap stays below
         options: dict[str, Any] = {}
         if not uri.startswith("memory"):
             options = {"socket_timeout": 2, "socket_connect_timeout": 2}
@@ -106,8 +107,8 @@ class Limiter:
         self._refused: dict[str, int] = {}
 
     @classmethod
-    def from_environment(cls, config: Limits, environ: Mapping[str, str] | None = None) -> Limiter:
-        return cls(config, storage_uri(environ))
+    def from_environment(cls, config: Limits, environ: Mapping[str, str] | None = None, width: int = 8) -> Limiter:
+        return cls(config, storage_uri(environ), width)
 
     @property
     def shared(self) -> bool:
@@ -118,16 +119,22 @@ class Limiter:
         found = getattr(self.config, role, None)
         return found if isinstance(found, RoleLimits) else self.config.user
 
+    def cap(self, role: str) -> int:
+        """Generations the role may run at once (0: unlimited); unset, one less than the engine's width."""
+        concurrent = self.role_limits(role).concurrent
+        return max(1, self.width - 1) if concurrent is None else concurrent
+
     # admission --------------------------------------------------------------------------------------
 
     def admit(self, user: str, via: str, role: str, n: int = 1) -> Ticket:
         """Let one request of `n` generations in, or raise LimitExceeded naming the limit and when to retry."""
         rl, name = self.role_limits(role), f"limits.{role if hasattr(self.config, role) else 'user'}"
         subject = f"{via}:{user}"
-        cap = rl.concurrent
+        cap = self.cap(role)
         if cap and n > cap:
+            derived = "" if rl.concurrent is not None else ", by default one less than server.parallel"
             raise UsageError(f"this request asks for {n} choices (n) but your role may run {cap} generations at once "
-                             f"({name}.concurrent): lower n.")
+                             f"({name}.concurrent{derived}): lower n.")
         with self._lock:
             running = self._running.get(subject, 0)
             if cap and running + n > cap:
@@ -157,7 +164,6 @@ class Limiter:
         return items
 
     def _check_rates(self, subject: str, rl: RoleLimits, name: str) -> None:
-        from limits import RateLimitItemPerMinute
         from limits.errors import StorageError
 
         try:
@@ -170,18 +176,37 @@ class Limiter:
                         f"your answers used {used} generated tokens in the current {window} window; the limit for "
                         f"your role is {item.amount} ({name}.{label}): retry in {max(1, math.ceil(retry))} s.",
                         retry, label)
-            if rl.requests_per_minute:
-                item = RateLimitItemPerMinute(rl.requests_per_minute, namespace=NAMESPACE)
-                if not self.requests.hit(item, "requests", subject):
-                    retry = self.requests.get_window_stats(item, "requests", subject).reset_time - time.time()
-                    self._count("requests_per_minute")
-                    raise LimitExceeded(
-                        f"you sent {item.amount + 1} requests in the last minute; the limit for your role is "
-                        f"{item.amount} ({name}.requests_per_minute): retry in {max(1, math.ceil(retry))} s.",
-                        retry, "requests_per_minute")
+            self._hit_requests(subject, rl, name)
         except StorageError as exc:
-            raise LimitsUnavailable(f"the counters' store ({redact(self.uri)}) does not answer ({exc.storage_error}): "
-                                    "retry shortly; an administrator checks the Redis server.") from None
+            raise self._unavailable(exc) from None
+
+    def _hit_requests(self, subject: str, rl: RoleLimits, name: str) -> None:
+        from limits import RateLimitItemPerMinute
+
+        if rl.requests_per_minute:
+            item = RateLimitItemPerMinute(rl.requests_per_minute, namespace=NAMESPACE)
+            if not self.requests.hit(item, "requests", subject):
+                retry = self.requests.get_window_stats(item, "requests", subject).reset_time - time.time()
+                self._count("requests_per_minute")
+                raise LimitExceeded(
+                    f"you sent {item.amount + 1} requests in the last minute; the limit for your role is "
+                    f"{item.amount} ({name}.requests_per_minute): retry in {max(1, math.ceil(retry))} s.",
+                    retry, "requests_per_minute")
+
+    def _unavailable(self, exc: Any) -> LimitsUnavailable:
+        return LimitsUnavailable(f"the counters' store ({redact(self.uri)}) does not answer ({exc.storage_error}): "
+                                 "retry shortly; an administrator checks the Redis server.")
+
+    def request(self, user: str, via: str, role: str) -> None:
+        """Count one request that runs no generation (a document search, a personal-data scan) against the
+        role's requests per minute, shared with chat; raise LimitExceeded over it."""
+        from limits.errors import StorageError
+
+        rl, name = self.role_limits(role), f"limits.{role if hasattr(self.config, role) else 'user'}"
+        try:
+            self._hit_requests(f"{via}:{user}", rl, name)
+        except StorageError as exc:
+            raise self._unavailable(exc) from None
 
     # end of a request -------------------------------------------------------------------------------
 
