@@ -273,8 +273,9 @@ class Models(_Section):
 class RoleLimits(_Section):
     """The limits of one role; 0 means unlimited."""
 
-    requests_per_minute: int = Field(default=30, ge=0, description="Chat and completion requests, document searches "
-                                     "and personal-data scans in any 60 s.")
+    requests_per_minute: int = Field(default=30, ge=0, description="Chat and completion requests in any 60 s.")
+    lookups_per_minute: int = Field(default=60, ge=0, description="Document searches and personal-data scans in any "
+                                    "60 s (the browser chat checks each message before sending it).")
     tokens_per_minute: int = Field(default=20_000, ge=0,
                                    description="Generated tokens (all choices) per minute, counted after each answer.")
     tokens_per_day: int = Field(default=200_000, ge=0, description="Generated tokens per 24 h, counted the same way.")
@@ -294,7 +295,8 @@ class Limits(_Section):
         "fixed-window (cheaper: the current minute). Token counts always use fixed windows.")
     user: RoleLimits = Field(
         default_factory=RoleLimits,
-        description="Limits of the user role, 0 = unlimited: requests_per_minute; tokens_per_minute and "
+        description="Limits of the user role, 0 = unlimited: requests_per_minute (chat and completions); lookups_per_minute "
+        "(document searches, personal-data scans); tokens_per_minute and "
         "tokens_per_day (generated tokens, counted after each answer; the next request is refused once spent); "
         "concurrent (generations running or queued at once, each of the n choices counting; default: one less "
         "than server.parallel).")

@@ -104,14 +104,17 @@ def test_an_explicit_concurrent_cap_is_kept() -> None:
     assert "concurrent: null" in template()  # `kit config init` writes the derived default, not a number
 
 
-def test_searches_and_scans_count_against_requests_per_minute() -> None:
-    lim = Limiter(Limits(user=RoleLimits(requests_per_minute=2, tokens_per_minute=0, tokens_per_day=0)))
+def test_searches_and_scans_count_against_lookups_per_minute() -> None:
+    lim = Limiter(Limits(user=RoleLimits(requests_per_minute=1, lookups_per_minute=2, tokens_per_minute=0,
+                                         tokens_per_day=0)))
     lim.request("dan", "key", "user")
-    lim.finish(lim.admit("dan", "key", "user"), 0)  # chat and search share the counter
-    with pytest.raises(LimitExceeded, match=r"3 requests in the last minute.*limits\.user\.requests_per_minute"):
+    lim.request("dan", "key", "user")
+    with pytest.raises(LimitExceeded, match=r"3 lookups in the last minute.*limits\.user\.lookups_per_minute"):
         lim.request("dan", "key", "user")
+    # a chat's requests are counted apart: the browser chat checks each message before sending it
+    lim.finish(lim.admit("dan", "key", "user"), 0)
     lim.request("dan", "service", "user")  # another subject
-    assert lim.counts().running == 0 and lim.counts().refused == {"requests_per_minute": 1}
+    assert lim.counts().running == 0 and lim.counts().refused == {"lookups_per_minute": 1}
 
 
 def test_token_windows_refuse_once_spent() -> None:

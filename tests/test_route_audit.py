@@ -117,27 +117,27 @@ def test_scan_refuses_a_text_longer_than_the_longest_message(gw: ServerHandle) -
     assert "policy.max_prompt_chars" in message and str(limit) in message and "caractères" in message
 
 
-def test_scan_and_search_count_against_requests_per_minute(gw: ServerHandle) -> None:
+def test_scan_and_search_count_against_lookups_per_minute(gw: ServerHandle) -> None:
     from kit.rules.users import add_user
 
     add_user(gw.settings.home, "rater", "user", "a long enough password", ["rh"])
     gw.acknowledge("rater")
     limits = gw.settings.limits.user
-    saved = limits.requests_per_minute
-    limits.requests_per_minute = 2
+    saved = limits.lookups_per_minute
+    limits.lookups_per_minute = 2
     try:
         scan = {"text": "Bonjour."}
         assert httpx.post(gw.url + "/v1/privacy/scan", headers=gw.headers("rater"), json=scan).status_code == 200
         assert search(gw, "rater", "congés").status_code == 200
         r = httpx.post(gw.url + "/v1/privacy/scan", headers=gw.headers("rater"), json=scan)
-        assert r.status_code == 429 and "requests_per_minute" in r.json()["error"]["message"]
+        assert r.status_code == 429 and "lookups_per_minute" in r.json()["error"]["message"]
         assert int(r.headers["retry-after"]) >= 1
         r = search(gw, "rater", "congés")
         assert r.status_code == 429
         assert rows(gw, "privacy_scan")[-1].status == "limited"
         assert rows(gw, "document_search")[-1].status == "limited"
     finally:
-        limits.requests_per_minute = saved
+        limits.lookups_per_minute = saved
 
 
 def test_a_context_overflow_refusal_is_audited(gw: ServerHandle) -> None:

@@ -52,7 +52,7 @@ def limit_gauges(ctx: Context) -> None:
           registry=registry).set_function(lambda: limiter.counts().users_running)
     refused = Gauge("kit_limit_refusals", "Requests refused by an abuse limit since start, by limit.", ["limit"],
                     registry=registry)
-    for name in ("concurrent", "requests_per_minute", "tokens_per_minute", "tokens_per_day"):
+    for name in ("concurrent", "requests_per_minute", "lookups_per_minute", "tokens_per_minute", "tokens_per_day"):
         refused.labels(name).set_function(partial(_refusals, limiter, name))
 
 

@@ -180,18 +180,19 @@ class Limiter:
         except StorageError as exc:
             raise self._unavailable(exc) from None
 
-    def _hit_requests(self, subject: str, rl: RoleLimits, name: str) -> None:
+    def _hit_requests(self, subject: str, rl: RoleLimits, name: str, label: str = "requests_per_minute") -> None:
         from limits import RateLimitItemPerMinute
 
-        if rl.requests_per_minute:
-            item = RateLimitItemPerMinute(rl.requests_per_minute, namespace=NAMESPACE)
-            if not self.requests.hit(item, "requests", subject):
-                retry = self.requests.get_window_stats(item, "requests", subject).reset_time - time.time()
-                self._count("requests_per_minute")
+        amount, kind = getattr(rl, label), label.removesuffix("_per_minute")
+        if amount:
+            item = RateLimitItemPerMinute(amount, namespace=NAMESPACE)
+            if not self.requests.hit(item, kind, subject):
+                retry = self.requests.get_window_stats(item, kind, subject).reset_time - time.time()
+                self._count(label)
                 raise LimitExceeded(
-                    f"you sent {item.amount + 1} requests in the last minute; the limit for your role is "
-                    f"{item.amount} ({name}.requests_per_minute): retry in {max(1, math.ceil(retry))} s.",
-                    retry, "requests_per_minute")
+                    f"you sent {item.amount + 1} {kind} in the last minute; the limit for your role is "
+                    f"{item.amount} ({name}.{label}): retry in {max(1, math.ceil(retry))} s.",
+                    retry, label)
 
     def _unavailable(self, exc: Any) -> LimitsUnavailable:
         return LimitsUnavailable(f"the counters' store ({redact(self.uri)}) does not answer ({exc.storage_error}): "
@@ -199,12 +200,13 @@ class Limiter:
 
     def request(self, user: str, via: str, role: str) -> None:
         """Count one request that runs no generation (a document search, a personal-data scan) against the
-        role's requests per minute, shared with chat; raise LimitExceeded over it."""
+        role's lookups per minute (kept apart from chat's requests per minute: the browser chat checks each
+        message before sending it); raise LimitExceeded over it."""
         from limits.errors import StorageError
 
         rl, name = self.role_limits(role), f"limits.{role if hasattr(self.config, role) else 'user'}"
         try:
-            self._hit_requests(f"{via}:{user}", rl, name)
+            self._hit_requests(f"{via}:{user}", rl, name, "lookups_per_minute")
         except StorageError as exc:
             raise self._unavailable(exc) from None
 
