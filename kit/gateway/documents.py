@@ -1,11 +1,13 @@
 """Documents through the API: list, search (need-to-know: the caller's groups filter inside the
-search), upload and removal for administrators, and the retrieval step of a chat with documents."""
+search), upload and removal for administrators, and the retrieval step of a chat with documents.
+Every excerpt a caller or the model gets has passed the personal-data policy (:mod:`kit.gateway.excerpts`)."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,11 @@ from kit.docs.errors import DocumentNotFoundError
 from kit.docs.index import DocIndex, open_index
 from kit.docs.ingest import DEFAULT_COLLECTION, ingest, list_documents, remove
 from kit.docs.prompt import DocumentContext, render
-from kit.docs.retrieve import search, search_json
+from kit.docs.retrieve import search
 from kit.docs.text import guess_language
 from kit.gateway.context import Context
 from kit.gateway.errors import BodyTooLarge, NotFound
+from kit.gateway.excerpts import police
 from kit.gateway.schemas import DocumentSearch
 from kit.rules.audit import AuditEvent
 from kit.rules.policy import Identity
@@ -43,11 +46,24 @@ class Documents:
         return list(ident.groups)
 
     def context(self, ident: Identity, question: str, collection: str | None) -> DocumentContext:
-        """Retrieve for the last user message and render the quoted block and the sources."""
+        """Retrieve for the last user message, apply the personal-data policy to the excerpts, and render the
+        quoted block and the sources."""
         results = search(question, self.ctx.settings.rag.top_k, self.groups(ident), collection,
                          self.ctx.settings, index=self.index())
+        policed = police(self.ctx.gate, results)
         lang = guess_language(question) or self.ctx.settings.ui.default_language
-        return render(results, "en" if lang == "en" else "fr")
+        found = render(policed.results, "en" if lang == "en" else "fr", len(policed.withheld), policed.blocked)
+        found.personal_data = policed.to_dict()
+        return found
+
+    def search(self, ident: Identity, query: str, k: int, collection: str | None) -> dict[str, Any]:
+        """``POST /v1/documents/search``: the contract of ``kit docs search --json``, each excerpt through the
+        personal-data policy, and ``personal_data`` saying what it found and withheld."""
+        started = time.perf_counter()
+        results = search(query, k, self.groups(ident), collection, self.ctx.settings, index=self.index())
+        policed = police(self.ctx.gate, results)
+        return {"results": [r.to_dict() for r in policed.results], "seconds": round(time.perf_counter() - started, 4),
+                "personal_data": policed.to_dict()}
 
     def close(self) -> None:
         with self._lock:
@@ -71,8 +87,7 @@ def router(ctx: Context) -> APIRouter:
     async def document_search(request: Request) -> dict[str, Any]:
         ident = await ctx.identify(request)
         req = DocumentSearch.model_validate(await ctx.body(request))
-        return await run_in_threadpool(search_json, req.query, req.k, docs.groups(ident), req.collection,
-                                       ctx.settings, index=docs.index())
+        return await run_in_threadpool(docs.search, ident, req.query, req.k, req.collection)
 
     @api.post("/v1/documents")
     async def upload(request: Request) -> dict[str, Any]:

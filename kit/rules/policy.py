@@ -229,6 +229,31 @@ class Gate:
         out.categories.sort()
         return out
 
+    def apply_pii_texts(self, texts: list[str]) -> list[PolicyOutcome] | None:
+        """The configured action of each category found in each text that is not a message (a document excerpt,
+        its heading), as for a message; None when detection is turned off."""
+        if not self.settings.policy.pii_detection:
+            return None
+        from kit.rules.privacy import get_detector
+
+        found = get_detector().scan_cached_many(texts)
+        return [self.pii_policy(text, findings) for text, findings in zip(texts, found, strict=True)]
+
+    def mask_for_storage(self, text: str) -> PolicyOutcome | None:
+        """``text`` as it may be kept in a store others read (a conversation title, a feedback comment): every
+        category whose action is warn, mask or block is masked, those allowed stay. None when detection is off.
+
+        Warn lets the user send a value to the model knowingly, in the moment; a stored label is shown later,
+        out of that moment (lists, administrators' views), and never needs the value."""
+        if not self.settings.policy.pii_detection or not text.strip():
+            return None
+        from kit.rules.privacy import PII_TYPES, apply_policy, get_detector
+
+        policy = self.settings.policy
+        allowed = {kind for kind in PII_TYPES if policy.pii_actions.get(kind, policy.pii_default_action) == "allow"}
+        actions: dict[str, Any] = {kind: "allow" if kind in allowed else "mask" for kind in PII_TYPES}
+        return apply_policy(text, get_detector().scan_cached(text), actions, "mask")
+
     def pii_policy(self, text: str, findings: list[Finding]) -> PolicyOutcome:
         """The configured action for each category among ``findings`` (a scan of ``text``)."""
         from kit.rules.privacy import apply_policy
