@@ -251,20 +251,46 @@ def test_keyword_scores_do_not_depend_on_hidden_documents(gw: ServerHandle) -> N
     assert [{k: r[k] for k in keys} for r in after] == [{k: r[k] for k in keys} for r in before]
 
 
-def test_keyword_scores_equal_fts5_bm25_when_everything_is_visible(gw: ServerHandle) -> None:
-    """Scores computed over what the caller may read are BM25 as FTS5 computes it, when the caller reads all."""
+def _catalog(path: Path, docs: dict[str, tuple[str, list[str]]]) -> Any:
+    from kit.docs.ingest import _terms, new_row
+    from kit.docs.store import Catalog
+
+    catalog = Catalog(path)
+    for name, (text, groups) in docs.items():
+        row = new_row(name, "default", groups, "0" * 64, len(text))
+        row.generation, row.chunks = f"g-{name}", len(text.split("\n\n"))
+        catalog.begin(row.id, name, "default", row.generation, "now", [])
+        catalog.add_chunks(row.generation, row.id, [(i, None, [], part, _terms(name, part))
+                                                    for i, part in enumerate(text.split("\n\n"))])
+        catalog.publish(row)
+    return catalog
+
+
+def test_keyword_scores_are_fts5_bm25_over_what_the_caller_reads(tmp_path: Path) -> None:
+    """The keyword side's scores for a caller who may not read every document equal FTS5's own ``bm25()`` over an
+    index holding only the documents they may read; and the other way round for one who reads everything."""
     from kit.docs.query import fts_query, query_words
 
-    index = gw.app.state.context.documents.index()
-    words = query_words("formation continue congés planification chef de service", True, index.glossary)
-    match = fts_query(words)
-    ours = {(h.doc_id, h.chunk_index): h.bm25 for h in index.catalog.keyword_search(match, 50, None, None)}
-    rows = index.catalog._all("SELECT c.doc_id, c.chunk_index, -bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunks c "
-                              "ON c.id = f.rowid WHERE chunks_fts MATCH ?", [match])
-    fts = {(r["doc_id"], r["chunk_index"]): r["s"] for r in rows}
-    assert len(ours) >= 2 and set(ours) == set(fts)
-    for key, score in fts.items():
-        assert ours[key] == pytest.approx(score, rel=1e-6)
+    public = {"conges.md": (LEAVE, ["public"]), "formation.md": (TRAINING + "\n\n" + LEAVE.upper(), ["public"])}
+    hidden = {"strategie.md": (STRATEGY + "\n\n" + TRAINING, ["direction"]), "licenciement.md": (DISMISSAL, ["rh"])}
+    both = _catalog(tmp_path / "both.db", {**public, **hidden})
+    alone = _catalog(tmp_path / "alone.db", public)
+    match = fts_query(query_words("formation continue congés planification chef de service ornithorynque"))
+    rows = alone._all("SELECT c.doc_id, c.chunk_index, -bm25(chunks_fts) AS s FROM chunks_fts f JOIN chunks c "
+                      "ON c.id = f.rowid WHERE chunks_fts MATCH ?", [match])
+    expected = {(r["doc_id"], r["chunk_index"]): r["s"] for r in rows}
+    for groups in ([], ["elsewhere"]):
+        got = {(h.doc_id, h.chunk_index): h.bm25 for h in both.keyword_search(match, 50, None, groups)}
+        assert len(got) >= 3 and set(got) == set(expected)
+        for key, score in expected.items():
+            assert got[key] == pytest.approx(score, rel=1e-9)
+    terms = [t for w in query_words("formation ornithorynque congés") for t in w.all]
+    assert both.frequencies(terms, None, []) == alone.frequencies(terms)
+    assert both.frequencies(terms, None, ["direction"])[1]["ornithorynqu"] == 1
+    everything = {(h.doc_id, h.chunk_index): h.bm25 for h in both.keyword_search(match, 50, None, None)}
+    assert len(everything) > len(expected)
+    both.close()
+    alone.close()
 
 
 def test_sources_never_show_a_server_path(gw: ServerHandle) -> None:
@@ -307,3 +333,16 @@ def test_a_relative_source_is_still_removed_by_its_path(gw: ServerHandle, tmp_pa
     assert first.ingested == ["badge.md"] and again.skipped == ["badge.md"]  # same document, not a second one
     removed = remove(str(folder / "badge.md"), gw.settings, index=index)
     assert [r.id for r in removed] == first.documents
+
+
+@pytest.mark.parametrize("lang", ["fr", "en"])
+def test_the_chat_says_when_excerpts_were_withheld(lang: str) -> None:
+    from ui.texts import texts
+    from ui.views import answer_content
+
+    t = texts(lang)
+    answer = {"text": "…", "model": "m", "sources": [],
+              "withheld": [{"source": "salaries/licenciement.md", "page": None, "categories": ["FR_NIR"]}]}
+    shown = answer_content(answer, t, 1, 1)
+    assert t("docs.withheld", n=1, categories=t("pii.categories.FR_NIR")) in shown.replace("&#x27;", "'")
+    assert "salaries/licenciement.md" not in shown
