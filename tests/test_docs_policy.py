@@ -346,3 +346,25 @@ def test_the_chat_says_when_excerpts_were_withheld(lang: str) -> None:
     shown = answer_content(answer, t, 1, 1)
     assert t("docs.withheld", n=1, categories=t("pii.categories.FR_NIR")) in shown.replace("&#x27;", "'")
     assert "salaries/licenciement.md" not in shown
+
+
+def test_an_index_written_before_chunk_lengths_gets_them(tmp_path: Path) -> None:
+    """An index of an earlier version has no chunk lengths: they are filled in when it is opened, and a restricted
+    caller's scores are then right."""
+    import sqlite3
+
+    from kit.docs.query import fts_query, query_words
+    from kit.docs.store import Catalog
+
+    public = {"conges.md": (LEAVE, ["public"]), "formation.md": (TRAINING, ["public"])}
+    _catalog(tmp_path / "old.db", {**public, "strategie.md": (STRATEGY, ["direction"])}).close()
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        db.execute("ALTER TABLE chunks DROP COLUMN length")
+    alone = _catalog(tmp_path / "alone.db", public)
+    old = Catalog(tmp_path / "old.db")
+    match = fts_query(query_words("formation continue congés planification"))
+    got = {(h.doc_id, h.chunk_index): h.bm25 for h in old.keyword_search(match, 50, None, [])}
+    expected = {(h.doc_id, h.chunk_index): h.bm25 for h in alone.keyword_search(match, 50, None, None)}
+    assert len(expected) >= 2 and got == pytest.approx(expected, rel=1e-9)
+    old.close()
+    alone.close()

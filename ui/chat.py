@@ -130,7 +130,7 @@ class ChatHandlers(Base):
                     created = self.client.new_conversation(who, pending.get("title") or "")
                     if created.get("stored"):
                         conv["id"] = created.get("id")
-                        conv["title"] = pending.get("title") or ""
+                        conv["title"] = str(created.get("title", pending.get("title") or ""))  # as stored: policed
                 except ApiError:
                     pass  # the answer matters more than the history; sending goes on unstored
             conv["turns"].append({"user": pending["text"], "answers": []})
