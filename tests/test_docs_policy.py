@@ -159,6 +159,15 @@ def test_streamed_answer_names_the_excerpts_categories(gw: ServerHandle) -> None
     assert all(IBAN not in _compact(s["text"]) for s in last["kit"]["sources"])
 
 
+def test_one_value_has_one_placeholder_across_excerpts(gw: ServerHandle) -> None:
+    other = iban("FR", "20041010050500013M02606")
+    outcomes = gw.app.state.context.gate.apply_pii_texts(
+        [f"Compte IBAN {IBAN}.", "", f"Autre compte IBAN {other}.", f"Rappel : IBAN {IBAN}."])
+    assert [o.text for o in outcomes] == ["Compte IBAN [IBAN_CODE_1].", "", "Autre compte IBAN [IBAN_CODE_2].",
+                                          "Rappel : IBAN [IBAN_CODE_1]."]
+    assert [o.masked for o in outcomes] == [["IBAN_CODE"], [], ["IBAN_CODE"], ["IBAN_CODE"]]
+
+
 def test_search_results_pass_the_policy(gw: ServerHandle) -> None:
     found = _search(gw, "ana", "numéro NIR compte IBAN du salarié licencié indemnité")
     texts = [r["text"] for r in found["results"]]
