@@ -295,8 +295,8 @@ class Limits(_Section):
         "fixed-window (cheaper: the current minute). Token counts always use fixed windows.")
     user: RoleLimits = Field(
         default_factory=RoleLimits,
-        description="Limits of the user role, 0 = unlimited: requests_per_minute (chat and completions); lookups_per_minute "
-        "(document searches, personal-data scans); tokens_per_minute and "
+        description="Limits of the user role, 0 = unlimited: requests_per_minute (chat and completions); "
+        "lookups_per_minute (document searches, personal-data scans); tokens_per_minute and "
         "tokens_per_day (generated tokens, counted after each answer; the next request is refused once spent); "
         "concurrent (generations running or queued at once, each of the n choices counting; default: one less "
         "than server.parallel).")

@@ -130,7 +130,7 @@ class ChatHandlers(Base):
                     created = self.client.new_conversation(who, pending.get("title") or "")
                     if created.get("stored"):
                         conv["id"] = created.get("id")
-                        conv["title"] = pending.get("title") or ""
+                        conv["title"] = str(created.get("title", pending.get("title") or ""))  # as stored: policed
                 except ApiError:
                     pass  # the answer matters more than the history; sending goes on unstored
             conv["turns"].append({"user": pending["text"], "answers": []})
@@ -164,7 +164,9 @@ class ChatHandlers(Base):
             for kind, value in self.client.chat_stream(who, messages, **kwargs):
                 if kind == "meta":
                     answer["model"] = value.get("model") or answer["model"]
-                    answer["masked"] = list((value.get("personal_data") or {}).get("masked") or [])
+                    found = value.get("personal_data") or {}
+                    answer["masked"] = list(found.get("masked") or [])
+                    answer["withheld"] = list((found.get("sources") or {}).get("withheld") or [])
                     if "sources" in value:  # a chat with documents: its sources ([] when none was found)
                         answer["sources"] = list(value.get("sources") or [])
                 elif kind == "delta":

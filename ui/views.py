@@ -131,6 +131,9 @@ def answer_content(answer: dict[str, Any], t: Texts, n: int, total: int) -> str:
     notes = []
     if answer.get("masked"):
         notes.append(t("chat.masked_note", categories=", ".join(category(c, t) for c in answer["masked"])))
+    if answer.get("withheld"):  # excerpts the personal-data policy kept from the model
+        kinds = dict.fromkeys(c for w in answer["withheld"] for c in w.get("categories") or [])
+        notes.append(t("docs.withheld", n=len(answer["withheld"]), categories=", ".join(category(c, t) for c in kinds)))
     if answer.get("stopped"):
         notes.append(t("chat.stopped"))
     elif answer.get("finish") == "length":

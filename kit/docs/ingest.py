@@ -15,6 +15,12 @@ any point (``kill -9`` included) leaves no half-written document visible; the ne
 removal first deletes what such a process left (:func:`recover`), then ingests the file anew.
 
 Personal-data categories whose action in ``policy.pii_actions`` is ``allow`` are not counted.
+
+Sources: a file found in a folder given to ingest is recorded by its path relative to that folder
+(``rh/conges.md``), a file given by itself by its name, an upload by its file name: no server path
+is shown to users. A document's id stays derived from its absolute path on this machine (or its
+upload name), so ingesting the same folder again replaces its documents, also those ingested when
+sources were absolute paths, and `kit docs remove PATH` finds them by their path.
 """
 
 from __future__ import annotations
@@ -118,9 +124,10 @@ def document_id(collection: str, source: str) -> str:
     return hashlib.sha256(f"{collection}\n{source}".encode()).hexdigest()[:20]
 
 
-def discover(paths: Iterable[PathItem]) -> tuple[list[tuple[Path, str]], list[str], list[FileIssue]]:
-    """Files to ingest with their source labels; ignored files in folders; paths that do not exist."""
-    files: list[tuple[Path, str]] = []
+def discover(paths: Iterable[PathItem]) -> tuple[list[tuple[Path, str, str]], list[str], list[FileIssue]]:
+    """Files to ingest with their source labels and identity keys (see the module docstring); ignored files
+    in folders (by their source label); paths that do not exist."""
+    files: list[tuple[Path, str, str]] = []
     ignored: list[str] = []
     missing: list[FileIssue] = []
     for item in paths:
@@ -132,12 +139,13 @@ def discover(paths: Iterable[PathItem]) -> tuple[list[tuple[Path, str]], list[st
                     file = Path(root) / name
                     if name.startswith("."):
                         continue
+                    shown = Path(os.path.relpath(file, path)).as_posix()
                     if supported(file):
-                        files.append((file, os.path.abspath(file)))
+                        files.append((file, shown, os.path.abspath(file)))
                     else:
-                        ignored.append(os.path.abspath(file))
+                        ignored.append(shown)
         elif path.is_file():
-            files.append((path, label or os.path.abspath(path)))
+            files.append((path, label, label) if label else (path, path.name, os.path.abspath(path)))
         else:
             missing.append(FileIssue(label or str(path), f"{label or path}: no such file or folder."))
     return files, ignored, missing
@@ -222,14 +230,15 @@ def write_document(index: DocIndex, row: DocumentRow, pieces: Sequence[Piece], t
 
 
 def new_row(source: str, collection: str, groups: Sequence[str], sha256: str, size: int,
-            pii: dict[str, int] | None = None) -> DocumentRow:
-    """A documents-table row for a document about to be written (see :func:`write_document`)."""
+            pii: dict[str, int] | None = None, key: str | None = None) -> DocumentRow:
+    """A documents-table row for a document about to be written (see :func:`write_document`); its id comes
+    from ``key`` (default: ``source``)."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    return DocumentRow(document_id(collection, source), source, collection, sha256, sorted(groups), None, "pending",
-                       0, size, now, dict(pii or {}))
+    return DocumentRow(document_id(collection, key or source), source, collection, sha256, sorted(groups), None,
+                       "pending", 0, size, now, dict(pii or {}))
 
 
-def _ingest_file(index: DocIndex, path: Path, source: str, groups: list[str], collection: str,
+def _ingest_file(index: DocIndex, path: Path, source: str, key: str, groups: list[str], collection: str,
                  scan: Scanner, report: IngestReport) -> None:
     settings = index.settings
     try:
@@ -237,7 +246,7 @@ def _ingest_file(index: DocIndex, path: Path, source: str, groups: list[str], co
         size = path.stat().st_size
     except OSError as exc:
         raise DocumentError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
-    doc_id = document_id(collection, source)
+    doc_id = document_id(collection, key)
     existing = index.catalog.document(doc_id)
     if existing and existing.state == "ready" and existing.sha256 == sha256 and existing.groups == groups:
         report.skipped.append(source)
@@ -254,7 +263,7 @@ def _ingest_file(index: DocIndex, path: Path, source: str, groups: list[str], co
         return
     pieces = chunk_sections(masked if action == "mask" else sections, settings.rag.chunk_size,
                             settings.rag.chunk_overlap)
-    write_document(index, new_row(source, collection, groups, sha256, size, counts), pieces,
+    write_document(index, new_row(source, collection, groups, sha256, size, counts, key), pieces,
                    re.sub(r"[_\-.]+", " ", Path(source).stem))
     report.files += 1
     report.chunks += len(pieces)
@@ -284,11 +293,11 @@ def ingest(paths: Iterable[PathItem], groups: Sequence[str] = (), collection: st
         scanner = scan or default_scan
         with index.writing():
             recover(index)
-            for done, (path, source) in enumerate(files):
+            for done, (path, source, key) in enumerate(files):
                 if progress:
                     progress(done, len(files), source)
                 try:
-                    _ingest_file(index, path, source, wanted, collection, scanner, report)
+                    _ingest_file(index, path, source, key, wanted, collection, scanner, report)
                 except DocumentError as exc:  # named by its source: an upload's temporary path never shows
                     report.failed.append(FileIssue(source, str(exc).replace(str(path), source)))
             if progress:
@@ -304,7 +313,9 @@ def _resolve(index: DocIndex, target: str, collection: str | None) -> list[Docum
     found = index.catalog.document(target)
     if found and (collection is None or found.collection == collection):
         return [found]
-    rows = index.catalog.documents(collection, source=os.path.abspath(target), ready_only=False)
+    path = os.path.abspath(target)
+    rows = [row for row in index.catalog.documents(collection, ready_only=False)
+            if row.id in (document_id(row.collection, path), document_id(row.collection, target))]
     rows = rows or index.catalog.documents(collection, source=target, ready_only=False)
     if not rows:
         raise DocumentNotFoundError(f"No ingested document has the id or path {target!r}; "

@@ -2,7 +2,8 @@
 
 Hybrid search: the question's vector against Chroma (top ``candidates`` by cosine) and its folded
 French and English stems, with their glossary translations, against the FTS5 index (top
-``candidates`` by BM25; a chunk's heading path is indexed twice, see :mod:`kit.docs.ingest`, so
+``candidates`` by BM25, its statistics taken over the chunks the caller may read, see
+:mod:`kit.docs.store`; a chunk's heading path is indexed twice, see :mod:`kit.docs.ingest`, so
 that a word of its title weighs more than a word of its body). Both queries carry the caller's
 group and collection filter and exclude unfinished generations *inside* the query (on the vector
 side, only the Chroma partitions of the caller's groups are searched, see :mod:`kit.docs.vectors`).
@@ -102,7 +103,8 @@ def search(query: str, k: int = 5, groups: Sequence[str] | None = None, collecti
            candidates: int = CANDIDATES, min_similarity: float | None = None,
            min_coverage: float = MIN_COVERAGE, translate: bool = True) -> list[SearchResult]:
     """The ``k`` best chunks for ``query`` among ready documents of ``collection`` (None: all) that
-    ``groups`` may see (None: no restriction; the public group and collection are always visible).
+    ``groups`` may see (None: no restriction; the group ``public`` is always visible, a collection never
+    widens who may read). Every score is computed from those documents only.
 
     ``translate=False`` turns off the glossary expansion (for the benchmark's ablation)."""
     settings = settings or (index.settings if index else load_settings())
@@ -121,7 +123,8 @@ def _search(index: DocIndex, query: str, k: int, groups: Sequence[str] | None, c
             mode: Mode, candidates: int, min_similarity: float, min_coverage: float,
             translate: bool) -> list[SearchResult]:
     words = query_words(query, translate, index.glossary)
-    total, frequency = index.catalog.frequencies([s for w in words for s in w.all])
+    # every statistic over what the caller may read only: hidden documents change no score
+    total, frequency = index.catalog.frequencies([s for w in words for s in w.all], collection, groups)
     idf = {term: store.idf(total, n) for term, n in frequency.items()}
     bm25: dict[tuple[str, int], float] = {}
     similarity: dict[tuple[str, int], float] = {}

@@ -15,13 +15,25 @@ Tables:
 * ``chunks`` and the FTS5 table ``chunks_fts`` (same rowid) — the chunk text and its keyword
   terms (folded French and English stems, see :mod:`kit.docs.text`), ranked with ``bm25()``.
 
-Group and collection filters are part of the SQL of the keyword query itself.
+Group and collection filters are part of the SQL of the keyword query itself. Need-to-know goes by
+groups only: a collection is a label that groups documents, and whatever its name it never makes a
+document visible to someone outside its groups (the group ``public`` is the one everybody reads).
+
+Keyword scores are BM25 computed here, with FTS5's formula and constants, but over the chunks the
+caller may read only: their number, their average length and how many of them hold each term. What
+a caller is shown (order and scores) is what it would be if the documents they may not read did not
+exist; FTS5's own ``bm25()`` counts every row of the index, so it is used only to find the rows.
+
+Sources are stored as ingested: the path relative to the folder given to ``kit docs ingest``, or the
+uploaded file's name. A document ingested when sources were absolute paths shows its file name only
+(:func:`shown_source`): a server path is never shown.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -30,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit.docs.bm25 import bm25_scores, occurrences, phrases_of, tokens
 from kit.docs.errors import IndexStoreError
 
 PUBLIC = "public"
@@ -69,12 +82,14 @@ CREATE TABLE IF NOT EXISTS chunks (
     chunk_index INTEGER NOT NULL,
     page INTEGER,
     heading TEXT NOT NULL DEFAULT '[]',
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    length INTEGER
 );
 CREATE INDEX IF NOT EXISTS chunks_generation ON chunks (generation, chunk_index);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id, chunk_index);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (terms, tokenize = 'unicode61');
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab (chunks_fts, 'row');
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_instances USING fts5vocab (chunks_fts, 'instance');
 """
 
 
@@ -123,10 +138,16 @@ class KeywordHit:
     bm25: float
 
 
+def shown_source(source: str) -> str:
+    """A source as users see it: as stored, or only the file name of an absolute path (ingested by an earlier
+    version), never a path of the server."""
+    return os.path.basename(source) if os.path.isabs(source) else source
+
+
 def _document(row: sqlite3.Row) -> DocumentRow:
-    return DocumentRow(row["id"], row["source"], row["collection"], row["sha256"], json.loads(row["groups"]),
-                       row["generation"], row["state"], row["chunks"], row["size"], row["ingested_at"],
-                       json.loads(row["pii"]))
+    return DocumentRow(row["id"], shown_source(row["source"]), row["collection"], row["sha256"],
+                       json.loads(row["groups"]), row["generation"], row["state"], row["chunks"], row["size"],
+                       row["ingested_at"], json.loads(row["pii"]))
 
 
 def visibility_sql(collection: str | None, groups: Sequence[str] | None) -> tuple[str, list[Any]]:
@@ -137,9 +158,9 @@ def visibility_sql(collection: str | None, groups: Sequence[str] | None) -> tupl
         params.append(collection)
     if groups is not None:
         allowed = sorted({*groups, PUBLIC})
-        clauses.append(f"(d.collection = ? OR EXISTS (SELECT 1 FROM doc_groups g WHERE g.doc_id = d.id "
-                       f"AND g.grp IN ({', '.join('?' * len(allowed))})))")
-        params += [PUBLIC, *allowed]
+        clauses.append(f"EXISTS (SELECT 1 FROM doc_groups g WHERE g.doc_id = d.id "
+                       f"AND g.grp IN ({', '.join('?' * len(allowed))}))")
+        params += allowed
     return " AND ".join(clauses), params
 
 
@@ -159,11 +180,25 @@ class Catalog:
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.executescript(SCHEMA)
+            self._add_lengths()
         except sqlite3.OperationalError as exc:
             raise IndexStoreError(f"Cannot open the document index {path}: {exc}. Check the folder is writable "
                                   "and that this SQLite has FTS5.") from exc
         self.path = path
         self._lock = threading.RLock()
+
+    def _add_lengths(self) -> None:
+        """Give an index written before chunk lengths were stored its lengths (once)."""
+        columns = [r[1] for r in self._db.execute("PRAGMA table_info(chunks)")]
+        if "length" not in columns:
+            self._db.execute("ALTER TABLE chunks ADD COLUMN length INTEGER")
+        rows = self._db.execute("SELECT c.id, f.terms FROM chunks c JOIN chunks_fts f ON f.rowid = c.id "
+                                "WHERE c.length IS NULL").fetchall()
+        if rows:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("UPDATE chunks SET length = ? WHERE id = ?",
+                                 [(len(tokens(r[1])), r[0]) for r in rows])
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -226,9 +261,10 @@ class Catalog:
         with self.transaction() as db:
             for index, page, heading, text, terms in rows:
                 cursor = db.execute(
-                    "INSERT INTO chunks (generation, doc_id, chunk_index, page, heading, text) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (generation, doc_id, index, page, json.dumps(heading, ensure_ascii=False), text))
+                    "INSERT INTO chunks (generation, doc_id, chunk_index, page, heading, text, length) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (generation, doc_id, index, page, json.dumps(heading, ensure_ascii=False), text,
+                     len(tokens(terms))))
                 db.execute("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)", (cursor.lastrowid, terms))
 
     def publish(self, row: DocumentRow) -> str | None:
@@ -262,15 +298,15 @@ class Catalog:
         return json.loads(rows[0]["partitions"]) if rows else []
 
     def visible_partitions(self, collection: str | None, groups: Sequence[str] | None) -> list[str]:
-        """The partitions a caller may search: of ``collection`` (None: all), of ``groups`` and public."""
+        """The partitions a caller may search: of ``collection`` (None: all), of ``groups`` and of ``public``."""
         clauses, params = ["1"], []
         if collection is not None:
             clauses.append("collection = ?")
             params.append(collection)
         if groups is not None:
             allowed = sorted({*groups, PUBLIC})
-            clauses.append(f"(collection = ? OR grp IN ({', '.join('?' * len(allowed))}))")
-            params += [PUBLIC, *allowed]
+            clauses.append(f"grp IN ({', '.join('?' * len(allowed))})")
+            params += allowed
         return [r["name"] for r in self._all(f"SELECT name FROM partitions WHERE {' AND '.join(clauses)} "
                                               "ORDER BY name", params)]
 
@@ -291,24 +327,69 @@ class Catalog:
     # --- keyword search -------------------------------------------------------------------------
     def keyword_search(self, match: str, limit: int, collection: str | None,
                        groups: Sequence[str] | None) -> list[KeywordHit]:
-        """Best chunks by BM25 among the ready documents the caller may see."""
-        if not match:
+        """Best chunks by BM25 among the ready documents the caller may see, the statistics of BM25 (chunk
+        count, average length, chunks holding each term) taken over those documents only."""
+        phrases = phrases_of(match) if match else []
+        if not phrases:
             return []
         where, params = visibility_sql(collection, groups)
-        sql = ("SELECT c.id, c.doc_id, c.chunk_index, bm25(chunks_fts) AS rank FROM chunks_fts f "
-               "JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ? AND c.generation IN "
-               f"(SELECT d.generation FROM documents d WHERE {where}) ORDER BY rank LIMIT ?")
-        rows = self._all(sql, [match, *params, limit])
-        return [KeywordHit(r["id"], r["doc_id"], r["chunk_index"], -float(r["rank"])) for r in rows]
-
-    def frequencies(self, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
-        """The number of chunks, and how many chunks hold each term."""
+        visible = f"c.generation IN (SELECT d.generation FROM documents d WHERE {where})"
+        found: dict[int, tuple[str, int, int]] = {}  # rowid: document, chunk index, length in tokens
+        counts: dict[int, list[int]] = {}  # rowid: occurrences of each phrase
         with self._lock:
-            total = self._db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            total, length = self._db.execute(f"SELECT count(*), coalesce(sum(c.length), 0) FROM chunks c "
+                                             f"WHERE {visible}", params).fetchone()
+            if total == self._rows():  # the caller reads every chunk: FTS5's statistics are theirs, and faster
+                rows = self._db.execute("SELECT c.id, c.doc_id, c.chunk_index, bm25(chunks_fts) AS rank FROM "
+                                        "chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ? "
+                                        "ORDER BY rank, c.id LIMIT ?", [match, limit]).fetchall()
+                return [KeywordHit(r[0], r[1], r[2], -float(r[3])) for r in rows]
+            single = {p[0]: i for i, p in enumerate(phrases) if len(p) == 1}
+            if single:  # one word: its occurrences in each chunk, from FTS5's own index
+                rows = self._db.execute(
+                    "SELECT c.id, c.doc_id, c.chunk_index, c.length, i.term, count(*) FROM chunks_instances i "
+                    f"JOIN chunks c ON c.id = i.doc WHERE i.term IN ({', '.join('?' * len(single))}) AND {visible} "
+                    "GROUP BY c.id, i.term", [*single, *params]).fetchall()
+                for rowid, doc_id, index, size, term, n in rows:
+                    found[rowid] = (doc_id, index, size or 0)
+                    counts.setdefault(rowid, [0] * len(phrases))[single[term]] = n
+            for i, phrase in enumerate(phrases):  # several tokens (a stem holding "_"): counted here
+                if len(phrase) > 1:
+                    for r in self._db.execute(
+                            "SELECT c.id, c.doc_id, c.chunk_index, c.length, f.terms FROM chunks_fts f JOIN chunks c "
+                            f"ON c.id = f.rowid WHERE chunks_fts MATCH ? AND {visible}",
+                            ['"' + " ".join(phrase) + '"', *params]):
+                        found[r[0]] = (r[1], r[2], r[3] or 0)
+                        counts.setdefault(r[0], [0] * len(phrases))[i] = occurrences(tokens(r[4]), phrase)
+        rowids = list(counts)
+        scores = bm25_scores([counts[r] for r in rowids], [found[r][2] for r in rowids], total, length)
+        scored = [KeywordHit(r, found[r][0], found[r][1], score) for r, score in zip(rowids, scores, strict=True)]
+        scored.sort(key=lambda h: (-h.bm25, h.rowid))
+        return scored[:limit]
+
+    def _rows(self) -> int:
+        """Every chunk row, of any generation: what FTS5's own statistics count."""
+        return int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def frequencies(self, terms: Sequence[str], collection: str | None = None,
+                    groups: Sequence[str] | None = None) -> tuple[int, dict[str, int]]:
+        """The number of chunks of ready documents the caller may see (``groups``, None: all; ``collection``,
+        None: all), and how many of them hold each term."""
+        where, params = visibility_sql(collection, groups)
+        visible = f"c.generation IN (SELECT d.generation FROM documents d WHERE {where})"
+        with self._lock:
+            total = self._db.execute(f"SELECT count(*) FROM chunks c WHERE {visible}", params).fetchone()[0]
             out = {}
+            if total == self._rows():  # the caller reads every chunk: FTS5's own counts are theirs
+                for term in dict.fromkeys(terms):
+                    row = self._db.execute("SELECT doc FROM chunks_vocab WHERE term = ?", (term,)).fetchone()
+                    out[term] = row[0] if row else 0
+                return int(total), out
             for term in dict.fromkeys(terms):
-                row = self._db.execute("SELECT doc FROM chunks_vocab WHERE term = ?", (term,)).fetchone()
-                out[term] = row[0] if row else 0
+                phrase = " ".join(tokens(term))
+                out[term] = 0 if not phrase else self._db.execute(
+                    f"SELECT count(*) FROM chunks_fts f JOIN chunks c ON c.id = f.rowid WHERE chunks_fts MATCH ? "
+                    f"AND {visible}", ['"' + phrase + '"', *params]).fetchone()[0]
         return int(total), out
 
 
@@ -326,7 +407,7 @@ class Catalog:
         flat = [v for key in keys for v in key]
         return {(r["doc_id"], r["chunk_index"]): ChunkRow(
             r["id"], r["doc_id"], r["generation"], r["chunk_index"], r["page"], json.loads(r["heading"]), r["text"],
-            r["source"], frozenset(r["terms"].split())) for r in self._all(sql, [*flat, *params])}
+            shown_source(r["source"]), frozenset(r["terms"].split())) for r in self._all(sql, [*flat, *params])}
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

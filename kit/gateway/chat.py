@@ -24,6 +24,7 @@ from kit.engine.base import Engine, Generation, SamplingParams
 from kit.errors import ContextOverflowError, KitError, QueueFullError
 from kit.gateway.context import Context
 from kit.gateway.errors import BodyTooLarge, ModelNotFound, PiiBlocked
+from kit.gateway.excerpts import with_excerpts
 from kit.gateway.responses import StreamEnd, response, stream
 from kit.gateway.schemas import ChatRequest, CompletionRequest
 from kit.rules.audit import AuditEvent
@@ -127,6 +128,7 @@ class Completions:
         docs = await self.retrieve(ident, body, outcome)
         sent = outcome
         if docs is not None:  # the excerpts go to the model as quoted material; history and audit keep the question
+            outcome = with_excerpts(outcome, docs.personal_data)  # their categories too: response and audit row
             sent = dataclasses.replace(outcome, messages=with_documents(outcome.messages, docs))
         try:
             gens.extend(await self.submit(ident, body, sent, raw_prompt, action))
@@ -142,6 +144,7 @@ class Completions:
                               "masked": outcome.masked, "warned": outcome.warned}}
         if docs is not None:
             meta["sources"] = docs.sources  # [] when nothing passed the relevance threshold: "no source found"
+            meta["personal_data"]["sources"] = docs.personal_data
         if outcome.masked:
             meta["sent_to_model"] = [m["content"] for m in outcome.messages if m["role"] == "user"][-1:]
         rid = ("chatcmpl-" if raw_prompt is None else "cmpl-") + uuid.uuid4().hex[:24]
@@ -149,9 +152,11 @@ class Completions:
         def finish(texts: list[str], status: str) -> None:
             for g in gens:
                 metrics.observe(g)
-            self.audit(ident, action, outcome, gens, started, status, docs.document_ids if docs else [])
+            self.audit(ident, action, outcome, gens, started, status, docs.document_ids if docs else [],
+                       docs.personal_data if docs else None)
             if raw_prompt is None and isinstance(body, ChatRequest) and body.conversation_id:
-                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "")
+                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "",
+                                docs.sources if docs else None)
             metrics.requests.labels(action, "200" if status == "ok" else status).inc()
 
         if body.stream:
@@ -189,14 +194,18 @@ class Completions:
             raise
 
     def audit(self, ident: Identity, action: str, outcome: ChatOutcome, gens: list[Generation], started: float,
-              status: str, doc_ids: list[str] | None = None, reason: str | None = None) -> None:
+              status: str, doc_ids: list[str] | None = None, reason: str | None = None,
+              excerpts: dict[str, Any] | None = None) -> None:
         settings, engine = self.ctx.settings, self.ctx.engine
         text = None
         if settings.policy.log_prompt_text:
             text = json.dumps({"prompt": [m["content"] for m in outcome.messages if m["role"] == "user"][-1:]},
                               ensure_ascii=False)
-        detail: dict[str, str | int | float | bool] = {
-            "n": len(gens) or 1, "via": ident.via, "finish": ",".join(str(g.finish_reason) for g in gens)}
+        detail: dict[str, Any] = {"n": len(gens) or 1, "via": ident.via,
+                                  "finish": ",".join(str(g.finish_reason) for g in gens)}
+        if excerpts:  # personal data found in the document excerpts (named in pii_categories too): never their text
+            detail["excerpt_pii_categories"] = ",".join(excerpts["categories"])
+            detail["excerpts_withheld"] = len(excerpts["withheld"])
         if reason is not None:
             detail["reason"] = reason
         self.ctx.state.audit.record(AuditEvent(
@@ -207,7 +216,8 @@ class Completions:
             pii_categories=outcome.categories, pii_action=outcome.pii_action, status=status,
             doc_ids=list(doc_ids or []), detail=detail, text=text))
 
-    def store_turn(self, ident: Identity, conversation_id: str, outcome: ChatOutcome, answer: str) -> None:
+    def store_turn(self, ident: Identity, conversation_id: str, outcome: ChatOutcome, answer: str,
+                   sources: list[dict[str, Any]] | None = None) -> None:
         conv = self.ctx.state.conversations
         if not conv.enabled:
             return
@@ -216,8 +226,10 @@ class Completions:
             return
         if last_user:
             conv.add_message(ident.user, conversation_id, "user", last_user[0])
-        conv.add_message(ident.user, conversation_id, "assistant", answer,
-                         {"model": self.ctx.engine.model_name, "ai_generated": True})
+        meta: dict[str, Any] = {"model": self.ctx.engine.model_name, "ai_generated": True}
+        if sources is not None:  # the excerpts as the model read them (through the personal-data policy)
+            meta["sources"] = sources
+        conv.add_message(ident.user, conversation_id, "assistant", answer, meta)
 
 
 def sampling_params(body: ChatRequest | CompletionRequest, max_tokens_default: int, timeout_s: float) -> SamplingParams:

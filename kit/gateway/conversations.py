@@ -30,8 +30,11 @@ def router(ctx: Context) -> APIRouter:
     async def new_conversation(request: Request) -> dict[str, Any]:
         ident = await ctx.identify(request)
         req = NewConversation.model_validate(await ctx.body(request))
-        cid = await run_in_threadpool(store.new_conversation, ident.user, req.title)
-        return {"id": cid, "stored": store.enabled}
+        policed = await run_in_threadpool(ctx.gate.mask_for_storage, req.title)  # personal data never kept raw
+        title = policed.text if policed else req.title
+        cid = await run_in_threadpool(store.new_conversation, ident.user, title)
+        return {"id": cid, "stored": store.enabled, "title": title,
+                "personal_data": {"categories": policed.categories if policed else []}}
 
     @api.get("/v1/conversations/{cid}")
     async def get_conversation(cid: str, request: Request) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Documents through the API: list, search (need-to-know: the caller's groups filter inside the
-search), upload and removal for administrators, and the retrieval step of a chat with documents."""
+search), upload and removal for administrators, and the retrieval step of a chat with documents.
+Every excerpt a caller or the model gets has passed the personal-data policy (:mod:`kit.gateway.excerpts`)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from kit.docs.errors import DocumentNotFoundError
 from kit.docs.index import DocIndex, open_index
 from kit.docs.ingest import DEFAULT_COLLECTION, ingest, list_documents, remove
 from kit.docs.prompt import DocumentContext, render
-from kit.docs.retrieve import search, search_json
+from kit.docs.retrieve import search
 from kit.docs.text import guess_language
 from kit.errors import UsageError
 from kit.gateway import uploads
 from kit.gateway.context import Context
 from kit.gateway.errors import NotFound
+from kit.gateway.excerpts import police
 from kit.gateway.schemas import DocumentSearch
 from kit.rules.audit import AuditEvent
 from kit.rules.policy import Identity
@@ -44,11 +46,24 @@ class Documents:
         return list(ident.groups)
 
     def context(self, ident: Identity, question: str, collection: str | None) -> DocumentContext:
-        """Retrieve for the last user message and render the quoted block and the sources."""
+        """Retrieve for the last user message, apply the personal-data policy to the excerpts, and render the
+        quoted block and the sources."""
         results = search(question, self.ctx.settings.rag.top_k, self.groups(ident), collection,
                          self.ctx.settings, index=self.index())
+        policed = police(self.ctx.gate, results)
         lang = guess_language(question) or self.ctx.settings.ui.default_language
-        return render(results, "en" if lang == "en" else "fr")
+        found = render(policed.results, "en" if lang == "en" else "fr", len(policed.withheld), policed.blocked)
+        found.personal_data = policed.to_dict()
+        return found
+
+    def search(self, ident: Identity, query: str, k: int, collection: str | None) -> dict[str, Any]:
+        """``POST /v1/documents/search``: the contract of ``kit docs search --json``, each excerpt through the
+        personal-data policy, and ``personal_data`` saying what it found and withheld."""
+        started = time.perf_counter()
+        results = search(query, k, self.groups(ident), collection, self.ctx.settings, index=self.index())
+        policed = police(self.ctx.gate, results)
+        return {"results": [r.to_dict() for r in policed.results], "seconds": round(time.perf_counter() - started, 4),
+                "personal_data": policed.to_dict()}
 
     def close(self) -> None:
         with self._lock:
@@ -57,16 +72,19 @@ class Documents:
                 self._index = None
 
 
-def search_event(ctx: Context, ident: Identity, req: DocumentSearch, results: list[dict[str, Any]],
+def search_event(ctx: Context, ident: Identity, req: DocumentSearch, found: dict[str, Any],
                  started: float) -> AuditEvent:
     """The audit row of a search: the documents and excerpts returned (ids), how many; the query only where
-    the policy logs prompts."""
+    the policy logs prompts; the personal-data categories found in the excerpts and how many were withheld."""
+    results, personal = found["results"], found.get("personal_data") or {}
     text = json.dumps({"query": req.query}, ensure_ascii=False) if ctx.settings.policy.log_prompt_text else None
     return AuditEvent(
-        action="document_search", user=ident.user, doc_ids=sorted({str(r["document_id"]) for r in results}),
+        action="document_search", user=ident.user, pii_categories=list(personal.get("categories") or []),
+        doc_ids=sorted({str(r["document_id"]) for r in results}),
         latency_ms=int(1000 * (time.perf_counter() - started)), text=text,
         detail={"via": ident.via, "results": len(results), "k": req.k, "collection": req.collection or "",
-                "excerpts": ",".join(f"{r['document_id']}:{r['chunk_index']}" for r in results)})
+                "excerpts": ",".join(f"{r['document_id']}:{r['chunk_index']}" for r in results),
+                "excerpts_withheld": len(personal.get("withheld") or [])})
 
 
 def router(ctx: Context) -> APIRouter:
@@ -88,9 +106,8 @@ def router(ctx: Context) -> APIRouter:
         ctx.gate.require_open_and_acknowledged(ident)  # excerpts are read as a chat reads them
         await ctx.count_request(ident, "document_search")
         started = time.perf_counter()
-        found = await run_in_threadpool(search_json, req.query, req.k, docs.groups(ident), req.collection,
-                                        ctx.settings, index=docs.index())
-        await run_in_threadpool(ctx.state.audit.record, search_event(ctx, ident, req, found["results"], started))
+        found = await run_in_threadpool(docs.search, ident, req.query, req.k, req.collection)
+        await run_in_threadpool(ctx.state.audit.record, search_event(ctx, ident, req, found, started))
         return found
 
     @api.post("/v1/documents")

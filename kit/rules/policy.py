@@ -22,6 +22,7 @@ USER_HEADER = "x-kit-user"
 ROLE_HEADER = "x-kit-role"
 GROUPS_HEADER = "x-kit-groups"  # a front end passes the groups its sign-in gave (proxy header), comma-separated
 LOCAL_OPERATOR = "local"
+_SEPARATOR = "\x00\n"  # between texts policed together (no document text holds a NUL)
 
 # Public texts behind the rules, linked from the chat's "About" panel and the support pack.
 SOURCES = [
@@ -228,6 +229,43 @@ class Gate:
             out.masked += [c for c in r.masked if c not in out.masked]
         out.categories.sort()
         return out
+
+    def apply_pii_texts(self, texts: list[str]) -> list[PolicyOutcome] | None:
+        """The configured action of each category found in each text that is not a message (a document excerpt,
+        its heading), as for a message; the placeholders are numbered over all the texts together, so that one
+        value has one placeholder across the excerpts of a request. None when detection is turned off."""
+        if not self.settings.policy.pii_detection:
+            return None
+        import dataclasses
+
+        from kit.rules.privacy import get_detector
+
+        found = get_detector().scan_cached_many(texts)
+        outcomes = [self.pii_policy(text, findings) for text, findings in zip(texts, found, strict=True)]
+        # one numbering of the placeholders over all the texts: [IBAN_CODE_1] is the same value wherever it shows
+        joined, shifted, offset = _SEPARATOR.join(texts), [], 0
+        for text, findings in zip(texts, found, strict=True):
+            shifted += [dataclasses.replace(f, start=f.start + offset, end=f.end + offset) for f in findings]
+            offset += len(text) + len(_SEPARATOR)
+        pieces = self.pii_policy(joined, shifted).text.split(_SEPARATOR)
+        if len(pieces) == len(texts) and not any(_SEPARATOR in t for t in texts):
+            outcomes = [dataclasses.replace(o, text=piece) for o, piece in zip(outcomes, pieces, strict=True)]
+        return outcomes
+
+    def mask_for_storage(self, text: str) -> PolicyOutcome | None:
+        """``text`` as it may be kept in a store others read (a conversation title, a feedback comment): every
+        category whose action is warn, mask or block is masked, those allowed stay. None when detection is off.
+
+        Warn lets the user send a value to the model knowingly, in the moment; a stored label is shown later,
+        out of that moment (lists, administrators' views), and never needs the value."""
+        if not self.settings.policy.pii_detection or not text.strip():
+            return None
+        from kit.rules.privacy import PII_TYPES, apply_policy, get_detector
+
+        policy = self.settings.policy
+        allowed = {kind for kind in PII_TYPES if policy.pii_actions.get(kind, policy.pii_default_action) == "allow"}
+        actions: dict[str, Any] = {kind: "allow" if kind in allowed else "mask" for kind in PII_TYPES}
+        return apply_policy(text, get_detector().scan_cached(text), actions, "mask")
 
     def pii_policy(self, text: str, findings: list[Finding]) -> PolicyOutcome:
         """The configured action for each category among ``findings`` (a scan of ``text``)."""

@@ -1,0 +1,73 @@
+"""Document excerpts under the personal-data policy, before the model, the caller or the history sees them.
+
+Each retrieved excerpt (its text and its heading path) is scanned like a message and each category found
+gets its configured action (``policy.pii_actions``): mask puts placeholders in the excerpt, and that masked
+text is the one the model reads, the one returned as ``kit.sources`` or as a search result, and the one kept
+in the history; block withholds the excerpt (the others still go, and the model is told that excerpts were
+withheld and for which categories: the caller cannot edit the documents, so refusing every question near
+such a document would make it unusable, while withholding keeps its data from the model all the same); warn
+and allow leave it as it is. Every category found is named in ``kit.personal_data`` (with the message's), in
+``personal_data.sources`` (the excerpts' alone, with the withheld excerpts) and in the audit row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kit.docs.retrieve import SearchResult
+from kit.rules.policy import ChatOutcome, Gate
+
+
+@dataclass
+class Policed:
+    """Excerpts after the policy: those kept (masked where the policy masks), and what was found."""
+
+    results: list[SearchResult]
+    categories: list[str] = field(default_factory=list)
+    actions: dict[str, str] = field(default_factory=dict)
+    masked: list[str] = field(default_factory=list)
+    warned: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    withheld: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``personal_data.sources`` of a response: what the policy found and did in the excerpts."""
+        return {"categories": self.categories, "actions": self.actions, "masked": self.masked,
+                "warned": self.warned, "blocked": self.blocked, "withheld": self.withheld}
+
+
+def police(gate: Gate, results: Sequence[SearchResult]) -> Policed:
+    """Apply the policy to each excerpt's text and heading (see the module docstring)."""
+    texts = [t for r in results for t in (r.heading, r.text)]
+    outcomes = gate.apply_pii_texts(texts) if texts else []
+    if outcomes is None:  # detection turned off: nothing scanned, nothing changed
+        return Policed(list(results))
+    out = Policed([])
+    for n, result in enumerate(results):
+        heading, text = outcomes[2 * n], outcomes[2 * n + 1]
+        found = sorted({*heading.categories, *text.categories})
+        for cat in found:
+            out.actions[cat] = heading.actions.get(cat) or text.actions[cat]
+        blocked = sorted({*heading.blocked, *text.blocked})
+        if blocked:
+            out.withheld.append({"source": result.source, "page": result.page, "document_id": result.document_id,
+                                 "chunk_index": result.chunk_index, "categories": blocked})
+            continue
+        out.results.append(dataclasses.replace(result, heading=heading.text, text=text.text))
+    out.categories = sorted(out.actions)
+    for cat in out.categories:
+        {"mask": out.masked, "warn": out.warned, "block": out.blocked}.get(out.actions[cat], []).append(cat)
+    return out
+
+
+def with_excerpts(outcome: ChatOutcome, found: dict[str, Any]) -> ChatOutcome:
+    """The request's outcome with the categories the policy found in the excerpts (``Policed.to_dict``), for the
+    response and the audit row; the messages, and what blocked the request itself, are unchanged."""
+    categories = sorted({*outcome.categories, *found.get("categories", [])})
+    merged = [c for c in (*outcome.masked, *found.get("masked", []))]
+    warned = [c for c in (*outcome.warned, *found.get("warned", []))]
+    return dataclasses.replace(outcome, categories=categories, actions={**found.get("actions", {}), **outcome.actions},
+                               masked=list(dict.fromkeys(merged)), warned=list(dict.fromkeys(warned)))

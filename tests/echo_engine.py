@@ -1,0 +1,85 @@
+"""An engine that answers with what it was given, and a real gateway around it (loopback HTTP, real stores,
+real detector, real document index): for tests about what reaches the model, where the model itself is not
+the subject."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import ServerHandle, serve_app, write_config
+
+from kit.engine.base import Chunk, EngineStats, Generation, SamplingParams
+
+
+class EchoEngine:
+    """Answers every chat with the text of all the messages it received, joined; keeps them in ``received``."""
+
+    model_name = "echo"
+    model_sha256 = "0" * 64
+    n_ctx = 4096
+
+    def __init__(self) -> None:
+        self.received: list[list[dict[str, Any]]] = []
+
+    @property
+    def stats(self) -> EngineStats:
+        return EngineStats()
+
+    def is_ready(self) -> bool:
+        return True
+
+    def count_chat_tokens(self, messages: list[dict[str, Any]]) -> int:
+        return sum(len(str(m.get("content", "")).split()) for m in messages)
+
+    def _answer(self, text: str, loop: asyncio.AbstractEventLoop | None) -> Generation:
+        gen = Generation(len(text.split()), loop)
+        gen.note_token()
+        gen.push(Chunk(text, "stop"))
+        return gen
+
+    def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
+                    loop: asyncio.AbstractEventLoop | None = None) -> Generation:
+        self.received.append([dict(m) for m in messages])
+        return self._answer("\n".join(str(m["content"]) for m in messages), loop)
+
+    def submit_completion(self, prompt: str, params: SamplingParams,
+                          loop: asyncio.AbstractEventLoop | None = None) -> Generation:
+        self.received.append([{"role": "user", "content": prompt}])
+        return self._answer(prompt, loop)
+
+    def close(self) -> None:
+        pass
+
+
+def start_echo_gateway(home: Path, config: Path,
+                       **overrides: dict[str, Any]) -> tuple[ServerHandle, Callable[[], None]]:
+    """A real gateway (``create_app``) with an :class:`EchoEngine`, on 127.0.0.1 in a thread, with a service key
+    for the tests' requests (as the browser chat has)."""
+    from kit.config import load_settings
+    from kit.gateway.app import create_app
+    from kit.rules.keys import create_key
+    from kit.rules.privacy import get_detector
+    from kit.rules.state import open_state
+
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["KIT_HOME"] = str(home)
+    write_config(config, **overrides)
+    settings = load_settings(config)
+    state = open_state(settings)
+    engine = EchoEngine()
+    app = create_app(settings, engine, state)  # type: ignore[arg-type]
+    get_detector().scan("warm-up")
+    url, stop_http = serve_app(app)
+    key, _ = create_key(settings, "test-front-end", "service", acknowledge=False)
+    handle = ServerHandle(url, app, engine, state, settings, key)
+
+    def stop() -> None:
+        stop_http()
+        app.state.context.documents.close()
+        state.close()
+
+    return handle, stop
