@@ -153,7 +153,7 @@ class Completions:
             for g in gens:
                 metrics.observe(g)
             self.audit(ident, action, outcome, gens, started, status, docs.document_ids if docs else [],
-                       docs.personal_data if docs else None)
+                       excerpts=docs.personal_data if docs else None)
             if raw_prompt is None and isinstance(body, ChatRequest) and body.conversation_id:
                 self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "",
                                 docs.sources if docs else None)
