@@ -10,6 +10,7 @@ from typing import Any
 from kit.config import Settings
 from ui.auth import Refusal, identify
 from ui.client import ApiError, GatewayClient, Who
+from ui.downloads import Downloads
 from ui.texts import Texts, texts
 from ui.views import error_text
 
@@ -19,6 +20,8 @@ class Components(SimpleNamespace):
 
 
 class Base:
+    downloads: Downloads  # the files offered to one session (exports), set by ui.app
+
     def __init__(self, settings: Settings, client: GatewayClient, c: Components, *, max_tokens: int) -> None:
         self.settings = settings
         self.client = client
