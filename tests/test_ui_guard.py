@@ -27,8 +27,8 @@ PUBLIC = "chat.example.org"
 class Page:
     """A started chat: its URL and the page object (whose events are called by their index)."""
 
-    def __init__(self, url: str, demo: Any) -> None:
-        self.url, self.demo = url, demo
+    def __init__(self, url: str, demo: Any, gateway: ServerHandle) -> None:
+        self.url, self.demo, self.gateway = url, demo, gateway
         self.port = int(url.rsplit(":", 1)[1])
 
     def fn(self, name: str) -> int:
@@ -43,7 +43,7 @@ def _launch(settings: Any, gateway: ServerHandle, **ui: Any) -> Page:
     port = free_port()
     demo = launch_ui(settings, gateway.url, host="127.0.0.1", port=port, api_key=gateway.service_key,
                      max_tokens=8, prevent_thread_lock=True, quiet=True)
-    return Page(f"http://127.0.0.1:{port}", demo)
+    return Page(f"http://127.0.0.1:{port}", demo, gateway)
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +254,81 @@ def test_undownloaded_exports_expire(tmp_path: Path, monkeypatch: pytest.MonkeyP
         time.sleep(0.05)
     assert list(tmp.iterdir()) == [], "an export never downloaded is deleted when its time is over"
     assert downloads.take(token, frozenset({"session:a"})) is None
+
+
+# --- in Chromium --------------------------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+ATTACKER_PAGE = """<!doctype html><html><body><script>
+window.result = fetch("{target}/gradio_api/token", {{credentials: "include"}})
+  .then(r => r.text()).then(t => "read: " + t, e => "refused: " + e);
+</script></body></html>"""
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+def test_in_chromium_export_reaches_only_its_session_and_other_sites_read_nothing(pages: dict[str, Page]) -> None:
+    pytest.importorskip("playwright.sync_api")
+    import http.server
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    from ui.texts import texts
+
+    page = pages["local"]
+    page.gateway.acknowledge("alice")
+    attacker_html = ATTACKER_PAGE.format(target=page.url).encode()
+
+    class Attacker(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(attacker_html)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    fr = texts("fr")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            contexts = {}
+            for user in ("alice", "bob"):
+                ctx = browser.new_context(locale="fr-FR", accept_downloads=True)
+                ctx.set_default_timeout(60_000)
+                tab = ctx.new_page()
+                tab.goto(page.url)
+                tab.fill("input[type=text]", user)
+                tab.fill("input[type=password]", PASSWORD)
+                tab.keyboard.press("Enter")
+                tab.wait_for_selector("#kit-gate, #kit-main", state="visible")
+                contexts[user] = (ctx, tab)
+            ctx, tab = contexts["alice"]
+            # a page of another site (localhost is not 127.0.0.1) cannot read alice's token
+            tab2 = ctx.new_page()
+            tab2.goto(f"http://localhost:{attacker.server_address[1]}/")
+            outcome = tab2.evaluate("window.result")
+            assert outcome.startswith("refused"), outcome
+            # alice exports; the link works for her session only, once
+            tab.locator("#kit-tabs").get_by_role("tab", name=fr("history.tab")).click()
+            tab.click("#kit-export")
+            link = tab.locator("#kit-export-link")
+            link.wait_for(state="visible")
+            url = _absolute(page, str(link.get_attribute("href")))
+            bob_ctx, _ = contexts["bob"]
+            stolen = bob_ctx.request.get(url)
+            assert stolen.status == 404 and "alice" not in stolen.text()
+            with tab.expect_download() as got:
+                link.click()
+            data = json.loads(Path(got.value.path()).read_text(encoding="utf-8"))
+            assert data["user"] == "alice"
+            assert ctx.request.get(url).status == 404, "a link works once"
+            browser.close()
+    finally:
+        attacker.shutdown()
