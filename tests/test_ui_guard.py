@@ -318,7 +318,7 @@ def test_in_chromium_export_reaches_only_its_session_and_other_sites_read_nothin
             # alice exports; the link works for her session only, once
             tab.locator("#kit-tabs").get_by_role("tab", name=fr("history.tab")).click()
             tab.click("#kit-export")
-            link = tab.locator("#kit-export-link")
+            link = tab.locator("#kit-export-file a")
             link.wait_for(state="visible")
             url = _absolute(page, str(link.get_attribute("href")))
             bob_ctx, _ = contexts["bob"]

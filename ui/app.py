@@ -89,7 +89,6 @@ def create_ui(
         c.pii_pending = gr.State(None)
         c.fb_state = gr.State(None)
         c.admin_cache = gr.State(None)
-        c.export_path = gr.State(None)  # the token of the user's export link (one download, this session only)
 
         # header: brand, who is signed in, language (on every screen), sign out
         with gr.Row(elem_id="kit-header", equal_height=True):
@@ -294,12 +293,7 @@ def create_ui(
                     c.verify_md = gr.Markdown(elem_id="kit-verify-result")
                     c.bench_btn = lab(gr.Button(t("admin.bench"), size="sm", elem_id="kit-bench"), value="admin.bench")
                     c.bench_md = gr.Markdown(visible=False, elem_id="kit-bench-summary")
-                    c.bench_file = lab(
-                        gr.File(
-                            label=t("admin.bench_file"), visible=False, interactive=False, elem_id="kit-bench-file"
-                        ),
-                        label="admin.bench_file",
-                    )
+                    c.bench_file = gr.HTML(visible=False, elem_id="kit-bench-file")
                     c.fb_title = gr.Markdown(f"### {t('admin.feedback_title')}")
                     c.fb_none = gr.Markdown(visible=False)
                     c.fb_table = gr.Dataframe(visible=False, interactive=False, wrap=True, elem_id="kit-fb-table")

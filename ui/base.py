@@ -10,7 +10,8 @@ from typing import Any
 from kit.config import Settings
 from ui.auth import Refusal, identify
 from ui.client import ApiError, GatewayClient, Who
-from ui.downloads import Downloads
+from ui.downloads import PREFIX as DOWNLOAD_PREFIX
+from ui.downloads import Downloads, owner_of
 from ui.texts import Texts, texts
 from ui.views import error_text
 
@@ -73,6 +74,16 @@ class Base:
         return gr.update(
             value=f'<div class="kit-status kit-{kind}">\n\n{text}\n\n</div>' if text else "", visible=bool(text)
         )
+
+    def offer(self, request: Any, data: bytes, name: str, label: str) -> str | None:
+        """A link to `data` as the file `name` that only this request's session can follow, once
+        (ui.downloads); None when the request carries no proof of its session."""
+        owner = owner_of(self.settings, request)
+        if not owner:
+            return None
+        token = self.downloads.offer(data, name, owner)
+        href = DOWNLOAD_PREFIX.lstrip("/") + token  # relative: right behind a proxy serving the chat under a path
+        return f'<a href="{href}" download="{html.escape(name)}" class="kit-download">{html.escape(label)}</a>'
 
     @staticmethod
     def esc(value: Any) -> str:

@@ -3,7 +3,6 @@ and the history (open, delete, delete all, export)."""
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -13,8 +12,6 @@ import gradio as gr
 from ui.admin import AdminHandlers
 from ui.auth import Refusal
 from ui.client import ApiError, Who
-from ui.downloads import PREFIX as DOWNLOAD_PREFIX
-from ui.downloads import owner_of
 from ui.texts import Texts
 from ui.views import (
     ack_error,
@@ -312,20 +309,16 @@ class PageHandlers(AdminHandlers):
         who = self.who(request)
         if isinstance(who, Refusal):
             return {c.hist_msg: self.status(self.refusal_text(who, t), "error")}
-        owner = owner_of(self.settings, request)
-        if not owner:
-            return {c.hist_msg: self.status(t("auth.no_user"), "error")}
         try:
             data = self.client.export_me(who)
         except ApiError as err:
             return {c.hist_msg: self.status(self.error(err, t), "error")}
         name = f"kit-export-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.json"
-        token = self.downloads.offer(json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"), name, owner)
         label = t("history.export_link", name=name, minutes=max(1, round(self.downloads.ttl_s / 60)))
-        href = DOWNLOAD_PREFIX.lstrip("/") + token  # relative: right behind a proxy serving the chat under a path
-        link = f'<a href="{href}" download="{name}" id="kit-export-link">{html.escape(label)}</a>'
+        link = self.offer(request, json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"), name, label)
+        if link is None:
+            return {c.hist_msg: self.status(t("auth.no_user"), "error")}
         return {
             c.export_file: gr.update(value=link, visible=True),
-            c.export_path: token,
             c.hist_msg: self.status(t("history.export_ready"), "ok"),
         }
