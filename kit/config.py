@@ -298,7 +298,8 @@ def host_allowed(header: str | None, bound: str, allowed_hosts: list[str] | tupl
     if is_loopback_host(bound.strip().lower()):
         return is_loopback_literal(name)  # 127.0.0.2 is this machine; a name starting with 127. is not
     if bound.strip("[]") in WILDCARD_BINDS:
-        return not allowed  # every address of the machine, unless the names are listed
+        # every address of the machine (an IP address is never a rebound name), other names unless some are listed
+        return not allowed or ip_literal(name) is not None
     return name == host_name(bound)
 
 

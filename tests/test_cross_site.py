@@ -109,3 +109,20 @@ def test_gateway_allowed_origins() -> None:
         assert not origin_allowed(settings, Headers({"host": "127.0.0.1:8000", "origin": origin})), origin
     assert origin_allowed(settings, Headers({"host": "127.0.0.1:8000", "origin": "http://127.0.0.1:8000"}))
     assert origin_allowed(settings, Headers({"host": "127.0.0.1:8000"}))
+
+
+def test_host_rules_for_each_bind() -> None:
+    from kit.config import host_allowed
+
+    assert host_allowed("127.0.0.1:8000", "127.0.0.1", [])
+    assert host_allowed("[::1]:8000", "::1", [])
+    assert not host_allowed("127.attacker.example", "127.0.0.1", [])
+    assert not host_allowed("127.0.0.1.nip.io:8000", "localhost", [])
+    assert host_allowed("Chat.Example.org:443", "127.0.0.1", ["chat.example.org"])
+    assert host_allowed("10.0.0.5:8000", "10.0.0.5", []) and not host_allowed("127.0.0.2", "10.0.0.5", [])
+    assert not host_allowed("evil.example", "10.0.0.5", [])
+    # bound to every address: any name until names are listed; the machine's addresses always (probes)
+    assert host_allowed("anything.example", "0.0.0.0", [])
+    assert not host_allowed("evil.example", "0.0.0.0", ["chat.example.org"])
+    assert host_allowed("10.1.2.3:7860", "0.0.0.0", ["chat.example.org"])
+    assert host_allowed("chat.example.org", "::", ["chat.example.org"])
