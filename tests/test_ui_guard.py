@@ -227,6 +227,7 @@ def test_export_download_is_tied_to_its_session_and_deleted(pages: dict[str, Pag
             r = other.get(link)
             assert r.status_code in (401, 403, 404), (r.status_code, r.text[:200])
             assert '"alice"' not in r.text
+        assert alice.head(link).status_code == 405, "a look at the link does not spend it"
         got = alice.get(link)
         assert got.status_code == 200, got.text[:300]
         assert json.loads(got.content)["user"] == "alice"

@@ -235,7 +235,7 @@ class PageGuard:
         await self.app(scope, receive, self.guarded_send(send, self.doorman.over_tls(scope, headers)))
 
     async def download(self, scope: dict[str, Any], headers: dict[str, list[str]], send: Any) -> None:
-        if scope.get("method") not in ("GET", "HEAD"):
+        if scope.get("method") != "GET":  # not even HEAD: a look at the link must not spend it
             await answer(send, 405, _text("guard.get_only"), "method_not_allowed")
             return
         client = scope.get("client")
@@ -253,8 +253,7 @@ class PageGuard:
                (b"cache-control", b"no-store"), (b"content-length", str(len(data)).encode())]
         out += [(k.encode(), v.encode()) for k, v in HEADERS.items()]
         await send({"type": "http.response.start", "status": 200, "headers": out})
-        await send({"type": "http.response.body", "body": data if scope["method"] == "GET" else b"",
-                    "more_body": False})
+        await send({"type": "http.response.body", "body": data, "more_body": False})
 
     def guarded_send(self, send: Any, secure: bool) -> Any:
         held: dict[str, Any] = {}
