@@ -12,6 +12,7 @@ import ipaddress
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError
@@ -117,6 +118,9 @@ class Settings(_Section):
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 raise ConfigError(f"ui.trusted_proxies: '{entry}' is not an IP address or network.") from None
+        if self.ui.public_url is not None and origin_netloc(self.ui.public_url) is None:
+            raise ConfigError(f"ui.public_url: '{self.ui.public_url}' is not an http or https address such as "
+                              "https://chat.example.org.")
 
 
 def kit_home() -> Path:
@@ -133,8 +137,6 @@ def is_loopback_host(host: str) -> bool:
 
 
 def is_loopback_url(url: str) -> bool:
-    from urllib.parse import urlsplit
-
     return is_loopback_host(urlsplit(url).hostname or "")
 
 
@@ -251,3 +253,96 @@ def template() -> str:
             lines.extend("  " + ln for ln in dumped.rstrip().splitlines())
         lines.append("")
     return "\n".join(lines)
+
+
+# --- host names and origins (DNS rebinding, cross-site requests) ---------------------------------------------
+# A page on another domain may make its own name resolve to 127.0.0.1 (DNS rebinding): the browser then sends
+# that name in the Host header. The gateway and the chat accept only the names they are really reached under:
+# their bound address, ``localhost``, the IP literals of loopback when bound there, and the configured names.
+# ``127.attacker.example`` is a name, not an address.
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD_BINDS = frozenset({"0.0.0.0", "::", ""})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def host_name(header: str) -> str:
+    """The host part of a Host header, without port or IPv6 brackets, lower case."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def ip_literal(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address when `name` is written as an IP address (dotted quad or IPv6), else None."""
+    try:
+        return ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return None
+
+
+def is_loopback_literal(name: str) -> bool:
+    ip = ip_literal(name)
+    return ip is not None and ip.is_loopback
+
+
+def host_allowed(header: str | None, bound: str, allowed_hosts: list[str] | tuple[str, ...]) -> bool:
+    """Whether a server bound to `bound` answers a request whose Host header is `header`."""
+    if header is None:
+        return True  # HTTP/1.0 without Host: nothing to rebind
+    name = host_name(header)
+    allowed = {h.strip().lower() for h in allowed_hosts if h.strip()}
+    if name in LOOPBACK_NAMES or name in allowed:
+        return True
+    if is_loopback_host(bound.strip().lower()):
+        return is_loopback_literal(name)  # 127.0.0.2 is this machine; a name starting with 127. is not
+    if bound.strip("[]") in WILDCARD_BINDS:
+        # every address of the machine (an IP address is never a rebound name), other names unless some are listed
+        return not allowed or ip_literal(name) is not None
+    return name == host_name(bound)
+
+
+def origin_netloc(origin: str) -> str | None:
+    """``host:port`` of an Origin header (port made explicit), lower case; None when it is not an origin
+    of the web (``null``, a file, garbage)."""
+    try:
+        parts = urlsplit(origin.strip().lower())
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}"
+
+
+def same_origin(origin: str, host: str | None) -> bool:
+    """Whether an Origin header names the server reached under the Host header `host`. A Host without a
+    port is reached on the default port of the scheme the browser used (behind a TLS proxy, 443)."""
+    netloc = origin_netloc(origin)
+    if netloc is None or not host:
+        return False
+    value = host.strip().lower()
+    has_port = value.rsplit("]", 1)[-1].count(":") == 1 if value.startswith("[") else value.count(":") == 1
+    if has_port:
+        return netloc == value
+    origin_host, _, port = netloc.rpartition(":")
+    scheme = origin.strip().lower().split(":", 1)[0]
+    return host_name(origin_host) == host_name(value) and int(port) == DEFAULT_PORTS[scheme]
+
+
+def origin_listed(origin: str, origins: list[str] | tuple[str, ...]) -> bool:
+    """Whether an Origin header is one of the configured origins (``https://chat.example.org``), or names a
+    configured host name on the default port of its scheme."""
+    netloc = origin_netloc(origin)
+    if netloc is None:
+        return False
+    for entry in origins:
+        entry = entry.strip()
+        if "://" in entry:
+            if origin_netloc(entry) == netloc:
+                return True
+        elif entry and host_name(netloc) == entry.lower().strip("[]") and netloc.endswith((":80", ":443")):
+            return True  # a bare name: its pages on the web's usual ports
+    return False

@@ -210,6 +210,10 @@ class Server(_Section):
     allowed_hosts: list[str] = Field(
         default_factory=list, description="Host names the API answers to besides its bound address (DNS "
         "rebinding: any other Host header gets 421).")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="Origins of web pages (https://app.example.org) allowed to send "
+        "state-changing requests (POST, PUT, PATCH, DELETE) from a browser; any other page's gets 403. Programs "
+        "that send no Origin header are not concerned.")
     metrics_access: Literal["loopback", "key", "open"] = Field(
         default="loopback", description="Who may read /metrics: loopback clients, holders of an admin, auditor or "
         "service key, or anyone.")
@@ -232,6 +236,13 @@ class UI(_Section):
     session_max_hours: float = Field(
         default=10, gt=0, le=24 * 7,
         description="Local sign-in: a session ends this long after the sign-in, however much it is used.")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host names the chat answers to besides its bound address and localhost "
+        "(the name a reverse proxy passes on; DNS rebinding: any other Host header gets 421).")
+    public_url: str | None = Field(
+        default=None, description="Address people open the chat at when a reverse proxy serves it "
+        "(https://chat.example.org): its name is accepted like allowed_hosts, its origin as the page's own, "
+        "and https marks the sign-in cookie Secure.")
     default_language: Literal["fr", "en"] = Field(default="fr", description="Language shown first.")
     server_url: str | None = Field(default=None, description="API the UI talks to; default: this machine's server.")
     max_upload_bytes: int = Field(default=20_000_000, ge=1024, description="Largest file the chat accepts.")

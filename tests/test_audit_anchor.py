@@ -394,13 +394,11 @@ def test_feedback_is_exported_and_deleted_with_the_users_data(gateway: ServerHan
 # --- the browser chat's export -------------------------------------------------------------------------------
 
 def test_browser_export_leaves_no_file_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ui.pages
     from ui.app import create_ui
 
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(ui.pages, "EXPORT_GRACE_S", 0.1)
 
     class Client:
         sessions: dict[str, str] = {}
@@ -415,16 +413,13 @@ def test_browser_export_leaves_no_file_behind(tmp_path: Path, monkeypatch: pytes
     demo = create_ui(load_settings(), "http://127.0.0.1:9", client=Client())  # type: ignore[arg-type]
     handlers = next(f for f in demo.fns.values() if f.name == "export").fn.__self__  # type: ignore[union-attr]
     out = handlers.export("fr", None)
-    served = Path(out[handlers.c.export_path])
+    link = out[handlers.c.export_file]["value"]
+    token = link.split('href="kit/download/', 1)[1].split('"', 1)[0]
+    assert not (tmp_path / "gradio").exists() or not list((tmp_path / "gradio").rglob("*.json")), \
+        "nothing goes to Gradio's cache, which serves its files to anyone signed in"
+    (served,) = handlers.downloads.pending()
     assert "EXPORT-MARKER" in served.read_text(encoding="utf-8")
-    assert list((tmp_path / "tmp").iterdir()) == [], "the private copy is gone once Gradio holds its own"
-    handlers.export_downloaded(str(served))
-    deadline = time.monotonic() + 5
-    while served.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not served.exists(), "the served copy is deleted after the download"
-    outside = tmp_path / "kit-export-elsewhere.json"
-    outside.write_text("{}")
-    handlers.export_downloaded(str(outside))
-    time.sleep(0.3)
-    assert outside.exists(), "only files of Gradio's cache are deleted"
+    assert served.stat().st_mode & 0o077 == 0
+    name, data = handlers.downloads.take(token, frozenset({"local"}))
+    assert b"EXPORT-MARKER" in data and name.startswith("kit-export-")
+    assert list((tmp_path / "tmp").iterdir()) == [], "the file is deleted once downloaded"

@@ -71,7 +71,8 @@ def test_mutated_bodies_never_give_a_5xx(gw: ServerHandle, path: str, key: str |
                                          drop: bool) -> None:
     body = _mutate(VALID[path], key, value, drop)
     with httpx.Client(timeout=120) as client:
-        r = client.post(gw.url + path, headers=gw.headers("fuzz"), content=json.dumps(body))
+        r = client.post(gw.url + path, headers={**gw.headers("fuzz"), "Content-Type": "application/json"},
+                        content=json.dumps(body))
     _check(r, f"POST {path} {body!r}"[:300])
 
 

@@ -4,9 +4,6 @@ refuses these endpoints to other roles whatever the page shows."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from typing import Any
 
 import gradio as gr
@@ -107,13 +104,10 @@ class AdminHandlers(Base):
             c.bench_file: gr.update(value=None, visible=False),
             c.admin_msg: self.status(""),
         }
-        if report.get("html"):
-            folder = tempfile.mkdtemp(prefix="kit-bench-")
-            try:
-                path = os.path.join(folder, "kit-bench-report.html")
-                with open(path, "w", encoding="utf-8") as fh:
-                    fh.write(report["html"])
-                out[c.bench_file] = gr.update(value=c.bench_file.move_resource_to_block_cache(path), visible=True)
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
+        if report.get("html"):  # offered to this session only, once, as an attachment (ui.downloads)
+            name = "kit-bench-report.html"
+            label = t("admin.bench_link", name=name, minutes=max(1, round(self.downloads.ttl_s / 60)))
+            link = self.offer(request, str(report["html"]).encode("utf-8"), name, label)
+            if link:
+                out[c.bench_file] = gr.update(value=link, visible=True)
         return out

@@ -7,6 +7,7 @@ loaded from outside the machine: no analytics, no share link, no web fonts, no C
 
 from __future__ import annotations
 
+import atexit
 import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported anywhere
@@ -22,8 +23,9 @@ from ui.base import Components  # noqa: E402
 from ui.chat import ChatHandlers  # noqa: E402
 from ui.client import GatewayClient  # noqa: E402
 from ui.documents import ACCEPTED, DocumentHandlers  # noqa: E402
+from ui.downloads import Downloads  # noqa: E402
 from ui.events import wire  # noqa: E402
-from ui.guard import PageGuard  # noqa: E402
+from ui.guard import Doorman, PageGuard, gate_lifespan  # noqa: E402
 from ui.pages import PageHandlers  # noqa: E402
 from ui.sessions import SessionGuard, Sessions, make_sign_in  # noqa: E402
 from ui.texts import language_choices, texts  # noqa: E402
@@ -57,8 +59,10 @@ def create_ui(
     max_tokens: int | None = None,
     client: GatewayClient | None = None,
     sessions: Sessions | None = None,
+    downloads: Downloads | None = None,
 ) -> gr.Blocks:
-    """The page, bound to the gateway at `api_url` (with the UI's service key when it has keys)."""
+    """The page, bound to the gateway at `api_url` (with the UI's service key when it has keys); the files
+    it offers (exports) go to `downloads`, served by the page's guard."""
     lang0 = settings.ui.default_language
     t = texts(lang0)
     c = Components(labels=[])
@@ -66,6 +70,7 @@ def create_ui(
     env_tokens = os.environ.get("KIT_UI_MAX_TOKENS", "")
     tokens = max_tokens or (int(env_tokens) if env_tokens.isdigit() else settings.server.max_tokens_default)
     h = Handlers(settings, client, c, max_tokens=tokens, sessions=sessions)
+    h.downloads = downloads or Downloads()
     h.setup()
 
     def lab(component: Any, **props: str) -> Any:
@@ -86,7 +91,6 @@ def create_ui(
         c.pii_pending = gr.State(None)
         c.fb_state = gr.State(None)
         c.admin_cache = gr.State(None)
-        c.export_path = gr.State(None)  # the served copy of the user's export, deleted after download
 
         # header: brand, who is signed in, language (on every screen), sign out
         with gr.Row(elem_id="kit-header", equal_height=True):
@@ -274,10 +278,7 @@ def create_ui(
                     c.export_btn = lab(
                         gr.Button(t("history.export"), size="sm", elem_id="kit-export"), value="history.export"
                     )
-                    c.export_file = lab(
-                        gr.File(label=t("history.export_file"), visible=False, interactive=False),
-                        label="history.export_file",
-                    )
+                    c.export_file = gr.HTML(visible=False, elem_id="kit-export-file")
                     c.hist_msg = gr.Markdown(visible=False)
 
                 with gr.Tab(t("charter.tab"), id="charter", elem_id="kit-tab-charter") as c.tab_charter:
@@ -294,12 +295,7 @@ def create_ui(
                     c.verify_md = gr.Markdown(elem_id="kit-verify-result")
                     c.bench_btn = lab(gr.Button(t("admin.bench"), size="sm", elem_id="kit-bench"), value="admin.bench")
                     c.bench_md = gr.Markdown(visible=False, elem_id="kit-bench-summary")
-                    c.bench_file = lab(
-                        gr.File(
-                            label=t("admin.bench_file"), visible=False, interactive=False, elem_id="kit-bench-file"
-                        ),
-                        label="admin.bench_file",
-                    )
+                    c.bench_file = gr.HTML(visible=False, elem_id="kit-bench-file")
                     c.fb_title = gr.Markdown(f"### {t('admin.feedback_title')}")
                     c.fb_none = gr.Markdown(visible=False)
                     c.fb_table = gr.Dataframe(visible=False, interactive=False, wrap=True, elem_id="kit-fb-table")
@@ -390,7 +386,10 @@ def launch_ui(
     # reverse proxy (local sign-in: the gateway throttles failed sign-ins per address); never in proxy mode.
     os.environ["FORWARDED_ALLOW_IPS"] = ",".join(settings.ui.trusted_proxies if settings.ui.auth == "local" else [])
     sessions = Sessions.from_settings(settings)
-    demo = create_ui(settings, api_url, api_key=api_key, max_tokens=max_tokens, sessions=sessions)
+    downloads, doorman = Downloads(), Doorman(settings, host)
+    atexit.register(downloads.close)  # an export never downloaded does not outlive the process
+    demo = create_ui(settings, api_url, api_key=api_key, max_tokens=max_tokens, sessions=sessions,
+                     downloads=downloads)
     auth = make_sign_in(GatewayClient(api_url, api_key)) if settings.ui.auth == "local" else None
     fr, en = texts("fr"), texts("en")
     demo.queue(default_concurrency_limit=16)
@@ -416,8 +415,11 @@ def launch_ui(
         head=head_html(),
         favicon_path=STATIC / "favicon.png" if (STATIC / "favicon.png").exists() else None,
         app_kwargs={
-            "middleware": [Middleware(PageGuard, lang=settings.ui.default_language),
-                           Middleware(SessionGuard, sessions=sessions)],
+            "middleware": [
+                Middleware(PageGuard, lang=settings.ui.default_language, doorman=doorman, downloads=downloads),
+                Middleware(SessionGuard, sessions=sessions),
+            ],
+            "lifespan": gate_lifespan(doorman),  # around Gradio's own middleware, whose CORS grants other sites
             "docs_url": None,
             "redoc_url": None,
         },

@@ -9,6 +9,8 @@ from typing import Any
 from kit.config import Settings
 from ui.auth import Refusal, identify
 from ui.client import ApiError, GatewayClient, Who
+from ui.downloads import PREFIX as DOWNLOAD_PREFIX
+from ui.downloads import Downloads, owner_of
 from ui.sessions import Sessions, session_token
 from ui.texts import Texts, texts
 from ui.views import error_text
@@ -19,6 +21,8 @@ class Components(SimpleNamespace):
 
 
 class Base:
+    downloads: Downloads  # the files offered to one session (exports), set by ui.app
+
     def __init__(self, settings: Settings, client: GatewayClient, c: Components, *, max_tokens: int,
                  sessions: Sessions | None = None) -> None:
         self.settings = settings
@@ -70,6 +74,16 @@ class Base:
         return gr.update(
             value=f'<div class="kit-status kit-{kind}">\n\n{text}\n\n</div>' if text else "", visible=bool(text)
         )
+
+    def offer(self, request: Any, data: bytes, name: str, label: str) -> str | None:
+        """A link to `data` as the file `name` that only this request's session can follow, once
+        (ui.downloads); None when the request carries no proof of its session."""
+        owner = owner_of(self.settings, request)
+        if not owner:
+            return None
+        token = self.downloads.offer(data, name, owner)
+        href = DOWNLOAD_PREFIX.lstrip("/") + token  # relative: right behind a proxy serving the chat under a path
+        return f'<a href="{href}" download="{html.escape(name)}" class="kit-download">{html.escape(label)}</a>'
 
     @staticmethod
     def esc(value: Any) -> str:

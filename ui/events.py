@@ -185,8 +185,7 @@ def wire(demo: gr.Blocks, c: Components, h: Any) -> None:
     )
     c.hist_delete.click(h.delete_conversation, [c.hist_dd, c.conv, c.lang_state], hist_out, **PRIVATE)
     c.hist_delete_all.click(h.delete_all, [c.hist_confirm, c.conv, c.lang_state], hist_out, **PRIVATE)
-    c.export_btn.click(h.export, [c.lang_state], [c.export_file, c.export_path, c.hist_msg], **PRIVATE)
-    c.export_file.download(h.export_downloaded, [c.export_path], [c.export_file, c.export_path], **PRIVATE)
+    c.export_btn.click(h.export, [c.lang_state], [c.export_file, c.hist_msg], **PRIVATE)
 
     # admin and auditor
     admin_out = [c.admin_cache, c.admin_msg, c.stats_md, c.fb_table, c.fb_none, c.verify_md, c.close_cb, c.close_text]

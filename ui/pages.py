@@ -4,12 +4,7 @@ and the history (open, delete, delete all, export)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -29,8 +24,6 @@ from ui.views import (
     quiz_items,
     render_chat,
 )
-
-EXPORT_GRACE_S = 60.0
 
 
 class PageHandlers(AdminHandlers):
@@ -310,6 +303,8 @@ class PageHandlers(AdminHandlers):
         return out
 
     def export(self, lang: str, request: gr.Request) -> dict[Any, Any]:
+        """The user's data as a JSON file offered to this session only, once (ui.downloads): nothing is
+        written to Gradio's cache, whose files any signed-in user holding the link may fetch."""
         c, t = self.c, self.t(lang)
         who = self.who(request)
         if isinstance(who, Refusal):
@@ -318,29 +313,12 @@ class PageHandlers(AdminHandlers):
             data = self.client.export_me(who)
         except ApiError as err:
             return {c.hist_msg: self.status(self.error(err, t), "error")}
-        folder = tempfile.mkdtemp(prefix="kit-export-")  # private (0700), removed as soon as Gradio holds its copy
-        try:
-            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-            path = os.path.join(folder, f"kit-export-{stamp}.json")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, ensure_ascii=False, indent=2)
-            served = c.export_file.move_resource_to_block_cache(path)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+        name = f"kit-export-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.json"
+        label = t("history.export_link", name=name, minutes=max(1, round(self.downloads.ttl_s / 60)))
+        link = self.offer(request, json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"), name, label)
+        if link is None:
+            return {c.hist_msg: self.status(t("auth.no_user"), "error")}
         return {
-            c.export_file: gr.update(value=served, visible=True),
-            c.export_path: served,
+            c.export_file: gr.update(value=link, visible=True),
             c.hist_msg: self.status(t("history.export_ready"), "ok"),
         }
-
-    def export_downloaded(self, served: str | None) -> dict[Any, Any]:
-        """The export was downloaded: the copy Gradio served is deleted a minute later (time for the browser to
-        fetch it; Gradio's delete_cache removes one never downloaded within two hours)."""
-        c = self.c
-        cache = Path(c.export_file.GRADIO_CACHE).resolve()
-        if served and Path(served).name.startswith("kit-export-") and cache in Path(served).resolve().parents:
-            timer = threading.Timer(EXPORT_GRACE_S, Path(served).unlink, kwargs={"missing_ok": True})
-            timer.daemon = True
-            timer.start()
-        return {c.export_file: gr.update(value=None, visible=False), c.export_path: None}

@@ -42,6 +42,11 @@ class HostRefused(KitError):
     """The Host header names neither the bound address nor an allowed host (HTTP 421, DNS rebinding)."""
 
 
+class NotJson(KitError):
+    """A JSON route was sent a body of another type (HTTP 415): a page of another site can send text/plain
+    without asking the browser's permission, never application/json."""
+
+
 class TooMany(KitError):
     """Too many attempts or requests (HTTP 429); `retry_after` says when to try again."""
 
@@ -66,6 +71,7 @@ STATUS: list[tuple[type[Exception], int, str]] = [
     (PiiBlocked, 422, "personal_data_blocked"),
     (PolicyError, 403, "permission_error"),
     (BodyTooLarge, 413, "request_too_large"),
+    (NotJson, 415, "unsupported_media_type"),
     (ModelNotFound, 404, "model_not_found"),
     (ContextOverflowError, 400, "context_length_exceeded"),
     (UsageError, 400, "invalid_request_error"),
@@ -103,6 +109,12 @@ async def read_json(request: Request, limit: int) -> Any:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
         raise BodyTooLarge(f"the request body has {length} bytes; the limit is {limit} (server.max_body_bytes).")
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not (media_type.startswith("application/")
+                                                 and media_type.endswith("+json")):
+        raise NotJson(f"this endpoint takes a JSON body, sent with the header Content-Type: application/json (this "
+                      f"one is {media_type or 'not given'}). / Cette route attend un corps JSON, envoyé avec l'en-tête "
+                      f"Content-Type: application/json (ici : {media_type or 'absent'}).")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
