@@ -14,7 +14,8 @@ the false-positive rate on clean French administrative sentences (structured typ
 LOCATION apart, and the sensitive categories apart).
 
 Sensitive data about a person (:mod:`benchmarks.privacy_sensitive`): recall and false positives per
-SENSITIVE category on labelled French and English sentences with and without such data.
+SENSITIVE category on labelled French and English sentences with and without such data, and on a second set
+written after the rules and never used to change them (the figure to expect on new text).
 
     python benchmarks/privacy.py [--data PATH] [--clean PATH] [--sensitive PATH] [--out benchmarks/results/privacy.json]
                                  [--model NAME] [--no-scaling]
@@ -220,6 +221,8 @@ def _print_report(result: dict[str, Any]) -> None:
         _print_forms(result["forms"])
     if "sensitive" in result:
         privacy_sensitive.print_sensitive(result["sensitive"])
+    if "sensitive_unseen" in result:
+        privacy_sensitive.print_sensitive(result["sensitive_unseen"])
     if "scaling" in result:
         sizes = result["scaling"]["sizes"]
         print("scaling: seconds per scan (time per 1,000 characters; a flat figure is linear)")
@@ -257,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="clean sentences, one a line, for the false-positive rate")
     parser.add_argument("--sensitive", default=str(privacy_sensitive.SENSITIVE_DATA),
                         help="labelled sentences with and without sensitive data about a person (JSONL)")
+    parser.add_argument("--sensitive-unseen", default=str(privacy_sensitive.UNSEEN_DATA),
+                        help="the same, written after the rules and never used to change them (JSONL)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where to write the JSON result")
     parser.add_argument("--model", default=None, help="spaCy pipeline (default: best installed)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling measurement (minutes)")
@@ -268,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     result["timing"]["load_s"] = round(load_s, 3)
     result["forms"] = privacy_forms.evaluate_forms(detector.scan_many, args.clean)
     result["sensitive"] = privacy_sensitive.evaluate_sensitive(detector.scan_many, args.sensitive)
+    result["sensitive_unseen"] = privacy_sensitive.evaluate_sensitive(detector.scan_many, args.sensitive_unseen)
     if not args.no_scaling:
         result["scaling"] = scaling(detector, args.data)
     _print_report(result)

@@ -84,7 +84,8 @@ HEALTH_ATTR = _alt(f"""malade{_E} enceinte{_E} diabetique{_E} epileptique{_E} as
     en_cure_de_desintoxication sous_traitement sous_chimio\\w* sous_dialyse sous_antidepresseurs
     sick ill pregnant diabetic epileptic autistic disabled depressed hiv[-\\s]positive bipolar schizophrenic
     alcoholic blind deaf hospitali[sz]ed anorexic dyslexic paraly[sz]ed obese immunocompromised
-    in_hospital in_rehab in_remission in_a_wheelchair expecting_a_baby terminally_ill mentally_ill""")
+    in_hospital in_rehab in_remission in_a_wheelchair expecting_a_baby terminally_ill mentally_ill amputee{_E}
+    en_longue_maladie amputees? en_cure""")
 DISEASE = _alt("""cancer(?:\\s+d[ue]\\s+\\w+)? leucemie tumeur lymphome diabete depression(?:\\s+nerveuse)?
     burn-?out sclerose_en_plaques maladie_d[e']\\s?\\w+
     maladie_(?:grave|chronique|rare|orpheline|mentale|psychiatrique|genetique|auto-immune)
@@ -99,12 +100,20 @@ DISEASE = _alt("""cancer(?:\\s+d[ue]\\s+\\w+)? leucemie tumeur lymphome diabete 
     burnout stress eating_disorder anorexia bulimia miscarriage chemo(?:therapy)? radiotherapy dialysis
     addiction alcoholism mental_illness mental_health_(?:problems|issues|condition) disability hepatitis(?:\\s+\\w)?
     crohn's(?:\\s+disease)? arthritis hernia (?:serious|chronic|rare|terminal)_(?:illness|disease|condition)
-    antidepressants insulin heart_condition seizures? migraines surgery the_flu covid""")
+    antidepressants insulin heart_condition seizures? migraines surgery the_flu covid
+    hypertension cholesterol arthrose arthrite sciatique lombalgie fracture entorse grippe bronchite pneumonie
+    insuffisance_(?:cardiaque|renale|respiratoire) ulcere cirrhose paralysie hemiplegie surdite cecite obesite
+    allergies? mal_de_dos migraines? prothese amputation fiv pma
+    high_blood_pressure sciatica back_pain broken_(?:leg|arm|wrist|ankle|hip|back) pneumonia infection
+    kidney_(?:failure|disease) heart_(?:disease|failure) liver_disease obesity allergy hearing_loss rehab ivf
+    prosthesis amputation""")
 HEALTH_HAVE = _alt("""a ont avait avaient aurait a_eu atteinte?s?_d[e'] souffre_d[e'] souffrait_d[e']
     souffrent_d[e'] soignee?s?_pour traitee?s?_pour diagnostiquee?s? a_fait fait suit prend prenait
-    victime_d'un victime_d'une rechute_de
+    victime_d'un victime_d'une rechute_de traitement_contre traitement_pour revenue?_de revient_de
+    sortie?_de
     has have had having diagnosed_with suffers_from suffering_from suffered_from treated_for
-    recovering_from undergoing battling living_with lives_with off_work_with takes taking""")
+    recovering_from undergoing battling living_with lives_with off_work_with takes taking treatment_for
+    came_back_from back_from returned_from""")
 HEALTH_STATUS = r"(?:arret|conge)s?\s+(?:de\s+)?(?:maladie|maternite|longue\s+maladie|longue\s+duree|" \
     r"pathologique|de\s+travail)|arret\s+de\s+travail|(?:on|off)\s+(?:sick|medical|maternity|stress)\s+leave" \
     r"|off\s+sick|signed\s+off\s+sick|off\s+work\s+(?:with|due\s+to|because\s+of)\s+\w+|reconnue?\s+travailleu" \
@@ -117,7 +126,8 @@ RELIGION_ATTR = _alt(f"""musulman{_E} jui(?:f|fs|ve|ves) catholique{_E} protesta
     anglican{_E} adventiste{_E} converti{_E}
     muslims? jewish jews? catholics? protestants? christians? buddhists? hindus? atheists? agnostics?
     evangelical(?:\\s+christian)? mormons? jehovah's_witness(?:es)? religious orthodox_jew(?:ish)? quakers?
-    anglicans? born-again(?:\\s+christian)? observant""")
+    anglicans? born-again(?:\\s+christian)? observant pasteur{_E} pretres? imams? rabbins? moines? religieu(?:x|se|ses)
+    scientologues? priests? rabbis? pastors? nuns? monks? scientologists? wiccans?""")
 _FAITHS = r"(?:l'islam|islam|judaisme|christianisme|catholicisme|bouddhisme|protestantisme|hindouisme|" \
     r"judaism|christianity|catholicism|buddhism|hinduism|sikhism)"
 RELIGION_ACT = (
@@ -127,6 +137,8 @@ RELIGION_ACT = (
     r"|(?:fait|faisait|jeune\s+pendant|observe|respecte|celebre)\s+(?:le\s+)?(?:ramadan|shabbat|sabbat|careme|yom\s+kippour)"
     r"|(?:va|allait|se\s+rend)\s+(?:a\s+la\s+(?:messe|mosquee|synagogue|priere)|au\s+temple|a\s+l'eglise)"
     r"|prient?\s+(?:a\s+(?:midi|\d)|cinq\s+fois|chaque|tous\s+les|le\s+vendredi)"
+    r"|(?:pour\s+des|for)\s+(?:raisons\s+religieuses|religious\s+reasons)"
+    r"|fai(?:t|s|saient|sait)\s+(?:sa|la|ses|leur)\s+prieres?"
     r"|keeps\s+kosher|eats\s+(?:only\s+)?(?:halal|kosher)|mange\s+(?:halal|casher|kasher)"
     r"|fasts?\s+(?:during|for)\s+(?:ramadan|lent|navratri|yom\s+kippur)|observes\s+(?:ramadan|the\s+sabbath|shabbat|lent)"
     r"|(?:attends|goes\s+to)\s+(?:the\s+)?(?:mass|church|mosque|synagogue|temple)|prays\s+(?:five|every|at|daily)"
@@ -149,12 +161,15 @@ POLITICS_ACT = (
     rf"vot(?:e|es|ent|ait|aient|er|ed|ing)\s+(?:pour\s+|for\s+|a\s+)?(?:le\s+|la\s+|les\s+|the\s+)?{_PARTY}\b"
     rf"|a\s+vote\s+(?:pour\s+)?(?:le\s+|la\s+|les\s+)?{_PARTY}\b"
     rf"|(?:militant{_E}|adherent{_E}|membres?|encarte{_E}|sympathisant{_E}|electeur|electrice|electeurs|"
-    rf"partisan{_E}|proche|milite|militait|a\s+adhere|soutient)\s+(?:a|au|aux|du|de|des|chez|pour|en\s+faveur\s+de)?"
+    rf"partisan{_E}|proche|milite|militait|a\s+adhere|soutient|candidat{_E}|conseill(?:er|ere)s?|depute{_E}|elu{_E})\s+(?:a|au|aux|du|de|des|chez|pour|en\s+faveur\s+de)?"
     rf"\s*(?:la\s+|le\s+|les\s+|l')?{_PARTY}\b"
     rf"|(?:members?|activists?|supporters?|voters?|campaigners?|canvassers?|councillors?|sympathi[sz]ers?)\s+"
     rf"(?:of|for)\s+(?:the\s+)?{_PARTY}\b"
     rf"|\b{_PARTY}\s+(?:party\s+)?(?:member|activist|supporter|voter|campaigner|sympathi[sz]er|councillor)s?"
-    rf"|campaign(?:s|ed|ing)?\s+for\s+(?:the\s+)?{_PARTY}\b"
+    rf"|(?:campaign|canvass)(?:s|es|ed|ing)?\s+for\s+(?:the\s+)?{_PARTY}\b"
+    r"|(?:stood|stands|ran|runs|standing|running)\s+(?:as|for)\s+(?:a\s+|an\s+|the\s+)?(?:\w+\s+)?"
+    r"(?:candidate|councillor|mp|mayor|senator|congress(?:man|woman))\b|y\s+milite"
+    r"|(?:se\s+presente|candidat{_E})\s+(?:aux|a\s+la)\s+(?:elections?|municipales|legislatives|presidentielle)"
     r"|(?:sa|son|ses|his|her|their)\s+(?:opinions?\s+politiques?|engagement\s+politique|appartenance\s+politique|"
     r"political\s+(?:views|opinions|beliefs|affiliation))")
 
@@ -168,7 +183,9 @@ UNION = (
     rf"|syndique{_E}(?:\s+(?:a|au|chez)\s+(?:la\s+|l')?{_UNION_FR}\b)?|syndicaliste{_E}|militant{_E}\s+syndica\w+"
     rf"|(?:adherent{_E}|membres?|elu{_E}|secretaire|tresorier|tresoriere|militant{_E}|encarte{_E})\s+"
     rf"(?:(?:a|au|de|du|chez)\s+)?(?:la\s+|l')?{_UNION_FR}\b"
-    rf"|(?:sa\s+carte|adhere|adhesion|a\s+adhere)\s+(?:a|au|de)\s+(?:la\s+|l')?{_UNION_FR}\b"
+    rf"|represent(?:e|ent|ait|s|ed)?\s+(?:la\s+|le\s+|l'|the\s+)?(?:{_UNION_FR}|{_UNION_EN})\b"
+    r"|piquets?\s+de\s+greve|picket\s+lines?|union\s+dues|cotisations?\s+syndicales?"
+    rf"|(?:sa\s+carte|adhere|adhesion|a\s+adhere)\s+(?:a|au|de|chez)\s+(?:la\s+|l')?{_UNION_FR}\b"
     rf"|section\s+syndicale(?:\s+{_UNION_FR}\b)?|heures\s+de\s+delegation|mandat\s+syndical"
     r"|(?:son|sa|ses)\s+(?:appartenance|engagement|activite|activites|mandat|adhesion)\s+syndica\w+"
     r"|(?:trade\s+|labou?r\s+)?union\s+(?:member|rep|representative|steward|delegate|official|officer|activist|"
@@ -181,7 +198,7 @@ UNION = (
 SEXUALITY_ATTR = _alt("""homosexuel(?:s|le|les)? gays? lesbiennes? bisexuel(?:s|le|les)?
     heterosexuel(?:s|le|les)? transgenres? trans pansexuel(?:s|le|les)? asexuel(?:s|le|les)? queer
     non[-\\s]binaires? intersexes? en_couple_avec_(?:un_homme|une_femme)
-    gay lesbians? bisexual homosexual heterosexual transgender pansexual asexual non[-\\s]binary intersex""")
+    gay lesbians? bisexual homosexual heterosexual transgender pansexual asexual non[-\\s]binary intersex homos?""")
 SEXUALITY_ACT = (
     r"(?:fait|fais|faire|a\s+fait)\s+son\s+coming[-\s]out|coming[-\s]out|came\s+out(?:\s+as\s+\w+)?"
     r"|(?:entretient|a|avait|aurait|vit)\s+une\s+(?:liaison|relation\s+(?:extraconjugale|adultere|sexuelle)|aventure)"
@@ -189,12 +206,15 @@ SEXUALITY_ACT = (
     r"|(?:sa|son|ses|his|her|their)\s+(?:orientation\s+sexuelle|vie\s+sexuelle|vie\s+intime|identite\s+de\s+genre|"
     r"homosexualite|bisexualite|sexual\s+orientation|sex\s+life|sexuality|gender\s+identity)"
     r"|(?:having|had|has|have)\s+an\s+affair|cheat(?:s|ed|ing)?\s+on\s+(?:him|her|them|his\s+\w+|her\s+\w+)"
-    r"|same-sex\s+(?:relationship|partner|marriage|couple)"
+    r"|same-sex\s+(?:relationship|partner|marriage|couple)|(?:is|are|was|were)\s+dating|sort\s+avec"
+    r"|(?:couche|sleeps?|slept|sleeping)\s+(?:avec|with)|transition(?:ed|ne|nee)\b"
     r"|(?:commence|entame|began|started)\s+(?:sa|son|his|her|their)\s+transition(?!\s+(?:numerique|energetique|ecologique|digitale|digital|to))")
 
 ORIGIN_ATTR = _alt(f"""noir{_E} metis(?:se|ses)? arabes? roms? asiatiques? maghrebin{_E} africain{_E} gitan{_E}
     tzigane{_E} kabyles? berberes? beurs? racise{_E} black asian hispanic latino latina arab roma gypsy
-    mixed[-\\s]race biracial (?:\\w+\\s+)?immigrants?""")
+    mixed[-\\s]race biracial (?:\\w+\\s+)?immigrants? (?:\\w+\\s+)?(?:refugees?|migrants?)
+    (?:\\w+\\s+)?(?:immigre{_E}|refugie{_E}|migrant{_E}) sans-papiers peul{_E} kurde{_E} tamoul{_E} touaregs?
+    ouighour{_E} manouche{_E} tsigane{_E} yeniches? antillais{_E} afro-\\w+ kurdish tamil uyghur""")
 ORIGIN = (
     r"d'origines?\s+(?!controlee|protegee|animale|vegetale|inconnue|humaine|geographique|naturelle|minerale|"
     r"renouvelable|agricole|industrielle|professionnelle)[a-z-]+"
@@ -202,6 +222,8 @@ ORIGIN = (
     r"|(?:sa|son|ses|his|her|their)\s+(?:origines?|couleur\s+de\s+peau|ethnie|appartenance\s+ethnique|"
     r"ethnicity|ethnic\s+origin|race|skin\s+colou?r)"
     r"|of\s+(?:[a-z-]+\s+){1,2}(?:origin|descent|heritage|background|ancestry|extraction|parentage)"
+    r"|(?:femme|homme|fille|garcon|personne|jeune)s?\s+(?:noire?s?|arabes?|asiatiques?|maghrebine?s?|metisse?s?|roms?)"
+    r"|(?:black|asian|arab|hispanic|latino|latina)\s+(?:woman|man|girl|boy|guy|person|lady|people|women|men)"
     r"|ethnically\s+[a-z-]+|people\s+of\s+colou?r|person\s+of\s+colou?r")
 
 CRIMINAL = (
@@ -214,7 +236,10 @@ CRIMINAL = (
     r"|(?:sort|sorti|sortie|libere|liberee)\s+de\s+prison|en\s+prison|en\s+detention(?:\s+provisoire)?"
     r"|sous\s+(?:bracelet\s+electronique|controle\s+judiciaire)|en\s+garde\s+a\s+vue|en\s+liberte\s+conditionnelle"
     r"|a\s+commis\s+(?:un|une|des)\s+(?:vols?|agressions?|crimes?|delits?|meurtres?|viols?|fraudes?|escroqueries?|infractions?|homicides?)"
-    r"|(?:convicted|arrested|charged\s+with|jailed|imprisoned|sentenced|incarcerated|found\s+guilty|cautioned|"
+    r"|ecope{_E}\s+d[e']\s*(?:une?\s+)?(?:amende|peine|prison|\w+\s+(?:ans|mois)\s+de\s+prison)"
+    r"(?:\s+(?:pour|de)\s+[\w'-]+(?:\s+[\w'-]+){0,3})?"
+    r"|(?:did|doing|done|served)\s+time|awaiting\s+trial|(?:on|stood|stands)\s+trial|en\s+attente\s+de\s+(?:son\s+)?proces"
+    r"|(?:convicted|arrested|charged\s+with(?!\s+\w+ing\b)|jailed|imprisoned|sentenced|incarcerated|found\s+guilty|cautioned|"
     r"remanded|prosecuted|indicted|pleaded\s+guilty)(?:\s+(?:of|for|with|to)\s+[\w'-]+(?:\s+[\w'-]+){0,2})?"
     r"|(?:previous|prior|criminal|spent|fraud|drugs?|theft|assault|a|his|her|their)\s+convictions?|criminal\s+record|served\s+(?:\w+\s+){0,3}?(?:in\s+prison|in\s+jail|behind\s+bars|sentence)"
     r"|(?:in|out\s+of|released\s+from)\s+(?:prison|jail)|behind\s+bars|on\s+parole|on\s+remand|sex\s+offender"
@@ -232,7 +257,8 @@ PERSON_WORDS = _alt(f"""il elle ils elles lui je j' moi collegues? agent{_E} sal
     manager boss supervisor director secretary assistant technician accountant driver cashier nurse receptionist
     caretaker neighbou?r son daughter wife husband partner father mother brother sister child kid friend
     student pupil deputy new_hire hire recruit tenant client customer cousin uncle aunt teammate co-?worker
-    contractor volunteer man woman guy lady mr mrs ms miss dr""")
+    contractor volunteer man woman guy lady mr mrs ms miss dr famille family grandparents grands-parents
+    grand-pere grand-mere grandfather grandmother binome equipier{_E} partenaire""")
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -247,9 +273,18 @@ _PHRASES = [(kind, _compile(p)) for kind, p in (
     ("SENSITIVE_HEALTH", rf"{HEALTH_HAVE}(?:\s+|(?<='))\s*{DET}{ADJ}(?P<x>{DISEASE}|{HEALTH_ATTR})"),
     ("SENSITIVE_HEALTH", rf"(?P<x>(?:{HEALTH_STATUS}){HEALTH_TAIL})"),
     ("SENSITIVE_HEALTH", r"(?P<x>operee?s?\s+(?:du|de\s+la|de\s+l'|des|d')\s*[\w-]+)"),
+    ("SENSITIVE_HEALTH", r"(?:perdu|lost)\s+(?:le|son|leur|the|a|her|their)\s+(?:bebe|baby)"
+                         r"|lost\s+(?:a|an|his|her|their)\s+(?:leg|arm|hand|foot|eye)"
+                         r"|(?:perdu|ampute)\s+d'une?\s+(?:jambe|bras|main|pied|oeil|œil)"),
     ("SENSITIVE_RELIGION", RELIGION_ACT), ("SENSITIVE_POLITICS", POLITICS_ACT), ("SENSITIVE_UNION", UNION),
     ("SENSITIVE_SEXUALITY", SEXUALITY_ACT), ("SENSITIVE_ORIGIN", ORIGIN), ("SENSITIVE_CRIMINAL", CRIMINAL))]
-_PERSON_CUE = re.compile(rf"(?<![\w-]){PERSON_WORDS}(?![\w-])|(?<![\w])(?:m|mme|mr|mrs|ms|dr)\.?\s|\bj'")
+# A noun with the ending of a word for a person (trade, origin, role) after a determiner: "le cariste",
+# "la standardiste", "our receptionist", "the contractor".
+_ROLE = (r"(?:(?:le|la|les|un|une|notre|nos|mon|ma|mes|son|sa|ses|ce|cette|ces|leur|votre|the|our|my|his|her|"
+         r"their|a|an|this|that|your)\s+|l')(?:(?:nouvel(?:le)?|nouveau|ancien(?:ne)?|jeune|new|former|young)\s+)?"
+         r"[a-z]+(?<!m)(?:eur|euse|rice|iste|ien|ienne|ier|iere|ant|ante|aire|ent|ente|er|or|ist|ian|ee)s?(?![\w-])")
+_PERSON_CUE = re.compile(rf"(?<![\w-]){PERSON_WORDS}(?![\w-])|(?<![\w-]){_ROLE}"
+                         r"|(?<![\w])(?:m|mme|mr|mrs|ms|dr)\.?\s|\bj'")
 _CLAUSE_END = re.compile(r"(?<!\bm)(?<!\bmr)(?<!\bdr)(?<!\bms)(?<!\bmrs)(?<!\bmme)[.!?;:](?:\s|$)|\n")
 _NAME = re.compile(r"(?<![\w'-])[A-ZÀ-Ý][a-zà-ÿ]+(?:-[A-ZÀ-Ý][a-zà-ÿ]+)?")
 _POSSESSIVE = re.compile(r"(?:sa|son|ses|his|her|their)\s")
