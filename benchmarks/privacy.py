@@ -39,6 +39,7 @@ if str(ROOT) not in sys.path:
 from benchmarks import privacy_forms, privacy_sensitive  # noqa: E402
 from kit.rules.privacy import PII_TYPES, Detector, Finding  # noqa: E402
 from kit.rules.privacy import recognizers as rec  # noqa: E402
+from kit.rules.privacy.sensitive import find_sensitive  # noqa: E402
 
 DEFAULT_DATA = ROOT / "tests" / "data" / "pii_prompts.jsonl"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "privacy.json"
@@ -166,7 +167,9 @@ def repeated(unit: str, size: int) -> str:
 
 def rules_only(text: str) -> None:
     """Everything the detector runs on a text besides spaCy."""
-    rec.resolve(rec.find_structured(text) + rec.find_names(text, None) + rec.find_addresses(text))
+    names = rec.find_names(text, None)
+    rec.resolve(rec.find_structured(text) + names + rec.find_addresses(text)
+                + find_sensitive(text, names, rec.FIRST_NAMES))
 
 
 def best_of(runs: int, scan: Any, text: str) -> float:
@@ -199,9 +202,9 @@ def _print_report(result: dict[str, Any]) -> None:
         return "   -" if value is None else f"{value * 100:5.1f}%"
 
     print(f"model {result['model']}, {result['prompts']} prompts ({result['data']})")
-    print(f"{'type':<14}{'labels':>7}{'found':>7}{'recall':>9}{'precision':>11}{'false+':>8}")
+    print(f"{'type':<20}{'labels':>7}{'found':>7}{'recall':>9}{'precision':>11}{'false+':>8}")
     for kind, t in result["types"].items():
-        print(f"{kind:<14}{t['labels']:>7}{t['findings']:>7}{pct(t['recall']):>9}"
+        print(f"{kind:<20}{t['labels']:>7}{t['findings']:>7}{pct(t['recall']):>9}"
               f"{pct(t['precision']):>11}{t['false_positives']:>8}")
     c = result["clean"]
     print(f"clean prompts with any finding: {c['flagged']}/{c['prompts']} "

@@ -135,6 +135,16 @@ def test_every_category_is_a_known_type_with_warn_by_default() -> None:
     assert not outcome.is_blocked
 
 
+def test_the_charter_names_every_sensitive_category() -> None:
+    from kit.sections import DEFAULT_FORBIDDEN
+
+    sensitive = next(t for t in DEFAULT_FORBIDDEN if "sensibles" in t.fr)
+    for word in ("santé", "opinions", "syndicale", "origine", "religion", "sexuelle", "condamnations"):
+        assert word in sensitive.fr
+    for word in ("health", "opinions", "union", "origin", "religion", "sex life", "convictions"):
+        assert word in sensitive.en
+
+
 def test_policy_actions_apply_to_sensitive_findings(detector: Detector) -> None:
     text = "Ma collègue Sophie est enceinte."
     findings = detector.scan(text)
