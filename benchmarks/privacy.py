@@ -11,9 +11,13 @@ keeps the time per 1,000 characters flat.
 Forms of writing (:mod:`benchmarks.privacy_forms`): recall per category and per form (no-break spaces,
 dashes, dots, slashes, tabs, fullwidth digits...) on valid identifiers, e-mail addresses and names, and
 the false-positive rate on clean French administrative sentences (structured types, and PERSON or
-LOCATION apart).
+LOCATION apart, and the sensitive categories apart).
 
-    python benchmarks/privacy.py [--data PATH] [--clean PATH] [--out benchmarks/results/privacy.json]
+Sensitive data about a person (:mod:`benchmarks.privacy_sensitive`): recall and false positives per
+SENSITIVE category on labelled French and English sentences with and without such data, and on a second set
+written after the rules and never used to change them (the figure to expect on new text).
+
+    python benchmarks/privacy.py [--data PATH] [--clean PATH] [--sensitive PATH] [--out benchmarks/results/privacy.json]
                                  [--model NAME] [--no-scaling]
     kit bench privacy [the same options]
 """
@@ -32,12 +36,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import privacy_forms  # noqa: E402
+from benchmarks import privacy_forms, privacy_sensitive  # noqa: E402
 from kit.rules.privacy import PII_TYPES, Detector, Finding  # noqa: E402
 from kit.rules.privacy import recognizers as rec  # noqa: E402
+from kit.rules.privacy.sensitive import find_sensitive  # noqa: E402
 
 DEFAULT_DATA = ROOT / "tests" / "data" / "pii_prompts.jsonl"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "privacy.json"
+
+
+def evaluate_sensitive(path: str | Path = privacy_sensitive.SENSITIVE_DATA, detector: Detector | None = None,
+                       model: str | None = None) -> dict[str, Any]:
+    """Recall and false positives per SENSITIVE category (:mod:`benchmarks.privacy_sensitive`)."""
+    detector = detector or Detector(model)
+    return privacy_sensitive.evaluate_sensitive(detector.scan_many, path)
 
 
 def load_prompts(path: str | Path) -> list[dict[str, Any]]:
@@ -155,7 +167,9 @@ def repeated(unit: str, size: int) -> str:
 
 def rules_only(text: str) -> None:
     """Everything the detector runs on a text besides spaCy."""
-    rec.resolve(rec.find_structured(text) + rec.find_names(text, None) + rec.find_addresses(text))
+    names = rec.find_names(text, None)
+    rec.resolve(rec.find_structured(text) + names + rec.find_addresses(text)
+                + find_sensitive(text, names, rec.FIRST_NAMES))
 
 
 def best_of(runs: int, scan: Any, text: str) -> float:
@@ -188,9 +202,9 @@ def _print_report(result: dict[str, Any]) -> None:
         return "   -" if value is None else f"{value * 100:5.1f}%"
 
     print(f"model {result['model']}, {result['prompts']} prompts ({result['data']})")
-    print(f"{'type':<14}{'labels':>7}{'found':>7}{'recall':>9}{'precision':>11}{'false+':>8}")
+    print(f"{'type':<20}{'labels':>7}{'found':>7}{'recall':>9}{'precision':>11}{'false+':>8}")
     for kind, t in result["types"].items():
-        print(f"{kind:<14}{t['labels']:>7}{t['findings']:>7}{pct(t['recall']):>9}"
+        print(f"{kind:<20}{t['labels']:>7}{t['findings']:>7}{pct(t['recall']):>9}"
               f"{pct(t['precision']):>11}{t['false_positives']:>8}")
     c = result["clean"]
     print(f"clean prompts with any finding: {c['flagged']}/{c['prompts']} "
@@ -208,6 +222,10 @@ def _print_report(result: dict[str, Any]) -> None:
         print(f"  false {wrong['type']} ({tag}): {wrong['text']!r}")
     if "forms" in result:
         _print_forms(result["forms"])
+    if "sensitive" in result:
+        privacy_sensitive.print_sensitive(result["sensitive"])
+    if "sensitive_unseen" in result:
+        privacy_sensitive.print_sensitive(result["sensitive_unseen"])
     if "scaling" in result:
         sizes = result["scaling"]["sizes"]
         print("scaling: seconds per scan (time per 1,000 characters; a flat figure is linear)")
@@ -232,8 +250,9 @@ def _print_forms(forms: dict[str, Any]) -> None:
     c = forms["clean"]
     print(f"clean sentences ({c['sentences']}, {c['data']}): with a structured finding {c['with_structured_finding']} "
           f"({c['structured_false_positive_rate'] * 100:.1f}%), with PERSON or LOCATION {c['with_person_or_location']} "
-          f"({c['person_location_false_positive_rate'] * 100:.1f}%)")
-    for row in c["structured_findings"] + c["person_location_findings"]:
+          f"({c['person_location_false_positive_rate'] * 100:.1f}%), with a SENSITIVE finding "
+          f"{c['with_sensitive_finding']} ({c['sensitive_false_positive_rate'] * 100:.1f}%)")
+    for row in c["structured_findings"] + c["person_location_findings"] + c["sensitive_findings"]:
         print(f"  false {row['findings']}: {row['sentence']!r}")
 
 
@@ -242,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="labelled prompts (JSONL)")
     parser.add_argument("--clean", default=str(privacy_forms.CLEAN_DATA),
                         help="clean sentences, one a line, for the false-positive rate")
+    parser.add_argument("--sensitive", default=str(privacy_sensitive.SENSITIVE_DATA),
+                        help="labelled sentences with and without sensitive data about a person (JSONL)")
+    parser.add_argument("--sensitive-unseen", default=str(privacy_sensitive.UNSEEN_DATA),
+                        help="the same, written after the rules and never used to change them (JSONL)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where to write the JSON result")
     parser.add_argument("--model", default=None, help="spaCy pipeline (default: best installed)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling measurement (minutes)")
@@ -252,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     result = evaluate(args.data, detector=detector)
     result["timing"]["load_s"] = round(load_s, 3)
     result["forms"] = privacy_forms.evaluate_forms(detector.scan_many, args.clean)
+    result["sensitive"] = privacy_sensitive.evaluate_sensitive(detector.scan_many, args.sensitive)
+    result["sensitive_unseen"] = privacy_sensitive.evaluate_sensitive(detector.scan_many, args.sensitive_unseen)
     if not args.no_scaling:
         result["scaling"] = scaling(detector, args.data)
     _print_report(result)

@@ -209,8 +209,11 @@ def evaluate_forms(scan: Callable[[list[str]], list[list[Any]]], clean_path: str
     clean_found = scan(clean)
     structured_flagged = [(s, [(f.type, f.text) for f in fs if f.type in STRUCTURED])
                           for s, fs in zip(clean, clean_found, strict=True)]
-    names_flagged = [(s, [(f.type, f.text) for f in fs if f.type not in STRUCTURED])
+    names_flagged = [(s, [(f.type, f.text) for f in fs if f.type in ("PERSON", "LOCATION")])
                      for s, fs in zip(clean, clean_found, strict=True)]
+    sensitive_flagged = [(s, [(f.type, f.text) for f in fs if f.type.startswith("SENSITIVE_")])
+                         for s, fs in zip(clean, clean_found, strict=True)]
+    sensitive_flagged = [x for x in sensitive_flagged if x[1]]
     structured_flagged = [x for x in structured_flagged if x[1]]
     names_flagged = [x for x in names_flagged if x[1]]
     return {
@@ -225,6 +228,9 @@ def evaluate_forms(scan: Callable[[list[str]], list[list[Any]]], clean_path: str
                   "structured_false_positive_rate": round(len(structured_flagged) / len(clean), 4),
                   "with_person_or_location": len(names_flagged),
                   "person_location_false_positive_rate": round(len(names_flagged) / len(clean), 4),
+                  "with_sensitive_finding": len(sensitive_flagged),
+                  "sensitive_false_positive_rate": round(len(sensitive_flagged) / len(clean), 4),
                   "structured_findings": [{"sentence": s, "findings": f} for s, f in structured_flagged],
+                  "sensitive_findings": [{"sentence": s, "findings": f} for s, f in sensitive_flagged],
                   "person_location_findings": [{"sentence": s, "findings": f} for s, f in names_flagged]},
     }

@@ -20,9 +20,10 @@ FORBIDDEN_USES: list[dict[str, str]] = [
          en="Letting the assistant make a decision about a person (hiring, appraisal, sanction, entitlements)."),
     dict(fr="Saisir des données personnelles (noms, coordonnées, numéros d'identification) sans nécessité.",
          en="Entering personal data (names, contact details, ID numbers) without need."),
-    dict(fr="Saisir des données sensibles (santé, opinions, origine, religion, condamnations) "
-            "ou couvertes par un secret.",
-         en="Entering sensitive data (health, opinions, origin, religion, convictions) or data covered by secrecy."),
+    dict(fr="Saisir des données sensibles (santé, opinions politiques, appartenance syndicale, origine, religion, "
+            "vie ou orientation sexuelle, condamnations) ou couvertes par un secret.",
+         en="Entering sensitive data (health, political opinions, union membership, origin, religion, sex life or "
+            "orientation, convictions) or data covered by secrecy."),
     dict(fr="Reprendre une réponse telle quelle sans la relire ni la vérifier.",
          en="Using an answer as is without reading and checking it."),
     dict(fr="Faire exécuter automatiquement une action par le système : il ne fait que proposer du texte.",

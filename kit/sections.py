@@ -87,6 +87,13 @@ DEFAULT_PII_ACTIONS: dict[str, PiiAction] = {
     "CREDIT_CARD": "block",
     "FR_NIR": "block",
     "FR_SIRET": "allow",
+    "SENSITIVE_HEALTH": "warn",
+    "SENSITIVE_RELIGION": "warn",
+    "SENSITIVE_POLITICS": "warn",
+    "SENSITIVE_UNION": "warn",
+    "SENSITIVE_SEXUALITY": "warn",
+    "SENSITIVE_ORIGIN": "warn",
+    "SENSITIVE_CRIMINAL": "warn",
 }
 
 
@@ -101,7 +108,9 @@ class Policy(_Section):
     )
     pii_actions: dict[str, PiiAction] = Field(
         default_factory=lambda: dict(DEFAULT_PII_ACTIONS),
-        description="Action per personal-data category: allow, warn, mask or block.",
+        description="Action per personal-data category: allow, warn, mask or block. SENSITIVE_* are the GDPR "
+        "article 9 categories about a person (health, religion, political opinions, union membership, sex life or "
+        "orientation, ethnic origin, criminal convictions).",
     )
     pii_default_action: PiiAction = Field(default="warn", description="Action for categories not listed.")
     pii_detection: bool = Field(

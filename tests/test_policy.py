@@ -445,3 +445,25 @@ def test_privacy_scan_cli_shows_the_characters_as_typed(tmp_path: Path) -> None:
     r = run_kit("privacy", "scan", "-", input="NIR 1 85 05 78\n006 084 91")
     assert r.stdout.strip().endswith("  1 85 05 78\\n006 084 91")
 
+
+
+def test_sensitive_data_is_reported_under_warn_and_refused_under_block(gw: ServerHandle,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Health, religion, opinions... about a person: warned by default through the API, refused when the
+    policy says block, and the engine never sees the refused message."""
+    text = "Rédige un mot d'excuse : mon collègue est en arrêt maladie pour dépression."
+    r = chat(gw, text)
+    assert r.status_code == 200, r.text
+    data = r.json()["kit"]["personal_data"]
+    assert "SENSITIVE_HEALTH" in data["categories"] and data["actions"]["SENSITIVE_HEALTH"] == "warn"
+    preview = httpx.post(gw.url + "/v1/privacy/scan", headers=gw.headers(), json={"text": text}).json()
+    assert "SENSITIVE_HEALTH" in preview["categories"]
+    monkeypatch.setitem(gw.settings.policy.pii_actions, "SENSITIVE_HEALTH", "block")
+    gw.acknowledge("sensitive-reader")  # the charter lists the actions: its version changed
+    before = gw.engine.stats.requests_total
+    r = chat(gw, text, user="sensitive-reader")
+    assert r.status_code == 422 and "SENSITIVE_HEALTH" in r.json()["error"]["message"]
+    assert gw.engine.stats.requests_total == before
+    r = chat(gw, "Rédige un mot : la politique de santé publique du ministère change.", user="sensitive-reader")
+    assert r.status_code == 200 and not [c for c in r.json()["kit"]["personal_data"]["categories"]
+                                         if c.startswith("SENSITIVE_")]

@@ -76,7 +76,9 @@ def test_import_does_not_load_nlp_libraries() -> None:
 
 def test_public_names() -> None:
     assert PII_TYPES == ("EMAIL_ADDRESS", "PHONE_NUMBER", "IBAN_CODE", "FR_NIR", "FR_SIRET",
-                         "CREDIT_CARD", "IP_ADDRESS", "PERSON", "LOCATION")
+                         "CREDIT_CARD", "IP_ADDRESS", "PERSON", "LOCATION", "SENSITIVE_HEALTH",
+                         "SENSITIVE_RELIGION", "SENSITIVE_POLITICS", "SENSITIVE_UNION", "SENSITIVE_SEXUALITY",
+                         "SENSITIVE_ORIGIN", "SENSITIVE_CRIMINAL")
     f = Finding("PERSON", 0, 5, "Alice", 0.9)
     with pytest.raises(AttributeError):
         f.start = 1  # type: ignore[misc]

