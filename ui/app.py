@@ -1,6 +1,7 @@
 """The browser chat: a Gradio Blocks page that talks to the gateway API like any other client.
 
-``create_ui(settings, api_url)`` lays the page out and wires its events; ``launch_ui(...)`` checks
+``create_ui(settings, api_url)`` assembles the page (ui.page: the frame of ui.layout around one module
+per tab in ui.tabs) with one handler object per part, and wires it; ``launch_ui(...)`` checks
 the configuration, then serves it on the configured address with the chosen sign-in. Nothing is
 loaded from outside the machine: no analytics, no share link, no web fonts, no CDN.
 """
@@ -13,6 +14,7 @@ import os
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported anywhere
 
 from pathlib import Path  # noqa: E402
+from typing import Any, TypeVar  # noqa: E402
 
 import gradio as gr  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
@@ -20,6 +22,7 @@ from starlette.middleware import Middleware  # noqa: E402
 from kit.config import Settings  # noqa: E402
 from ui import page  # noqa: E402
 from ui.admin import AdminHandlers  # noqa: E402
+from ui.base import Base  # noqa: E402
 from ui.chat import ChatHandlers  # noqa: E402
 from ui.client import GatewayClient  # noqa: E402
 from ui.documents import DocumentHandlers  # noqa: E402
@@ -31,6 +34,7 @@ from ui.sessions import SessionGuard, Sessions, make_sign_in  # noqa: E402
 from ui.texts import texts  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
+H = TypeVar("H", bound=Base)
 
 
 def theme() -> gr.themes.Base:
@@ -63,11 +67,8 @@ def create_ui(
     client = client or GatewayClient(api_url, api_key, read_timeout_s=settings.server.request_timeout_s + 30)
     env_tokens = os.environ.get("KIT_UI_MAX_TOKENS", "")
     tokens = max_tokens or (int(env_tokens) if env_tokens.isdigit() else settings.server.max_tokens_default)
-    shared = {
-        "max_tokens": tokens,
-        "sessions": sessions if sessions is not None else Sessions.from_settings(settings),
-        "downloads": downloads or Downloads(),
-    }
+    sessions = sessions if sessions is not None else Sessions.from_settings(settings)  # one for every part
+    downloads = downloads or Downloads()
     org = settings.deployment.organisation
     with gr.Blocks(
         title=t("app.page_title", organisation=org) if org else t("app.title"),
@@ -75,13 +76,18 @@ def create_ui(
         delete_cache=(3600, 3600),
     ) as demo:
         p = page.build(settings, lang, t)
-        admin = AdminHandlers(settings, client, p.admin, page=p, **shared)
+
+        def part(cls: type[H], c: Any) -> H:
+            return cls(settings, client, c, max_tokens=tokens, sessions=sessions, page=p, downloads=downloads)
+
+        admin = part(AdminHandlers, p.admin)
         handlers = page.Handlers(
-            page=PageHandlers(settings, client, p, page=p, admin=admin, **shared),
-            chat=ChatHandlers(settings, client, p.chat, page=p, **shared),
-            history=HistoryHandlers(settings, client, p.history, page=p, **shared),
+            page=PageHandlers(settings, client, p, max_tokens=tokens, sessions=sessions, page=p, downloads=downloads,
+                              admin=admin),
+            chat=part(ChatHandlers, p.chat),
+            history=part(HistoryHandlers, p.history),
             admin=admin,
-            documents=DocumentHandlers(settings, client, p.documents, page=p, **shared),
+            documents=part(DocumentHandlers, p.documents),
         )
         page.wire(demo, p, handlers)
     return demo

@@ -86,7 +86,7 @@ def build_header(settings: Settings, lang: str, t: Texts, labels: Labels) -> Hea
     with gr.Row(elem_id="kit-header", equal_height=True):
         brand = gr.HTML(brand_html(settings, t), elem_id="kit-brand-box")
         who_md = gr.Markdown("", elem_id="kit-who")
-        lang = gr.Radio(
+        switch = gr.Radio(
             choices=language_choices(),
             value=lang,
             show_label=False,
@@ -111,7 +111,7 @@ def build_header(settings: Settings, lang: str, t: Texts, labels: Labels) -> Hea
     return Header(
         brand=brand,
         who_md=who_md,
-        lang=lang,
+        lang=switch,
         logout=logout,
         loading=lab(gr.Markdown(t("app.loading"), elem_id="kit-loading"), value="app.loading"),
         banner=gr.Markdown(visible=False, elem_id="kit-banner"),
