@@ -4,7 +4,7 @@ refuses these endpoints to other roles whatever the page shows."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -13,8 +13,13 @@ from ui.client import ApiError
 from ui.texts import Texts
 from ui.views import feedback_table, stats_markdown, verify_markdown
 
+if TYPE_CHECKING:
+    from ui.tabs.admin import AdminTab
+
 
 class AdminHandlers(Base):
+    c: AdminTab
+
     def admin_render(self, cache: dict[str, Any], t: Texts) -> dict[Any, Any]:
         c = self.c
         out: dict[Any, Any] = {}
@@ -34,19 +39,19 @@ class AdminHandlers(Base):
         c, t = self.c, self.t(lang)
         who = self._staff(request, "admin", "auditor")
         if who is None:
-            return {c.admin_msg: self.status(t("errors.forbidden"), "error")}
+            return {c.msg: self.status(t("errors.forbidden"), "error")}
         cache = dict(cache or {})
         try:
             cache["stats"] = self.client.stats(who)
             cache["feedback"] = self.client.admin_feedback(who).get("data") or []
         except ApiError as err:
-            return {c.admin_msg: self.status(self.error(err, t), "error")}
+            return {c.msg: self.status(self.error(err, t), "error")}
         out = self.admin_render(cache, t)
         closed = cache["stats"].get("chat_closed")
         out.update(
             {
-                c.admin_cache: cache,
-                c.admin_msg: self.status(""),
+                self.page.state.admin_cache: cache,
+                c.msg: self.status(""),
                 c.close_cb: bool(closed),
                 c.close_text: (closed or {}).get("message", ""),
             }
@@ -57,13 +62,13 @@ class AdminHandlers(Base):
         c, t = self.c, self.t(lang)
         who = self._staff(request, "admin", "auditor")
         if who is None:
-            return {c.admin_msg: self.status(t("errors.forbidden"), "error")}
+            return {c.msg: self.status(t("errors.forbidden"), "error")}
         try:
             result = self.client.verify_audit(who)
         except ApiError as err:
-            return {c.admin_msg: self.status(self.error(err, t), "error")}
+            return {c.msg: self.status(self.error(err, t), "error")}
         cache = {**(cache or {}), "verify": result}
-        return {c.admin_cache: cache, c.verify_md: verify_markdown(result, t), c.admin_msg: self.status("")}
+        return {self.page.state.admin_cache: cache, c.verify_md: verify_markdown(result, t), c.msg: self.status("")}
 
     def switch_chat(
         self, close: bool, message: str, lang: str, cache: dict[str, Any] | None, request: gr.Request
@@ -71,15 +76,15 @@ class AdminHandlers(Base):
         c, t = self.c, self.t(lang)
         who = self._staff(request, "admin")
         if who is None:
-            return {c.admin_msg: self.status(t("errors.forbidden"), "error")}
+            return {c.msg: self.status(t("errors.forbidden"), "error")}
         text = (message or "").strip() or t("errors.closed_default")
         try:
             self.client.set_chat(who, not close, text if close else "")
         except ApiError as err:
-            return {c.admin_msg: self.status(self.error(err, t), "error")}
+            return {c.msg: self.status(self.error(err, t), "error")}
         out = self.refresh_admin(lang, cache, request)
         state = t("admin.state_closed", message=self.esc(text)) if close else t("admin.state_open")
-        out[c.admin_msg] = self.status(state, "ok")
+        out[c.msg] = self.status(state, "ok")
         return out
 
     def bench(self, lang: str, request: gr.Request) -> dict[Any, Any]:
@@ -87,7 +92,7 @@ class AdminHandlers(Base):
         c, t = self.c, self.t(lang)
         who = self._staff(request, "admin", "auditor")
         if who is None:
-            return {c.admin_msg: self.status(t("errors.forbidden"), "error")}
+            return {c.msg: self.status(t("errors.forbidden"), "error")}
         try:
             report = self.client.bench_report(who)
         except ApiError as err:
@@ -95,14 +100,14 @@ class AdminHandlers(Base):
                 return {
                     c.bench_md: gr.update(value=t("admin.bench_none"), visible=True),
                     c.bench_file: gr.update(value=None, visible=False),
-                    c.admin_msg: self.status(""),
+                    c.msg: self.status(""),
                 }
-            return {c.admin_msg: self.status(self.error(err, t), "error")}
+            return {c.msg: self.status(self.error(err, t), "error")}
         head = t("admin.bench_when", when=str(report.get("generated_at") or "")[:16].replace("T", " "))
         out: dict[Any, Any] = {
             c.bench_md: gr.update(value=f"{head}\n\n{report.get('summary') or ''}", visible=True),
             c.bench_file: gr.update(value=None, visible=False),
-            c.admin_msg: self.status(""),
+            c.msg: self.status(""),
         }
         if report.get("html"):  # offered to this session only, once, as an attachment (ui.downloads)
             name = "kit-bench-report.html"

@@ -1,10 +1,10 @@
-"""What every page handler shares: the components, the gateway client, identity and messages."""
+"""What every handler shares: its part of the page, the gateway client, identity, sessions, messages
+and the files offered for download."""
 
 from __future__ import annotations
 
 import html
-from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kit.config import Settings
 from ui.auth import Refusal, identify
@@ -15,21 +15,29 @@ from ui.sessions import Sessions, session_token
 from ui.texts import Texts, texts
 from ui.views import error_text
 
-
-class Components(SimpleNamespace):
-    """The page's components and states, filled in by ui.app while it lays the page out."""
+if TYPE_CHECKING:
+    from ui.page import Page
 
 
 class Base:
-    downloads: Downloads  # the files offered to one session (exports), set by ui.app
+    """`c` is the handler's own part of the page (a tab's components); `page` the whole page, for the
+    states and the components of other tabs that an event also updates."""
 
-    def __init__(self, settings: Settings, client: GatewayClient, c: Components, *, max_tokens: int,
-                 sessions: Sessions | None = None) -> None:
+    downloads: Downloads  # the files offered to one session (exports)
+    page: Page
+
+    def __init__(self, settings: Settings, client: GatewayClient, c: Any, *, max_tokens: int,
+                 sessions: Sessions | None = None, page: Page | None = None,
+                 downloads: Downloads | None = None) -> None:
         self.settings = settings
         self.client = client
         self.c = c
         self.max_tokens = max_tokens
         self.sessions = sessions if sessions is not None else Sessions.from_settings(settings)
+        if page is not None:
+            self.page = page
+        if downloads is not None:
+            self.downloads = downloads
 
     @staticmethod
     def t(lang: str | None) -> Texts:

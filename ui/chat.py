@@ -6,33 +6,38 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from ui.auth import Refusal
 from ui.base import Base
-from ui.client import ApiError
+from ui.client import ApiError, Who
+from ui.texts import Texts
 from ui.views import api_messages, locate, new_conversation, pick, pii_panel, render_chat
+
+if TYPE_CHECKING:
+    from ui.tabs.chat import ChatTab
 
 STREAM_EVERY_S = 0.08
 
 
 class ChatHandlers(Base):
-    stops: dict[str, bool]
+    c: ChatTab
 
-    def setup(self) -> None:
-        self.stops = {}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stops: dict[str, bool] = {}
         self.running: set[str] = set()
 
     # --- before sending -------------------------------------------------------------------------
 
     def precheck(self, text: str, lang: str, request: gr.Request) -> dict[Any, Any]:
         """Scan the message; send at once when clean, else show what was found and the action."""
-        c, t = self.c, self.t(lang)
+        c, s, t = self.c, self.page.state, self.t(lang)
         out: dict[Any, Any] = {
-            c.pending: None,
-            c.pii_pending: None,
+            s.pending: None,
+            s.pii_pending: None,
             c.pii_col: gr.update(visible=False),
             c.fb_col: gr.update(visible=False),
         }
@@ -56,9 +61,9 @@ class ChatHandlers(Base):
         item = {"kind": "new", "text": text, "title": title}
         out[c.chat_msg] = self.status("")
         if state == "clean":
-            out[c.pending] = item
+            out[s.pending] = item
             return out
-        out[c.pii_pending] = {**item, "scan": scan}
+        out[s.pii_pending] = {**item, "scan": scan}
         out[c.pii_col] = gr.update(visible=True)
         out[c.pii_md] = markdown
         out[c.pii_send] = gr.update(
@@ -67,26 +72,26 @@ class ChatHandlers(Base):
         return out
 
     def confirm_pii(self, item: dict[str, Any] | None) -> dict[Any, Any]:
-        c = self.c
+        c, s = self.c, self.page.state
         scan = (item or {}).get("scan") or {}
         if not item or scan.get("blocked"):
-            return {c.pending: None}
+            return {s.pending: None}
         return {
-            c.pending: {k: v for k, v in item.items() if k != "scan"},
-            c.pii_pending: None,
+            s.pending: {k: v for k, v in item.items() if k != "scan"},
+            s.pii_pending: None,
             c.pii_col: gr.update(visible=False),
         }
 
     def edit_pii(self) -> dict[Any, Any]:
-        c = self.c
-        return {c.pending: None, c.pii_pending: None, c.pii_col: gr.update(visible=False)}
+        c, s = self.c, self.page.state
+        return {s.pending: None, s.pii_pending: None, c.pii_col: gr.update(visible=False)}
 
     def prepare_another(self, conv: dict[str, Any], lang: str) -> dict[Any, Any]:
-        c, t = self.c, self.t(lang)
+        c, s, t = self.c, self.page.state, self.t(lang)
         turns = (conv or {}).get("turns") or []
         if not turns or not turns[-1].get("user"):
-            return {c.pending: None, c.chat_msg: self.status(t("chat.nothing_to_redo"), "info")}
-        return {c.pending: {"kind": "another"}, c.chat_msg: self.status("")}
+            return {s.pending: None, c.chat_msg: self.status(t("chat.nothing_to_redo"), "info")}
+        return {s.pending: {"kind": "another"}, c.chat_msg: self.status("")}
 
     # --- streaming ------------------------------------------------------------------------------
 
@@ -102,6 +107,67 @@ class ChatHandlers(Base):
             c.another_btn: gr.update(interactive=not running),
         }
 
+    def _open_turn(
+        self, who: Who, pending: dict[str, Any], conv: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], str | None]:
+        """A copy of the conversation with the new turn (and, kept conversations, its id at the gateway)."""
+        conv = conv or new_conversation()
+        conv = {**conv, "turns": [dict(turn, answers=list(turn.get("answers") or [])) for turn in conv["turns"]]}
+        if pending.get("kind") == "another":
+            return conv, None
+        if conv.get("id") is None and self.settings.policy.conversation_retention_days > 0:
+            try:
+                created = self.client.new_conversation(who, pending.get("title") or "")
+                if created.get("stored"):
+                    conv["id"] = created.get("id")
+                    conv["title"] = str(created.get("title", pending.get("title") or ""))  # as stored: policed
+            except ApiError:
+                pass  # the answer matters more than the history; sending goes on unstored
+        conv["turns"].append({"user": pending["text"], "answers": []})
+        return conv, conv.get("id")
+
+    @staticmethod
+    def _apply(answer: dict[str, Any], kind: str, value: Any, t: Texts) -> None:
+        """One event of the gateway's stream into the answer being shown."""
+        if kind == "meta":
+            answer["model"] = value.get("model") or answer["model"]
+            found = value.get("personal_data") or {}
+            answer["masked"] = list(found.get("masked") or [])
+            answer["withheld"] = list((found.get("sources") or {}).get("withheld") or [])
+            if "sources" in value:  # a chat with documents: its sources ([] when none was found)
+                answer["sources"] = list(value.get("sources") or [])
+        elif kind == "delta":
+            answer["text"] += value
+        elif kind == "error":
+            answer["error"] = t("errors.generation")
+        elif kind == "stopped":
+            answer["stopped"] = True
+        elif kind == "done":
+            answer["finish"] = value
+
+    def _failed(
+        self, err: ApiError, conv: dict[str, Any], answer: dict[str, Any], pending: dict[str, Any], t: Texts
+    ) -> dict[Any, Any]:
+        """The page after a failed answer: the answer gone, the text given back, the reason said once."""
+        c, s = self.c, self.page.state
+        another = pending.get("kind") == "another"
+        turn = conv["turns"][-1]
+        turn["answers"].remove(answer)
+        if not turn["answers"] and not another:
+            conv["turns"].pop()
+        out: dict[Any, Any] = {
+            c.chatbot: render_chat(conv, t),
+            s.conv: conv,
+            c.chat_msg: self.status(self.error(err, t), "error"),
+            **self._controls(False),
+        }
+        if not another:
+            out[c.input_box] = pending["text"]  # give the text back so nothing typed is lost
+        if err.kind == "closed":  # the banner says it; no second message
+            out[c.closed_md] = gr.update(visible=True, value=t("chat.closed", message=self.esc(err.message)))
+            out[c.chat_msg] = self.status("")
+        return out
+
     def stream(
         self,
         pending: dict[str, Any] | None,
@@ -111,39 +177,25 @@ class ChatHandlers(Base):
         documents: bool,
         request: gr.Request,
     ) -> Iterator[dict[Any, Any]]:
-        c, t = self.c, self.t(lang)
+        c, s, t = self.c, self.page.state, self.t(lang)
         if not pending:
-            yield {c.pending: None}  # nothing to send (the check found something to confirm first)
+            yield {s.pending: None}  # nothing to send (the check found something to confirm first)
             return
         who = self.who(request)
         if isinstance(who, Refusal):
-            yield {c.pending: None, c.chat_msg: self.status(self.refusal_text(who, t), "error")}
+            yield {s.pending: None, c.chat_msg: self.status(self.refusal_text(who, t), "error")}
             return
         session = request.session_hash or ""
-        conv = conv or new_conversation()
-        conv = {**conv, "turns": [dict(turn, answers=list(turn.get("answers") or [])) for turn in conv["turns"]]}
         another = pending.get("kind") == "another"
-        cid: str | None = None
-        if not another:
-            if conv.get("id") is None and self.settings.policy.conversation_retention_days > 0:
-                try:
-                    created = self.client.new_conversation(who, pending.get("title") or "")
-                    if created.get("stored"):
-                        conv["id"] = created.get("id")
-                        conv["title"] = str(created.get("title", pending.get("title") or ""))  # as stored: policed
-                except ApiError:
-                    pass  # the answer matters more than the history; sending goes on unstored
-            conv["turns"].append({"user": pending["text"], "answers": []})
-            cid = conv.get("id")
+        conv, cid = self._open_turn(who, pending, conv)
         answer: dict[str, Any] = {"text": "", "model": model or "?", "finish": None}
         conv["turns"][-1]["answers"].append(answer)
-        system = self.settings.policy.system_prompt.get(t.lang)
-        messages = api_messages(conv, system)
+        messages = api_messages(conv, self.settings.policy.system_prompt.get(t.lang))
         self.stops[session] = False
         self.running.add(session)
         first: dict[Any, Any] = {
-            c.pending: None,
-            c.conv: conv,
+            s.pending: None,
+            s.conv: conv,
             c.chatbot: render_chat(conv, t),
             c.chat_msg: self.status(""),
             **self._controls(True),
@@ -162,55 +214,26 @@ class ChatHandlers(Base):
             if another:
                 kwargs.update(temperature=0.9, seed=random.randint(0, 2**31))
             for kind, value in self.client.chat_stream(who, messages, **kwargs):
-                if kind == "meta":
-                    answer["model"] = value.get("model") or answer["model"]
-                    found = value.get("personal_data") or {}
-                    answer["masked"] = list(found.get("masked") or [])
-                    answer["withheld"] = list((found.get("sources") or {}).get("withheld") or [])
-                    if "sources" in value:  # a chat with documents: its sources ([] when none was found)
-                        answer["sources"] = list(value.get("sources") or [])
-                elif kind == "delta":
-                    answer["text"] += value
-                elif kind == "error":
-                    answer["error"] = t("errors.generation")
-                elif kind == "stopped":
-                    answer["stopped"] = True
-                elif kind == "done":
-                    answer["finish"] = value
+                self._apply(answer, kind, value, t)
                 if time.monotonic() - last >= STREAM_EVERY_S or kind in ("meta", "stopped", "done"):
                     last = time.monotonic()
-                    yield {c.chatbot: render_chat(conv, t), c.conv: conv}
-            yield {c.chatbot: render_chat(conv, t), c.conv: conv, **self._controls(False)}
+                    yield {c.chatbot: render_chat(conv, t), s.conv: conv}
+            yield {c.chatbot: render_chat(conv, t), s.conv: conv, **self._controls(False)}
         except ApiError as err:
-            turn = conv["turns"][-1]
-            turn["answers"].remove(answer)
-            if not turn["answers"] and not another:
-                conv["turns"].pop()
-            out: dict[Any, Any] = {
-                c.chatbot: render_chat(conv, t),
-                c.conv: conv,
-                c.chat_msg: self.status(self.error(err, t), "error"),
-                **self._controls(False),
-            }
-            if not another:
-                out[c.input_box] = pending["text"]  # give the text back so nothing typed is lost
-            if err.kind == "closed":  # the banner says it; no second message
-                out[c.closed_md] = gr.update(visible=True, value=t("chat.closed", message=self.esc(err.message)))
-                out[c.chat_msg] = self.status("")
-            yield out
+            yield self._failed(err, conv, answer, pending, t)
         finally:
             self.running.discard(session)
             self.stops.pop(session, None)
 
     def new_chat(self) -> dict[Any, Any]:
-        c = self.c
+        c, s = self.c, self.page.state
         conv = new_conversation()
         return {
-            c.conv: conv,
+            s.conv: conv,
             c.chatbot: [],
-            c.pending: None,
-            c.pii_pending: None,
-            c.fb_state: None,
+            s.pending: None,
+            s.pii_pending: None,
+            s.feedback: None,
             c.pii_col: gr.update(visible=False),
             c.fb_col: gr.update(visible=False),
             c.report_col: gr.update(visible=False),
@@ -230,14 +253,14 @@ class ChatHandlers(Base):
     # --- feedback and reports -------------------------------------------------------------------
 
     def on_like(self, conv: dict[str, Any], lang: str, data: gr.LikeData) -> dict[Any, Any]:
-        c, t = self.c, self.t(lang)
+        c, s, t = self.c, self.page.state, self.t(lang)
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         where = locate(conv or {}, int(index))
         if where is None or data.liked in ("", None):
-            return {c.fb_col: gr.update(visible=False), c.fb_state: None}
+            return {c.fb_col: gr.update(visible=False), s.feedback: None}
         rating = 1 if data.liked is True or data.liked == "Like" else -1
         return {
-            c.fb_state: {"turn": where[0], "answer": where[1], "rating": rating},
+            s.feedback: {"turn": where[0], "answer": where[1], "rating": rating},
             c.fb_col: gr.update(visible=True),
             c.fb_comment: "",
             c.fb_md: f"**{t('feedback.up_title' if rating > 0 else 'feedback.down_title')}**",
@@ -246,10 +269,10 @@ class ChatHandlers(Base):
     def send_feedback(
         self, fb: dict[str, Any] | None, comment: str, conv: dict[str, Any], lang: str, request: gr.Request
     ) -> dict[Any, Any]:
-        c, t = self.c, self.t(lang)
+        c, s, t = self.c, self.page.state, self.t(lang)
         who = self.who(request)
         if not fb or isinstance(who, Refusal):
-            return {c.fb_col: gr.update(visible=False), c.fb_state: None}
+            return {c.fb_col: gr.update(visible=False), s.feedback: None}
         model = None
         try:
             model = conv["turns"][fb["turn"]]["answers"][fb["answer"]].get("model")
@@ -261,7 +284,7 @@ class ChatHandlers(Base):
             return {c.chat_msg: self.status(self.error(err, t), "error")}
         return {
             c.fb_col: gr.update(visible=False),
-            c.fb_state: None,
+            s.feedback: None,
             c.fb_comment: "",
             c.chat_msg: self.status(t("feedback.thanks"), "ok"),
         }
@@ -272,7 +295,7 @@ class ChatHandlers(Base):
         return self.send_feedback(fb, "", conv, lang, request)
 
     def close_feedback(self) -> dict[Any, Any]:
-        return {self.c.fb_col: gr.update(visible=False), self.c.fb_state: None}
+        return {self.c.fb_col: gr.update(visible=False), self.page.state.feedback: None}
 
     def open_report(self) -> dict[Any, Any]:
         c = self.c

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -15,6 +15,9 @@ from ui.base import Base
 from ui.client import ApiError, Who
 from ui.texts import Texts
 from ui.views import category
+
+if TYPE_CHECKING:
+    from ui.tabs.documents import DocumentsTab
 
 ACCEPTED = [".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx", ".odt"]
 PUBLIC = "public"  # the gateway's group of documents every member of staff may read
@@ -92,28 +95,30 @@ def documents_table(data: list[dict[str, Any]], t: Texts) -> tuple[list[str], li
 
 
 class DocumentHandlers(Base):
+    c: DocumentsTab
+
     def docs_listing(self, who: Who, t: Texts) -> dict[Any, Any]:
         c = self.c
         data = self.client.documents(who).get("data") or []
         head, rows = documents_table(data, t)
         choices = [(f"{d.get('source')} · {d.get('collection')}", str(d.get("id"))) for d in data]
         return {
-            c.docs_table: gr.update(
+            c.table: gr.update(
                 value={"headers": head, "data": rows} if rows else None, headers=head, visible=bool(rows)
             ),
-            c.docs_none: gr.update(visible=not rows, value=t("docs.none")),
-            c.docs_pick: gr.update(choices=choices, value=None),
+            c.none: gr.update(visible=not rows, value=t("docs.none")),
+            c.pick: gr.update(choices=choices, value=None),
         }
 
     def refresh_docs(self, lang: str, request: gr.Request) -> dict[Any, Any]:
         c, t = self.c, self.t(lang)
         who = self._staff(request, "admin")
         if who is None:
-            return {c.docs_msg: self.status(t("errors.forbidden"), "error")}
+            return {c.msg: self.status(t("errors.forbidden"), "error")}
         try:
-            return {**self.docs_listing(who, t), c.docs_msg: self.status("")}
+            return {**self.docs_listing(who, t), c.msg: self.status("")}
         except ApiError as err:
-            return {c.docs_msg: self.status(self.error(err, t), "error")}
+            return {c.msg: self.status(self.error(err, t), "error")}
 
     def ingest_docs(
         self, files: list[str] | None, groups: str, collection: str, lang: str, request: gr.Request
@@ -121,35 +126,35 @@ class DocumentHandlers(Base):
         c, t = self.c, self.t(lang)
         who = self._staff(request, "admin")
         if who is None:
-            return {c.docs_msg: self.status(t("errors.forbidden"), "error")}
+            return {c.msg: self.status(t("errors.forbidden"), "error")}
         paths = [Path(f) for f in files or [] if f]
         if not paths:
-            return {c.docs_msg: self.status(t("docs.no_files"), "info")}
+            return {c.msg: self.status(t("docs.no_files"), "info")}
         try:
             report = self.client.upload_documents(
                 who, [(p.name, p) for p in paths], parse_groups(groups), (collection or "").strip() or None
             )
             out = self.docs_listing(who, t)
         except ApiError as err:
-            return {c.docs_msg: self.status(self.error(err, t), "error")}
+            return {c.msg: self.status(self.error(err, t), "error")}
         kind = "error" if report.get("failed") or report.get("refused") else "ok"
         return {
             **out,
-            c.docs_report: gr.update(value=report_markdown(report, t), visible=True),
-            c.docs_files: None,
-            c.docs_msg: self.status(t("docs.done"), kind),
+            c.report: gr.update(value=report_markdown(report, t), visible=True),
+            c.files: None,
+            c.msg: self.status(t("docs.done"), kind),
         }
 
     def remove_doc(self, doc_id: str | None, lang: str, request: gr.Request) -> dict[Any, Any]:
         c, t = self.c, self.t(lang)
         who = self._staff(request, "admin")
         if who is None:
-            return {c.docs_msg: self.status(t("errors.forbidden"), "error")}
+            return {c.msg: self.status(t("errors.forbidden"), "error")}
         if not doc_id:
-            return {c.docs_msg: self.status(t("docs.pick_first"), "info")}
+            return {c.msg: self.status(t("docs.pick_first"), "info")}
         try:
             removed = self.client.remove_document(who, doc_id).get("removed") or []
             out = self.docs_listing(who, t)
         except ApiError as err:
-            return {c.docs_msg: self.status(self.error(err, t), "error")}
-        return {**out, c.docs_msg: self.status(t("docs.removed", n=len(removed)), "ok")}
+            return {c.msg: self.status(self.error(err, t), "error")}
+        return {**out, c.msg: self.status(t("docs.removed", n=len(removed)), "ok")}

@@ -1,23 +1,21 @@
-"""Page handlers: first load (who, which screen), the acknowledgement gate, the language switch,
-and the history (open, delete, delete all, export)."""
+"""Page handlers: first load (who, which screen), the acknowledgement gate and the language switch,
+which render every tab."""
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from ui.admin import AdminHandlers
 from ui.auth import Refusal
+from ui.base import Base
 from ui.client import ApiError, Who
+from ui.layout import brand_html
 from ui.texts import Texts
 from ui.views import (
     ack_error,
     charter_markdown,
-    conversation_from_api,
-    history_choices,
     main_contact,
     pick,
     pii_panel,
@@ -25,26 +23,29 @@ from ui.views import (
     render_chat,
 )
 
+if TYPE_CHECKING:
+    from ui.page import Page
 
-class PageHandlers(AdminHandlers):
+
+class PageHandlers(Base):
+    """The page as a whole: `c` is the whole page; the admin tab's handlers re-render its figures."""
+
+    c: Page
+
+    def __init__(self, *args: Any, admin: AdminHandlers, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.admin = admin
+
     # --- pieces ---------------------------------------------------------------------------------
 
     def relabel(self, t: Texts) -> dict[Any, Any]:
         """Every fixed label in the wanted language (the registry is filled while laying out)."""
         out: dict[Any, Any] = {}
-        for component, props in self.c.labels:
+        for component, props in self.c.labels.items:
             values: dict[str, Any] = {prop: t(key) for prop, key in props.items()}
             out[component] = gr.update(**values)
-        out[self.c.brand] = self.brand_html(t)
+        out[self.c.header.brand] = brand_html(self.settings, t)
         return out
-
-    def brand_html(self, t: Texts) -> str:
-        org = self.esc(self.settings.deployment.organisation)
-        sub = f'<div class="kit-sub">{self.esc(t("app.subtitle", organisation=org))}</div>' if org else ""
-        return (
-            f'<div class="kit-brand"><span class="kit-logo" aria-hidden="true">◆</span>'
-            f'<div><div class="kit-title">{self.esc(t("app.title"))}</div>{sub}</div></div>'
-        )
 
     def charter_md(self, charter: dict[str, Any], model: str, t: Texts) -> str:
         policy = self.settings.policy
@@ -71,10 +72,10 @@ class PageHandlers(AdminHandlers):
         c = self.c
         items = quiz_items(charter, t.lang)
         out: dict[Any, Any] = {
-            c.gate_md: self.charter_md(charter, model, t),
-            c.quiz_head: gr.update(visible=bool(items), value=self.quiz_head(t, len(items))),
+            c.gate.md: self.charter_md(charter, model, t),
+            c.gate.quiz_head: gr.update(visible=bool(items), value=self.quiz_head(t, len(items))),
         }
-        for i, radio in enumerate(c.quiz):
+        for i, radio in enumerate(c.gate.quiz):
             if i < len(items):
                 question, choices = items[i]
                 value = values[i] if values and i < len(values) else None
@@ -94,33 +95,33 @@ class PageHandlers(AdminHandlers):
         closed = charter.get("chat_closed")
         templates = [(pick(tp.get("name"), t.lang), i) for i, tp in enumerate(charter.get("prompt_templates") or [])]
         out: dict[Any, Any] = {
-            c.chatbot: gr.update(
+            c.chat.chatbot: gr.update(
                 value=render_chat(conv or {}, t),
                 placeholder=t("chat.placeholder", name=self.esc(who.user)),
                 watermark=t("chat.watermark", model=model or "?"),
             ),
-            c.closed_md: gr.update(
+            c.chat.closed_md: gr.update(
                 visible=bool(closed),
                 value=t("chat.closed", message=self.esc((closed or {}).get("message") or t("errors.closed_default"))),
             ),
-            c.templates: gr.update(choices=templates, value=None, visible=bool(templates)),
-            c.notice: self.notice(charter, t),
-            c.hist_info: self.history_info(charter, t),
-            c.hist_tools: gr.update(visible=int(charter.get("conversation_retention_days") or 0) > 0),
-            c.charter_md: self.charter_md(charter, model, t),
-            c.tab_admin: gr.update(visible=who.role in ("admin", "auditor")),
-            c.tab_docs: gr.update(visible=who.role == "admin", label=t("docs.tab")),
-            c.admin_switch: gr.update(visible=who.role == "admin"),
-            c.admin_readonly: gr.update(visible=who.role == "auditor"),
+            c.chat.templates: gr.update(choices=templates, value=None, visible=bool(templates)),
+            c.chat.notice: self.notice(charter, t),
+            c.history.info: self.history_info(charter, t),
+            c.history.tools: gr.update(visible=int(charter.get("conversation_retention_days") or 0) > 0),
+            c.charter.md: self.charter_md(charter, model, t),
+            c.admin.tab: gr.update(visible=who.role in ("admin", "auditor")),
+            c.documents.tab: gr.update(visible=who.role == "admin", label=t("docs.tab")),
+            c.admin.switch: gr.update(visible=who.role == "admin"),
+            c.admin.readonly: gr.update(visible=who.role == "auditor"),
         }
         return out
 
     def screen(self, which: str, t: Texts, message: str = "", retry: bool = False) -> dict[Any, Any]:
         c = self.c
         return {
-            c.banner: gr.update(visible=bool(message), value=message),
-            c.retry_btn: gr.update(visible=retry, value=t("app.retry")),
-            c.gate_col: gr.update(visible=which == "gate"),
+            c.header.banner: gr.update(visible=bool(message), value=message),
+            c.header.retry_btn: gr.update(visible=retry, value=t("app.retry")),
+            c.gate.col: gr.update(visible=which == "gate"),
             c.main_col: gr.update(visible=which == "main"),
         }
 
@@ -136,7 +137,7 @@ class PageHandlers(AdminHandlers):
                 f"\n\n{t('auth.contact', contact=self.esc(contact))}" if contact else ""
             )
             return {**out, **self.screen("none", t, text)}
-        out[c.who_md] = t("app.signed_in", user=self.esc(who.user), role=t(f"roles.{who.role}"))
+        out[c.header.who_md] = t("app.signed_in", user=self.esc(who.user), role=t(f"roles.{who.role}"))
         model, warning = "", ""
         try:
             model = str(self.client.health().get("model") or "")
@@ -148,7 +149,7 @@ class PageHandlers(AdminHandlers):
             charter = self.client.charter(who)
         except ApiError as err:
             return {**out, **self.screen("none", t, self.error(err, t), retry=True)}
-        out.update({c.charter_state: charter, c.model_state: model})
+        out.update({c.state.charter: charter, c.state.model: model})
         if (charter.get("user") or {}).get("acknowledged_at") is None:
             out.update(self.gate_updates(charter, model, t))
             out.update(self.screen("gate", t, warning))
@@ -170,21 +171,21 @@ class PageHandlers(AdminHandlers):
         c, t = self.c, self.t(lang)
         who = self.who(request)
         if isinstance(who, Refusal):
-            return {c.gate_msg: self.status(self.refusal_text(who, t), "error")}
+            return {c.gate.msg: self.status(self.refusal_text(who, t), "error")}
         if not charter:
-            return {c.gate_msg: self.status(t("errors.unreachable"), "error")}
+            return {c.gate.msg: self.status(t("errors.unreachable"), "error")}
         n = len(charter.get("quiz") or [])
         given = list(answers[:n])
         if any(a is None or a == "" for a in given):
-            return {c.gate_msg: self.status(t("gate.need_answers"), "error")}
+            return {c.gate.msg: self.status(t("gate.need_answers"), "error")}
         if not confirmed:
-            return {c.gate_msg: self.status(t("gate.need_confirm"), "error")}
+            return {c.gate.msg: self.status(t("gate.need_confirm"), "error")}
         try:
             self.client.acknowledge(who, str(charter.get("version")), [int(a) for a in given])
             charter = self.client.charter(who)
         except ApiError as err:
-            return {c.gate_msg: self.status(ack_error(err, t), "error")}
-        out = {c.charter_state: charter, c.gate_msg: self.status("")}
+            return {c.gate.msg: self.status(ack_error(err, t), "error")}
+        out = {c.state.charter: charter, c.gate.msg: self.status("")}
         out.update(self.main_updates(who, charter, model, conv, t))
         out.update(self.screen("main", t))
         return out
@@ -210,115 +211,21 @@ class PageHandlers(AdminHandlers):
         out = self.relabel(t)
         who = self.who(request)
         if isinstance(who, Refusal):
-            return {**out, c.banner: gr.update(value=self.refusal_text(who, t))}
-        out[c.who_md] = t("app.signed_in", user=self.esc(who.user), role=t(f"roles.{who.role}"))
-        out[c.chat_msg] = self.status("")
-        out[c.gate_msg] = self.status("")
+            return {**out, c.header.banner: gr.update(value=self.refusal_text(who, t))}
+        out[c.header.who_md] = t("app.signed_in", user=self.esc(who.user), role=t(f"roles.{who.role}"))
+        out[c.chat.chat_msg] = self.status("")
+        out[c.gate.msg] = self.status("")
         out.update(self.gate_updates(charter, model, t, list(quiz_values)))
         main = self.main_updates(who, charter, model, conv, t)
         templates = [(pick(tp.get("name"), t.lang), i) for i, tp in enumerate(charter.get("prompt_templates") or [])]
-        main[c.templates] = gr.update(choices=templates)
+        main[c.chat.templates] = gr.update(choices=templates)
         out.update(main)
         if pii_item and pii_item.get("scan"):
             markdown, state = pii_panel(pii_item["scan"], t)
-            out[c.pii_md] = markdown
-            out[c.pii_send] = gr.update(value=t("pii.confirm_masked" if state == "masked" else "pii.confirm"))
+            out[c.chat.pii_md] = markdown
+            out[c.chat.pii_send] = gr.update(value=t("pii.confirm_masked" if state == "masked" else "pii.confirm"))
         if fb:
-            out[c.fb_md] = f"**{t('feedback.up_title' if fb.get('rating', 0) > 0 else 'feedback.down_title')}**"
+            out[c.chat.fb_md] = f"**{t('feedback.up_title' if fb.get('rating', 0) > 0 else 'feedback.down_title')}**"
         if admin_cache:
-            out.update(self.admin_render(admin_cache, t))
+            out.update(self.admin.admin_render(admin_cache, t))
         return out
-
-    # --- history --------------------------------------------------------------------------------
-
-    def refresh_history(self, lang: str, request: gr.Request) -> dict[Any, Any]:
-        c, t = self.c, self.t(lang)
-        who = self.who(request)
-        if isinstance(who, Refusal):
-            return {c.hist_msg: self.status(self.refusal_text(who, t), "error")}
-        try:
-            data = self.client.conversations(who)
-        except ApiError as err:
-            return {c.hist_msg: self.status(self.error(err, t), "error")}
-        if not data.get("enabled"):
-            return {c.hist_tools: gr.update(visible=False), c.hist_msg: self.status("")}
-        choices = history_choices(data.get("data") or [], t)
-        return {
-            c.hist_tools: gr.update(visible=True),
-            c.hist_dd: gr.update(choices=choices, value=choices[0][1] if choices else None),
-            c.hist_msg: self.status("" if choices else t("history.empty"), "info"),
-        }
-
-    def open_conversation(self, cid: str | None, lang: str, request: gr.Request) -> dict[Any, Any]:
-        c, t = self.c, self.t(lang)
-        who = self.who(request)
-        if isinstance(who, Refusal) or not cid:
-            return {c.hist_msg: self.status(t("history.pick_first"), "info")}
-        try:
-            conv = conversation_from_api(self.client.conversation(who, cid))
-        except ApiError as err:
-            return {c.hist_msg: self.status(self.error(err, t), "error")}
-        return {
-            c.conv: conv,
-            c.chatbot: render_chat(conv, t),
-            c.tabs: gr.Tabs(selected="chat"),
-            c.hist_msg: self.status(""),
-            c.chat_msg: self.status(t("chat.loaded", title=self.esc(conv.get("title") or t("history.untitled")))),
-        }
-
-    def delete_conversation(
-        self, cid: str | None, conv: dict[str, Any] | None, lang: str, request: gr.Request
-    ) -> dict[Any, Any]:
-        c, t = self.c, self.t(lang)
-        who = self.who(request)
-        if isinstance(who, Refusal) or not cid:
-            return {c.hist_msg: self.status(t("history.pick_first"), "info")}
-        try:
-            self.client.delete_conversation(who, cid)
-        except ApiError as err:
-            return {c.hist_msg: self.status(self.error(err, t), "error")}
-        out = self.refresh_history(lang, request)
-        out[c.hist_msg] = self.status(t("history.deleted"), "ok")
-        if conv and conv.get("id") == cid:
-            out[c.conv] = {**conv, "id": None}
-        return out
-
-    def delete_all(
-        self, confirmed: bool, conv: dict[str, Any] | None, lang: str, request: gr.Request
-    ) -> dict[Any, Any]:
-        c, t = self.c, self.t(lang)
-        who = self.who(request)
-        if isinstance(who, Refusal):
-            return {c.hist_msg: self.status(self.refusal_text(who, t), "error")}
-        if not confirmed:
-            return {c.hist_msg: self.status(t("history.delete_all_confirm"), "info")}
-        try:
-            n = self.client.delete_all(who).get("deleted", 0)
-        except ApiError as err:
-            return {c.hist_msg: self.status(self.error(err, t), "error")}
-        out = self.refresh_history(lang, request)
-        out.update({c.hist_msg: self.status(t("history.deleted_all", n=n), "ok"), c.hist_confirm: False})
-        if conv and conv.get("id"):
-            out[c.conv] = {**conv, "id": None}
-        return out
-
-    def export(self, lang: str, request: gr.Request) -> dict[Any, Any]:
-        """The user's data as a JSON file offered to this session only, once (ui.downloads): nothing is
-        written to Gradio's cache, whose files any signed-in user holding the link may fetch."""
-        c, t = self.c, self.t(lang)
-        who = self.who(request)
-        if isinstance(who, Refusal):
-            return {c.hist_msg: self.status(self.refusal_text(who, t), "error")}
-        try:
-            data = self.client.export_me(who)
-        except ApiError as err:
-            return {c.hist_msg: self.status(self.error(err, t), "error")}
-        name = f"kit-export-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}.json"
-        label = t("history.export_link", name=name, minutes=max(1, round(self.downloads.ttl_s / 60)))
-        link = self.offer(request, json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8"), name, label)
-        if link is None:
-            return {c.hist_msg: self.status(t("auth.no_user"), "error")}
-        return {
-            c.export_file: gr.update(value=link, visible=True),
-            c.hist_msg: self.status(t("history.export_ready"), "ok"),
-        }
