@@ -15,10 +15,29 @@ from kit.rules.privacy import sensitive_words as w
 
 
 def alt(words: list[str] | frozenset[str]) -> str:
-    """A regex alternation of lexicon entries, longest first; a space in an entry matches any run of
-    spaces or a hyphen."""
-    items = sorted(set(words), key=len, reverse=True)
-    return "(?:" + "|".join(re.escape(i).replace(r"\ ", r"[\s-]+").replace(r"\-", r"[\s-]?") for i in items) + ")"
+    """A regex alternation of lexicon entries, factored as a trie (shared beginnings tried once, so a word
+    that starts no entry fails at its first letters); a space in an entry matches any run of spaces or a
+    hyphen, a hyphen matches a space, a hyphen or nothing. The longest entry wins."""
+    trie: dict[str, dict] = {}
+    for word in set(words):
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return "(?:" + _trie_regex(trie) + ")"
+
+
+def _char(c: str) -> str:
+    return r"[\s-]+" if c == " " else r"[\s-]?" if c == "-" else re.escape(c)
+
+
+def _trie_regex(node: dict[str, dict]) -> str:
+    ends = "" in node
+    branches = [_char(c) + _trie_regex(child) for c, child in sorted(node.items()) if c]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if ends else body
 
 
 def fr_verb(stem: str) -> str:
