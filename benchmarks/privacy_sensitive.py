@@ -12,7 +12,10 @@ flatters them); privacy_sensitive_heldout.jsonl was written after a first versio
 widen them; privacy_sensitive_unseen.jsonl was written last and never used to change a rule: its figures are
 the ones to expect on new text. privacy_sensitive_fresh.jsonl (varied registers: HR e-mails, meeting notes,
 chat; indirect wording, verbs and adjectives, no accents, lower case; hard negatives) was written before the
-rules were rebuilt on lexicons per domain, measured once before and once after, and never used to tune them.
+rules were rebuilt on lexicons per domain, measured once before and once after, and never used to tune them:
+recall 50.0 % before, 92.2 % after (health 27 -> 95 %, religion 55 -> 95 %, politics 45 -> 91 %, union 45 -> 91 %,
+sexuality 59 -> 77 %, origin 64 -> 95 %, criminal 55 -> 100 %), 7 of 110 negatives flagged both times (the same
+7, all from the earlier rules). The unseen set went from 54.5 % to 75.0 % with 0 false positives both times.
 """
 
 from __future__ import annotations

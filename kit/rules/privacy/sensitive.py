@@ -15,6 +15,11 @@ accents one character for one character, so every span maps back to the text as 
 written into the patterns (gender and number in French, verb forms in both languages). The span is the
 sensitive expression ("arrêt maladie pour dépression", "délégué CGT"), never the whole sentence.
 
+Besides the patterns below, :mod:`kit.rules.privacy.sensitive_frames` reads the domain lexicons of
+:mod:`kit.rules.privacy.sensitive_words` (conditions, care workers, faiths and rites, parties, unions,
+countries and demonyms, offences) through generic frames ("voit un" + any care worker, "de confession" +
+any faith, "né en" + any country, "pour" + any offence), with the same person cue.
+
 Cost: one pass of each precompiled pattern over the text, and for each match a look at a bounded window
 before it (at most ``CUE_WINDOW`` characters): linear in the text's length.
 """

@@ -61,7 +61,8 @@ BODY = alt(w.BODY_PARTS)
 CARE = alt(w.CARE_WORKERS)
 PLACE_OF_CARE = alt(w.PLACES_OF_CARE)
 SUBSTANCE = alt(w.SUBSTANCES)
-MEDICAL_ACT = rf"(?:(?:operation|intervention|chirurgie|surgery|greffe|transplant)\s+(?:du|de\s+la|de\s+l'|des|d'|on\s+(?:his|her|their|the)|to\s+(?:his|her|their))\s*{BODY}|{BODY}\s+(?:surgery|operation|replacement|transplant))"
+MEDICAL_ACT = (rf"(?:(?:operation|intervention|chirurgie|surgery|greffe|transplant)\s+(?:du|de\s+la|de\s+l'|des|d'|"
+               rf"on\s+(?:his|her|their|the)|to\s+(?:his|her|their))\s*{BODY}|{BODY}\s+(?:surgery|operation|replacement|transplant))")
 HEALTH = [
     rf"(?:voi[ts]|voyait|consult\w*|suivie?s?\s+par|sees?|seeing|saw|visits|visiting|consults?|consulting)\s+{_DET}(?P<x>{CARE})",
     rf"(?:rendez-vous|rdv|appointments?|consultation)\s+(?:chez|with|at|a)\s+{_DET}(?:l'\s*)?(?P<x>{CARE}|{PLACE_OF_CARE})",
@@ -103,13 +104,14 @@ RELIGION = [
     rf"(?:va|vont|allait|se\s+rend\w*|frequente\w*|attends?|attended|attending|goes\s+to|went\s+to|prie\w*|prays?|praying)\s+"
     rf"(?:a\s+la\s+|au\s+|a\s+l'|a\s+|dans\s+|at\s+)?(?:une?\s+|la\s+|le\s+|l'|the\s+|a\s+|an\s+|his\s+|her\s+|their\s+|sa\s+|son\s+)?"
     rf"(?:[\w-]+\s+)?(?P<x>{WORSHIP}(?:\s+{FAITH})?)(?![\w-])",
-    rf"(?:goes\s+to|went\s+to|attends)\s+(?P<x>(?:friday\s+|sunday\s+)?(?:prayers|mass|services|church|mosque|synagogue))",
+    r"(?:goes\s+to|went\s+to|attends)\s+(?P<x>(?:friday\s+|sunday\s+)?(?:prayers|mass|services|church|mosque|synagogue))",
     rf"(?:port\w*|wears?|wearing|wore)\s+(?:le|la|un|une|sa|son|a|an|the|his|her)\s+(?P<x>{GARMENT})(?![\w-])",
     rf"{_BE}\s+(?:[\w-]+\s+){{0,2}}?(?:un|une|a|an)?\s*(?:fervente?|devout|practising|practicing|pratiquante?|observant|croyante?)\s+(?P<x>{FAITH})",
     rf"{_BE}\s+(?:une?\s+|a\s+|an\s+)?(?:tres\s+|very\s+|ouvertement\s+|openly\s+|now\s+|desormais\s+)?(?P<x>{FAITH})(?![\w-])",
 ]
 
-PARTY = alt(w.PARTIES).replace("labour", r"labour(?!\s+(?:rights|law|laws|market|costs?|reform|shortage|force|day|relations))")
+_NOT_A_PARTY = r"(?!labour\s+(?:rights|laws?|market|costs?|reform|shortage|force|day|relations))"  # labour law
+PARTY = rf"(?:{_NOT_A_PARTY}{alt(w.PARTIES)})"
 POLITICAL = alt(w.POLITICAL_ADJ)
 _ACT_FR = "|".join(fr_verb(s) for s in ("milit", "tract", "soutien", "vot", "adher", "encart", "manifest", "colla"))
 POLITICS = [
@@ -126,7 +128,8 @@ POLITICS = [
 
 UNION_NAME = alt(frozenset(w.UNIONS) - w.COMMON_WORD_UNIONS)
 ANY_UNION = alt(w.UNIONS)
-_SYNDICAT = r"syndicats?(?!\s+(?:des\s+copro\w*|de\s+copro\w*|intercommunal|mixte|d'initiative|de\s+communes|des\s+eaux|patronal\w*|agricole|du\s+logement))"
+_SYNDICAT = (r"syndicats?(?!\s+(?:des\s+copro\w*|de\s+copro\w*|intercommunal|mixte|d'initiative|de\s+communes|"
+             r"des\s+eaux|patronal\w*|agricole|du\s+logement))")
 UNION = [
     r"(?P<x>(?:fai[ts]|faisait|faisaient|a\s+fait|ont\s+fait|font|faire)\s+(?:la\s+)?greve|(?:en|se\s+mettre\s+en|s'est\s+mise?\s+en)\s+greve(?!\s+(?:des|du|de\s+la))"
     r"|grevistes?|(?:went|go|goes|going|is|was|are|were|been|be)\s+on\s+strike|on\s+the\s+picket\s+line|picket(?:ed|ing))",
