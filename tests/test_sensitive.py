@@ -196,6 +196,7 @@ INDIRECT = [
     ("SENSITIVE_ORIGIN", "Le plombier est né en Algérie."),
     ("SENSITIVE_ORIGIN", "Our designer was born in Ghana."),
     ("SENSITIVE_ORIGIN", "La vendeuse a des origines vietnamiennes."),
+    ("SENSITIVE_ORIGIN", "le soudeur est d'ascendance marocaine"),  # a frame after an elided "de"
     ("SENSITIVE_CRIMINAL", "Le vigile a fait de la prison."),
     ("SENSITIVE_CRIMINAL", "il a fait de la taule pour trafic"),
     ("SENSITIVE_CRIMINAL", "The welder was fined for drink driving."),

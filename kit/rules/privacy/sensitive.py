@@ -288,7 +288,8 @@ _PHRASES = [(kind, _compile(p)) for kind, p in (
 # The frames built on the domain lexicons (:mod:`kit.rules.privacy.sensitive_frames`): one alternation per
 # category, always with a person in the clause (their possessive alone is not enough: "sa grippe" may be
 # a dog's).
-_FRAMES = [(kind, re.compile(r"(?:(?<![\w'-])|(?='s\s))(?:" + "|".join(
+# A frame may start after an elided article or preposition ("d'ascendance", "l'hôpital").
+_FRAMES = [(kind, re.compile(r"(?:(?<![\w-])|(?='s\s))(?:" + "|".join(
     "(?:" + p.replace("(?P<x>", f"(?P<x{i}>") + ")" for i, p in enumerate(patterns)) + ")"))
            for kind, patterns in FRAMES]
 # A noun with the ending of a word for a person (trade, origin, role) after a determiner: "le cariste",
