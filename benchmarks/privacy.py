@@ -226,6 +226,8 @@ def _print_report(result: dict[str, Any]) -> None:
         privacy_sensitive.print_sensitive(result["sensitive"])
     if "sensitive_unseen" in result:
         privacy_sensitive.print_sensitive(result["sensitive_unseen"])
+    if "sensitive_fresh" in result:
+        privacy_sensitive.print_sensitive(result["sensitive_fresh"])
     if "scaling" in result:
         sizes = result["scaling"]["sizes"]
         print("scaling: seconds per scan (time per 1,000 characters; a flat figure is linear)")
@@ -265,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="labelled sentences with and without sensitive data about a person (JSONL)")
     parser.add_argument("--sensitive-unseen", default=str(privacy_sensitive.UNSEEN_DATA),
                         help="the same, written after the rules and never used to change them (JSONL)")
+    parser.add_argument("--sensitive-fresh", default=str(privacy_sensitive.FRESH_DATA),
+                        help="the same, written before the rules were rebuilt on lexicons per domain (JSONL)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where to write the JSON result")
     parser.add_argument("--model", default=None, help="spaCy pipeline (default: best installed)")
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling measurement (minutes)")
@@ -277,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     result["forms"] = privacy_forms.evaluate_forms(detector.scan_many, args.clean)
     result["sensitive"] = privacy_sensitive.evaluate_sensitive(detector.scan_many, args.sensitive)
     result["sensitive_unseen"] = privacy_sensitive.evaluate_sensitive(detector.scan_many, args.sensitive_unseen)
+    result["sensitive_fresh"] = privacy_sensitive.evaluate_sensitive(detector.scan_many, args.sensitive_fresh)
     if not args.no_scaling:
         result["scaling"] = scaling(detector, args.data)
     _print_report(result)

@@ -10,7 +10,15 @@ also the sentences with sensitive data that get a finding of another SENSITIVE c
 privacy_sensitive.jsonl was written before the rules, which were then written with it at hand (its recall
 flatters them); privacy_sensitive_heldout.jsonl was written after a first version of the rules and used to
 widen them; privacy_sensitive_unseen.jsonl was written last and never used to change a rule: its figures are
-the ones to expect on new text.
+the ones to expect on new text. privacy_sensitive_fresh.jsonl (varied registers: HR e-mails, meeting notes,
+chat; indirect wording, verbs and adjectives, no accents, lower case; hard negatives) was written before the
+rules were rebuilt on lexicons per domain, measured once before and once after, and never used to tune them:
+recall 50.0 % before, 92.2 % after (health 27 -> 95 %, religion 55 -> 95 %, politics 45 -> 91 %, union 45 -> 91 %,
+sexuality 59 -> 77 %, origin 64 -> 95 %, criminal 55 -> 100 %), 7 of 110 negatives flagged both times (the same
+7, all from the earlier rules). The unseen set went from 54.5 % to 75.0 % with 0 false positives both times.
+After that single "after" measurement, one rule changed (a frame may start after an elided "d'" or "l'"), so
+the fresh set is no longer unseen for that change: 92.9 % on it, 77.3 % on the unseen set, false positives
+unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from kit.rules.privacy.sensitive import SENSITIVE_TYPES
 ROOT = Path(__file__).resolve().parent.parent
 SENSITIVE_DATA = ROOT / "benchmarks" / "data" / "privacy_sensitive.jsonl"
 UNSEEN_DATA = ROOT / "benchmarks" / "data" / "privacy_sensitive_unseen.jsonl"
+FRESH_DATA = ROOT / "benchmarks" / "data" / "privacy_sensitive_fresh.jsonl"
 
 
 def load_sentences(path: str | Path = SENSITIVE_DATA) -> list[dict[str, Any]]:

@@ -173,3 +173,60 @@ def test_benchmark_reports_recall_and_false_positives_per_category(detector: Det
         assert 0.0 <= row["recall"] <= 1.0 and 0.0 <= row["false_positive_rate"] <= 1.0
     assert result["per_category"]["SENSITIVE_HEALTH"]["recall"] >= 0.8
     assert result["negatives_flagged"] / result["negatives"] <= 0.05
+
+
+# Indirect wording, verbs and adjectives, chat register: not in any benchmark set. Each line exercises a
+# lexicon built from the domain (conditions and care, faiths and practices, parties and activism, unions
+# and strikes, orientation and gender identity, countries and demonyms, offences and sentences).
+INDIRECT = [
+    ("SENSITIVE_HEALTH", "la gestionnaire attend un bébé pour l'automne"),
+    ("SENSITIVE_HEALTH", "Mon binôme voit un psychiatre toutes les semaines."),
+    ("SENSITIVE_HEALTH", "il se remet doucement de son infarctus"),
+    ("SENSITIVE_HEALTH", "Our cashier is recovering from a knee operation."),
+    ("SENSITIVE_HEALTH", "Le soudeur a des séances de dialyse le mardi."),
+    ("SENSITIVE_RELIGION", "La vendeuse est de confession musulmane."),
+    ("SENSITIVE_RELIGION", "mon voisin fait le jeune du ramadan"),
+    ("SENSITIVE_RELIGION", "Our designer was baptised last Easter and now attends a Baptist church."),
+    ("SENSITIVE_POLITICS", "Le serveur tracte pour les Insoumis le dimanche."),
+    ("SENSITIVE_POLITICS", "My neighbour donates to the Conservative Party."),
+    ("SENSITIVE_UNION", "Le peintre a fait grève avec la CGT."),
+    ("SENSITIVE_UNION", "She went on strike with her union in May."),
+    ("SENSITIVE_SEXUALITY", "le graphiste est bi et ne s'en cache pas"),
+    ("SENSITIVE_SEXUALITY", "Notre hôtesse est une femme transgenre."),
+    ("SENSITIVE_ORIGIN", "Le plombier est né en Algérie."),
+    ("SENSITIVE_ORIGIN", "Our designer was born in Ghana."),
+    ("SENSITIVE_ORIGIN", "La vendeuse a des origines vietnamiennes."),
+    ("SENSITIVE_ORIGIN", "le soudeur est d'ascendance marocaine"),  # a frame after an elided "de"
+    ("SENSITIVE_CRIMINAL", "Le vigile a fait de la prison."),
+    ("SENSITIVE_CRIMINAL", "il a fait de la taule pour trafic"),
+    ("SENSITIVE_CRIMINAL", "The welder was fined for drink driving."),
+]
+
+INDIRECT_IMPERSONAL = [
+    "Le congé de maternité est allongé pour les naissances multiples.",
+    "La grève des contrôleurs perturbe les trains ce matin.",
+    "Le stagiaire est né en 2002 à la maternité de Nantes.",
+    "The candidate was born in 1985.",
+    "Le chef de projet est originaire de la région.",
+    "La dialyse est remboursée par l'Assurance maladie.",
+    "Le serveur de fichiers a été arrêté pour maintenance.",
+    "Our manager is expecting the figures by Monday.",
+    "La prison de la Santé a rouvert en 2019.",
+]
+
+
+@pytest.mark.parametrize(("category", "text"), INDIRECT)
+def test_indirect_wording_about_a_person_is_found(detector: Detector, category: str, text: str) -> None:
+    assert category in kinds(detector, text)
+
+
+@pytest.mark.parametrize("text", INDIRECT_IMPERSONAL)
+def test_the_same_vocabulary_impersonally_is_not_flagged(detector: Detector, text: str) -> None:
+    assert not {k for k in kinds(detector, text) if k.startswith("SENSITIVE_")}
+
+
+def test_lexicons_are_package_data_read_once() -> None:
+    from kit.rules.privacy import sensitive_words
+
+    assert len(sensitive_words.COUNTRIES) > 150 and len(sensitive_words.CONDITIONS) > 200
+    assert "algerienne" in sensitive_words.DEMONYMS  # inflected: masculine, feminine and plural forms

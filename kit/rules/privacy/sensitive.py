@@ -15,6 +15,11 @@ accents one character for one character, so every span maps back to the text as 
 written into the patterns (gender and number in French, verb forms in both languages). The span is the
 sensitive expression ("arrêt maladie pour dépression", "délégué CGT"), never the whole sentence.
 
+Besides the patterns below, :mod:`kit.rules.privacy.sensitive_frames` reads the domain lexicons of
+:mod:`kit.rules.privacy.sensitive_words` (conditions, care workers, faiths and rites, parties, unions,
+countries and demonyms, offences) through generic frames ("voit un" + any care worker, "de confession" +
+any faith, "né en" + any country, "pour" + any offence), with the same person cue.
+
 Cost: one pass of each precompiled pattern over the text, and for each match a look at a bounded window
 before it (at most ``CUE_WINDOW`` characters): linear in the text's length.
 """
@@ -26,6 +31,8 @@ import re
 import unicodedata
 
 from kit.rules.privacy.identifiers import Candidate
+from kit.rules.privacy.sensitive_frames import FRAMES, alt
+from kit.rules.privacy.sensitive_words import PERSON_NOUNS
 
 SENSITIVE_TYPES: tuple[str, ...] = (
     "SENSITIVE_HEALTH", "SENSITIVE_RELIGION", "SENSITIVE_POLITICS", "SENSITIVE_UNION",
@@ -229,7 +236,7 @@ ORIGIN = (
 CRIMINAL = (
     rf"(?:condamne{_E}|mise?s?\s+en\s+examen|incarcere{_E}|emprisonne{_E}|interpelle{_E}|ecroue{_E}|"
     rf"place{_E}\s+en\s+(?:garde\s+a\s+vue|detention(?:\s+provisoire)?)|inculpe{_E}|reconnue?s?\s+coupables?|"
-    rf"poursuivie?s?\s+pour|juge{_E}\s+pour|fiche{_E}\s+s|arrete{_E}\s+pour)"
+    rf"poursuivie?s?\s+pour|juge{_E}\s+pour|fiche{_E}\s+s)"
     r"(?:\s+(?:pour|a|de)\s+[\w'-]+(?:\s+[\w'-]+){0,3})?"
     r"|(?:a|avait)\s+un\s+casier(?:\s+judiciaire)?|son\s+casier\s+judiciaire"
     r"|(?:fait|purge|passe|a\s+fait)\s+(?:\w+\s+)?(?:ans|mois|annees|jours)\s+(?:de\s+prison|ferme|de\s+detention)"
@@ -278,12 +285,19 @@ _PHRASES = [(kind, _compile(p)) for kind, p in (
                          r"|(?:perdu|ampute)\s+d'une?\s+(?:jambe|bras|main|pied|oeil|œil)"),
     ("SENSITIVE_RELIGION", RELIGION_ACT), ("SENSITIVE_POLITICS", POLITICS_ACT), ("SENSITIVE_UNION", UNION),
     ("SENSITIVE_SEXUALITY", SEXUALITY_ACT), ("SENSITIVE_ORIGIN", ORIGIN), ("SENSITIVE_CRIMINAL", CRIMINAL))]
+# The frames built on the domain lexicons (:mod:`kit.rules.privacy.sensitive_frames`): one alternation per
+# category, always with a person in the clause (their possessive alone is not enough: "sa grippe" may be
+# a dog's).
+# A frame may start after an elided article or preposition ("d'ascendance", "l'hôpital").
+_FRAMES = [(kind, re.compile(r"(?:(?<![\w-])|(?='s\s))(?:" + "|".join(
+    "(?:" + p.replace("(?P<x>", f"(?P<x{i}>") + ")" for i, p in enumerate(patterns)) + ")"))
+           for kind, patterns in FRAMES]
 # A noun with the ending of a word for a person (trade, origin, role) after a determiner: "le cariste",
 # "la standardiste", "our receptionist", "the contractor".
 _ROLE = (r"(?:(?:le|la|les|un|une|notre|nos|mon|ma|mes|son|sa|ses|ce|cette|ces|leur|votre|the|our|my|his|her|"
          r"their|a|an|this|that|your)\s+|l')(?:(?:nouvel(?:le)?|nouveau|ancien(?:ne)?|jeune|new|former|young)\s+)?"
          r"[a-z]+(?<!m)(?:eur|euse|rice|iste|ien|ienne|ier|iere|ant|ante|aire|ent|ente|er|or|ist|ian|ee)s?(?![\w-])")
-_PERSON_CUE = re.compile(rf"(?<![\w-]){PERSON_WORDS}(?![\w-])|(?<![\w-]){_ROLE}"
+_PERSON_CUE = re.compile(rf"(?<![\w-]){PERSON_WORDS}(?![\w-])|(?<![\w-]){_ROLE}|(?<![\w'-]){alt(PERSON_NOUNS)}(?![\w-])"
                          r"|(?<![\w])(?:m|mme|mr|mrs|ms|dr)\.?\s|\bj'")
 _CLAUSE_END = re.compile(r"(?<!\bm)(?<!\bmr)(?<!\bdr)(?<!\bms)(?<!\bmrs)(?<!\bmme)[.!?;:](?:\s|$)|\n")
 _NAME = re.compile(r"(?<![\w'-])[A-ZÀ-Ý][a-zà-ÿ]+(?:-[A-ZÀ-Ý][a-zà-ÿ]+)?")
@@ -312,6 +326,14 @@ def _about_a_person(text: str, folded: str, start: int, person_ends: list[int],
     return any(m.group().lower().split("-")[0] in first_names for m in _NAME.finditer(text, begin, start))
 
 
+def _span(m: re.Match[str]) -> tuple[int, int]:
+    """The span of the sensitive expression: the group ``x`` that took part in the match, else the match."""
+    for name, (start, end) in zip(m.re.groupindex, (m.span(n) for n in m.re.groupindex), strict=True):
+        if name.startswith("x") and start >= 0:
+            return start, end
+    return m.span()
+
+
 def find_sensitive(text: str, persons: list[Candidate] | None = None,
                    first_names: frozenset[str] = frozenset()) -> list[Candidate]:
     """SENSITIVE_* candidates in a plain text (see the module's docstring); ``persons``: the PERSON
@@ -319,12 +341,12 @@ def find_sensitive(text: str, persons: list[Candidate] | None = None,
     folded = fold(text)
     person_ends = sorted(c.end for c in persons or [] if c.type == "PERSON")
     out: list[Candidate] = []
-    for kind, pattern in _ATTR + _PHRASES:
+    for kind, pattern, framed in [(k, p, False) for k, p in _ATTR + _PHRASES] + [(k, p, True) for k, p in _FRAMES]:
         for m in pattern.finditer(folded):
-            start, end = m.span("x") if "x" in pattern.groupindex else m.span()
+            start, end = _span(m)
             if end <= start:
                 continue
-            personal = (_POSSESSIVE.match(folded, m.start()) is not None  # "sa religion", "his ethnicity"
+            personal = (not framed and _POSSESSIVE.match(folded, m.start()) is not None  # "sa religion"
                         and "origin" not in folded[m.start():m.end()])  # "son origine": a product has one too
             if personal or _about_a_person(text, folded, m.start(), person_ends, first_names):
                 out.append(Candidate(kind, start, end, SCORE, PRIORITY))
