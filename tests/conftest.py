@@ -4,7 +4,6 @@ caches and hub settings point there too, so tests never touch the user's data or
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pwd
 import re
@@ -218,9 +217,9 @@ def gateway(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    for line in lines:
-        if line.startswith("data: ") and line.strip() != "data: [DONE]":
-            yield json.loads(line[6:])
+    from kit import sse
+
+    yield from sse.events(lines)
 
 
 # --- throwaway database servers on loopback (the several-gateways tests) -------------------------------------

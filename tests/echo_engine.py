@@ -12,10 +12,10 @@ from typing import Any
 
 from conftest import ServerHandle, serve_app, write_config
 
-from kit.engine.base import Chunk, EngineStats, Generation, SamplingParams
+from kit.engine.base import BaseEngine, Chunk, EngineStats, Generation, SamplingParams
 
 
-class EchoEngine:
+class EchoEngine(BaseEngine):
     """Answers every chat with the text of all the messages it received, joined; keeps them in ``received``."""
 
     model_name = "echo"
@@ -42,12 +42,12 @@ class EchoEngine:
         return gen
 
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
-                    loop: asyncio.AbstractEventLoop | None = None) -> Generation:
+                    loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
         self.received.append([dict(m) for m in messages])
         return self._answer("\n".join(str(m["content"]) for m in messages), loop)
 
     def submit_completion(self, prompt: str, params: SamplingParams,
-                          loop: asyncio.AbstractEventLoop | None = None) -> Generation:
+                          loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
         self.received.append([{"role": "user", "content": prompt}])
         return self._answer(prompt, loop)
 

@@ -14,6 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kit", "ui")
 MAX_LINES = 450
+MAX_FUNCTION_LINES = 80
+SHORT_FUNCTIONS = ("kit/gateway", "kit/engine")  # the serving path: every function readable on one screen
 
 
 def _modules() -> dict[str, Path]:
@@ -130,7 +132,7 @@ def test_parts_are_packages() -> None:
     for part in ("models", "engine", "gateway", "rules", "ops", "cli"):
         assert (ROOT / "kit" / part / "__init__.py").exists()
     flat = sorted(p.name for p in (ROOT / "kit").glob("*.py"))
-    assert flat == ["__init__.py", "config.py", "defaults.py", "errors.py", "files.py", "sections.py"]
+    assert flat == ["__init__.py", "config.py", "defaults.py", "errors.py", "files.py", "sections.py", "sse.py"]
 
 
 def test_import_contracts_hold() -> None:
@@ -141,3 +143,15 @@ def test_import_contracts_hold() -> None:
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "broken" not in r.stdout.lower().replace("0 broken", "")
+
+
+def test_serving_functions_fit_on_a_screen() -> None:
+    long = {}
+    for folder in SHORT_FUNCTIONS:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    size = (node.end_lineno or node.lineno) - node.lineno + 1
+                    if size > MAX_FUNCTION_LINES:
+                        long[f"{path.relative_to(ROOT)}::{node.name}"] = size
+    assert long == {}

@@ -7,7 +7,6 @@ service key when the gateway has keys). Network and HTTP failures become :class:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from kit import sse
 
 CLIENT_HEADER = "X-Kit-Client-Address"  # the browser's address, for the gateway's sign-in throttle
 
@@ -295,19 +296,10 @@ class GatewayClient:
                 if response.status_code >= 400:
                     response.read()
                     raise error_from_response(response)
-                for line in response.iter_lines():
+                for event in sse.events(response.iter_lines(), skip_invalid=True):
                     if should_stop():
                         yield ("stopped", None)
                         return
-                    if not line.startswith("data: "):
-                        continue
-                    data = line[6:].strip()
-                    if data == "[DONE]":
-                        break
-                    try:
-                        event = json.loads(data)
-                    except ValueError:
-                        continue
                     if "error" in event:
                         yield ("error", str((event["error"] or {}).get("message", "")))
                         continue

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit import sse
 from kit.bench.energy import EnergyMeter
 from kit.bench.results import Progress, data_dir
 from kit.errors import UsageError
@@ -207,13 +208,12 @@ async def one_request(client: Any, target: Target, model: str, messages: list[di
                 return RequestRecord(False, None, time.perf_counter() - start, [], 0, None, "chunks", None,
                                      f"http_{r.status_code}", text[:200])
             async for line in r.aiter_lines():
-                if not line.startswith("data:"):
+                chunk = sse.parse(line)
+                if chunk is None:
                     continue
-                data = line[5:].strip()
-                if data == "[DONE]":
+                if chunk is sse.DONE:
                     done = True
                     break
-                chunk = json.loads(data)
                 if "error" in chunk and not chunk.get("choices"):
                     return RequestRecord(False, None, time.perf_counter() - start, chunks, len(chunks), None,
                                          "chunks", None, "server_error", str(chunk["error"])[:200])

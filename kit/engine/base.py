@@ -1,8 +1,16 @@
 """The engine interface: what the gateway needs from whatever runs the model.
 
-Two engines implement it: ``LlamaEngine`` (in-process llama.cpp with continuous batching, see
-``kit/llama_engine.py``) and ``RemoteEngine`` (any OpenAI-compatible URL: llama-server, vLLM; see
-``kit/remote_engine.py``). The gateway only talks to this interface.
+Three engines implement it: ``LlamaEngine`` (in-process llama.cpp with continuous batching, see
+``kit/engine/llama.py``), ``RemoteEngine`` (any OpenAI-compatible URL: llama-server, vLLM, a `kit engine`;
+see ``kit/engine/remote.py``) and ``EnginePool`` (several of them, ``kit/engine/pool.py``). The gateway only
+talks to this interface. What an engine can do beyond generating is declared, with its default in
+``BaseEngine``, never probed: ``submits_at_once``, ``gathering``, ``states`` and ``affinity``.
+
+Each request carries its ``SamplingParams``, which travel with it to the engine that runs it (across the
+network too); ``owner``, who it runs for, is one of them, since the engine that runs it shares its
+sequences fairly by owner (``kit.engine.waiting``). The ``route`` argument of ``submit_chat`` and
+``submit_completion`` only tells a pool where to send it (the conversation, whose turns go to one engine)
+and goes no further.
 """
 
 from __future__ import annotations
@@ -14,7 +22,10 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+if TYPE_CHECKING:
+    from kit.engine.gather import Gathering
 
 FinishReason = Literal["stop", "length", "cancelled", "timeout", "error"]
 _ids = itertools.count(1)
@@ -34,7 +45,6 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     timeout_s: float | None = None
     ignore_eos: bool = False  # generate max_tokens whatever the model says (benchmarks: same-length outputs)
-    affinity: str | None = None  # conversation id: an engine pool sends its turns to the same engine
     owner: str | None = None  # who the request runs for: the engine shares its sequences fairly among owners
 
 
@@ -164,11 +174,14 @@ def _put_all(batch: list[tuple[Generation, Chunk]]) -> None:
 
 
 class Engine(Protocol):
-    """What the gateway needs from an engine."""
+    """What the gateway needs from an engine. ``route`` names the request's conversation for an engine pool
+    (its turns go to one member, whose prompt cache holds them); a single engine ignores it."""
 
     model_name: str
     model_sha256: str
     n_ctx: int  # context length of one sequence
+    submits_at_once: bool  # submit_* never wait: callers may call them on an event loop
+    gathering: Gathering | None  # the requests announced on their way (kit.engine.gather), if it waits for them
 
     @property
     def stats(self) -> EngineStats: ...
@@ -178,12 +191,32 @@ class Engine(Protocol):
     def count_chat_tokens(self, messages: list[dict[str, Any]]) -> int: ...
 
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
-                    loop: asyncio.AbstractEventLoop | None = None) -> Generation: ...
+                    loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation: ...
 
     def submit_completion(self, prompt: str, params: SamplingParams,
-                          loop: asyncio.AbstractEventLoop | None = None) -> Generation: ...
+                          loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation: ...
+
+    def states(self) -> list[dict[str, Any]]: ...
+
+    def affinity(self) -> tuple[int, int]: ...
 
     def close(self) -> None: ...
+
+
+class BaseEngine:
+    """The defaults of what an engine declares: its submissions may wait (a worker thread runs them), it does
+    not gather requests, and it is no pool (no members, no conversation routing)."""
+
+    submits_at_once: ClassVar[bool] = False
+    gathering: Gathering | None = None
+
+    def states(self) -> list[dict[str, Any]]:
+        """Each member's state, for /metrics and `kit doctor` (an engine pool); none for a single engine."""
+        return []
+
+    def affinity(self) -> tuple[int, int]:
+        """(follow-up turns of conversations, those that reached the engine of their previous turn): a pool's."""
+        return 0, 0
 
 
 def collect(gen: Generation) -> tuple[str, Chunk]:

@@ -33,11 +33,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import itertools
 import threading
 import time
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+import anyio.to_thread
+
+T = TypeVar("T")
 
 ARRIVING_S = 0.05  # how long the engine waits for an announced request, from its arrival, at least
 CONNECTING_S = 0.03  # how long it waits for the first request of a connection just opened, from its opening
@@ -141,28 +146,34 @@ class Arrival:
 _current: contextvars.ContextVar[Arrival | None] = contextvars.ContextVar("kit_arrival", default=None)
 
 
+class Gathers(Protocol):
+    """An engine as this module sees it (kit.engine.base.Engine declares it): its gathering, or None."""
+
+    gathering: Gathering | None
+
+
 CONNECTION_KEY = "kit.connection"  # the ASGI scope's key for the announcement of a connection's first request
 
 
-def connection_opened(engine: Any) -> Arrival | None:
+def connection_opened(engine: Gathers) -> Arrival | None:
     """A client opened a connection to the server of ``engine`` (in this process): its first request is
     probably on its way. In a burst of users (or of a script's workers) that each open a connection, the
     first request would otherwise be read alone and the others a step later. Waited for ``CONNECTING_S``
     at most (a connection may stay unused, as a browser's spare one does); ended by the request's handler
     (:func:`announce`), as soon as its path turns out not to be a generation, or when it closes."""
-    gathering: Gathering | None = getattr(engine, "gathering", None)
+    gathering = engine.gathering
     if gathering is None or not gathering.enabled:
         return None
     return gathering.arrive(CONNECTING_S)
 
 
 @contextlib.asynccontextmanager
-async def announce(engine: Any, scope: MutableMapping[str, Any] | None = None) -> Any:
+async def announce(engine: Gathers, scope: MutableMapping[str, Any] | None = None) -> Any:
     """Around a request handler: tell ``engine`` (if it gathers) that a request is on its way, then let the
     other requests already received be announced too before this one is prepared. The announcement ends at
     :func:`leave` or when the handler returns, whichever comes first. The announcement of the request's
     connection, if the server made one (``scope``), ends here: this one takes its place."""
-    gathering: Gathering | None = getattr(engine, "gathering", None)
+    gathering = engine.gathering
     if gathering is None or not gathering.enabled:  # then no connection was announced either
         yield
         return
@@ -186,3 +197,11 @@ def leave() -> None:
     if arrival is not None:
         arrival.leave()
 
+
+
+async def in_thread(func: Callable[..., T], *args: Any) -> T:
+    """Run ``func(*args)`` in a worker thread (work that waits: a personal-data scan, a document search, a
+    network round trip), after the current request leaves the fast path: the engine does not wait for it
+    meanwhile."""
+    leave()
+    return await anyio.to_thread.run_sync(functools.partial(func, *args))

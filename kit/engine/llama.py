@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from kit.engine.base import Chunk, EngineStats, Generation, Outbox, SamplingParams
+from kit.engine.base import BaseEngine, Chunk, EngineStats, Generation, Outbox, SamplingParams
 from kit.engine.build import model_params, openmp_waits
 from kit.engine.cache import PromptCache
 from kit.engine.gather import Gathering
@@ -37,7 +37,7 @@ MIN_CACHED = 32  # shorter sequences are not worth keeping in the host-memory pr
 SWITCH_INTERVAL_S = 0.0005  # see LlamaEngine.__init__
 
 
-class LlamaEngine:
+class LlamaEngine(BaseEngine):
     """Continuous-batching engine over llama-cpp-python's low-level API."""
 
     submits_at_once = True  # submit_chat/submit_completion never wait: callers may call them on an event loop
@@ -91,7 +91,7 @@ class LlamaEngine:
         self._cv = threading.Condition()
         self._outbox = Outbox()
         self._closing = False
-        self.gathering = Gathering(self._cv, enabled=gather)  # see kit.engine.gather
+        self.gathering: Gathering = Gathering(self._cv, enabled=gather)  # see kit.engine.gather
         self._eog = [t for t in range(L.llama_vocab_n_tokens(self._vocab)) if L.llama_vocab_is_eog(self._vocab, t)]
         self._eog_set = frozenset(self._eog)
         self.sample_shortcut = True  # see kit.engine.sampling
@@ -169,11 +169,11 @@ class LlamaEngine:
         return len(self.tokenize(self.render_chat(messages)))
 
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
-                    loop: asyncio.AbstractEventLoop | None = None) -> Generation:
+                    loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
         return self._submit(self.tokenize(self.render_chat(messages)), params, loop)
 
     def submit_completion(self, prompt: str, params: SamplingParams,
-                          loop: asyncio.AbstractEventLoop | None = None) -> Generation:
+                          loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
         return self._submit(self.tokenize(prompt, special=False), params, loop)
 
     def close(self) -> None:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kit.engine.base import Chunk, EngineStats, Generation, SamplingParams
+from kit.engine.base import BaseEngine, Chunk, EngineStats, Generation, SamplingParams
 from kit.engine.remote import RemoteEngine
 from kit.errors import EngineError
 
@@ -83,7 +83,7 @@ class PoolSettings:
     retries: int = 2
 
 
-class EnginePool:
+class EnginePool(BaseEngine):
     """The Engine interface over several members; see the module docstring for the routing."""
 
     def __init__(self, members: list[Member], *, model_name: str, ctx: int = 4096,
@@ -140,8 +140,8 @@ class EnginePool:
         return int(self.members[0].engine.count_chat_tokens(messages))
 
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
-                    loop: asyncio.AbstractEventLoop | None = None) -> Generation:
-        key = params.affinity or affinity_key(messages)
+                    loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
+        key = route or affinity_key(messages)
         if any(m.get("role") == "assistant" for m in messages):  # a later turn: where the last one went
             order = self.order(key, remembered=self._previous(key))
         else:  # a new conversation: the least busy member
@@ -166,9 +166,8 @@ class EnginePool:
                 self.affinity_hits += int(before == member.name)
 
     def submit_completion(self, prompt: str, params: SamplingParams,
-                          loop: asyncio.AbstractEventLoop | None = None) -> Generation:
-        return self._start(lambda m: m.engine.submit_completion(prompt, params, None), self.order(params.affinity),
-                           params.affinity, loop)
+                          loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
+        return self._start(lambda m: m.engine.submit_completion(prompt, params, None), self.order(route), route, loop)
 
     def _previous(self, key: str) -> str | None:
         """The member that served the conversation ``key`` last, if a gateway remembers it."""

@@ -7,17 +7,17 @@ remote server in a worker thread and pushes chunks like the built-in engine does
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from typing import Any
 
 import httpx
 
-from kit.engine.base import Chunk, EngineStats, Generation, SamplingParams
+from kit import sse
+from kit.engine.base import BaseEngine, Chunk, EngineStats, Generation, SamplingParams
 from kit.errors import EngineError
 
 
-class RemoteEngine:
+class RemoteEngine(BaseEngine):
     def __init__(self, url: str, *, model_name: str, api_key: str | None = None, ctx: int = 4096,
                  timeout_s: float = 300, probe: bool = True) -> None:
         self.url = url.rstrip("/")
@@ -66,11 +66,11 @@ class RemoteEngine:
         return sum(len(str(m.get("content", ""))) for m in messages) // 4
 
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
-                    loop: asyncio.AbstractEventLoop | None = None) -> Generation:
+                    loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
         return self._start("/v1/chat/completions", {"messages": messages}, params, loop)
 
     def submit_completion(self, prompt: str, params: SamplingParams,
-                          loop: asyncio.AbstractEventLoop | None = None) -> Generation:
+                          loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
         return self._start("/v1/completions", {"prompt": prompt}, params, loop)
 
     def _start(self, path: str, payload: dict[str, Any], p: SamplingParams,
@@ -98,13 +98,10 @@ class RemoteEngine:
                 if r.status_code != 200:
                     r.read()
                     raise EngineError(f"the engine answered {r.status_code}: {r.text[:300]}")
-                for line in r.iter_lines():
+                for data in sse.events(r.iter_lines()):
                     if gen.cancelled.is_set():
                         reason = "cancelled"
                         break
-                    if not line.startswith("data: ") or line.strip() == "data: [DONE]":
-                        continue
-                    data = json.loads(line[6:])
                     if data.get("usage"):
                         gen.prompt_tokens = int(data["usage"].get("prompt_tokens", 0))
                     for choice in data.get("choices", []):

@@ -1,57 +1,42 @@
-"""Chat and text completions: size limits, the charter and chat-open checks, personal data, sampling,
-the engine, then the response (whole or streamed), the audit row and the stored turn."""
+"""Chat and text completions under the usage rules: size limits, the charter and chat-open checks, the abuse
+limits, personal data, documents, then the engine and the response (whole or streamed, shaped by
+``kit.protocol``), the audit row and the stored turn."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import functools
 import hashlib
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
-from starlette.types import Receive, Scope, Send
 
 from kit.docs.prompt import DocumentContext, with_documents
 from kit.engine import gather
-from kit.engine.base import Engine, Generation, SamplingParams
+from kit.engine.base import Generation
 from kit.errors import ContextOverflowError, KitError, QueueFullError
 from kit.gateway.context import Context
 from kit.gateway.errors import BodyTooLarge, ModelNotFound, PiiBlocked
 from kit.gateway.excerpts import with_excerpts
-from kit.gateway.responses import StreamEnd, response, stream
-from kit.gateway.schemas import ChatRequest, CompletionRequest
+from kit.protocol.responses import StreamEnd, response, stream
+from kit.protocol.schemas import ChatRequest, CompletionRequest
+from kit.protocol.serving import (
+    STREAM_HEADERS,
+    ClosingStream,
+    announcing,
+    collect,
+    ended,
+    response_id,
+    sampling_params,
+    submit_all,
+)
 from kit.rules.audit import AuditEvent
 from kit.rules.limits import LimitExceeded, Ticket
 from kit.rules.policy import ChatOutcome, Identity
-
-
-class ClosingStream(StreamingResponse):
-    """A streamed answer that calls `on_close`, then `after` in a worker thread, once the response is over,
-    however it ends: also when the client left before the first byte, so that the event generator, and its
-    own cleanup, never ran. The response is complete on the wire before `after` runs (the audit row's
-    write waits for the disk): the client reads the end of the answer, and may send its next request on the
-    same connection, without waiting for it."""
-
-    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None],
-                 after: Callable[[], None] | None = None, **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
-        self.on_close = on_close
-        self.after = after
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.on_close()
-            if self.after is not None:
-                await asyncio.shield(run_in_threadpool(self.after))
 
 
 class Completions:
@@ -97,8 +82,7 @@ class Completions:
         limiter = self.ctx.limiter
         try:
             if limiter.shared:  # Redis: a network round trip, off the event loop
-                gather.leave()
-                return await run_in_threadpool(limiter.admit, ident.user, ident.via, ident.role, body.n)
+                return await gather.in_thread(limiter.admit, ident.user, ident.via, ident.role, body.n)
             return limiter.admit(ident.user, ident.via, ident.role, body.n)
         except LimitExceeded as exc:
             self.ctx.metrics.requests.labels(action, "429").inc()
@@ -113,9 +97,8 @@ class Completions:
         ctx, engine, metrics = self.ctx, self.ctx.engine, self.ctx.metrics
         started = time.perf_counter()
         outcome = ctx.gate.apply_pii_remembered(messages, ident)  # all scanned before: no thread hop
-        if outcome is None:
-            gather.leave()  # a scan in a worker thread: the engine does not wait for this request
-            outcome = await run_in_threadpool(ctx.gate.apply_pii, messages, ident)
+        if outcome is None:  # a scan in a worker thread: the engine does not wait for this request
+            outcome = await gather.in_thread(ctx.gate.apply_pii, messages, ident)
         action = "chat" if raw_prompt is None else "completion"
         if outcome.blocked:
             await run_in_threadpool(self.audit, ident, action, outcome, [], started, "blocked")
@@ -147,7 +130,7 @@ class Completions:
             meta["personal_data"]["sources"] = docs.personal_data
         if outcome.masked:
             meta["sent_to_model"] = [m["content"] for m in outcome.messages if m["role"] == "user"][-1:]
-        rid = ("chatcmpl-" if raw_prompt is None else "cmpl-") + uuid.uuid4().hex[:24]
+        rid = response_id(raw_prompt is None)
 
         def finish(texts: list[str], status: str) -> None:
             for g in gens:
@@ -164,7 +147,7 @@ class Completions:
             events = stream(rid, body, gens, meta, raw_prompt is None, end)
             return ClosingStream(events, close, lambda: finish(end.texts, end.status),
                                  media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                                 headers={**STREAM_HEADERS, "X-Accel-Buffering": "no"})
         texts = await collect(request, gens)
         await run_in_threadpool(finish, texts, ended(gens))
         return JSONResponse(response(rid, body, gens, texts, meta, raw_prompt is None))
@@ -176,19 +159,18 @@ class Completions:
         options = getattr(body, "kit", None)
         if options is None or not options.documents:
             return None
-        gather.leave()
         question = next((m["content"] for m in reversed(outcome.messages) if m["role"] == "user"), "")
-        return await run_in_threadpool(self.ctx.documents.context, ident, question, options.collection)
+        return await gather.in_thread(self.ctx.documents.context, ident, question, options.collection)
 
     async def submit(self, ident: Identity, body: ChatRequest | CompletionRequest, outcome: ChatOutcome,
                      raw_prompt: str | None, action: str) -> list[Generation]:
         """Queue the request's n generations in the engine; all are cancelled if one is refused."""
         srv = self.ctx.settings.server
-        params = sampling_params(body, srv.max_tokens_default, srv.request_timeout_s)
-        params.owner = owner_key(ident)
+        params = sampling_params(body, srv.max_tokens_default, srv.request_timeout_s, owner_key(ident))
         text = None if raw_prompt is None else outcome.messages[0]["content"]
+        route = body.conversation_id if isinstance(body, ChatRequest) else None  # the conversation, for a pool
         try:
-            return await submit_all(self.ctx.engine, body.n, params, outcome.messages, text)
+            return await submit_all(self.ctx.engine, body.n, params, outcome.messages, text, route=route)
         except KitError:
             self.ctx.metrics.requests.labels(action, "error").inc()
             raise
@@ -232,88 +214,33 @@ class Completions:
         conv.add_message(ident.user, conversation_id, "assistant", answer, meta)
 
 
-def sampling_params(body: ChatRequest | CompletionRequest, max_tokens_default: int, timeout_s: float) -> SamplingParams:
-    """The engine's sampling parameters for an OpenAI request (the conversation id is the pool's affinity key;
-    the request's ``user`` is the owner the engine shares its sequences by, which the gateway replaces with
-    its caller's, see ``owner_key``)."""
-    return SamplingParams(
-        max_tokens=body.wanted_tokens(max_tokens_default), temperature=body.temperature, top_p=body.top_p,
-        top_k=body.top_k, min_p=body.min_p, repeat_penalty=body.repeat_penalty,
-        frequency_penalty=body.frequency_penalty, presence_penalty=body.presence_penalty, seed=body.seed,
-        stop=body.stops(), timeout_s=timeout_s, ignore_eos=body.ignore_eos,
-        affinity=getattr(body, "conversation_id", None), owner=body.user)
-
-
 def owner_key(ident: Identity) -> str:
     """The engine's owner of a caller's requests: a digest of who calls (never the user id itself, which an
     engine elsewhere in a pool would receive)."""
     return hashlib.sha256(f"{ident.via}:{ident.user}".encode()).hexdigest()[:16]
 
 
-async def submit_all(engine: Engine, n: int, params: SamplingParams, messages: list[dict[str, Any]],
-                     prompt: str | None = None) -> list[Generation]:
-    """Queue ``n`` generations (a chat, or the raw ``prompt`` when given), seeds following each other; all
-    are cancelled if one is refused."""
-    loop = asyncio.get_running_loop()
-    gens: list[Generation] = []
-    try:
-        for i in range(n):
-            p = params if params.seed is None else SamplingParams(**{**vars(params), "seed": params.seed + i})
-            if prompt is None:
-                call = functools.partial(engine.submit_chat, messages, p, loop)
-            else:
-                call = functools.partial(engine.submit_completion, prompt, p, loop)
-            # the in-process engine renders, tokenizes and queues in C without waiting on anything: a hop
-            # to a worker thread would cost more than the call (a remote engine or a pool may wait on the network)
-            gens.append(call() if getattr(engine, "submits_at_once", False) else await run_in_threadpool(call))
-    except KitError:
-        for g in gens:
-            g.cancel()
-        raise
-    return gens
-
-
-def ended(gens: list[Generation]) -> str:
-    """The audit status of a whole answer: ``error``, ``cancelled`` (the client left, or the server stopped it) or
-    ``ok``."""
-    if any(g.error for g in gens):
-        return "error"
-    return "cancelled" if any(g.finish_reason == "cancelled" for g in gens) else "ok"
-
-
-async def collect(request: Request, gens: list[Generation]) -> list[str]:
-    """Whole texts of the generations; cancels them if the client goes away."""
-    async def one(g: Generation) -> str:
-        return "".join([c.text async for c in g.chunks()])
-
-    task = asyncio.ensure_future(asyncio.gather(*(one(g) for g in gens)))
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=0.5)
-        if done:
-            return list(task.result())
-        if await request.is_disconnected():
-            for g in gens:
-                g.cancel()
-
-
 def router(ctx: Context) -> APIRouter:
-    api = APIRouter()
+    """The two generation routes; each declares its caller and its body, read once the request is announced
+    to the engine (``announcing``)."""
+    api = APIRouter(route_class=announcing(ctx.engine))
     completions = Completions(ctx)
 
+    async def chat_body(request: Request) -> ChatRequest:
+        return ChatRequest.model_validate(await ctx.body(request))
+
+    async def completion_body(request: Request) -> CompletionRequest:
+        return CompletionRequest.model_validate(await ctx.body(request))
+
     @api.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
-        async with gather.announce(ctx.engine, request.scope):
-            ident = await ctx.identify(request)
-            body = ChatRequest.model_validate(await ctx.body(request))
-            messages = [m.as_dict() for m in body.messages]
-            return await completions.generate(request, ident, body, messages, None)
+    async def chat_completions(request: Request, ident: Identity = Depends(ctx.identify),
+                               body: ChatRequest = Depends(chat_body)) -> Response:
+        return await completions.generate(request, ident, body, [m.as_dict() for m in body.messages], None)
 
     @api.post("/v1/completions")
-    async def text_completions(request: Request) -> Response:
-        async with gather.announce(ctx.engine, request.scope):
-            ident = await ctx.identify(request)
-            body = CompletionRequest.model_validate(await ctx.body(request))
-            return await completions.generate(request, ident, body, [{"role": "user", "content": body.prompt}],
-                                              body.prompt)
+    async def text_completions(request: Request, ident: Identity = Depends(ctx.identify),
+                               body: CompletionRequest = Depends(completion_body)) -> Response:
+        return await completions.generate(request, ident, body, [{"role": "user", "content": body.prompt}],
+                                          body.prompt)
 
     return api

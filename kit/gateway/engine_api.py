@@ -8,19 +8,25 @@ gateways and the operators see its state.
 from __future__ import annotations
 
 import hmac
-import uuid
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from kit.engine import gather
-from kit.engine.base import Engine
-from kit.gateway.chat import ClosingStream, collect, sampling_params, submit_all
+from kit.engine.base import Engine, Generation
 from kit.gateway.errors import install_handlers, read_json
 from kit.gateway.local import fastapi_options
-from kit.gateway.responses import StreamEnd, response, stream
-from kit.gateway.schemas import ChatRequest, CompletionRequest
+from kit.protocol.responses import StreamEnd, response, stream
+from kit.protocol.schemas import ChatRequest, CompletionRequest
+from kit.protocol.serving import (
+    STREAM_HEADERS,
+    ClosingStream,
+    announcing,
+    collect,
+    response_id,
+    sampling_params,
+    submit_all,
+)
 
 MAX_BODY = 4_000_000
 
@@ -64,38 +70,46 @@ def create_engine_app(engine: Engine, *, api_key: str | None, name: str, max_tok
             ("completion_tokens_total", s.completion_tokens_total), ("active", s.active), ("queued", s.queued))]
         return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
 
-    async def generate(request: Request, chat: bool) -> Response:
-        raw = await read_json(request, MAX_BODY)
-        body = ChatRequest.model_validate(raw) if chat else CompletionRequest.model_validate(raw)
-        params = sampling_params(body, max_tokens_default, timeout_s)
-        if isinstance(body, ChatRequest):
-            gens = await submit_all(engine, body.n, params, [m.as_dict() for m in body.messages])
-        else:
-            gens = await submit_all(engine, body.n, params, [], body.prompt)
-        meta = {"model": engine.model_name, "engine": name}
-        rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
+    api = APIRouter(route_class=announcing(engine))
 
-        def close() -> None:
-            for g in gens:
-                g.cancel()
+    @api.post("/v1/chat/completions")
+    async def chat_completions(request: Request, body: ChatRequest = Depends(chat_body)) -> Response:
+        gens = await submit_all(engine, body.n, sampling_params(body, max_tokens_default, timeout_s),
+                                [m.as_dict() for m in body.messages], route=body.conversation_id)
+        return await answer(request, body, gens, {"model": engine.model_name, "engine": name}, True)
 
-        if body.stream:
-            events = stream(rid, body, gens, meta, chat, StreamEnd())
-            return ClosingStream(events, close, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        try:
-            texts = await collect(request, gens)
-        finally:
-            close()
-        return JSONResponse(response(rid, body, gens, texts, meta, chat))
+    @api.post("/v1/completions")
+    async def completions(request: Request, body: CompletionRequest = Depends(completion_body)) -> Response:
+        gens = await submit_all(engine, body.n, sampling_params(body, max_tokens_default, timeout_s), [],
+                                body.prompt)
+        return await answer(request, body, gens, {"model": engine.model_name, "engine": name}, False)
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request) -> Response:
-        async with gather.announce(engine, request.scope):
-            return await generate(request, True)
-
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Response:
-        async with gather.announce(engine, request.scope):
-            return await generate(request, False)
-
+    app.include_router(api)
     return app
+
+
+async def chat_body(request: Request) -> ChatRequest:
+    return ChatRequest.model_validate(await read_json(request, MAX_BODY))
+
+
+async def completion_body(request: Request) -> CompletionRequest:
+    return CompletionRequest.model_validate(await read_json(request, MAX_BODY))
+
+
+async def answer(request: Request, body: ChatRequest | CompletionRequest, gens: list[Generation],
+                 meta: dict[str, Any], chat: bool) -> Response:
+    """The generations as one response, or streamed; cancelled once it is over, however it ends."""
+    rid = response_id(chat)
+
+    def close() -> None:
+        for g in gens:
+            g.cancel()
+
+    if body.stream:
+        events = stream(rid, body, gens, meta, chat, StreamEnd())
+        return ClosingStream(events, close, media_type="text/event-stream", headers=STREAM_HEADERS)
+    try:
+        texts = await collect(request, gens)
+    finally:
+        close()
+    return JSONResponse(response(rid, body, gens, texts, meta, chat))

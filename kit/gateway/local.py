@@ -60,7 +60,7 @@ def http_protocol(engine: Any = None) -> Any:
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
-            if announces:
+            if announces and engine is not None:  # a server without an engine of its own announces nothing
                 self._kit_opened = gather.connection_opened(engine)
 
         def on_headers_complete(self) -> None:  # httptools' parser

@@ -29,9 +29,8 @@ class _EngineCollector(Collector):
                                   "generating sequence and a chunk of the prompts being read).", value=s.steps)
         yield CounterMetricFamily("kit_prompt_cache_restores", "Sequences given a state kept in the host-memory prompt "
                                   "cache.", value=s.prompt_cache_restores)
-        states = getattr(self.engine, "states", None)
-        if callable(states):  # an engine pool: each member's state
-            members = states()
+        members = self.engine.states()
+        if members:  # an engine pool: each member's state
             for metric, doc, key in (("kit_pool_engine_up", "1 while the engine is in the pool.", "up"),
                                      ("kit_pool_engine_in_flight", "Requests running on the engine.", "in_flight"),
                                      ("kit_pool_engine_failures", "Failures in a row of the engine.", "failures"),
@@ -40,7 +39,7 @@ class _EngineCollector(Collector):
                 for m in members:
                     family.add_metric([m["name"]], float(m[key]))
                 yield family
-            follow_ups, hits = self.engine.affinity()  # type: ignore[attr-defined]
+            follow_ups, hits = self.engine.affinity()
             yield CounterMetricFamily("kit_pool_affinity_follow_ups", "Turns of a conversation served before.",
                                       value=follow_ups)
             yield CounterMetricFamily("kit_pool_affinity_hits", "Follow-up turns that reached the engine of their "

