@@ -126,3 +126,10 @@ def test_host_rules_for_each_bind() -> None:
     assert not host_allowed("evil.example", "0.0.0.0", ["chat.example.org"])
     assert host_allowed("10.1.2.3:7860", "0.0.0.0", ["chat.example.org"])
     assert host_allowed("chat.example.org", "::", ["chat.example.org"])
+
+
+def test_refused_host_names_the_key_to_set(bare: ServerHandle) -> None:
+    r = httpx.get(bare.url + "/v1/me/export", headers={"Host": "rebound.attacker.example"})
+    assert r.status_code == 421
+    message = r.json()["error"]["message"]
+    assert message.count("server.allowed_hosts") == 2 and "allowed_config" not in message, message
