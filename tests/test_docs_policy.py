@@ -214,6 +214,18 @@ def test_feedback_comment_is_policed_before_it_is_stored(gw: ServerHandle) -> No
     assert NIR not in _compact(stored) and EMAIL not in stored and "[FR_NIR_1]" in stored
 
 
+def test_feedback_model_and_conversation_fields_are_policed_too(gw: ServerHandle) -> None:
+    """The other free-text fields of a report (``model``, ``conversation_id``) reach the administrators too."""
+    r = httpx.post(gw.url + "/v1/feedback", headers=gw.headers("ana"),
+                   json={"kind": "report", "comment": "voir le modèle", "model": f"écrire à {EMAIL}",
+                         "conversation_id": NIR})
+    assert r.status_code == 200, r.text
+    items = httpx.get(gw.url + "/v1/admin/feedback", headers=gw.headers("root", "admin")).json()["data"]
+    shown = str(next(i for i in items if i["id"] == r.json()["id"]))
+    assert EMAIL not in shown and NIR not in _compact(shown), shown
+    assert set(r.json()["personal_data"]["categories"]) >= {"EMAIL_ADDRESS", "FR_NIR"}
+
+
 # --- need-to-know ----------------------------------------------------------------------------------------------
 
 
