@@ -226,6 +226,23 @@ def test_feedback_model_and_conversation_fields_are_policed_too(gw: ServerHandle
     assert set(r.json()["personal_data"]["categories"]) >= {"EMAIL_ADDRESS", "FR_NIR"}
 
 
+def test_a_title_cut_by_the_chat_never_keeps_part_of_an_identifier(gw: ServerHandle) -> None:
+    """The chat names a new conversation after the first 80 characters of its first message: a NIR across
+    that cut must not be stored in part (the gateway's policy cannot recognise a NIR cut in two)."""
+    from ui.views import conversation_title
+
+    spaced = " ".join([NIR[0], NIR[1:3], NIR[3:5], NIR[5:7], NIR[7:10], NIR[10:13], NIR[13:]])
+    text = "Merci de vérifier le dossier de l'agent muté au service courrier, NIR " + spaced + " avant lundi."
+    assert text.index(spaced) < 80 < text.index(spaced) + len(spaced)
+    scan = httpx.post(gw.url + "/v1/privacy/scan", headers=gw.headers("ana"), json={"text": text}).json()
+    title = conversation_title(text, scan)
+    assert 0 < len(title) <= 80 and title.startswith("Merci de vérifier")
+    r = httpx.post(gw.url + "/v1/conversations", headers=gw.headers("ana"), json={"title": title})
+    assert r.status_code == 200, r.text
+    stored = r.json()["title"]
+    assert NIR[:5] not in _compact(stored) and "1 85 05" not in stored, stored
+
+
 # --- need-to-know ----------------------------------------------------------------------------------------------
 
 

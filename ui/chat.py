@@ -13,7 +13,7 @@ import gradio as gr
 from ui.auth import Refusal
 from ui.base import Base
 from ui.client import ApiError
-from ui.views import api_messages, locate, new_conversation, pick, pii_panel, render_chat
+from ui.views import api_messages, conversation_title, locate, new_conversation, pick, pii_panel, render_chat
 
 STREAM_EVERY_S = 0.08
 
@@ -52,7 +52,7 @@ class ChatHandlers(Base):
             out[c.chat_msg] = self.status(self.error(err, t), "error")
             return out
         markdown, state = pii_panel(scan, t)
-        title = str(scan.get("masked_text") or text).strip().splitlines()[0][:80] if text.strip() else ""
+        title = conversation_title(text, scan)
         item = {"kind": "new", "text": text, "title": title}
         out[c.chat_msg] = self.status("")
         if state == "clean":
