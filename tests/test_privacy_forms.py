@@ -204,3 +204,16 @@ def test_identifiers_grouped_or_cased_otherwise_are_found(text: str, value: str)
     ``Fr76``, letters of the account in lower case) or a French number written ``(+33) 6`` or ``+33 06``."""
     found = structured(text)
     assert len(found) == 1 and found[0][1] in (value, value.lstrip("(")), (text, found)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("Joignable au 06 12.34.56.78 le matin.", "06 12.34.56.78"),
+    ("Carte 4970-1012 3456.7893 refusée.", "4970-1012 3456.7893"),
+    ("SIRET 732 829.320-00074 du fournisseur.", "732 829.320-00074"),
+    ("IBAN FR 76 3000 6000 0112 3456 7890 189 à jour.", "FR 76 3000 6000 0112 3456 7890 189"),
+])
+def test_identifiers_with_mixed_separators_are_found_whole(text: str, value: str) -> None:
+    """Separators mixed inside a payment card or a SIRET (after its name), a phone number whose last groups
+    look like an IP address, a space inside an IBAN's country code and key: one finding, the whole value."""
+    found = [(c.type, text[c.start:c.end]) for c in rec.resolve(rec.find_structured(text))]
+    assert len(found) == 1 and found[0][1] == value and found[0][0] != "IP_ADDRESS", (text, found)

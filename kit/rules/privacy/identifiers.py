@@ -171,7 +171,7 @@ CONTEXT_WORDS = 8
 CONTEXT_CHARS = 80
 NIR_TYPO_SCORE = 0.6
 # in any case ("Fr76", an account's letters in lower case); a country code not in capitals must be a known one
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2} ?\d{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
 _NUMRUN = re.compile(r"(?<![\w.,])\d+(?:[ -]\d+)*(?![\w]|[.,]\d)")
 _SIREN_CONTEXT = re.compile(r"(?:sir[eè]n|siret|rcs|insee|immatricul|registre du commerce|"
                             r"company (?:number|registration))\W*(?:\S+\s+){0,3}$", re.I)
@@ -245,10 +245,15 @@ def structured_in(plain: str) -> list[Candidate]:
     if grouped is not None:
         for c in _numbers(grouped.text):
             start, end = grouped.span(c.start, c.end)
-            # one way of grouping a number: a date followed by a time ("05/06/2024 12:30") is no phone
-            if len(forms.separator_kinds(plain, start, end)) <= 1 or c.type in ("IBAN_CODE", "FR_NIR"):
+            # one way of grouping a number: a date followed by a time ("05/06/2024 12:30") is no phone; checked
+            # numbers may mix them (a card's Luhn, a SIRET after its name)
+            if (len(forms.separator_kinds(plain, start, end)) <= 1 or c.type in ("IBAN_CODE", "FR_NIR", "CREDIT_CARD")
+                    or (c.type == "FR_SIRET" and c.score == 1.0)):
                 out.append(Candidate(c.type, start, end, c.score, c.priority))
-    return out
+    # the last groups of a phone number written 06 12.34.56.78 are no IP address
+    phones = [(c.start, c.end) for c in out if c.type == "PHONE_NUMBER"]
+    return [c for c in out if c.type != "IP_ADDRESS"
+            or not any(s <= c.start and c.end <= e and e - s > c.end - c.start for s, e in phones)]
 
 
 def _patterns(text: str) -> list[Candidate]:
