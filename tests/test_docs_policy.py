@@ -191,6 +191,22 @@ def test_excerpt_policy_follows_the_configuration(gw: ServerHandle) -> None:
     assert "FR_NIR" in pd["masked"] and pd["sources"]["withheld"] == []
 
 
+def test_a_file_name_holding_personal_data_reaches_neither_the_model_nor_the_caller(gw: ServerHandle) -> None:
+    """The source's name goes with its excerpt to the model and to the caller: it passes the policy too (block:
+    the excerpt is withheld, and the notice names the file without the value; mask: placeholders)."""
+    for name, body in ((f"attestation_{NIR}.md", "# Attestation\n\nLa mutuelle kangourou couvre l'agent.\n"),
+                       (f"virement {IBAN}.md", "# Virement\n\nLe virement wombat part le lundi.\n")):
+        r = httpx.post(gw.url + "/v1/documents", headers=gw.headers("root", "admin"), timeout=120,
+                       files=[("file", (name, body.encode(), "text/markdown"))], data={"group": "rh"})
+        assert r.status_code == 200 and r.json()["documents"], r.text
+    for question, value in (("Que couvre la mutuelle kangourou ?", NIR), ("Quand part le virement wombat ?", IBAN)):
+        answer = _chat(gw, "ana", question)
+        assert value not in _compact(_received(gw)), _received(gw)
+        assert value not in _compact(str(answer["kit"])), answer["kit"]
+        found = _search(gw, "ana", question)
+        assert value not in _compact(str(found)), found
+
+
 # --- stored texts ----------------------------------------------------------------------------------------------
 
 
