@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle, install_model, start_server
+from conftest import ServerHandle, install_model, serve_app, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -126,3 +126,33 @@ def test_host_rules_for_each_bind() -> None:
     assert not host_allowed("evil.example", "0.0.0.0", ["chat.example.org"])
     assert host_allowed("10.1.2.3:7860", "0.0.0.0", ["chat.example.org"])
     assert host_allowed("chat.example.org", "::", ["chat.example.org"])
+
+
+def test_refused_host_names_the_key_to_set(bare: ServerHandle) -> None:
+    r = httpx.get(bare.url + "/v1/me/export", headers={"Host": "rebound.attacker.example"})
+    assert r.status_code == 421
+    message = r.json()["error"]["message"]
+    assert message.count("server.allowed_hosts") == 2 and "allowed_config" not in message, message
+
+
+def test_engine_on_loopback_answers_only_loopback_names() -> None:
+    """`kit engine` serves the model with no usage rules, keyless on loopback: a page whose name rebinds to
+    127.0.0.1 must not reach it either."""
+    from echo_engine import EchoEngine
+
+    from kit.gateway.engine_api import create_engine_app
+
+    engine = EchoEngine()
+    url, stop = serve_app(create_engine_app(engine, api_key=None, name="t", host="127.0.0.1"))  # type: ignore[arg-type]
+    port = url.rsplit(":", 1)[1]
+    body = {"messages": [{"role": "user", "content": "bonjour"}], "max_tokens": 2}
+    try:
+        for host in ("rebound.attacker.example", f"127.0.0.1.attacker.example:{port}"):
+            r = httpx.post(url + "/v1/chat/completions", json=body, headers={"Host": host})
+            assert r.status_code == 421 and "error" in r.json(), (host, r.status_code)
+            assert httpx.get(url + "/v1/models", headers={"Host": host}).status_code == 421
+        assert engine.received == []
+        assert httpx.post(url + "/v1/chat/completions", json=body).status_code == 200
+        assert httpx.get(url + "/health", headers={"Host": f"localhost:{port}"}).status_code == 200
+    finally:
+        stop()

@@ -191,6 +191,22 @@ def test_excerpt_policy_follows_the_configuration(gw: ServerHandle) -> None:
     assert "FR_NIR" in pd["masked"] and pd["sources"]["withheld"] == []
 
 
+def test_a_file_name_holding_personal_data_reaches_neither_the_model_nor_the_caller(gw: ServerHandle) -> None:
+    """The source's name goes with its excerpt to the model and to the caller: it passes the policy too (block:
+    the excerpt is withheld, and the notice names the file without the value; mask: placeholders)."""
+    for name, body in ((f"attestation_{NIR}.md", "# Attestation\n\nLa mutuelle kangourou couvre l'agent.\n"),
+                       (f"virement {IBAN}.md", "# Virement\n\nLe virement wombat part le lundi.\n")):
+        r = httpx.post(gw.url + "/v1/documents", headers=gw.headers("root", "admin"), timeout=120,
+                       files=[("file", (name, body.encode(), "text/markdown"))], data={"group": "rh"})
+        assert r.status_code == 200 and r.json()["documents"], r.text
+    for question, value in (("Que couvre la mutuelle kangourou ?", NIR), ("Quand part le virement wombat ?", IBAN)):
+        answer = _chat(gw, "ana", question)
+        assert value not in _compact(_received(gw)), _received(gw)
+        assert value not in _compact(str(answer["kit"])), answer["kit"]
+        found = _search(gw, "ana", question)
+        assert value not in _compact(str(found)), found
+
+
 # --- stored texts ----------------------------------------------------------------------------------------------
 
 
@@ -212,6 +228,35 @@ def test_feedback_comment_is_policed_before_it_is_stored(gw: ServerHandle) -> No
     items = httpx.get(gw.url + "/v1/admin/feedback", headers=gw.headers("root", "admin")).json()["data"]
     stored = next(i["comment"] for i in items if i["id"] == r.json()["id"])
     assert NIR not in _compact(stored) and EMAIL not in stored and "[FR_NIR_1]" in stored
+
+
+def test_feedback_model_and_conversation_fields_are_policed_too(gw: ServerHandle) -> None:
+    """The other free-text fields of a report (``model``, ``conversation_id``) reach the administrators too."""
+    r = httpx.post(gw.url + "/v1/feedback", headers=gw.headers("ana"),
+                   json={"kind": "report", "comment": "voir le modèle", "model": f"écrire à {EMAIL}",
+                         "conversation_id": NIR})
+    assert r.status_code == 200, r.text
+    items = httpx.get(gw.url + "/v1/admin/feedback", headers=gw.headers("root", "admin")).json()["data"]
+    shown = str(next(i for i in items if i["id"] == r.json()["id"]))
+    assert EMAIL not in shown and NIR not in _compact(shown), shown
+    assert set(r.json()["personal_data"]["categories"]) >= {"EMAIL_ADDRESS", "FR_NIR"}
+
+
+def test_a_title_cut_by_the_chat_never_keeps_part_of_an_identifier(gw: ServerHandle) -> None:
+    """The chat names a new conversation after the first 80 characters of its first message: a NIR across
+    that cut must not be stored in part (the gateway's policy cannot recognise a NIR cut in two)."""
+    from ui.views import conversation_title
+
+    spaced = " ".join([NIR[0], NIR[1:3], NIR[3:5], NIR[5:7], NIR[7:10], NIR[10:13], NIR[13:]])
+    text = "Merci de vérifier le dossier de l'agent muté au service courrier, NIR " + spaced + " avant lundi."
+    assert text.index(spaced) < 80 < text.index(spaced) + len(spaced)
+    scan = httpx.post(gw.url + "/v1/privacy/scan", headers=gw.headers("ana"), json={"text": text}).json()
+    title = conversation_title(text, scan)
+    assert 0 < len(title) <= 80 and title.startswith("Merci de vérifier")
+    r = httpx.post(gw.url + "/v1/conversations", headers=gw.headers("ana"), json={"title": title})
+    assert r.status_code == 200, r.text
+    stored = r.json()["title"]
+    assert NIR[:5] not in _compact(stored) and "1 85 05" not in stored, stored
 
 
 # --- need-to-know ----------------------------------------------------------------------------------------------

@@ -186,3 +186,34 @@ def test_bench_privacy_command_runs_the_benchmark_with_the_clean_set(tmp_path: P
 
     r = run_kit("bench", "privacy", "--help", cwd=ROOT)
     assert r.returncode == 0 and "--clean" in r.stdout and "--no-scaling" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("text, value", [
+    ("NIR 185 057 800 608 491, merci.", "185 057 800 608 491"),
+    ("Mon numéro : 18 505 78 00 60 84 91.", "18 505 78 00 60 84 91"),
+    ("NIR 1850-5780-0608-491 reçu.", "1850-5780-0608-491"),
+    ("Virement sur Fr76 3000 6000 0112 3456 7890 189 demain.", "Fr76 3000 6000 0112 3456 7890 189"),
+    ("IBAN FR14 2004 1010 0505 0001 3m02 606 à jour.", "FR14 2004 1010 0505 0001 3m02 606"),
+    ("IBAN Gb29 nwbk 6016 1331 9268 19 à jour.", "Gb29 nwbk 6016 1331 9268 19"),
+    ("Joignable au (+33) 6 12 34 56 78 le matin.", "(+33) 6 12 34 56 78"),
+    ("Joignable au +33 06 12 34 56 78 le matin.", "+33 06 12 34 56 78"),
+    ("Joignable au 0033 (0) 6 12 34 56 78 le matin.", "0033 (0) 6 12 34 56 78"),
+])
+def test_identifiers_grouped_or_cased_otherwise_are_found(text: str, value: str) -> None:
+    """The same identifiers grouped otherwise than usual (a NIR in threes), in mixed case (an IBAN typed
+    ``Fr76``, letters of the account in lower case) or a French number written ``(+33) 6`` or ``+33 06``."""
+    found = structured(text)
+    assert len(found) == 1 and found[0][1] in (value, value.lstrip("(")), (text, found)
+
+
+@pytest.mark.parametrize("text, value", [
+    ("Joignable au 06 12.34.56.78 le matin.", "06 12.34.56.78"),
+    ("Carte 4970-1012 3456.7893 refusée.", "4970-1012 3456.7893"),
+    ("SIRET 732 829.320-00074 du fournisseur.", "732 829.320-00074"),
+    ("IBAN FR 76 3000 6000 0112 3456 7890 189 à jour.", "FR 76 3000 6000 0112 3456 7890 189"),
+])
+def test_identifiers_with_mixed_separators_are_found_whole(text: str, value: str) -> None:
+    """Separators mixed inside a payment card or a SIRET (after its name), a phone number whose last groups
+    look like an IP address, a space inside an IBAN's country code and key: one finding, the whole value."""
+    found = [(c.type, text[c.start:c.end]) for c in rec.resolve(rec.find_structured(text))]
+    assert len(found) == 1 and found[0][1] == value and found[0][0] != "IP_ADDRESS", (text, found)

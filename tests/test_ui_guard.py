@@ -333,3 +333,28 @@ def test_in_chromium_export_reaches_only_its_session_and_other_sites_read_nothin
             browser.close()
     finally:
         attacker.shutdown()
+
+
+def test_chat_upload_past_the_limit_is_refused_in_both_languages(pages: dict[str, Page]) -> None:
+    """A file sent to the chat's own upload with no Content-Length (chunked) is refused past
+    ui.max_upload_bytes, with a message in French and English."""
+    gateway = pages["local"].gateway
+    page = _launch(gateway.settings, gateway, auth="local", max_upload_bytes=200_000)
+    try:
+        client = _signed_in(page, "alice")
+
+        def chunks() -> Iterator[bytes]:
+            yield (b'--kitb\r\nContent-Disposition: form-data; name="files"; filename="gros.md"\r\n'
+                   b"Content-Type: text/markdown\r\n\r\n")
+            for _ in range(20):
+                yield b"a" * 65536
+            yield b"\r\n--kitb--\r\n"
+
+        r = client.post("/gradio_api/upload", content=chunks(),
+                        headers={"Content-Type": "multipart/form-data; boundary=kitb"})
+        assert r.status_code == 413, r.text
+        assert "ui.max_upload_bytes" in r.text and "octets" in r.text and "bytes" in r.text, r.text
+        small = client.post("/gradio_api/upload", files={"files": ("petit.md", b"# Petit\n\nbonjour")})
+        assert small.status_code == 200, small.text
+    finally:
+        page.demo.close()

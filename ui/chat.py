@@ -14,7 +14,7 @@ from ui.auth import Refusal
 from ui.base import Base
 from ui.client import ApiError, Who
 from ui.texts import Texts
-from ui.views import api_messages, locate, new_conversation, pick, pii_panel, render_chat
+from ui.views import api_messages, conversation_title, locate, new_conversation, pick, pii_panel, render_chat
 
 if TYPE_CHECKING:
     from ui.tabs.chat import ChatTab
@@ -57,7 +57,7 @@ class ChatHandlers(Base):
             out[c.chat_msg] = self.status(self.error(err, t), "error")
             return out
         markdown, state = pii_panel(scan, t)
-        title = str(scan.get("masked_text") or text).strip().splitlines()[0][:80] if text.strip() else ""
+        title = conversation_title(text, scan)
         item = {"kind": "new", "text": text, "title": title}
         out[c.chat_msg] = self.status("")
         if state == "clean":

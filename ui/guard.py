@@ -232,7 +232,33 @@ class PageGuard:
         if path.startswith(PREFIX):
             await self.download(scope, headers, send)
             return
+        if path.endswith("/gradio_api/upload"):
+            send = self.upload_send(send)
         await self.app(scope, receive, self.guarded_send(send, self.doorman.over_tls(scope, headers)))
+
+    def upload_send(self, send: Any) -> Any:
+        """Gradio's refusal of a file over ``ui.max_upload_bytes`` (413, in English only), said in both languages."""
+        refused: dict[str, Any] = {}
+
+        async def told(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and message.get("status") == 413:
+                refused["start"] = message
+                return
+            if message["type"] == "http.response.body" and "start" in refused:
+                if message.get("more_body"):
+                    return
+                body = _text("guard.upload_too_large", limit=self.settings.ui.max_upload_bytes).encode()
+                start = refused.pop("start")
+                start["headers"] = [(k, v) for k, v in start.get("headers", [])
+                                    if k.lower() not in (b"content-length", b"content-type")]
+                start["headers"] += [(b"content-type", b"text/plain; charset=utf-8"),
+                                     (b"content-length", str(len(body)).encode())]
+                await send(start)
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
+            await send(message)
+
+        return told
 
     async def download(self, scope: dict[str, Any], headers: dict[str, list[str]], send: Any) -> None:
         if scope.get("method") != "GET":  # not even HEAD: a look at the link must not spend it

@@ -231,6 +231,21 @@ def category(kind: str, t: Texts) -> str:
     return t.get_optional(f"pii.categories.{kind}") or kind
 
 
+def conversation_title(text: str, scan: dict[str, Any], size: int = 80) -> str:
+    """A new conversation's title: the first line of its first message, at most ``size`` characters, never
+    cut inside personal data the scan found (a value cut in two is no longer recognised, and the gateway masks
+    the values a title holds whole)."""
+    if not text.strip():
+        return ""
+    start = len(text) - len(text.lstrip())
+    end = start + len(text.strip().splitlines()[0])
+    cut = min(end, start + size)
+    for finding in sorted(scan.get("findings") or [], key=lambda f: -int(f.get("end", 0))):
+        if int(finding.get("start", 0)) < cut < int(finding.get("end", 0)):
+            cut = max(start, int(finding["start"]))
+    return text[start:cut].rstrip()
+
+
 def pii_panel(scan: dict[str, Any], t: Texts) -> tuple[str, str]:
     """Markdown of what was found and the policy's action; and the state: "clean", "confirm",
     "masked" (confirm sending the masked text) or "blocked"."""

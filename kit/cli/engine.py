@@ -49,7 +49,7 @@ def engine(model: str | None, host: str, port: int, parallel: int | None, ctx: i
     gc.collect()
     gc.freeze()  # the loaded libraries stay out of the collector's full passes (see `kit serve`)
     app = create_engine_app(loaded, api_key=key or None, name=name or f"{host}:{port}",
-                            max_tokens_default=srv.max_tokens_default, timeout_s=srv.request_timeout_s)
+                            max_tokens_default=srv.max_tokens_default, timeout_s=srv.request_timeout_s, host=host)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
                     http=http_protocol(loaded))

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from kit.config import host_allowed, is_loopback_host
 from kit.engine.base import Engine, Generation
 from kit.gateway.errors import install_handlers, read_json
 from kit.gateway.local import fastapi_options
@@ -36,13 +37,19 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
 
 
 def create_engine_app(engine: Engine, *, api_key: str | None, name: str, max_tokens_default: int = 512,
-                      timeout_s: float = 300) -> FastAPI:
+                      timeout_s: float = 300, host: str | None = None) -> FastAPI:
+    """The engine's app; ``host``, the address it is bound to: on loopback, only loopback names are answered
+    (a page whose name rebinds to this machine cannot use the model without the gateway's rules)."""
     app = FastAPI(title=f"kit engine {name}", docs_url=None, redoc_url=None, openapi_url=None,
                   **fastapi_options())
     install_handlers(app)
 
     @app.middleware("http")
     async def check_key(request: Request, call_next: Any) -> Response:
+        if host and is_loopback_host(host) and not host_allowed(request.headers.get("host"), host, []):
+            return _error(421, f"this engine does not answer to the host name {request.headers.get('host')!r}: use "
+                          "its loopback address. / Ce moteur ne répond pas au nom d'hôte "
+                          f"{request.headers.get('host')!r} : utilisez son adresse de bouclage.", "misdirected_request")
         if api_key and request.url.path != "/health":
             given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
             if not hmac.compare_digest(given.encode(), api_key.encode()):

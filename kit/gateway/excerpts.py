@@ -1,8 +1,8 @@
 """Document excerpts under the personal-data policy, before the model, the caller or the history sees them.
 
-Each retrieved excerpt (its text and its heading path) is scanned like a message and each category found
-gets its configured action (``policy.pii_actions``): mask puts placeholders in the excerpt, and that masked
-text is the one the model reads, the one returned as ``kit.sources`` or as a search result, and the one kept
+Each retrieved excerpt (its text, its heading path and its source's name) is scanned like a message and each
+category found gets its configured action (``policy.pii_actions``): mask puts placeholders in the excerpt, and that
+masked text is the one the model reads, the one returned as ``kit.sources`` or as a search result, and the one kept
 in the history; block withholds the excerpt (the others still go, and the model is told that excerpts were
 withheld and for which categories: the caller cannot edit the documents, so refusing every question near
 such a document would make it unusable, while withholding keeps its data from the model all the same); warn
@@ -40,23 +40,26 @@ class Policed:
 
 
 def police(gate: Gate, results: Sequence[SearchResult]) -> Policed:
-    """Apply the policy to each excerpt's text and heading (see the module docstring)."""
-    texts = [t for r in results for t in (r.heading, r.text)]
+    """Apply the policy to each excerpt's text, heading and source name (see the module docstring)."""
+    texts = [t for r in results for t in (r.heading, r.text, r.source)]
     outcomes = gate.apply_pii_texts(texts) if texts else []
     if outcomes is None:  # detection turned off: nothing scanned, nothing changed
         return Policed(list(results))
     out = Policed([])
     for n, result in enumerate(results):
-        heading, text = outcomes[2 * n], outcomes[2 * n + 1]
-        found = sorted({*heading.categories, *text.categories})
+        parts = outcomes[3 * n:3 * n + 3]
+        heading, text, source = parts
+        found = sorted({c for o in parts for c in o.categories})
         for cat in found:
-            out.actions[cat] = heading.actions.get(cat) or text.actions[cat]
-        blocked = sorted({*heading.blocked, *text.blocked})
+            out.actions[cat] = next(o.actions[cat] for o in parts if cat in o.actions)
+        blocked = sorted({c for o in parts for c in o.blocked})
         if blocked:
-            out.withheld.append({"source": result.source, "page": result.page, "document_id": result.document_id,
-                                 "chunk_index": result.chunk_index, "categories": blocked})
+            named = gate.mask_for_storage(result.source) if source.categories else None  # the notice names no value
+            out.withheld.append({"source": named.text if named else result.source, "page": result.page,
+                                 "document_id": result.document_id, "chunk_index": result.chunk_index,
+                                 "categories": blocked})
             continue
-        out.results.append(dataclasses.replace(result, heading=heading.text, text=text.text))
+        out.results.append(dataclasses.replace(result, heading=heading.text, text=text.text, source=source.text))
     out.categories = sorted(out.actions)
     for cat in out.categories:
         {"mask": out.masked, "warn": out.warned, "block": out.blocked}.get(out.actions[cat], []).append(cat)

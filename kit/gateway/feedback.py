@@ -11,6 +11,15 @@ from kit.gateway.context import Context
 from kit.gateway.schemas import FeedbackRequest
 
 
+def _police(ctx: Context, fields: dict[str, str | None]) -> dict[str, tuple[str | None, list[str]]]:
+    """Each field as it may be stored (ctx.gate.mask_for_storage), with the categories found in it."""
+    out: dict[str, tuple[str | None, list[str]]] = {}
+    for name, value in fields.items():
+        policed = ctx.gate.mask_for_storage(value) if value else None
+        out[name] = (policed.text, list(policed.categories)) if policed else (value, [])
+    return out
+
+
 def router(ctx: Context) -> APIRouter:
     api = APIRouter()
 
@@ -18,11 +27,13 @@ def router(ctx: Context) -> APIRouter:
     async def feedback(request: Request) -> dict[str, Any]:
         ident = await ctx.identify(request)
         req = FeedbackRequest.model_validate(await ctx.body(request))
-        meta = {"conversation_id": req.conversation_id, "model": req.model}
         user = ctx.state.pseudonym(ident.user)
-        policed = await run_in_threadpool(ctx.gate.mask_for_storage, req.comment)  # administrators read it
-        comment = policed.text if policed else req.comment
-        categories = policed.categories if policed else []
+        # administrators read every field of it
+        fields = {"comment": req.comment, "conversation_id": req.conversation_id, "model": req.model}
+        policed = await run_in_threadpool(_police, ctx, fields)
+        categories = sorted({c for _, found in policed.values() for c in found})
+        comment = str(policed["comment"][0])
+        meta = {"conversation_id": policed["conversation_id"][0], "model": policed["model"][0]}
         fid = await run_in_threadpool(ctx.state.store.add_feedback, user, req.kind, req.rating, comment, meta)
         await ctx.audit_async(ident, "report" if req.kind == "report" else "feedback",
                               rating=req.rating if req.rating is not None else 0, id=fid,

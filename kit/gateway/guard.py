@@ -52,8 +52,8 @@ class HostGuard:
             if not host_allowed(self.settings, host):
                 response = error_response(
                     421, f"this server does not answer to the host name {host!r}: use its own address, or add "
-                    "the name to server.allowed_config. / Ce serveur ne répond pas au nom d'hôte "
-                    f"{host!r} : utilisez son adresse, ou ajoutez ce nom à server.allowed_config.",
+                    "the name to server.allowed_hosts. / Ce serveur ne répond pas au nom d'hôte "
+                    f"{host!r} : utilisez son adresse, ou ajoutez ce nom à server.allowed_hosts.",
                     "misdirected_request")
                 await response(scope, receive, send)
                 return

@@ -170,13 +170,13 @@ _NIR_CONTEXT = re.compile(r"\b(?:nir|secu|securite sociale|social security|insee
 CONTEXT_WORDS = 8
 CONTEXT_CHARS = 80
 NIR_TYPO_SCORE = 0.6
-_IBAN = re.compile(r"(?<![A-Za-z0-9])(?:[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}|"
-                   r"[a-z]{2}\d{2}(?: ?[a-z0-9]){11,30})(?![A-Za-z0-9])")
+# in any case ("Fr76", an account's letters in lower case); a country code not in capitals must be a known one
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2} ?\d{2}(?: ?[A-Za-z0-9]){11,30}(?![A-Za-z0-9])")
 _NUMRUN = re.compile(r"(?<![\w.,])\d+(?:[ -]\d+)*(?![\w]|[.,]\d)")
 _SIREN_CONTEXT = re.compile(r"(?:sir[eè]n|siret|rcs|insee|immatricul|registre du commerce|"
                             r"company (?:number|registration))\W*(?:\S+\s+){0,3}$", re.I)
 _PHONE_FR = re.compile(
-    r"(?<![\w+])(?<!\d[ .-])(?:(?:\+|00)\s?33[\s.-]?(?:\(0\)[\s.-]?)?|\(0\)|0)[1-9]"
+    r"(?<![\w+])(?<!\d[ .-])(?:(?:\(\s?(?:\+|00)\s?33\s?\)|(?:\+|00)\s?33)[\s.-]?(?:\(0\)[\s.-]?|0)?|\(0\)|0)[1-9]"
     r"(?:[\s.-]?\d{2}){4}(?![\w])(?![ .-]\d)")
 _PHONE_INTL = re.compile(r"(?<![\w+])(?:\+|00)(?!33)[1-9]\d{0,2}(?:[\s.-]?\(0\))?"
                          r"(?:[\s.-]?\d{1,5}){1,6}(?![\w])")
@@ -245,10 +245,15 @@ def structured_in(plain: str) -> list[Candidate]:
     if grouped is not None:
         for c in _numbers(grouped.text):
             start, end = grouped.span(c.start, c.end)
-            # one way of grouping a number: a date followed by a time ("05/06/2024 12:30") is no phone
-            if len(forms.separator_kinds(plain, start, end)) <= 1 or c.type in ("IBAN_CODE", "FR_NIR"):
+            # one way of grouping a number: a date followed by a time ("05/06/2024 12:30") is no phone; checked
+            # numbers may mix them (a card's Luhn, a SIRET after its name)
+            if (len(forms.separator_kinds(plain, start, end)) <= 1 or c.type in ("IBAN_CODE", "FR_NIR", "CREDIT_CARD")
+                    or (c.type == "FR_SIRET" and c.score == 1.0)):
                 out.append(Candidate(c.type, start, end, c.score, c.priority))
-    return out
+    # the last groups of a phone number written 06 12.34.56.78 are no IP address
+    phones = [(c.start, c.end) for c in out if c.type == "PHONE_NUMBER"]
+    return [c for c in out if c.type != "IP_ADDRESS"
+            or not any(s <= c.start and c.end <= e and e - s > c.end - c.start for s, e in phones)]
 
 
 def _patterns(text: str) -> list[Candidate]:
@@ -278,17 +283,22 @@ def _numbers(text: str) -> list[Candidate]:
             out.append(_cand("FR_NIR", m.start(), m.end(), 1.0))
         elif nir_shaped(m.group()) and _NIR_CONTEXT.search(context_before(text, m.start())):
             out.append(_cand("FR_NIR", m.start(), m.end(), NIR_TYPO_SCORE))
-    for m in _IBAN.finditer(text):
+    pos = 0
+    while (m := _IBAN.search(text, pos)) is not None:  # a match may run on into the words and IBAN after it
         check = functools.partial(_iban_starting_with, m.group()[:2])
         span = _first_valid(text, m.start(), m.end(), check, range(15, 35))
         if span:
             out.append(_cand("IBAN_CODE", span[0], span[1], 1.0))
+        pos = span[1] if span else m.start() + 1
     for m in _NUMRUN.finditer(text):
         if len(re.sub(r"\D", "", m.group())) < 9:
             continue
         span = _first_valid(text, m.start(), m.end(), card_valid, range(13, 20))
         if span:  # a card may be followed by other digits (security code, expiry)
             out.append(_cand("CREDIT_CARD", span[0], span[1], 1.0))
+        span = _first_valid(text, m.start(), m.end(), nir_valid, range(15, 16))
+        if span and not any(c.type == "FR_NIR" and c.start <= span[0] and span[1] <= c.end for c in out):
+            out.append(_cand("FR_NIR", span[0], span[1], 1.0))  # grouped otherwise (in threes, in fours)
         # SIRET and SIREN are whole numbers, never part of a longer one (a mistyped SIRET)
         context = bool(_SIREN_CONTEXT.search(text[max(0, m.start() - 40):m.start()]))
         if siret_valid(m.group()):
