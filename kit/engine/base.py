@@ -180,8 +180,13 @@ class Engine(Protocol):
     model_name: str
     model_sha256: str
     n_ctx: int  # context length of one sequence
-    submits_at_once: bool  # submit_* never wait: callers may call them on an event loop
-    gathering: Gathering | None  # the requests announced on their way (kit.engine.gather), if it waits for them
+    @property
+    def submits_at_once(self) -> bool:
+        """submit_* never wait: callers may call them on an event loop."""
+
+    @property
+    def gathering(self) -> Gathering | None:
+        """The requests announced on their way (kit.engine.gather), if the engine waits for them."""
 
     @property
     def stats(self) -> EngineStats: ...

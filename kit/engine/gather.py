@@ -149,7 +149,8 @@ _current: contextvars.ContextVar[Arrival | None] = contextvars.ContextVar("kit_a
 class Gathers(Protocol):
     """An engine as this module sees it (kit.engine.base.Engine declares it): its gathering, or None."""
 
-    gathering: Gathering | None
+    @property
+    def gathering(self) -> Gathering | None: ...
 
 
 CONNECTION_KEY = "kit.connection"  # the ASGI scope's key for the announcement of a connection's first request

@@ -284,7 +284,8 @@ def _numbers(text: str) -> list[Candidate]:
         elif nir_shaped(m.group()) and _NIR_CONTEXT.search(context_before(text, m.start())):
             out.append(_cand("FR_NIR", m.start(), m.end(), NIR_TYPO_SCORE))
     pos = 0
-    while (m := _IBAN.search(text, pos)) is not None:  # a match may run on into the words and IBAN after it
+    while (found := _IBAN.search(text, pos)) is not None:  # a match may run on into the words and IBAN after it
+        m = found
         check = functools.partial(_iban_starting_with, m.group()[:2])
         span = _first_valid(text, m.start(), m.end(), check, range(15, 35))
         if span:
