@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from kit.docs.errors import DocumentError
+from kit.errors import DocumentError
 
 MAX_XML_BYTES = 200 * 1024 * 1024
 
