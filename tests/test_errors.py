@@ -142,3 +142,24 @@ def test_upload_in_a_group_with_accents(gw: ServerHandle) -> None:
     assert r.status_code == 200, r.text
     listed = httpx.get(gw.url + "/v1/documents", headers=gw.headers("root", "admin")).json()["data"]
     assert any("équipe" in d["groups"] for d in listed), listed
+
+
+def test_the_cli_uses_the_same_rule_for_users_and_documents(kit_env: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kit.cli.main import cli
+    from kit.errors import UsageError
+    from kit.rules.users import get_groups
+
+    runner = CliRunner()
+    r = runner.invoke(cli, ["users", "add", "zoe", "--group", "équipe", "--password-stdin"],
+                      input="a long enough password\n")
+    assert r.exit_code == 0, r.output
+    assert get_groups(kit_env, "zoe") == ["équipe"]
+    r = runner.invoke(cli, ["users", "add", "yann", "--group", "bad group!", "--password-stdin"],
+                      input="a long enough password\n")
+    assert isinstance(r.exception, UsageError) and "bad group!" in str(r.exception)
+    note = tmp_path / "note.txt"
+    note.write_text("Le télétravail est possible deux jours par semaine.", encoding="utf-8")
+    r = runner.invoke(cli, ["docs", "ingest", str(note), "--group", "bad group!"])
+    assert isinstance(r.exception, UsageError) and "bad group!" in str(r.exception)
