@@ -120,8 +120,8 @@ def embedder(tmp_path_factory: pytest.TempPathFactory) -> Any:
 # --- parsers and chunking (no model) ---------------------------------------------------------------
 
 def test_parsers_read_every_format(tmp_path: Path) -> None:
-    from kit.docs.errors import DocumentError
     from kit.docs.parsers import parse
+    from kit.errors import DocumentError
 
     pdf = parse(make_pdf(tmp_path / "a.pdf", ["Article 1 - Objet\nPremière page, congés.", "Deuxième page."]))
     assert [(s.page, s.text.splitlines()[0]) for s in pdf] == [(1, "Article 1 - Objet"), (2, "Deuxième page.")]

@@ -17,8 +17,8 @@ import pytest
 from conftest import ServerHandle, free_port, install_model, serve_app, start_server, write_config
 
 from kit.config import Limits, RoleLimits, load_settings
-from kit.errors import ConfigError, UsageError
-from kit.rules.limits import Limiter, LimitExceeded, storage_uri
+from kit.errors import ConfigError, LimitExceededError, UsageError
+from kit.rules.limits import Limiter, storage_uri
 
 CHAT = "/v1/chat/completions"
 
@@ -58,14 +58,14 @@ def test_limiter_counts_per_subject_and_role() -> None:
                                          concurrent=4)))
     for _ in range(2):
         lim.finish(lim.admit("alice", "key", "user"), 3)
-    with pytest.raises(LimitExceeded, match=r"3 requests in the last minute.*limits\.user\.requests_per_minute"):
+    with pytest.raises(LimitExceededError, match=r"3 requests in the last minute.*limits\.user\.requests_per_minute"):
         lim.admit("alice", "key", "user")
     lim.finish(lim.admit("alice", "service", "user"), 0)  # another subject: the browser chat's alice
     lim.finish(lim.admit("alice", "key", "admin"), 0)  # admin limits are higher by default
     with pytest.raises(UsageError, match=r"asks for 5 choices.*limits\.user\.concurrent"):
         lim.admit("bob", "key", "user", n=5)
     held = lim.admit("bob", "key", "user", n=4)
-    with pytest.raises(LimitExceeded) as refused:
+    with pytest.raises(LimitExceededError) as refused:
         lim.admit("bob", "key", "user", n=1)
     assert refused.value.retry_after >= 1 and refused.value.limit == "concurrent"
     assert lim.counts().running == 4
@@ -83,11 +83,11 @@ def test_default_concurrent_cap_is_below_the_engines_width() -> None:
                                          r"concurrent.*server\.parallel"):
         lim.admit("alice", "key", "user", n=4)
     held = lim.admit("alice", "key", "user", n=3)
-    with pytest.raises(LimitExceeded, match=r"the limit for your role is 3") as refused:
+    with pytest.raises(LimitExceededError, match=r"the limit for your role is 3") as refused:
         lim.admit("alice", "key", "user")
     assert refused.value.limit == "concurrent"
     lim.finish(lim.admit("bob", "key", "user"), 0)  # another user still gets the engine's last sequence
-    with pytest.raises(LimitExceeded):
+    with pytest.raises(LimitExceededError):
         lim.admit("alice", "key", "admin")  # same subject: the admin role's derived cap is 3 too
     lim.finish(held, 0)
     assert Limiter(Limits(), width=1).cap("user") == 1  # one sequence: at least one generation
@@ -109,7 +109,7 @@ def test_searches_and_scans_count_against_lookups_per_minute() -> None:
                                          tokens_per_day=0)))
     lim.request("dan", "key", "user")
     lim.request("dan", "key", "user")
-    with pytest.raises(LimitExceeded, match=r"3 lookups in the last minute.*limits\.user\.lookups_per_minute"):
+    with pytest.raises(LimitExceededError, match=r"3 lookups in the last minute.*limits\.user\.lookups_per_minute"):
         lim.request("dan", "key", "user")
     # a chat's requests are counted apart: the browser chat checks each message before sending it
     lim.finish(lim.admit("dan", "key", "user"), 0)
@@ -122,7 +122,7 @@ def test_token_windows_refuse_once_spent() -> None:
                                          concurrent=0)))
     lim.finish(lim.admit("carol", "key", "user"), 49)
     lim.finish(lim.admit("carol", "key", "user"), 30)  # admitted below the limit; charged past it
-    with pytest.raises(LimitExceeded, match=r"used 79 generated tokens in the current 24-hour window.*"
+    with pytest.raises(LimitExceededError, match=r"used 79 generated tokens in the current 24-hour window.*"
                                             r"limits\.user\.tokens_per_day") as exc:
         lim.admit("carol", "key", "user")
     assert 80000 < exc.value.retry_after <= 86400

@@ -26,11 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.bench.serving import Target
-from kit.errors import KitError, UsageError
-
-
-class ServerStartError(KitError, RuntimeError):
-    """A reference server did not start."""
+from kit.errors import ServerStartError, UsageError
 
 
 def free_port() -> int:

@@ -279,20 +279,17 @@ def quantizations(source: Path, types: str, text: Path | None, ctx: int, chunks:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def rag(args: tuple[str, ...]) -> None:
     """The documents (retrieval) benchmark: recall@k; options are those of that benchmark."""
-    for module in ("kit.bench.retrieval", "benchmarks.rag"):
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if found:
-            main = getattr(importlib.import_module(module), "main", None)
-            if callable(main):
-                rc = main(list(args))
-                if rc:
-                    raise SystemExit(int(rc))
-                return
-    raise UsageError("the documents benchmark is not installed in this kit (no kit.bench.retrieval or "
-                     "benchmarks/rag.py with a main()): it comes with the documents feature.")
+    try:
+        found = importlib.util.find_spec("benchmarks.rag") is not None
+    except ModuleNotFoundError:
+        found = False
+    main = getattr(importlib.import_module("benchmarks.rag"), "main", None) if found else None
+    if not callable(main):
+        raise UsageError("the documents benchmark is not installed in this kit (no benchmarks/rag.py with a main()): "
+                         "it comes with the documents feature.")
+    rc = main(list(args))
+    if rc:
+        raise SystemExit(int(rc))
 
 
 @bench.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)

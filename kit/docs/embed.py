@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kit.docs.errors import EmbeddingModelError
+from kit.errors import EmbeddingModelError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from kit.config import Settings
 from kit.docs.embed import Embedder, get_embedder
-from kit.docs.errors import IndexStoreError
 from kit.docs.glossary import load_extra
 from kit.docs.store import Catalog
 from kit.docs.vectors import VectorIndex
+from kit.errors import IndexStoreError
 
 LOCK_WAIT_S = 120.0
 

@@ -38,13 +38,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kit.config import Settings, load_settings
 from kit.docs.chunking import Piece, chunk_sections
-from kit.docs.errors import DocumentError, DocumentNotFoundError
 from kit.docs.index import DocIndex, open_index
 from kit.docs.parsers import Section, parse, supported
 from kit.docs.store import PUBLIC, DocumentRow
 from kit.docs.text import index_terms
 from kit.docs.vectors import GROUP_PREFIX, chunk_id, partition
+from kit.errors import DocumentError, DocumentNotFoundError
 from kit.files import sha256_file
+from kit.rules.names import check_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 
 DEFAULT_COLLECTION = "default"
 HEADING_WEIGHT = 2
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 
 
 class FindingLike(Protocol):
@@ -111,12 +111,6 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def check_name(kind: str, value: str) -> str:
-    if not _NAME.fullmatch(value):
-        raise DocumentError(f"Invalid {kind} name {value!r}: use letters, digits and . _ @ - (at most 64).")
-    return value
 
 
 def document_id(collection: str, source: str) -> str:
@@ -283,7 +277,7 @@ def ingest(paths: Iterable[PathItem], groups: Sequence[str] = (), collection: st
     """
     started = time.perf_counter()
     settings = settings or (index.settings if index else load_settings())
-    check_name("collection", collection)
+    collection = check_name("collection", collection)
     wanted = sorted({check_name("group", g) for g in groups}) or [PUBLIC]
     own = index is None
     index = index or open_index(settings)

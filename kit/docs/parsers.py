@@ -5,7 +5,7 @@ above it, outermost first). Parsers are well-kept, permissively licensed librari
 needed: pypdf (BSD) for PDF, python-docx (MIT) for DOCX; HTML uses the standard library's
 ``html.parser`` and ODT is read straight from its ``content.xml`` with ``zipfile`` and
 ``xml.etree`` (no extra dependency). A file that cannot be read raises
-:class:`~kit.docs.errors.DocumentError` naming the file and what to do.
+:class:`~kit.errors.DocumentError` naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from kit.docs.errors import DocumentError
+from kit.errors import DocumentError
 
 MAX_XML_BYTES = 200 * 1024 * 1024
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.docs.bm25 import bm25_scores, occurrences, phrases_of, tokens
-from kit.docs.errors import IndexStoreError
+from kit.errors import IndexStoreError
 
 PUBLIC = "public"
 SCHEMA = """
@@ -289,9 +289,6 @@ class Catalog:
             db.execute("UPDATE generations SET state = 'retired' WHERE doc_id = ?", (doc_id,))
             db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
             db.execute("DELETE FROM doc_groups WHERE doc_id = ?", (doc_id,))
-
-    def generations_of(self, doc_id: str) -> list[str]:
-        return [r["generation"] for r in self._all("SELECT generation FROM generations WHERE doc_id = ?", (doc_id,))]
 
     def generation_partitions(self, generation: str) -> list[str]:
         rows = self._all("SELECT partitions FROM generations WHERE generation = ?", (generation,))

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kit.docs.errors import IndexStoreError
+from kit.errors import IndexStoreError
 
 if TYPE_CHECKING:
     import numpy as np

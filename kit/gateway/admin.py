@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from kit.errors import NotFoundError
 from kit.files import published_bench
 from kit.gateway.context import Context
-from kit.gateway.errors import NotFound
 from kit.gateway.schemas import ChatSwitch
 
 
@@ -44,7 +44,7 @@ def router(ctx: Context) -> APIRouter:
         ident.require("admin", "auditor")
         found = await run_in_threadpool(published_bench, ctx.settings.home)
         if found is None:
-            raise NotFound("no benchmark report yet: run `kit bench serving|quality|rag ...`, then "
+            raise NotFoundError("no benchmark report yet: run `kit bench serving|quality|rag ...`, then "
                            "`kit bench report`, on the server.")
         html = found["html"]
         return {**found, "html": await run_in_threadpool(html.read_text, encoding="utf-8") if html else None}

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from kit.config import is_loopback_host
+from kit.errors import AuthError, TooManyError
 from kit.gateway.context import Context
-from kit.gateway.errors import TooMany
 from kit.gateway.schemas import LoginRequest
-from kit.rules.policy import LOCAL_OPERATOR, AuthError, Identity
+from kit.rules.policy import LOCAL_OPERATOR, Identity
 from kit.rules.users import check_password, get_user, session_stamp
 
 CLIENT_HEADER = "x-kit-client-address"  # the browser's address, as the front end saw it
@@ -111,7 +111,7 @@ def router(ctx: Context) -> APIRouter:
         wait, stamp = throttle.reserve(*keys)
         if wait:
             await ctx.audit_async(who, "login_failed", reason="throttled")
-            raise TooMany(f"too many failed sign-ins for this account or address: try again in {wait} s.", wait)
+            raise TooManyError(f"too many failed sign-ins for this account or address: try again in {wait} s.", wait)
         signed = await run_in_threadpool(check_password, home, name, req.password)
         if signed is None:
             await ctx.audit_async(who, "login_failed")  # the place reserved above stays: a failure

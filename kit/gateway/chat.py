@@ -18,9 +18,16 @@ from starlette.concurrency import run_in_threadpool
 from kit.docs.prompt import DocumentContext, with_documents
 from kit.engine import gather
 from kit.engine.base import Generation
-from kit.errors import ContextOverflowError, KitError, QueueFullError
+from kit.errors import (
+    BodyTooLargeError,
+    ContextOverflowError,
+    KitError,
+    LimitExceededError,
+    ModelNotFoundError,
+    PiiBlockedError,
+    QueueFullError,
+)
 from kit.gateway.context import Context
-from kit.gateway.errors import BodyTooLarge, ModelNotFound, PiiBlocked
 from kit.gateway.excerpts import with_excerpts
 from kit.protocol.responses import StreamEnd, response, stream
 from kit.protocol.schemas import ChatRequest, CompletionRequest
@@ -35,7 +42,7 @@ from kit.protocol.serving import (
     submit_all,
 )
 from kit.rules.audit import AuditEvent
-from kit.rules.limits import LimitExceeded, Ticket
+from kit.rules.limits import Ticket
 from kit.rules.policy import ChatOutcome, Identity
 
 
@@ -48,11 +55,12 @@ class Completions:
     def check(self, body: ChatRequest | CompletionRequest, messages: list[dict[str, Any]]) -> None:
         engine = self.ctx.engine
         if body.model and body.model != engine.model_name:
-            raise ModelNotFound(f"model '{body.model}' is not served here; GET /v1/models lists '{engine.model_name}'.")
+            raise ModelNotFoundError(f"model '{body.model}' is not served here; "
+                                     f"GET /v1/models lists '{engine.model_name}'.")
         limit = self.ctx.settings.policy.max_prompt_chars
         for i, m in enumerate(messages):
             if len(m["content"]) > limit:
-                raise BodyTooLarge(f"message {i} has {len(m['content'])} characters; the limit is {limit} "
+                raise BodyTooLargeError(f"message {i} has {len(m['content'])} characters; the limit is {limit} "
                                    "(policy.max_prompt_chars): shorten it.")
 
     async def generate(self, request: Request, ident: Identity, body: ChatRequest | CompletionRequest,
@@ -84,7 +92,7 @@ class Completions:
             if limiter.shared:  # Redis: a network round trip, off the event loop
                 return await gather.in_thread(limiter.admit, ident.user, ident.via, ident.role, body.n)
             return limiter.admit(ident.user, ident.via, ident.role, body.n)
-        except LimitExceeded as exc:
+        except LimitExceededError as exc:
             self.ctx.metrics.requests.labels(action, "429").inc()
             await run_in_threadpool(self.ctx.state.audit.record, AuditEvent(
                 action=action, user=ident.user, model=self.ctx.engine.model_name, status="limited",
@@ -103,7 +111,7 @@ class Completions:
         if outcome.blocked:
             await run_in_threadpool(self.audit, ident, action, outcome, [], started, "blocked")
             metrics.requests.labels(action, "422").inc()
-            raise PiiBlocked(
+            raise PiiBlockedError(
                 "the message holds personal data that the policy blocks: " + ", ".join(outcome.blocked)
                 + ". Remove it (or replace it with a neutral placeholder) and send again;"
                 " nothing was sent to the model."

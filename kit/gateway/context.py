@@ -13,10 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from kit.config import Settings
 from kit.engine.base import Engine
+from kit.errors import LimitExceededError
 from kit.gateway.errors import read_json
 from kit.gateway.metrics import Metrics
 from kit.rules.audit import AuditEvent
-from kit.rules.limits import Limiter, LimitExceeded
+from kit.rules.limits import Limiter
 from kit.rules.policy import Gate, Identity
 from kit.rules.state import GatewayState
 
@@ -49,14 +50,14 @@ class Context:
 
     async def count_request(self, ident: Identity, action: str) -> None:
         """Count a request that runs no generation (a search, a scan) against the caller's requests per minute;
-        over it, an audit row (status ``limited``) and LimitExceeded (429)."""
+        over it, an audit row (status ``limited``) and LimitExceededError (429)."""
         limiter = self.limiter
         try:
             if limiter.shared:  # Redis: a network round trip, off the event loop
                 await run_in_threadpool(limiter.request, ident.user, ident.via, ident.role)
             else:
                 limiter.request(ident.user, ident.via, ident.role)
-        except LimitExceeded as exc:
+        except LimitExceededError as exc:
             await run_in_threadpool(self.state.audit.record, AuditEvent(
                 action=action, user=ident.user, status="limited", detail={"via": ident.via, "limit": exc.limit}))
             raise

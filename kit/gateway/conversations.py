@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from kit.errors import NotFoundError
 from kit.gateway.context import Context
-from kit.gateway.errors import NotFound
 from kit.gateway.schemas import NewConversation
 
 
@@ -41,7 +41,7 @@ def router(ctx: Context) -> APIRouter:
         ident = await ctx.identify(request)
         conv = await run_in_threadpool(store.get, ident.user, cid)
         if conv is None:
-            raise NotFound(f"no conversation {cid} of yours.")
+            raise NotFoundError(f"no conversation {cid} of yours.")
         return dataclasses.asdict(conv)
 
     @api.delete("/v1/conversations/{cid}")

@@ -12,16 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from kit.docs.errors import DocumentNotFoundError
 from kit.docs.index import DocIndex, open_index
 from kit.docs.ingest import DEFAULT_COLLECTION, ingest, list_documents, remove
 from kit.docs.prompt import DocumentContext, render
 from kit.docs.retrieve import search
 from kit.docs.text import guess_language
-from kit.errors import UsageError
+from kit.errors import DocumentNotFoundError, NotFoundError, UsageError
 from kit.gateway import uploads
 from kit.gateway.context import Context
-from kit.gateway.errors import NotFound
 from kit.gateway.excerpts import police
 from kit.gateway.schemas import DocumentSearch
 from kit.rules.audit import AuditEvent
@@ -135,7 +133,7 @@ def router(ctx: Context) -> APIRouter:
         try:
             removed = await run_in_threadpool(remove, doc_id, ctx.settings, index=docs.index())
         except DocumentNotFoundError:
-            raise NotFound(f"no document {doc_id}: GET /v1/documents lists them.") from None
+            raise NotFoundError(f"no document {doc_id}: GET /v1/documents lists them.") from None
         ids = [r.id for r in removed]
         await run_in_threadpool(ctx.state.audit.record, AuditEvent(action="document_removed", user=ident.user,
                                                                    doc_ids=ids))

@@ -13,72 +13,13 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kit.errors import (
-    ContextOverflowError,
-    EngineError,
+    BodyTooLargeError,
     KitError,
-    PolicyError,
-    QueueFullError,
+    NotJsonError,
     UsageError,
 )
-from kit.rules.limits import LimitExceeded, LimitsUnavailable
-from kit.rules.policy import AuthError, ChatClosedError, NoKeyExposed
 
 log = logging.getLogger("kit.gateway")
-
-
-class BodyTooLarge(KitError):
-    """Request body or message over the configured limit (HTTP 413)."""
-
-
-class ModelNotFound(KitError):
-    """The request names a model this server does not serve (HTTP 404)."""
-
-
-class NotFound(KitError):
-    """Nothing of the caller's by that id (HTTP 404); never says whether it belongs to someone else."""
-
-
-class HostRefused(KitError):
-    """The Host header names neither the bound address nor an allowed host (HTTP 421, DNS rebinding)."""
-
-
-class NotJson(KitError):
-    """A JSON route was sent a body of another type (HTTP 415): a page of another site can send text/plain
-    without asking the browser's permission, never application/json."""
-
-
-class TooMany(KitError):
-    """Too many attempts or requests (HTTP 429); `retry_after` says when to try again."""
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = max(1, int(retry_after))
-
-
-class PiiBlocked(PolicyError):
-    """The prompt holds personal data whose category is blocked (HTTP 422)."""
-
-
-STATUS: list[tuple[type[Exception], int, str]] = [
-    (AuthError, 401, "authentication_error"),
-    (NoKeyExposed, 503, "service_unavailable"),
-    (HostRefused, 421, "misdirected_request"),
-    (NotFound, 404, "not_found"),
-    (TooMany, 429, "rate_limit_exceeded"),
-    (LimitExceeded, 429, "rate_limit_exceeded"),
-    (LimitsUnavailable, 503, "service_unavailable"),
-    (ChatClosedError, 503, "service_unavailable"),
-    (PiiBlocked, 422, "personal_data_blocked"),
-    (PolicyError, 403, "permission_error"),
-    (BodyTooLarge, 413, "request_too_large"),
-    (NotJson, 415, "unsupported_media_type"),
-    (ModelNotFound, 404, "model_not_found"),
-    (ContextOverflowError, 400, "context_length_exceeded"),
-    (UsageError, 400, "invalid_request_error"),
-    (QueueFullError, 429, "rate_limit_exceeded"),
-    (EngineError, 503, "engine_unavailable"),
-    (KitError, 500, "server_error"),
-]
 
 
 def error_response(status: int, message: str, etype: str, param: str | None = None,
@@ -88,12 +29,10 @@ def error_response(status: int, message: str, etype: str, param: str | None = No
 
 
 def kit_error_response(exc: KitError) -> JSONResponse:
-    for cls, status, etype in STATUS:
-        if isinstance(exc, cls):
-            retry = getattr(exc, "retry_after", 2)
-            headers = {"Retry-After": str(retry)} if status in (429, 503) else None
-            return error_response(status, str(exc), etype, headers=headers)
-    return error_response(500, str(exc), "server_error")
+    """The status and code each error class declares (kit.errors); 429 and 503 say when to try again."""
+    status, code = exc.status, exc.code
+    headers = {"Retry-After": str(exc.retry_after or 2)} if status in (429, 503) else None
+    return error_response(status, str(exc), code, getattr(exc, "param", None), headers=headers)
 
 
 def validation_message(exc: ValidationError) -> tuple[str, str]:
@@ -108,18 +47,18 @@ def validation_message(exc: ValidationError) -> tuple[str, str]:
 async def read_json(request: Request, limit: int) -> Any:
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > limit:
-        raise BodyTooLarge(f"the request body has {length} bytes; the limit is {limit} (server.max_body_bytes).")
+        raise BodyTooLargeError(f"the request body has {length} bytes; the limit is {limit} (server.max_body_bytes).")
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not (media_type.startswith("application/")
                                                  and media_type.endswith("+json")):
-        raise NotJson(f"this endpoint takes a JSON body, sent with the header Content-Type: application/json (this "
-                      f"one is {media_type or 'not given'}). / Cette route attend un corps JSON, envoyé avec l'en-tête "
-                      f"Content-Type: application/json (ici : {media_type or 'absent'}).")
+        raise NotJsonError(f"this endpoint takes a JSON body, sent with the header Content-Type: application/json "
+                           f"(this one is {media_type or 'not given'}). / Cette route attend un corps JSON, "
+                           f"envoyé avec l'en-tête Content-Type: application/json (ici : {media_type or 'absent'}).")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise BodyTooLarge(f"the request body is over {limit} bytes (server.max_body_bytes).")
+            raise BodyTooLargeError(f"the request body is over {limit} bytes (server.max_body_bytes).")
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

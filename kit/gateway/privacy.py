@@ -11,8 +11,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from kit.errors import BodyTooLargeError
 from kit.gateway.context import Context
-from kit.gateway.errors import BodyTooLarge
 from kit.gateway.schemas import ScanRequest
 from kit.rules.audit import AuditEvent
 
@@ -26,7 +26,7 @@ def router(ctx: Context) -> APIRouter:
         req = ScanRequest.model_validate(await ctx.body(request))
         limit = ctx.settings.policy.max_prompt_chars
         if len(req.text) > limit:
-            raise BodyTooLarge(
+            raise BodyTooLargeError(
                 f"the text has {len(req.text)} characters; a scan takes at most {limit}, the longest message "
                 f"(policy.max_prompt_chars): scan it in parts. / Le texte compte {len(req.text)} caractères ; une "
                 f"analyse en accepte au plus {limit}, la longueur maximale d'un message (policy.max_prompt_chars) : "

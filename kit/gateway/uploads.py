@@ -15,23 +15,21 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.types import Message
 
-from kit.docs.errors import DocumentError
-from kit.docs.ingest import check_name
-from kit.errors import UsageError
-from kit.gateway.errors import BodyTooLarge
+from kit.errors import BodyTooLargeError
+from kit.rules.names import check_name
 
 DRAIN_BYTES = 8 * 2**20  # past the limit, read (and drop) this much more, so that the client gets the 413
 
 
-def too_large(size: str, limit: int) -> BodyTooLarge:
-    return BodyTooLarge(
+def too_large(size: str, limit: int) -> BodyTooLargeError:
+    return BodyTooLargeError(
         f"the upload has {size} bytes; the limit is {limit} (ui.max_upload_bytes): send smaller or fewer files. "
         f"/ L'envoi compte {size} octets ; la limite est de {limit} octets (ui.max_upload_bytes) : envoyez des "
         "fichiers plus petits ou moins nombreux.")
 
 
 def bounded(request: Request, limit: int) -> Request:
-    """The request, whose body reading raises BodyTooLarge as soon as more than ``limit`` bytes arrived."""
+    """The request, whose body reading raises BodyTooLargeError as soon as more than ``limit`` bytes arrived."""
     received = 0
     source = request.receive
 
@@ -60,13 +58,8 @@ async def read_form(request: Request, limit: int) -> FormData:
 
 
 def checked_names(groups: list[str], collection: str) -> tuple[list[str], str]:
-    """The upload's groups and collection, or UsageError (400) naming the one that is not valid."""
-    try:
-        return [check_name("group", g) for g in groups], check_name("collection", collection)
-    except DocumentError as exc:
-        raise UsageError(f"{exc} Fix the form's group or collection field and send the files again. / Nom de "
-                         "groupe ou de collection invalide : lettres, chiffres et . _ @ - (64 au plus) ; corrigez "
-                         "le champ et renvoyez les fichiers.") from None
+    """The upload's groups and collection, or UsageError (400) naming the field that is not valid."""
+    return [check_name("group", g) for g in groups], check_name("collection", collection)
 
 
 @asynccontextmanager

@@ -109,12 +109,6 @@ def create_key(path: Path, setting: str, data: bytes | None = None, *,
     return data, True
 
 
-def load_or_create(path: Path, setting: str) -> tuple[bytes, bool]:
-    """The key in ``path``, created on first use; also whether this call created it."""
-    data = read_key(path, setting)
-    return (data, False) if data is not None else create_key(path, setting)
-
-
 def pseudonym_key(settings: Settings, *, apart_from: tuple[Path, ...] = ()) -> bytes:
     """The pseudonymisation key; the key that earlier versions kept in $KIT_HOME/secret.key is moved to
     ``policy.pseudonym_key_file`` on first use, so that pseudonyms stay the same."""

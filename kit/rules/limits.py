@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from kit.config import Limits, RoleLimits
-from kit.errors import ConfigError, KitError, UsageError, redact
+from kit.errors import ConfigError, LimitExceededError, LimitsUnavailableError, UsageError, redact
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
@@ -31,21 +31,6 @@ log = logging.getLogger("kit.limits")
 REDIS_ENV = "KIT_REDIS_URL"
 CONCURRENT_RETRY_S = 2  # a running generation's end cannot be foreseen: ask to come back soon
 NAMESPACE = "kit"
-
-
-class LimitExceeded(KitError):
-    """A usage limit is reached (HTTP 429); ``retry_after`` is the number of seconds until it frees."""
-
-    def __init__(self, message: str, retry_after: float, limit: str) -> None:
-        super().__init__(message)
-        self.retry_after = max(1, math.ceil(retry_after))
-        self.limit = limit
-
-
-class LimitsUnavailable(KitError, ConnectionError):
-    """The shared counter store (Redis) does not answer (HTTP 503)."""
-
-    retry_after = 5
 
 
 @dataclass
@@ -127,7 +112,7 @@ class Limiter:
     # admission --------------------------------------------------------------------------------------
 
     def admit(self, user: str, via: str, role: str, n: int = 1) -> Ticket:
-        """Let one request of `n` generations in, or raise LimitExceeded naming the limit and when to retry."""
+        """Let one request of `n` generations in, or raise LimitExceededError naming the limit and when to retry."""
         rl, name = self.role_limits(role), f"limits.{role if hasattr(self.config, role) else 'user'}"
         subject = f"{via}:{user}"
         cap = self.cap(role)
@@ -139,7 +124,7 @@ class Limiter:
             running = self._running.get(subject, 0)
             if cap and running + n > cap:
                 self._refused["concurrent"] = self._refused.get("concurrent", 0) + 1
-                raise LimitExceeded(
+                raise LimitExceededError(
                     f"you have {running} generations running or queued (each of the n choices counts) and this "
                     f"request asks for {n} more; the limit for your role is {cap} ({name}.concurrent): "
                     f"retry in {CONCURRENT_RETRY_S} s, when one has ended.", CONCURRENT_RETRY_S, "concurrent")
@@ -172,7 +157,7 @@ class Limiter:
                     used = self.storage.get(item.key_for("tokens", subject))
                     retry = self.tokens.get_window_stats(item, "tokens", subject).reset_time - time.time()
                     self._count(label)
-                    raise LimitExceeded(
+                    raise LimitExceededError(
                         f"your answers used {used} generated tokens in the current {window} window; the limit for "
                         f"your role is {item.amount} ({name}.{label}): retry in {max(1, math.ceil(retry))} s.",
                         retry, label)
@@ -189,19 +174,20 @@ class Limiter:
             if not self.requests.hit(item, kind, subject):
                 retry = self.requests.get_window_stats(item, kind, subject).reset_time - time.time()
                 self._count(label)
-                raise LimitExceeded(
+                raise LimitExceededError(
                     f"you sent {item.amount + 1} {kind} in the last minute; the limit for your role is "
                     f"{item.amount} ({name}.{label}): retry in {max(1, math.ceil(retry))} s.",
                     retry, label)
 
-    def _unavailable(self, exc: Any) -> LimitsUnavailable:
-        return LimitsUnavailable(f"the counters' store ({redact(self.uri)}) does not answer ({exc.storage_error}): "
-                                 "retry shortly; an administrator checks the Redis server.")
+    def _unavailable(self, exc: Any) -> LimitsUnavailableError:
+        return LimitsUnavailableError(f"the counters' store ({redact(self.uri)}) does not answer "
+                                      f"({exc.storage_error}): retry shortly; an administrator checks the Redis "
+                                      "server.")
 
     def request(self, user: str, via: str, role: str) -> None:
         """Count one request that runs no generation (a document search, a personal-data scan) against the
         role's lookups per minute (kept apart from chat's requests per minute: the browser chat checks each
-        message before sending it); raise LimitExceeded over it."""
+        message before sending it); raise LimitExceededError over it."""
         from limits.errors import StorageError
 
         rl, name = self.role_limits(role), f"limits.{role if hasattr(self.config, role) else 'user'}"

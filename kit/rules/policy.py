@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from kit.config import Settings, is_loopback_host
-from kit.errors import ConfigError, PolicyError
+from kit.errors import AuthError, ChatClosedError, ConfigError, NoKeyExposedError, PolicyError
 from kit.rules.keys import find_key, key_user, list_keys
 
 if TYPE_CHECKING:
@@ -33,14 +33,6 @@ SOURCES = [
     {"title": "EU AI Act — Regulation (EU) 2024/1689, Art. 4 and 50",
      "url": "https://eur-lex.europa.eu/eli/reg/2024/1689/oj"},
 ]
-
-
-class AuthError(PolicyError):
-    """No valid credentials (HTTP 401)."""
-
-
-class NoKeyExposed(PolicyError):
-    """Bound off loopback while no API key exists: every request is refused (HTTP 503)."""
 
 
 @dataclass
@@ -117,7 +109,7 @@ class Gate:
                             "(an administrator creates one with `kit keys create NAME`).")
         srv = self.settings.server
         if not is_loopback_host(srv.host) and not srv.allow_insecure_bind:
-            raise NoKeyExposed(f"no API key exists while the server is bound to {srv.host}, reachable from other "
+            raise NoKeyExposedError(f"no API key exists while the server is bound to {srv.host}, reachable from other "
                                "machines: it refuses every request until an administrator creates one with "
                                "`kit keys create NAME` (or binds server.host to 127.0.0.1).")
         # Single-operator mode on loopback; a bearer token sent by an OpenAI client out of habit is ignored.
@@ -280,7 +272,3 @@ class Gate:
             return set()
         prompt = self.settings.policy.system_prompt
         return {text for text in (prompt.fr, prompt.en) if text}
-
-
-class ChatClosedError(PolicyError):
-    """An administrator closed the chat (degraded mode): HTTP 503."""

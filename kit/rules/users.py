@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from kit.errors import UsageError
 from kit.rules.db import Database, open_database
+from kit.rules.names import check_name
 from kit.rules.tables import users as table
 
 ROLES = ("user", "admin", "auditor")
@@ -107,14 +108,8 @@ def _check_password(password: str) -> str:
 
 
 def check_groups(groups: Iterable[str]) -> list[str]:
-    """Group names: letters, digits, dot, dash, underscore; at most 64 characters each."""
-    out = []
-    for group in groups:
-        group = (group or "").strip()
-        if not re.fullmatch(r"[\w.-]{1,64}", group):
-            raise UsageError(f"group '{group}' is not valid: use letters, digits, '.', '-' or '_' (64 at most).")
-        out.append(group)
-    return sorted(set(out))
+    """Group names, by the one rule of kit.rules.names (letters with accents, digits, . _ @ -; 64 at most)."""
+    return sorted({check_name("group", group) for group in groups})
 
 
 def add_user(home: Path, name: str, role: str, password: str, groups: Iterable[str] = ()) -> User:
@@ -180,10 +175,6 @@ def get_groups(home: Path, name: str) -> list[str]:
     """The need-to-know groups of a user (empty for an unknown user)."""
     row = _row(home, name, table.c.groups)
     return [g for g in (row[0] if row else "").split(",") if g]
-
-
-def set_groups(home: Path, name: str, groups: Iterable[str]) -> None:
-    _update(home, name, groups=",".join(check_groups(groups)))
 
 
 def get_role(home: Path, name: str) -> str | None:
