@@ -133,6 +133,9 @@ fi
 VPY="$PREFIX/bin/python"
 PIP=("$VPY" -m pip --disable-pip-version-check)
 if [ -n "$BUNDLE" ]; then
+  # Only the bundle's wheels: no pip configuration of this machine adds an index or a folder of wheels.
+  for var in $(compgen -e | grep '^PIP_' || true); do unset "$var"; done
+  export PIP_CONFIG_FILE=/dev/null
   if [ -n "$BUNDLE_KEY" ] || [ -f "$STAGE/bundle.json.sig" ]; then
     say "checking the bundle's signature${BUNDLE_KEY:+ against $BUNDLE_KEY}"
     run "${PIP[@]}" install --no-index --find-links "$STAGE/wheels" cryptography
