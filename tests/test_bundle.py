@@ -189,3 +189,23 @@ def test_doctor_reports_the_bundle(tmp_path: Path, kit_env: Path) -> None:
 def test_create_refuses_another_python(bad: str, tmp_path: Path) -> None:
     r = run_kit("bundle", "create", "-o", str(tmp_path / "b.tar"), "--python", bad)
     assert r.returncode == 2 and f"--python {bad}" in r.stderr and not (tmp_path / "b.tar").exists()
+
+
+def test_an_extracted_folder_may_hold_its_install_but_not_a_changed_file(tmp_path: Path) -> None:
+    """The install.sh inside an extracted bundle installs it; its .venv and kit.yaml sit beside the files."""
+    from kit.bundle.verify import verify_bundle
+
+    out, _ = _small_bundle(tmp_path)
+    folder = tmp_path / "unpacked"
+    folder.mkdir()
+    with tarfile.open(out) as tar:
+        tar.extractall(folder, filter="data")
+    (folder / ".venv" / "bin").mkdir(parents=True)
+    (folder / ".venv" / "bin" / "python").symlink_to("/usr/bin/python3")
+    (folder / "kit.yaml").write_text("deployment: {}\n")
+    assert verify_bundle(folder, allow_unlisted=True).ok
+    strict = verify_bundle(folder)
+    assert "kit.yaml: not listed in bundle.json / absent du manifeste" in strict.problems
+    (folder / "models.lock").write_text('{"version": 1, "models": {"x": {}}}\n')
+    report = verify_bundle(folder, allow_unlisted=True)
+    assert [p.split(":")[0] for p in report.problems] == ["models.lock"]

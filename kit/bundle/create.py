@@ -175,15 +175,19 @@ def _embedder(stage: Path, home: Path, name: str) -> tuple[str | None, list[Comp
 
 
 def _installer(stage: Path) -> list[Component]:
-    root = Path(__file__).resolve().parents[2] / "scripts"
-    if not (root / "install.sh").exists():
+    """install.sh (the folder of an extracted bundle installs itself) and the systemd units of --system."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "scripts" / "install.sh").exists():
         return []
-    (stage / "scripts").mkdir()
     files = []
-    for script in ("install.sh", "llama-cflags.sh"):
-        if (root / script).exists():
-            shutil.copy2(root / script, stage / "scripts" / script)
-            files.append(f"scripts/{script}")
+    wanted = [root / "scripts" / "install.sh", root / "scripts" / "llama-cflags.sh",
+              *sorted(p for p in (root / "deploy" / "systemd").rglob("*") if p.is_file())]
+    for path in wanted:
+        if path.exists():
+            rel = path.relative_to(root).as_posix()
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, stage / rel)
+            files.append(rel)
     return [Component("install.sh", __version__, "installer", "Apache-2.0", "kit", files)]
 
 

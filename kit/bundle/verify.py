@@ -79,18 +79,36 @@ def _entries(path: Path) -> Iterator[tuple[str, str, BinaryIO | None]]:
                 yield name, "other", None
 
 
+def _listed(folder: Path) -> Iterator[tuple[str, str, BinaryIO | None]]:
+    """The entries of an extracted folder that bundle.json names (and bundle.json, its signature)."""
+    try:
+        listed = read_manifest((folder / MANIFEST).read_bytes(), str(folder))["files"]
+    except OSError:
+        return
+    for name in sorted({*listed, *UNLISTED}):
+        item = folder / name
+        if item.is_symlink() or (item.exists() and not item.is_file()):
+            yield name, "other", None
+        elif item.is_file():
+            with open(item, "rb") as fh:
+                yield name, "file", fh
+
+
 def verify_bundle(path: str | Path, key: Path | None = None, require_signature: bool = False,
-                  signature: bool = True) -> Report:
+                  signature: bool = True, allow_unlisted: bool = False) -> Report:
     """Check the bundle at ``path``; the report names every problem (an empty list: all good).
 
-    ``signature=False`` checks the hashes only (install.sh, before cryptography is installed)."""
+    ``signature=False`` checks the hashes only (install.sh, before cryptography is installed);
+    ``allow_unlisted`` lets an extracted folder hold other files (its .venv, kit.yaml): nothing
+    installs from a file that bundle.json does not list."""
     path = Path(path)
     report = Report(str(path))
     if not path.exists():
         raise IntegrityError(f"{path} does not exist / n'existe pas.")
     seen: dict[str, tuple[str, int]] = {}
     special: dict[str, bytes] = {}
-    for name, kind, stream in _entries(path):
+    entries = _listed(path) if allow_unlisted and path.is_dir() else _entries(path)
+    for name, kind, stream in entries:
         if not _safe(name):
             report.problems.append(f"{name}: path outside the archive / chemin hors de l'archive")
             continue
@@ -116,7 +134,7 @@ def verify_bundle(path: str | Path, key: Path | None = None, require_signature: 
                                    f"/ le sha256 diffère, fichier modifié ou abîmé")
         else:
             report.checked += 1
-    for name in sorted(set(seen) - set(listed) - UNLISTED):
+    for name in sorted(set(seen) - set(listed) - UNLISTED) if not allow_unlisted else ():
         report.problems.append(f"{name}: not listed in bundle.json / absent du manifeste")
     if signature:
         _check_signature(report, special, key, require_signature)
@@ -159,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bundle")
     parser.add_argument("--signature", action="store_true", help="check the signature as well")
     parser.add_argument("--key", type=Path, default=None, help="the signer's public key (implies --signature)")
+    parser.add_argument("--allow-unlisted", action="store_true", help="files not in bundle.json are let be")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     signature = args.signature or args.key is not None
     try:
         report = verify_bundle(args.bundle, key=args.key, require_signature=args.key is not None,
-                               signature=signature)
+                               signature=signature, allow_unlisted=args.allow_unlisted)
     except KitError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -86,10 +86,10 @@ def wheel_requires(wheel: Path) -> list[str]:
 
 def licence_of(dist: metadata.Distribution) -> str:
     meta = dist.metadata
-    expression = meta.get("License-Expression")
+    expression = (meta.get_all("License-Expression") or [""])[0]
     if expression:
-        return expression.strip()
-    text = (meta.get("License") or "").strip()
+        return str(expression).strip()
+    text = str((meta.get_all("License") or [""])[0] or "").strip()
     if text and "\n" not in text and len(text) <= 80 and text.upper() != "UNKNOWN":
         return text
     classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or []
