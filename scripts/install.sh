@@ -117,7 +117,8 @@ if [ -n "$BUNDLE" ]; then
   KIT_WHL="$(ls "$STAGE"/wheels/kit-*.whl 2>/dev/null | head -n1)"
   [ -n "$KIT_WHL" ] || die "$BUNDLE holds no kit wheel (wheels/kit-*.whl)."
   say "checking every file of $BUNDLE against its bundle.json"
-  PYTHONPATH="$KIT_WHL" "$PY" -m kit.bundle.verify "$BUNDLE" \
+  # An extracted folder may hold other files (this install's .venv, kit.yaml): only listed files are used.
+  PYTHONPATH="$KIT_WHL" "$PY" -m kit.bundle.verify ${BUNDLE_PY_FROM:+--allow-unlisted} "$BUNDLE" \
     || die "the bundle $BUNDLE is damaged or was changed (files named above): nothing was installed. Copy it again."
   if [ "$STAGE" != "$BUNDLE" ]; then
     rm -rf "${STAGE:?}"/*
