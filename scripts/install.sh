@@ -107,6 +107,11 @@ say "Python: $("$PY" --version 2>&1) at $PY; llama.cpp backend: $BACKEND; enviro
 
 # --- bundle: check every file, then unpack -------------------------------------------------------------
 if [ -n "$BUNDLE" ]; then
+  # Only the bundle's wheels: no pip configuration of this machine adds an index or a folder of wheels,
+  # and no PYTHONPATH makes packages found elsewhere look installed.
+  for var in $(compgen -e | grep '^PIP_' || true); do unset "$var"; done
+  export PIP_CONFIG_FILE=/dev/null
+  unset PYTHONPATH PYTHONHOME PYTHONUSERBASE
   if [ -d "$BUNDLE" ]; then
     STAGE="$BUNDLE"
   else
@@ -134,9 +139,6 @@ fi
 VPY="$PREFIX/bin/python"
 PIP=("$VPY" -m pip --disable-pip-version-check)
 if [ -n "$BUNDLE" ]; then
-  # Only the bundle's wheels: no pip configuration of this machine adds an index or a folder of wheels.
-  for var in $(compgen -e | grep '^PIP_' || true); do unset "$var"; done
-  export PIP_CONFIG_FILE=/dev/null
   if [ -n "$BUNDLE_KEY" ] || [ -f "$STAGE/bundle.json.sig" ]; then
     say "checking the bundle's signature${BUNDLE_KEY:+ against $BUNDLE_KEY}"
     run "${PIP[@]}" install --no-index --find-links "$STAGE/wheels" cryptography

@@ -31,11 +31,17 @@ def _kit_wheel(dest: Path) -> Path:
     return wheel
 
 
-def _small_bundle(tmp_path: Path, key: object = None, name: str = "small") -> tuple[Path, dict]:
+def _small_bundle(tmp_path: Path, key: object = None, name: str = "small",
+                  with_crypto: bool = False) -> tuple[Path, dict]:
     stage = tmp_path / f"{name}-stage"
     (stage / "wheels").mkdir(parents=True)
     (stage / "models" / "tiny").mkdir(parents=True)
     wheel = _kit_wheel(stage / "wheels")
+    if with_crypto:  # what install.sh installs first to check a signature
+        from kit.bundle.wheels import closure, repack
+
+        for dist in closure(["cryptography"]).values():
+            repack(dist, stage / "wheels")
     (stage / "models" / "tiny" / "tiny.gguf").write_bytes(os.urandom(4096))
     (stage / "models.lock").write_text('{"version": 1, "models": {}}\n')
     comps = [Component("kit", "0.1.0", "kit", "Apache-2.0", "built here", [f"wheels/{wheel.name}"]),
@@ -209,3 +215,20 @@ def test_an_extracted_folder_may_hold_its_install_but_not_a_changed_file(tmp_pat
     (folder / "models.lock").write_text('{"version": 1, "models": {"x": {}}}\n')
     report = verify_bundle(folder, allow_unlisted=True)
     assert [p.split(":")[0] for p in report.problems] == ["models.lock"]
+
+
+def test_install_refuses_a_bundle_not_signed_by_the_sites_key(tmp_path: Path) -> None:
+    from kit.bundle.manifest import load_private_key
+
+    key, other = tmp_path / "maker.key", tmp_path / "other.key"
+    assert run_kit("bundle", "keygen", str(key)).returncode == 0
+    assert run_kit("bundle", "keygen", str(other)).returncode == 0
+    out, _ = _small_bundle(tmp_path, key=load_private_key(key), with_crypto=True)
+    prefix = tmp_path / "venv"
+    r = subprocess.run(["/bin/bash", SCRIPT, "--bundle", str(out), "--bundle-key", f"{other}.pub",
+                        "--prefix", str(prefix)], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "KIT_HOME": str(tmp_path / "home")})
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "REFUSED bundle.json.sig: the signature of bundle.json does not hold for the key given" in r.stderr
+    assert "nothing else was installed" in r.stderr
+    assert not (prefix / "bin" / "kit").exists() and not (tmp_path / "home").exists()
