@@ -52,7 +52,7 @@ def _offline_install(bundle: Path, prefix: Path, env: dict[str, str], trace: Pat
                        timeout=900)
     took = time.monotonic() - start
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
-    return took, r.stdout + r.stderr
+    return took, r.stdout + r.stderr + Path(f"{prefix}.install.log").read_text(errors="replace")
 
 
 def _rows(db: Path) -> dict[str, set[tuple[object, ...]]]:

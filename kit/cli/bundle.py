@@ -103,9 +103,14 @@ def import_cmd(folder: Path, source: str | None) -> None:
     from kit.bundle.install import import_models, record
     from kit.cli.common import current_settings
 
-    home = current_settings().home
-    import_models(folder, home, say=lambda text: click.echo(text, err=True))
+    settings = current_settings()
+    home = settings.home
+    done = import_models(folder, home, say=lambda text: click.echo(text, err=True))
     entry = record(folder, home, source)
+    if done and settings.models.default not in done:
+        click.echo(f"note: models.default is {settings.models.default}, which this bundle does not bring: set "
+                   f"models.default to one of {', '.join(done)} in kit.yaml / choisissez models.default parmi "
+                   f"les modèles du bundle.", err=True)
     click.echo(f"recorded the bundle made {entry['created_at']} in {home / 'bundle.json'}")
 
 
