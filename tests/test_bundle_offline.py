@@ -92,10 +92,6 @@ def test_bundle_installs_and_serves_with_no_network_then_upgrades_keeping_data(m
     from kit.config import load_settings
 
     quiz = [q.answer for q in load_settings(cfg).policy.quiz]
-    created = subprocess.run([site_kit, "keys", "create", "site-app", "--no-acknowledge"], capture_output=True,
-                             text=True, env=site_env, timeout=120)
-    assert created.returncode == 0, created.stderr
-
     driver = tmp_path / "driver.py"
     driver.write_text(DRIVER, encoding="utf-8")
     doc = tmp_path / "stationnement.md"
@@ -122,6 +118,9 @@ def test_bundle_installs_and_serves_with_no_network_then_upgrades_keeping_data(m
     assert re.search(r"bundle.*installed from .*kit-1\.tar", doctor.stdout), doctor.stdout
 
     # A newer bundle over this install: every row, key, user and document stays.
+    created = subprocess.run([site_kit, "keys", "create", "site-app", "--no-acknowledge"], capture_output=True,
+                             text=True, env=site_env, timeout=120)
+    assert created.returncode == 0, created.stderr
     before = _rows(home / "kit.db")
     assert before and any(before.values())
     keys = {p.name: p.read_bytes() for p in home.rglob("*.key")}

@@ -138,7 +138,7 @@ def build_sbom(manifest: dict[str, Any]) -> dict[str, Any]:
 
 # --- Ed25519 ---------------------------------------------------------------------------------------
 
-def _crypto() -> Any:
+def crypto() -> Any:
     try:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -149,7 +149,7 @@ def _crypto() -> Any:
 
 
 def load_private_key(path: Path) -> Any:
-    serialization, ed25519 = _crypto()
+    serialization, ed25519 = crypto()
     try:
         key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as exc:
@@ -162,7 +162,7 @@ def load_private_key(path: Path) -> Any:
 
 
 def public_raw(private_key: Any) -> bytes:
-    serialization, _ = _crypto()
+    serialization, _ = crypto()
     return private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
@@ -172,7 +172,7 @@ def fingerprint(public: bytes) -> str:
 
 def read_public_key(path: Path) -> bytes:
     """A public key file: the raw key base64-encoded on one line (``signer.pub``), or a PEM."""
-    serialization, ed25519 = _crypto()
+    serialization, ed25519 = crypto()
     data = Path(path).read_bytes()
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
@@ -198,7 +198,7 @@ def sign(private_key: Any, data: bytes) -> bytes:
 def check_signature(public: bytes, data: bytes, signature: bytes) -> bool:
     from cryptography.exceptions import InvalidSignature
 
-    _, ed25519 = _crypto()
+    _, ed25519 = crypto()
     try:
         ed25519.Ed25519PublicKey.from_public_bytes(public).verify(base64.b64decode(signature.strip()), data)
     except (InvalidSignature, ValueError):

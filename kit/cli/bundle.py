@@ -77,10 +77,9 @@ def keygen_cmd(key: Path) -> None:
     """Write an Ed25519 private key to KEY (mode 0600) and its public key to KEY.pub."""
     import os
 
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from kit.bundle.manifest import crypto, encode_public, fingerprint, public_raw
 
-    from kit.bundle.manifest import encode_public, fingerprint, public_raw
+    serialization, ed25519 = crypto()
 
     if key.exists():
         raise click.ClickException(f"{key} exists: choose another name / le fichier existe déjà.")
