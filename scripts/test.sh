@@ -51,6 +51,13 @@ if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     || echo "redis-server could not be installed: that test will be skipped" >&2
 fi
 
+# The offline tests (test_offline.py, test_bundle_offline.py) record every connect() with strace.
+if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  say "installing Debian's strace for the offline tests"
+  (apt-get install -y -q strace >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q strace >/dev/null; }) \
+    || echo "strace could not be installed: the offline tests will be skipped" >&2
+fi
+
 export PYTHONDONTWRITEBYTECODE=1
 say "running the tests"
 set +e

@@ -1,6 +1,6 @@
 """The `kit` command line. Thin: it parses, calls library functions, prints, and picks exit codes.
 
-One module per command group (models, serve, engine, rules, ops, ui, docs, bench), each with ``register(cli)``.
+One module per command group (models, serve, engine, rules, ops, ui, docs, bench, bundle), each with ``register(cli)``.
 Heavy modules (llama_cpp, gradio, presidio...) are imported inside the commands that need them, so
 `kit --help` answers at once.
 """
@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from kit.cli import bench, docs, engine, models, ops, rules, serve, ui
+from kit.cli import bench, bundle, docs, engine, models, ops, rules, serve, ui
 from kit.errors import KitError
 
 
@@ -22,7 +22,7 @@ def cli() -> None:
     """Run a generative-AI assistant on your own machines, with the usage rules built in."""
 
 
-for _module in (ops, models, serve, engine, rules, docs, bench, ui):
+for _module in (ops, models, serve, engine, rules, docs, bench, bundle, ui):
     _module.register(cli)
 
 

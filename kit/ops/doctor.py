@@ -206,6 +206,23 @@ def check_disk(home: Path) -> Check:
     return Check("disk", status, f"{free:.1f} GiB free under {home}", "free space or move KIT_HOME to a larger disk")
 
 
+def check_bundle(home: Path) -> Check | None:
+    """The bundle this install came from (``$KIT_HOME/bundle.json``, written by install.sh --bundle)."""
+    import json
+
+    path = home / "bundle.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        detail = (f"installed from {data['source']} (made {data['created_at']}, kit {data['kit_version']}, "
+                  f"{data['backend']}, models {', '.join(data['models'])}, {data['files']} files checked"
+                  f"{', signed' if data.get('signed') else ''}; manifest sha256 {data['manifest_sha256'][:12]}…)")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return Check("bundle", "WARN", f"{path} is unreadable ({exc})", "install the bundle again")
+    return Check("bundle", "PASS", detail)
+
+
 def run_checks() -> list[Check]:
     from kit.config import kit_home
 
@@ -219,5 +236,8 @@ def run_checks() -> list[Check]:
         checks.extend(security_checks(settings))
         checks.extend(check_model(settings))
         checks.extend(check_database(settings.home))
+        bundle = check_bundle(settings.home)
+        if bundle is not None:
+            checks.append(bundle)
     checks.append(check_disk(kit_home()))
     return checks
