@@ -83,6 +83,26 @@ def _default_quant_out(src: Path, qtype: str) -> Path:
     return src.with_name(f"{stem}.{qtype}.gguf")
 
 
+def _checked_paths(in_gguf: str | Path, qtype: str, out: str | Path | None,
+                   types: dict[str, int]) -> tuple[Path, str, Path]:
+    """The input file, the type's llama.cpp name and the output file, or a UsageError saying what to fix."""
+    name = qtype.strip().upper()
+    if name not in types:
+        raise UsageError(f"unknown quantization type '{qtype}': valid types are {', '.join(types)}.")
+    src = Path(in_gguf).resolve()
+    if not src.is_file():
+        raise UsageError(f"{src} does not exist.")
+    if not is_gguf(src):
+        raise UsageError(f"{src} is not a GGUF file (no GGUF magic): convert it first with `kit models "
+                         "convert`.")
+    dest = (Path(out) if out is not None else _default_quant_out(src, name)).resolve()
+    if dest.is_dir():
+        dest = _default_quant_out(dest / src.name, name)
+    if dest == src:
+        raise UsageError(f"the output {dest} would overwrite the input: choose another name with -o.")
+    return src, name, dest
+
+
 def quantize(
     in_gguf: str | Path,
     qtype: str,
@@ -99,20 +119,7 @@ def quantize(
     import llama_cpp
 
     types = quant_types()
-    name = qtype.strip().upper()
-    if name not in types:
-        raise UsageError(f"unknown quantization type '{qtype}': valid types are {', '.join(types)}.")
-    src = Path(in_gguf).resolve()
-    if not src.is_file():
-        raise UsageError(f"{src} does not exist.")
-    if not is_gguf(src):
-        raise UsageError(f"{src} is not a GGUF file (no GGUF magic): convert it first with `kit models "
-                         "convert`.")
-    dest = (Path(out) if out is not None else _default_quant_out(src, name)).resolve()
-    if dest.is_dir():
-        dest = _default_quant_out(dest / src.name, name)
-    if dest == src:
-        raise UsageError(f"the output {dest} would overwrite the input: choose another name with -o.")
+    src, name, dest = _checked_paths(in_gguf, qtype, out, types)
     in_size = src.stat().st_size
     expected = int(in_size * BITS_PER_WEIGHT.get(name, 16) / 16 * 1.05)
     check_free_space(dest.parent, expected)
