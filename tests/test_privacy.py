@@ -25,22 +25,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.privacy import best_of, evaluate, repeated, rules_only  # noqa: E402
+from benchmarks.privacy_forms import iban, nir  # noqa: E402
 
 # ---------------------------------------------------------------- identifier generators
 
 
 def luhn_complete(prefix: str) -> str:
     return next(prefix + d for d in "0123456789" if rec.luhn_valid(prefix + d))
-
-
-def nir(body: str) -> str:
-    digits = body.replace("2A", "19").replace("2B", "18")
-    return f"{body}{97 - int(digits) % 97:02d}"
-
-
-def iban(country: str, bban: str) -> str:
-    number = int("".join(str(int(c, 36)) for c in bban + country + "00"))
-    return f"{country}{98 - number % 97:02d}{bban}"
 
 
 def spaced(value: str, size: int = 4) -> str:
