@@ -155,3 +155,18 @@ def test_functions_fit_on_a_screen() -> None:
                     if size > MAX_FUNCTION_LINES:
                         long[f"{path.relative_to(ROOT)}::{node.name}"] = size
     assert long == {}
+
+
+def test_every_package_is_in_the_distribution() -> None:
+    """A package left out of pyproject's `packages.find` works from the source tree but is missing from the
+    wheel (a non-editable install, a bundle for sites with no network)."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "packages"]["find"]["include"]
+    found = set(find_packages(str(ROOT), include=include))
+    packages = {".".join(p.parent.relative_to(ROOT).parts) for top in ("kit", "ui", "benchmarks")
+                for p in (ROOT / top).rglob("__init__.py")}
+    assert packages - found == set()
