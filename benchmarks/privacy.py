@@ -140,7 +140,7 @@ def evaluate(path: str | Path = DEFAULT_DATA, detector: Detector | None = None,
             "false_positives": c["findings"] - c["correct"],
         }
     return {
-        "data": str(path), "model": detector.model_name, "prompts": len(rows),
+        "data": privacy_forms.shown(path), "model": detector.model_name, "prompts": len(rows),
         "types": types,
         "clean": {"prompts": clean, "flagged": clean_flagged,
                   "false_positive_rate": round(clean_flagged / clean, 4) if clean else 0.0},

@@ -18,6 +18,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEAN_DATA = ROOT / "benchmarks" / "data" / "privacy_clean_fr.txt"
+
+
+def shown(path: str | Path) -> str:
+    """A data file as the results name it: relative to the repository when it lies inside."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
 STRUCTURED = ("FR_NIR", "IBAN_CODE", "CREDIT_CARD", "FR_SIRET", "PHONE_NUMBER", "EMAIL_ADDRESS", "IP_ADDRESS")
 ZWSP, SOFT_HYPHEN, NBSP, NNBSP = "\u200b", "\u00ad", "\u00a0", "\u202f"
 
@@ -223,7 +231,7 @@ def evaluate_forms(scan: Callable[[list[str]], list[list[Any]]], clean_path: str
         "recall_by_category": {cat: round(sum(h for h, _ in forms.values()) / sum(t for _, t in forms.values()), 4)
                                for cat, forms in recall.items()},
         "misses": misses,
-        "clean": {"sentences": len(clean), "data": str(clean_path),
+        "clean": {"sentences": len(clean), "data": shown(clean_path),
                   "with_structured_finding": len(structured_flagged),
                   "structured_false_positive_rate": round(len(structured_flagged) / len(clean), 4),
                   "with_person_or_location": len(names_flagged),

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.privacy_forms import shown
 from kit.rules.privacy.sensitive import SENSITIVE_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +81,7 @@ def evaluate_sensitive(scan: Callable[[list[str]], list[list[Any]]],
     positives = len(rows) - len(negatives)
     found_any = sum(any(f.type == r["category"] for f in fs) for r, fs in zip(rows, found, strict=True)
                     if r["category"] is not None)
-    return {"data": str(path), "sentences": len(rows), "positives": positives, "negatives": len(negatives),
+    return {"data": shown(path), "sentences": len(rows), "positives": positives, "negatives": len(negatives),
             "recall": round(found_any / positives, 4) if positives else None,
             "negatives_flagged": len(false),
             "false_positive_rate": round(len(false) / len(negatives), 4) if negatives else 0.0,
