@@ -45,7 +45,7 @@ def create_cmd(out: Path, models: tuple[str, ...], embedder: str | None, backend
         return
     click.echo(f"wrote {out}: {summary['size'] / 2**20:.0f} MiB, {summary['components']} components, "
                f"{summary['files']} files ({', '.join(f'{k} {v / 2**20:.0f} MiB' for k, v in sizes.items())})")
-    click.echo(f"on the site: tar -xf {out.name} && ./scripts/install.sh --bundle {out.name}")
+    click.echo(f"on the site: mkdir kit-bundle && tar -xf {out.name} -C kit-bundle && kit-bundle/scripts/install.sh")
 
 
 @bundle.command("verify")
