@@ -1,4 +1,4 @@
-"""Retrieval benchmark of kit.docs: ingest speed, query latency at scale, and answer quality.
+"""Retrieval benchmark of kit.documents: ingest speed, query latency at scale, and answer quality.
 
 Quality: the labelled set under ``benchmarks/data/rag`` (14 documents in French and English on
 neighbouring topics — leave in France and in the London office, telework and contractors' remote
@@ -11,17 +11,17 @@ cross-language questions, the share of answerable questions that got any result,
 off-topic questions that got none (the relevance threshold at work). All searches run as a user
 of the group ``staff``, so the group filter is part of every query.
 
-Speed: ingest chunks/s through :func:`kit.docs.ingest.ingest` (parse, chunk, embed with the real
+Speed: ingest chunks/s through :func:`kit.documents.ingest.ingest` (parse, chunk, embed with the real
 model, write to Chroma and SQLite) on the labelled documents plus generated filler files. Query
 p50/p95 (hybrid, the labelled questions, groups filter on) when the index holds 1k, 10k and 50k
 chunks. Filler chunks are synthetic: sentences generated from templates on other administrative
 topics (meetings, buildings, vehicles, archives...) with random numbers; past the ingested filler,
 their vectors are real model vectors of a pool of 1,000 filler chunks plus small noise, written
-with :func:`kit.docs.ingest.write_document`, so the scale part does not spend CPU minutes embedding
+with :func:`kit.documents.ingest.write_document`, so the scale part does not spend CPU minutes embedding
 50k sentences nobody reads. Quality is also measured at each scale (filler must not push the answers
 out).
 
-The retrieval constants of :mod:`kit.docs.retrieve` are chosen on the odd-numbered questions only;
+The retrieval constants of :mod:`kit.documents.retrieve` are chosen on the odd-numbered questions only;
 ``quality_held_out`` gives each mode's figures on the even-numbered ones (answerable and
 off-topic), which played no part in that choice. ``--quality-only`` stops after the quality table
 (no scale runs), for quick comparisons.
@@ -102,7 +102,7 @@ def _rank(results: list[Any], question: dict[str, Any]) -> int | None:
 
 def evaluate(index: Any, questions: list[dict[str, Any]], mode: str, chunks: int) -> QualityResult:
     """``mode``: vector, keyword, hybrid, or hybrid-no-glossary (the ablation of the FR-EN glossary)."""
-    from kit.docs.retrieve import search
+    from kit.documents.retrieve import search
 
     translate = not mode.endswith("no-glossary")
     side = mode.removesuffix("-no-glossary")
@@ -183,8 +183,8 @@ def add_synthetic(index: Any, count: int, pool: Any, rng: random.Random, per_doc
     """Write ``count`` synthetic chunks with noisy copies of pool vectors (no embedding)."""
     import numpy as np
 
-    from kit.docs.chunking import Piece
-    from kit.docs.ingest import new_row, write_document
+    from kit.documents.chunking import Piece
+    from kit.documents.ingest import new_row, write_document
 
     np_rng = np.random.default_rng(rng.randint(0, 2**31))
     groups_choice = [["staff"], ["finance"], ["hr"], ["public"]]
@@ -200,7 +200,7 @@ def add_synthetic(index: Any, count: int, pool: Any, rng: random.Random, per_doc
 
 
 def measure_latency(index: Any, questions: list[dict[str, Any]], chunks: int, rounds: int = 2) -> LatencyResult:
-    from kit.docs.retrieve import search
+    from kit.documents.retrieve import search
 
     for q in questions[:5]:
         search(q["question"], 5, [GROUP], None, index=index)
@@ -223,8 +223,8 @@ def run(scales: list[int], data: Path = DATA, seed: int = 7) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     from kit.config import Settings
-    from kit.docs.index import open_index
-    from kit.docs.ingest import ingest, no_scan
+    from kit.documents.index import open_index
+    from kit.documents.ingest import ingest, no_scan
 
     rng = random.Random(seed)
     load_before = os.getloadavg()

@@ -128,7 +128,7 @@ class ServerHandle:
         if user is None:
             return out
         if role != "user" and self.service_key:
-            from kit.rules.users import add_user, get_role, set_role
+            from kit.storage.users import add_user, get_role, set_role
 
             if get_role(self.settings.home, user) is None:
                 add_user(self.settings.home, user, role, secrets.token_urlsafe(16))
@@ -176,7 +176,7 @@ def start_server(home: Path, config: Path, parallel: int = 4, ctx: int = 1024, s
     from kit.config import load_settings
     from kit.gateway.app import create_app
     from kit.models.runtime import load_engine
-    from kit.rules.state import open_state
+    from kit.storage.state import open_state
 
     os.environ["KIT_HOME"] = str(home)
     write_config(config, server={"parallel": parallel, "ctx": ctx, **overrides.pop("server", {})}, **overrides)
@@ -190,7 +190,7 @@ def start_server(home: Path, config: Path, parallel: int = 4, ctx: int = 1024, s
     url, stop_http = serve_app(app, engine=engine)
     key = None
     if service_key:
-        from kit.rules.keys import create_key
+        from kit.storage.keys import create_key
 
         key, _ = create_key(settings, "test-front-end", "service", acknowledge=False)
     handle = ServerHandle(url, app, engine, state, settings, key)

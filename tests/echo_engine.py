@@ -61,9 +61,9 @@ def start_echo_gateway(home: Path, config: Path,
     for the tests' requests (as the browser chat has)."""
     from kit.config import load_settings
     from kit.gateway.app import create_app
-    from kit.rules.keys import create_key
     from kit.rules.privacy import get_detector
-    from kit.rules.state import open_state
+    from kit.storage.keys import create_key
+    from kit.storage.state import open_state
 
     home.mkdir(parents=True, exist_ok=True)
     os.environ["KIT_HOME"] = str(home)

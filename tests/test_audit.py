@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.errors import AuditError, UsageError
-from kit.rules.audit import (
+from kit.audit import (
     ACTIONS,
     ZERO_HASH,
     AuditEvent,
@@ -25,6 +24,7 @@ from kit.rules.audit import (
     pseudonymize,
     start_daily_purge,
 )
+from kit.errors import AuditError, UsageError
 
 KEY = b"k" * 32
 START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)

@@ -27,15 +27,15 @@ import pytest
 from click.testing import CliRunner
 from conftest import ServerHandle
 
+from kit.audit import AuditEvent, AuditRow, pseudonymize, publish_head
+from kit.audit.database import Database
+from kit.audit.records import canon
 from kit.config import Settings, load_settings
 from kit.errors import AuditError, ConfigError, UsageError
-from kit.rules.audit import AuditEvent, AuditRow, pseudonymize, publish_head
-from kit.rules.audit.database import Database
-from kit.rules.audit.records import canon
-from kit.rules.db import open_database
-from kit.rules.keyfiles import key_path
-from kit.rules.state import GatewayState, open_state, purge_records, start_maintenance
-from kit.rules.store import Store
+from kit.storage.db import open_database
+from kit.storage.keyfiles import key_path
+from kit.storage.state import GatewayState, open_state, purge_records, start_maintenance
+from kit.storage.store import Store
 
 HEAD = re.compile(r"([0-9]+):([0-9a-f]{64})")
 START = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -207,7 +207,7 @@ def test_pseudonym_key_moves_out_of_kit_home(settings: Settings, kit_env: Path,
     legacy = kit_env / "secret.key"
     legacy.write_bytes(old)
     legacy.chmod(0o600)
-    with caplog.at_level(logging.WARNING, logger="kit.rules.keyfiles"):
+    with caplog.at_level(logging.WARNING, logger="kit.storage.keyfiles"):
         state = open_state(settings)
     try:
         moved = Path(str(settings.source)).parent / "pseudonym.key"

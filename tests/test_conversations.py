@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from kit.errors import KitError, UsageError
-from kit.rules.conversations import Conversation, ConversationStore, Message
-from kit.rules.db import Database, open_database
+from kit.storage.conversations import Conversation, ConversationStore, Message
+from kit.storage.db import Database, open_database
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

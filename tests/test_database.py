@@ -14,14 +14,14 @@ import pytest
 from click.testing import CliRunner
 from conftest import write_config
 
+from kit.audit import AuditEvent, AuditLog
 from kit.config import load_settings
 from kit.errors import ConfigError
-from kit.rules.audit import AuditEvent, AuditLog
-from kit.rules.db import forget_databases
-from kit.rules.keyfiles import pseudonym_key
-from kit.rules.keys import create_key, find_key, list_keys
-from kit.rules.state import audit_key, open_state
-from kit.rules.users import add_user, get_groups, list_users, verify_password
+from kit.storage.db import forget_databases
+from kit.storage.keyfiles import pseudonym_key
+from kit.storage.keys import create_key, find_key, list_keys
+from kit.storage.state import audit_key, open_state
+from kit.storage.users import add_user, get_groups, list_users, verify_password
 
 PASSWORD = "correct horse battery"
 
@@ -33,7 +33,7 @@ def kit(*args: str) -> object:
 
 
 def test_the_version_kit_needs_is_the_last_migration() -> None:
-    from kit.rules.db import SCHEMA_VERSION, migrations_head
+    from kit.storage.db import SCHEMA_VERSION, migrations_head
 
     assert migrations_head() == SCHEMA_VERSION
 
@@ -135,14 +135,14 @@ def test_a_killed_import_loses_nothing_and_finishes_at_the_next_start(kit_env: P
     _legacy_files(kit_env, config)
     script = (
         "import os, sys\n"
-        "import kit.rules.legacy as legacy\n"
+        "import kit.storage.legacy as legacy\n"
         "real = legacy._IMPORTERS['state.db']\n"
         "def die(conn, path):\n"
         "    real(conn, path)\n"
         "    os.kill(os.getpid(), 9)\n"  # inside the transaction of state.db, after users.db and keys.json
         "legacy._IMPORTERS['state.db'] = die\n"
         "from kit.config import load_settings\n"
-        "from kit.rules.state import open_state\n"
+        "from kit.storage.state import open_state\n"
         f"open_state(load_settings({str(config)!r}))\n")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert r.returncode == -9, r.stderr

@@ -11,13 +11,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_uncalled_functions_are_gone() -> None:
-    import kit.docs.store
-    import kit.rules.keyfiles
-    import kit.rules.users
+    import kit.documents.store
+    import kit.storage.keyfiles
+    import kit.storage.users
 
-    assert not hasattr(kit.rules.users, "set_groups")
-    assert not hasattr(kit.rules.keyfiles, "load_or_create")
-    assert not hasattr(kit.docs.store.Catalog, "generations_of")
+    assert not hasattr(kit.storage.users, "set_groups")
+    assert not hasattr(kit.storage.keyfiles, "load_or_create")
+    assert not hasattr(kit.documents.store.Catalog, "generations_of")
 
 
 def test_packaged_data_exists() -> None:

@@ -56,8 +56,8 @@ sera revue, les congés et la planification aussi, formation par formation.
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    from kit.docs.ingest import ingest
-    from kit.rules.users import add_user
+    from kit.documents.ingest import ingest
+    from kit.storage.users import add_user
 
     base = tmp_path_factory.mktemp("docpolicy")
     old = os.environ.get("KIT_HOME")
@@ -284,7 +284,7 @@ def test_a_collection_name_never_widens_who_may_read(gw: ServerHandle) -> None:
 def test_keyword_scores_do_not_depend_on_hidden_documents(gw: ServerHandle) -> None:
     """A user's results (order, fused score, keyword coverage, similarity) are the same whether or not a document
     they may not read holds a word of their question."""
-    from kit.docs.ingest import ingest, remove
+    from kit.documents.ingest import ingest, remove
 
     query = "formation continue des agents, planification et projet ornithorynque"
     before = _search(gw, "bob", query, k=10)["results"]
@@ -306,8 +306,8 @@ def test_keyword_scores_do_not_depend_on_hidden_documents(gw: ServerHandle) -> N
 
 
 def _catalog(path: Path, docs: dict[str, tuple[str, list[str]]]) -> Any:
-    from kit.docs.ingest import _terms, new_row
-    from kit.docs.store import Catalog
+    from kit.documents.ingest import _terms, new_row
+    from kit.documents.store import Catalog
 
     catalog = Catalog(path)
     for name, (text, groups) in docs.items():
@@ -323,7 +323,7 @@ def _catalog(path: Path, docs: dict[str, tuple[str, list[str]]]) -> Any:
 def test_keyword_scores_are_fts5_bm25_over_what_the_caller_reads(tmp_path: Path) -> None:
     """The keyword side's scores for a caller who may not read every document equal FTS5's own ``bm25()`` over an
     index holding only the documents they may read; and the other way round for one who reads everything."""
-    from kit.docs.query import fts_query, query_words
+    from kit.documents.query import fts_query, query_words
 
     public = {"conges.md": (LEAVE, ["public"]), "formation.md": (TRAINING + "\n\n" + LEAVE.upper(), ["public"])}
     hidden = {"strategie.md": (STRATEGY + "\n\n" + TRAINING, ["direction"]), "licenciement.md": (DISMISSAL, ["rh"])}
@@ -348,7 +348,7 @@ def test_keyword_scores_are_fts5_bm25_over_what_the_caller_reads(tmp_path: Path)
 
 
 def test_sources_never_show_a_server_path(gw: ServerHandle) -> None:
-    from kit.docs.ingest import ingest, remove
+    from kit.documents.ingest import ingest, remove
 
     base = str(gw.folder)  # type: ignore[attr-defined]
     found = _search(gw, "ana", "virement de l'indemnité à la fin du préavis")["results"]
@@ -376,7 +376,7 @@ def test_sources_never_show_a_server_path(gw: ServerHandle) -> None:
 
 
 def test_a_relative_source_is_still_removed_by_its_path(gw: ServerHandle, tmp_path: Path) -> None:
-    from kit.docs.ingest import ingest, remove
+    from kit.documents.ingest import ingest, remove
 
     folder = tmp_path / "notes"
     folder.mkdir()
@@ -407,8 +407,8 @@ def test_an_index_written_before_chunk_lengths_gets_them(tmp_path: Path) -> None
     caller's scores are then right."""
     import sqlite3
 
-    from kit.docs.query import fts_query, query_words
-    from kit.docs.store import Catalog
+    from kit.documents.query import fts_query, query_words
+    from kit.documents.store import Catalog
 
     public = {"conges.md": (LEAVE, ["public"]), "formation.md": (TRAINING, ["public"])}
     _catalog(tmp_path / "old.db", {**public, "strategie.md": (STRATEGY, ["direction"])}).close()

@@ -12,7 +12,7 @@ from kit.ops.security import check_file_modes, check_keys, check_limits, check_p
 
 
 def test_network_bind_without_user_keys_fails(kit_env: Path, tmp_path: Path) -> None:
-    from kit.rules.keys import create_key
+    from kit.storage.keys import create_key
 
     settings = load_settings(write_config(tmp_path / "k.yaml", server={"host": "0.0.0.0"}))
     create_key(settings, "front", "service", acknowledge=False)  # a service key does not count
@@ -34,7 +34,7 @@ def test_trusted_proxies(kit_env: Path, tmp_path: Path) -> None:
 
 
 def test_file_modes(kit_env: Path, tmp_path: Path) -> None:
-    from kit.rules.keys import create_key
+    from kit.storage.keys import create_key
 
     settings = load_settings(write_config(tmp_path / "k.yaml"))
     create_key(settings, "app", "user")

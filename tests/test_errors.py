@@ -78,13 +78,13 @@ BAD = ["bad group!", "", "   ", "a b", "x" * 65, "é/../x", "rh;drop", "tab\tnam
 
 @pytest.mark.parametrize("name", GOOD)
 def test_one_group_rule_accepts(name: str) -> None:
-    import kit.docs.ingest
+    import kit.documents.ingest
     import kit.gateway.uploads
-    import kit.rules.users
-    from kit.docs.ingest import check_name
-    from kit.rules.users import check_groups
+    import kit.storage.users
+    from kit.documents.ingest import check_name
+    from kit.storage.users import check_groups
 
-    assert kit.docs.ingest.check_name is kit.gateway.uploads.check_name is kit.rules.users.check_name
+    assert kit.documents.ingest.check_name is kit.gateway.uploads.check_name is kit.storage.users.check_name
     assert check_groups([name]) == [name]
     assert check_name("group", name) == name
     assert check_name("collection", name) == name
@@ -92,9 +92,9 @@ def test_one_group_rule_accepts(name: str) -> None:
 
 @pytest.mark.parametrize("name", BAD)
 def test_one_group_rule_refuses(name: str) -> None:
-    from kit.docs.ingest import check_name
+    from kit.documents.ingest import check_name
     from kit.errors import UsageError
-    from kit.rules.users import check_groups
+    from kit.storage.users import check_groups
 
     with pytest.raises(UsageError, match="group"):
         check_groups([name])
@@ -104,7 +104,7 @@ def test_one_group_rule_refuses(name: str) -> None:
 
 
 def test_a_user_in_group_with_accents(kit_env: Path) -> None:
-    from kit.rules.users import add_user, get_groups
+    from kit.storage.users import add_user, get_groups
 
     add_user(kit_env, "zoe", "user", "a long enough password", ["équipe"])
     assert get_groups(kit_env, "zoe") == ["équipe"]
@@ -149,7 +149,7 @@ def test_the_cli_uses_the_same_rule_for_users_and_documents(kit_env: Path, tmp_p
 
     from kit.cli.main import cli
     from kit.errors import UsageError
-    from kit.rules.users import get_groups
+    from kit.storage.users import get_groups
 
     runner = CliRunner()
     r = runner.invoke(cli, ["users", "add", "zoe", "--group", "équipe", "--password-stdin"],

@@ -61,7 +61,7 @@ def test_host_header_must_name_the_bound_address(bare: ServerHandle) -> None:
 
 
 def test_service_key_cannot_claim_a_role_the_user_does_not_have(gateway: ServerHandle) -> None:
-    from kit.rules.users import add_user
+    from kit.storage.users import add_user
 
     add_user(gateway.settings.home, "carol", "auditor", "a long enough password")
     front = gateway.headers(None)  # the service key alone
@@ -76,7 +76,7 @@ def test_service_key_cannot_claim_a_role_the_user_does_not_have(gateway: ServerH
 
 
 def test_emptied_key_set_closes_a_network_bind(model_store: Path, tmp_path: Path) -> None:
-    from kit.rules.keys import create_key, revoke_key
+    from kit.storage.keys import create_key, revoke_key
 
     home = install_model(model_store, tmp_path / "h")
     handle, stop = start_server(home, tmp_path / "k.yaml", parallel=1, service_key=False)
@@ -97,8 +97,8 @@ def test_a_key_revoked_by_another_process_stops_working_within_a_second(model_st
     """The gateway remembers the keys for a second (every request reads them): `kit keys revoke` run
     elsewhere applies within that second; a revocation through the gateway itself applies at once, and so
     does a key created elsewhere."""
-    from kit.rules.db import RECALL_S
-    from kit.rules.keys import create_key, revoke_key
+    from kit.storage.db import RECALL_S
+    from kit.storage.keys import create_key, revoke_key
 
     home = install_model(model_store, tmp_path / "h")
     handle, stop = start_server(home, tmp_path / "k.yaml", parallel=1, service_key=False)
@@ -128,7 +128,7 @@ def test_a_key_revoked_by_another_process_stops_working_within_a_second(model_st
 
 
 def test_key_creation_and_revocation_are_audited(gateway: ServerHandle) -> None:
-    from kit.rules.keys import create_key, revoke_key
+    from kit.storage.keys import create_key, revoke_key
 
     create_key(gateway.settings, "audited-app", "user")
     revoke_key(gateway.settings, "audited-app")
@@ -137,7 +137,7 @@ def test_key_creation_and_revocation_are_audited(gateway: ServerHandle) -> None:
 
 
 def test_failed_sign_ins_are_audited_and_throttled(gateway: ServerHandle) -> None:
-    from kit.rules.users import add_user
+    from kit.storage.users import add_user
 
     add_user(gateway.settings.home, "dave", "user", "the right password 1")
     url = gateway.url + "/v1/auth/login"

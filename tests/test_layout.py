@@ -129,10 +129,22 @@ def test_modules_are_small_and_packages_say_what_they_own() -> None:
 
 
 def test_parts_are_packages() -> None:
-    for part in ("models", "engine", "gateway", "rules", "ops", "cli"):
+    parts = ("models", "engine", "gateway", "protocol", "rules", "storage", "audit", "documents", "config", "ops",
+             "bench", "bundle", "cli")
+    for part in parts:
         assert (ROOT / "kit" / part / "__init__.py").exists()
     flat = sorted(p.name for p in (ROOT / "kit").glob("*.py"))
-    assert flat == ["__init__.py", "config.py", "defaults.py", "errors.py", "files.py", "sections.py", "sse.py"]
+    assert flat == ["__init__.py", "errors.py", "files.py", "sse.py"]
+    # the storage layer is not in the rules, and the documents are not `docs` (the documentation's folder)
+    assert not (ROOT / "kit" / "docs").exists()
+    assert not any((ROOT / "kit" / "rules" / f"{m}.py").exists() for m in ("db", "users", "keys", "state"))
+
+
+def test_commands_live_in_modules_named_after_them() -> None:
+    from kit.cli.main import cli
+
+    for name in cli.commands:
+        assert (ROOT / "kit" / "cli" / f"{name}.py").exists(), f"kit {name} should live in kit/cli/{name}.py"
 
 
 def test_import_contracts_hold() -> None:

@@ -31,7 +31,7 @@ def limited_server(model_store: Path, tmp: Path, names: list[str], parallel: int
                    server: dict[str, Any] | None = None, **user: int) -> tuple[ServerHandle, Any,
                                                                                dict[str, dict[str, str]]]:
     """A real gateway whose user role has the given limits, and an acknowledged user key per name."""
-    from kit.rules.keys import create_key
+    from kit.storage.keys import create_key
 
     home = install_model(model_store, tmp / "home")
     limits = {"user": {"requests_per_minute": 0, "tokens_per_minute": 0, "tokens_per_day": 0, "concurrent": 0,

@@ -32,8 +32,8 @@ CHAT = "/v1/chat/completions"
 
 @pytest.fixture(scope="module")
 def gw(gateway: ServerHandle, tmp_path_factory: pytest.TempPathFactory) -> ServerHandle:
-    from kit.docs.ingest import ingest
-    from kit.rules.users import add_user
+    from kit.documents.ingest import ingest
+    from kit.storage.users import add_user
 
     folder = tmp_path_factory.mktemp("docs")
     (folder / "conges.md").write_text(LEAVE, encoding="utf-8")
@@ -118,7 +118,7 @@ def test_scan_refuses_a_text_longer_than_the_longest_message(gw: ServerHandle) -
 
 
 def test_scan_and_search_count_against_lookups_per_minute(gw: ServerHandle) -> None:
-    from kit.rules.users import add_user
+    from kit.storage.users import add_user
 
     add_user(gw.settings.home, "rater", "user", "a long enough password", ["rh"])
     gw.acknowledge("rater")

@@ -123,7 +123,7 @@ def test_the_sick_colleague_of_the_issue(detector: Detector) -> None:
 
 def test_every_category_is_a_known_type_with_warn_by_default() -> None:
     from kit.config import template
-    from kit.sections import DEFAULT_PII_ACTIONS, Policy
+    from kit.config.sections import DEFAULT_PII_ACTIONS, Policy
 
     for kind in SENSITIVE:
         assert kind in PII_TYPES
@@ -136,7 +136,7 @@ def test_every_category_is_a_known_type_with_warn_by_default() -> None:
 
 
 def test_the_charter_names_every_sensitive_category() -> None:
-    from kit.sections import DEFAULT_FORBIDDEN
+    from kit.config.sections import DEFAULT_FORBIDDEN
 
     sensitive = next(t for t in DEFAULT_FORBIDDEN if "sensibles" in t.fr)
     for word in ("santé", "opinions", "syndicale", "origine", "religion", "sexuelle", "condamnations"):

@@ -307,9 +307,9 @@ def test_api_keys_and_exposure(model_store: Path, tmp_path: Path) -> None:
 
     from kit.config import load_settings
     from kit.errors import ConfigError
-    from kit.rules.keys import create_key
     from kit.rules.policy import Gate
-    from kit.rules.state import open_state
+    from kit.storage.keys import create_key
+    from kit.storage.state import open_state
 
     home = install_model(model_store, tmp_path / "h")
     cfg = write_config(tmp_path / "k.yaml", server={"host": "0.0.0.0"})

@@ -47,7 +47,7 @@ def sign_in(client: httpx.Client, url: str, user: str, password: str = PASSWORD,
 @pytest.fixture(scope="module")
 def stack(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from kit.config import load_settings
-    from kit.rules.users import add_user
+    from kit.storage.users import add_user
     from ui.app import launch_ui
 
     base = tmp_path_factory.mktemp("signin")
@@ -231,7 +231,7 @@ def _event_request(browser: httpx.Client, user: str) -> Any:
 
 @pytest.mark.parametrize("change", ["password", "role"])
 def test_a_change_ends_sessions_issued_before_it_even_unused(stack: Stack, change: str) -> None:
-    from kit.rules.users import add_user, set_password, set_role
+    from kit.storage.users import add_user, set_password, set_role
     from ui.auth import Refusal
     from ui.client import Who
 

@@ -56,7 +56,7 @@ class Stack:
 def stack(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     pytest.importorskip("playwright.sync_api")
     from kit.config import load_settings
-    from kit.rules.users import add_user
+    from kit.storage.users import add_user
     from ui.app import launch_ui
 
     base = tmp_path_factory.mktemp("ui")

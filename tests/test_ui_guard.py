@@ -51,7 +51,7 @@ def pages(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """One gateway (with the chat's service key) and three chats: local sign-in reached directly, local
     sign-in behind a TLS proxy on this machine (public name, https), and no sign-in (one machine)."""
     from kit.config import load_settings
-    from kit.rules.users import add_user
+    from kit.storage.users import add_user
 
     base = tmp_path_factory.mktemp("pages")
     home = install_model(model_store, base / "home")

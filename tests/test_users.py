@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kit.errors import UsageError
-from kit.rules.users import (
+from kit.storage.users import (
     add_user,
     get_role,
     list_users,
@@ -92,13 +92,14 @@ def test_list_remove_passwd_and_role(kit_env: Path) -> None:
 
 
 def _cli() -> click.Group:
-    from kit.cli.ui import register
+    from kit.cli import ui, up, users
 
     @click.group()
     def root() -> None:
         pass
 
-    register(root)
+    for module in (ui, up, users):
+        module.register(root)
     return root
 
 
@@ -156,7 +157,7 @@ def test_identity_by_sign_in_mode(kit_env: Path, tmp_path: Path) -> None:
     from conftest import write_config
 
     from kit.config import load_settings
-    from kit.rules.users import get_role
+    from kit.storage.users import get_role
     from ui.auth import Refusal, identify
     from ui.client import Who
 
@@ -219,7 +220,7 @@ def test_renewing_the_chats_service_key_revokes_the_old_one(kit_env: Path, tmp_p
 
     from kit.cli.ui import UI_KEY_FILE, _service_key
     from kit.config import load_settings
-    from kit.rules.keys import find_key, list_keys, revoke_key
+    from kit.storage.keys import find_key, list_keys, revoke_key
 
     settings = load_settings(write_config(tmp_path / "k.yaml"))
     first = _service_key(settings, "http://127.0.0.1:8000")
@@ -240,7 +241,7 @@ def test_a_password_change_ends_open_sessions(kit_env: Path, tmp_path: Path) -> 
     from conftest import write_config
 
     from kit.config import load_settings
-    from kit.rules.users import check_password, session_stamp
+    from kit.storage.users import check_password, session_stamp
     from ui.base import Base
     from ui.client import GatewayClient
     from ui.sessions import Sessions

@@ -7,7 +7,7 @@ memory, for ever. This module keeps, beside it, what a session is worth:
   every request by :class:`SessionGuard`, which takes an expired or unknown token out of the request's
   cookies, so that Gradio sees no signed-in user (the page shows the sign-in form again);
 * the stamp of the credentials the token was issued under (password, role: see
-  ``kit.rules.users.stamp_of``), compared with the gateway's on every event (``ui.base``): a password or
+  ``kit.storage.users.stamp_of``), compared with the gateway's on every event (``ui.base``): a password or
   role change ends every session opened before it, used or not.
 
 The password check itself runs in a worker thread (never on the page's event loop), with the browser's

@@ -162,7 +162,7 @@ def _models(stage: Path, home: Path, names: list[str]) -> list[Component]:
 
 def _embedder(stage: Path, home: Path, name: str) -> tuple[str | None, list[Component]]:
     """The pip package of a packaged embedder, or the folder copied under embedders/."""
-    from kit.docs.embed import PACKAGED, resolve_model
+    from kit.documents.embed import PACKAGED, resolve_model
 
     key = name.lower().removeprefix("sentence-transformers/")
     if key in PACKAGED:

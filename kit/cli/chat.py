@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from kit.cli.common import current_settings
 from kit.config import Settings
 from kit.engine.base import SamplingParams
 
@@ -67,3 +68,25 @@ def _answer(engine: Any, history: list[dict[str, Any]], text: str, params: Sampl
         click.echo(f"[{gen.prompt_tokens} prompt tokens, {gen.completion_tokens} generated, "
                    f"first token {1000 * (gen.first_token_at - start):.0f} ms, {tps:.1f} tokens/s, "
                    f"finish: {gen.finish_reason}]", err=True)
+
+
+@click.command()
+@click.argument("prompt", required=False)
+@click.option("--model", "-m", default=None, help="Installed model name (default: models.default).")
+@click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(1), help="Longest answer.")
+@click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(0, 5),
+              help="Sampling temperature.")
+@click.option("--system", default=None, help="System prompt.")
+@click.option("--ctx", default=None, type=int, help="Context length (default: server.ctx).")
+@click.option("--threads", default=None, type=int, help="CPU threads.")
+@click.option("--stats/--no-stats", default=True, help="Print tokens/s on stderr after each answer.")
+def chat(prompt: str | None, model: str | None, max_tokens: int, temperature: float, system: str | None,
+         ctx: int | None, threads: int | None, stats: bool) -> None:
+    """Chat with the local model in the terminal (one answer with PROMPT, a session without)."""
+    run_chat(current_settings(), prompt, model=model, max_tokens=max_tokens, temperature=temperature,
+             system=system, ctx=ctx, threads=threads, stats=stats)
+
+
+def register(cli: click.Group) -> None:
+    """Add `chat` to the kit command line."""
+    cli.add_command(chat)

@@ -1,5 +1,5 @@
 """`kit docs`: ingest the organisation's documents, search them, list, remove, count. Thin: it parses,
-calls kit.docs, prints; every ingest and removal is recorded in the audit log (ids, never text)."""
+calls kit.documents, prints; every ingest and removal is recorded in the audit log (ids, never text)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def docs() -> None:
 
 
 def _audit(settings: Any, action: str, doc_ids: list[str], **detail: Any) -> None:
-    from kit.rules.audit import AuditEvent
-    from kit.rules.state import open_state
+    from kit.audit import AuditEvent
+    from kit.storage.state import open_state
 
     state = open_state(settings)
     try:
@@ -38,7 +38,7 @@ def docs_ingest(paths: tuple[Path, ...], groups: tuple[str, ...], collection: st
     """Ingest files and folders (txt, md, html, pdf, docx, odt); unchanged files are skipped.
 
     Exits 1 when a file could not be read (the others are ingested)."""
-    from kit.docs.ingest import ingest
+    from kit.documents.ingest import ingest
 
     settings = current_settings()
     tty = sys.stderr.isatty()
@@ -85,7 +85,7 @@ def docs_ingest(paths: tuple[Path, ...], groups: tuple[str, ...], collection: st
               '"text"}]}.')
 def docs_search(question: str, k: int, groups: tuple[str, ...], collection: str | None, as_json: bool) -> None:
     """The excerpts that best answer QUESTION, best first, with their source."""
-    from kit.docs.retrieve import search_json
+    from kit.documents.retrieve import search_json
 
     data = search_json(question, k, list(groups), collection, current_settings())
     if as_json:
@@ -104,7 +104,7 @@ def docs_search(question: str, k: int, groups: tuple[str, ...], collection: str 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def docs_list(collection: str | None, as_json: bool) -> None:
     """Ingested documents: id, source, groups, chunks."""
-    from kit.docs.ingest import list_documents
+    from kit.documents.ingest import list_documents
 
     rows = list_documents(current_settings(), collection=collection)
     if as_json:
@@ -120,7 +120,7 @@ def docs_list(collection: str | None, as_json: bool) -> None:
 @click.option("--collection", "-c", default=None, help="Collection of the path.")
 def docs_remove(target: str, collection: str | None) -> None:
     """Remove a document by ID or PATH: its vectors and keyword rows go too."""
-    from kit.docs.ingest import remove
+    from kit.documents.ingest import remove
 
     settings = current_settings()
     removed = remove(target, settings, collection=collection)
@@ -133,7 +133,7 @@ def docs_remove(target: str, collection: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def docs_stats(as_json: bool) -> None:
     """Counts of documents and chunks by collection and group; the embedding model; the storage."""
-    from kit.docs.ingest import stats
+    from kit.documents.ingest import stats
 
     data = stats(current_settings())
     if as_json:

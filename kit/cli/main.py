@@ -1,6 +1,7 @@
 """The `kit` command line. Thin: it parses, calls library functions, prints, and picks exit codes.
 
-One module per command group (models, serve, engine, rules, ops, ui, docs, bench, bundle), each with ``register(cli)``.
+One module per command, named after it (`kit docs` in docs.py, `kit users` in users.py...), each with
+``register(cli)``.
 Heavy modules (llama_cpp, gradio, presidio...) are imported inside the commands that need them, so
 `kit --help` answers at once.
 """
@@ -12,7 +13,25 @@ import sys
 
 import click
 
-from kit.cli import bench, bundle, docs, engine, models, ops, rules, serve, ui
+from kit.cli import (
+    audit,
+    bench,
+    bundle,
+    chat,
+    config,
+    db,
+    docs,
+    doctor,
+    engine,
+    keys,
+    models,
+    privacy,
+    report,
+    serve,
+    ui,
+    up,
+    users,
+)
 from kit.errors import KitError
 
 
@@ -22,7 +41,8 @@ def cli() -> None:
     """Run a generative-AI assistant on your own machines, with the usage rules built in."""
 
 
-for _module in (ops, models, serve, engine, rules, docs, bench, bundle, ui):
+for _module in (config, db, report, doctor, models, chat, serve, engine, keys, audit, privacy, docs, bench, bundle,
+                ui, up, users):
     _module.register(cli)
 
 

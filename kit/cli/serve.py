@@ -1,4 +1,4 @@
-"""`kit chat` (the terminal chat) and `kit serve` (the API gateway in front of the engine)."""
+"""`kit serve`: the API gateway in front of the engine."""
 
 from __future__ import annotations
 
@@ -10,25 +10,6 @@ from kit.cli.common import apply_server_options, current_settings
 
 if TYPE_CHECKING:
     from kit.config import Settings
-
-
-@click.command()
-@click.argument("prompt", required=False)
-@click.option("--model", "-m", default=None, help="Installed model name (default: models.default).")
-@click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(1), help="Longest answer.")
-@click.option("--temperature", default=0.7, show_default=True, type=click.FloatRange(0, 5),
-              help="Sampling temperature.")
-@click.option("--system", default=None, help="System prompt.")
-@click.option("--ctx", default=None, type=int, help="Context length (default: server.ctx).")
-@click.option("--threads", default=None, type=int, help="CPU threads.")
-@click.option("--stats/--no-stats", default=True, help="Print tokens/s on stderr after each answer.")
-def chat(prompt: str | None, model: str | None, max_tokens: int, temperature: float, system: str | None,
-         ctx: int | None, threads: int | None, stats: bool) -> None:
-    """Chat with the local model in the terminal (one answer with PROMPT, a session without)."""
-    from kit.cli.chat import run_chat
-
-    run_chat(current_settings(), prompt, model=model, max_tokens=max_tokens, temperature=temperature,
-             system=system, ctx=ctx, threads=threads, stats=stats)
 
 
 @click.command()
@@ -64,7 +45,7 @@ def run_server(settings: Settings) -> None:
     from kit.gateway.local import http_protocol
     from kit.models.runtime import load_engine
     from kit.rules.privacy import get_detector
-    from kit.rules.state import open_state, start_maintenance
+    from kit.storage.state import open_state, start_maintenance
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -100,6 +81,5 @@ def run_server(settings: Settings) -> None:
 
 
 def register(cli: click.Group) -> None:
-    """Add `chat` and `serve` to the kit command line."""
-    cli.add_command(chat)
+    """Add `serve` to the kit command line."""
     cli.add_command(serve)

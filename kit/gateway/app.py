@@ -21,7 +21,7 @@ from kit.gateway.local import fastapi_options
 from kit.gateway.metrics import Metrics
 from kit.rules.limits import Limiter
 from kit.rules.policy import Gate
-from kit.rules.state import GatewayState
+from kit.storage.state import GatewayState
 
 ROUTE_GROUPS = (system, auth, chat, charter, privacy, feedback, conversations, documents, admin)
 

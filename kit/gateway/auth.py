@@ -17,7 +17,7 @@ from kit.errors import AuthError, TooManyError
 from kit.gateway.context import Context
 from kit.gateway.schemas import LoginRequest
 from kit.rules.policy import LOCAL_OPERATOR, Identity
-from kit.rules.users import check_password, get_user, session_stamp
+from kit.storage.users import check_password, get_user, session_stamp
 
 CLIENT_HEADER = "x-kit-client-address"  # the browser's address, as the front end saw it
 

@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from kit.docs.prompt import DocumentContext, with_documents
+from kit.audit import AuditEvent
+from kit.documents.prompt import DocumentContext, with_documents
 from kit.engine import gather
 from kit.engine.base import Generation
 from kit.errors import (
@@ -41,7 +42,6 @@ from kit.protocol.serving import (
     sampling_params,
     submit_all,
 )
-from kit.rules.audit import AuditEvent
 from kit.rules.limits import Ticket
 from kit.rules.policy import ChatOutcome, Identity
 

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from kit.audit import AuditEvent
 from kit.config import Settings
 from kit.engine.base import Engine
 from kit.errors import LimitExceededError
 from kit.gateway.errors import read_json
 from kit.gateway.metrics import Metrics
-from kit.rules.audit import AuditEvent
 from kit.rules.limits import Limiter
 from kit.rules.policy import Gate, Identity
-from kit.rules.state import GatewayState
+from kit.storage.state import GatewayState
 
 if TYPE_CHECKING:
     from kit.gateway.documents import Documents

@@ -12,17 +12,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from kit.docs.index import DocIndex, open_index
-from kit.docs.ingest import DEFAULT_COLLECTION, ingest, list_documents, remove
-from kit.docs.prompt import DocumentContext, render
-from kit.docs.retrieve import search
-from kit.docs.text import guess_language
+from kit.audit import AuditEvent
+from kit.documents.index import DocIndex, open_index
+from kit.documents.ingest import DEFAULT_COLLECTION, ingest, list_documents, remove
+from kit.documents.prompt import DocumentContext, render
+from kit.documents.retrieve import search
+from kit.documents.text import guess_language
 from kit.errors import DocumentNotFoundError, NotFoundError, UsageError
 from kit.gateway import uploads
 from kit.gateway.context import Context
 from kit.gateway.excerpts import police
 from kit.gateway.schemas import DocumentSearch
-from kit.rules.audit import AuditEvent
 from kit.rules.policy import Identity
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kit.docs.retrieve import SearchResult
+from kit.documents.retrieve import SearchResult
 from kit.rules.policy import ChatOutcome, Gate
 
 

@@ -11,10 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from kit.audit import AuditEvent
 from kit.errors import BodyTooLargeError
 from kit.gateway.context import Context
 from kit.gateway.schemas import ScanRequest
-from kit.rules.audit import AuditEvent
 
 
 def router(ctx: Context) -> APIRouter:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.types import Message
 
 from kit.errors import BodyTooLargeError
-from kit.rules.names import check_name
+from kit.storage.names import check_name
 
 DRAIN_BYTES = 8 * 2**20  # past the limit, read (and drop) this much more, so that the client gets the 413
 

@@ -1,1 +1,1 @@
-"""Alembic migrations of kit's database (see ``kit.rules.db``)."""
+"""Alembic migrations of kit's database (see ``kit.storage.db``)."""

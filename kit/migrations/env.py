@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from kit.rules.tables import metadata
+from kit.storage.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

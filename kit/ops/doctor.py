@@ -165,7 +165,7 @@ def check_engine(name: str, url: str, api_key: str | None) -> Check:
 
 def check_database(home: Path) -> list[Check]:
     """The database (reachable, schema of this kit) and, when set, the shared Redis."""
-    from kit.rules.db import SCHEMA_VERSION, connect, current_revision, database_url
+    from kit.storage.db import SCHEMA_VERSION, connect, current_revision, database_url
 
     try:
         db = connect(database_url(home))

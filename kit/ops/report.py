@@ -21,9 +21,9 @@ def build_report(settings: Settings) -> dict[str, Any]:
     from kit.models.catalog import load_catalog
     from kit.models.lock import read_lock, verify_one
     from kit.ops.doctor import run_checks
-    from kit.rules.keys import list_keys
     from kit.rules.policy import SOURCES
-    from kit.rules.state import open_state
+    from kit.storage.keys import list_keys
+    from kit.storage.state import open_state
 
     dep, pol, srv, ui = settings.deployment, settings.policy, settings.server, settings.ui
     charter = settings.charter()

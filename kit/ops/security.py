@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def check_keys(settings: Settings) -> Check:
     from kit.config import is_loopback_host
-    from kit.rules.keys import list_keys
+    from kit.storage.keys import list_keys
 
     srv = settings.server
     user_keys = [k for k in list_keys(settings) if k.role != "service"]
@@ -87,7 +87,7 @@ def _mode_problem(path: Path, *, secret: bool) -> str | None:
 def check_file_modes(settings: Settings) -> Check:
     home = Path(settings.home)
     secrets = [home / "kit.db", home / "ui-service.key"]
-    from kit.rules.keyfiles import AUDIT_KEY, PSEUDONYM_KEY, key_path
+    from kit.storage.keyfiles import AUDIT_KEY, PSEUDONYM_KEY, key_path
 
     for setting, name in (("audit_key_file", AUDIT_KEY), ("pseudonym_key_file", PSEUDONYM_KEY)):
         try:
@@ -113,7 +113,7 @@ def check_file_modes(settings: Settings) -> Check:
 
 
 def check_audit_chain(settings: Settings) -> Check:
-    from kit.rules.state import open_state
+    from kit.storage.state import open_state
 
     try:
         state = open_state(settings)

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from kit.config import Settings, is_loopback_host
 from kit.errors import AuthError, ChatClosedError, ConfigError, NoKeyExposedError, PolicyError
-from kit.rules.keys import find_key, key_user, list_keys
+from kit.storage.keys import find_key, key_user, list_keys
 
 if TYPE_CHECKING:
     from kit.rules.privacy import Finding, PolicyOutcome
-    from kit.rules.state import GatewayState
+    from kit.storage.state import GatewayState
 
 Role = Literal["user", "admin", "auditor", "service"]
 USER_HEADER = "x-kit-user"
@@ -117,7 +117,7 @@ class Gate:
 
     def groups_for(self, user: str, claimed: str = "") -> list[str]:
         """A user's need-to-know groups: the user store's, plus those the front end's sign-in passed."""
-        from kit.rules.users import get_groups
+        from kit.storage.users import get_groups
 
         extra = [g.strip() for g in claimed.split(",") if g.strip()][:64]
         return sorted(set(get_groups(self.settings.home, user)) | {g[:64] for g in extra})
@@ -125,7 +125,7 @@ class Gate:
     def role_for(self, user: str, claimed: str = "") -> Role:
         """The role a front end may give `user`: the user store's (local accounts, proxy users registered with
         `kit users add`), the configured one for the local operator, else user. Claiming more is refused."""
-        from kit.rules.users import get_role
+        from kit.storage.users import get_role
 
         stored = get_role(self.settings.home, user)
         allowed: Role = stored if stored in ("user", "admin", "auditor") else (  # type: ignore[assignment]

@@ -43,7 +43,7 @@ def upgrade() -> None:
                     sa.Column("role", text, nullable=False), sa.Column("content", text, nullable=False),
                     sa.Column("time", text, nullable=False), sa.Column("meta", text, nullable=False))
     op.create_index("messages_conversation", "messages", ["conversation_id", "id"])
-    # The audit log: appended by kit.rules.audit, one hash chain (appends serialized in the database).
+    # The audit log: appended by kit.audit, one hash chain (appends serialized in the database).
     big = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     for table in ("audit_anchor", "audit_head"):
         op.create_table(table, sa.Column("slot", sa.Integer, primary_key=True, autoincrement=False),

@@ -1,0 +1,14 @@
+"""The minimised, tamper-evident audit log: records (rows, events, hashes), storage (SQLite or
+PostgreSQL), the keyed chain's record (chain), the log itself (append, verify, purge, export, figures) and
+its head (printed, checked, published to the system log).
+
+Imports kit.errors only.
+"""
+
+from kit.audit.chain import needs_existing_key
+from kit.audit.head import DEV_LOG, format_head, parse_head, publish_head
+from kit.audit.log import AuditLog, start_daily_purge
+from kit.audit.records import ACTIONS, ZERO_HASH, AuditEvent, AuditRow, AuditStats, VerifyResult, pseudonymize
+
+__all__ = ["ACTIONS", "DEV_LOG", "ZERO_HASH", "AuditEvent", "AuditLog", "AuditRow", "AuditStats", "VerifyResult",
+           "format_head", "needs_existing_key", "parse_head", "pseudonymize", "publish_head", "start_daily_purge"]

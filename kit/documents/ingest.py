@@ -1,0 +1,363 @@
+"""Add, replace, remove and list documents.
+
+Ingest, per file: hash it; skip it when the same file (same sha256, same groups) is already in;
+parse it; scan it for personal data (``rag.pii_action``: report, mask or refuse); cut it into
+chunks; then write the chunks under a *new generation*:
+
+1. register the generation as ``pending`` in SQLite (committed before anything else is written);
+2. embed the chunks and write them to Chroma and to the keyword index, tagged with the generation;
+3. publish: one SQLite transaction makes the new generation the document's, marks the old one
+   ``retired``;
+4. delete the retired generation's chunks from Chroma and SQLite.
+
+Search only ever sees ready generations (both queries exclude the others), so a process killed at
+any point (``kill -9`` included) leaves no half-written document visible; the next ingest or
+removal first deletes what such a process left (:func:`recover`), then ingests the file anew.
+
+Personal-data categories whose action in ``policy.pii_actions`` is ``allow`` are not counted.
+
+Sources: a file found in a folder given to ingest is recorded by its path relative to that folder
+(``rh/conges.md``), a file given by itself by its name, an upload by its file name: no server path
+is shown to users. A document's id stays derived from its absolute path on this machine (or its
+upload name), so ingesting the same folder again replaces its documents, also those ingested when
+sources were absolute paths, and `kit docs remove PATH` finds them by their path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from kit.config import Settings, load_settings
+from kit.documents.chunking import Piece, chunk_sections
+from kit.documents.index import DocIndex, open_index
+from kit.documents.parsers import Section, parse, supported
+from kit.documents.store import PUBLIC, DocumentRow
+from kit.documents.text import index_terms
+from kit.documents.vectors import GROUP_PREFIX, chunk_id, partition
+from kit.errors import DocumentError, DocumentNotFoundError
+from kit.files import sha256_file
+from kit.storage.names import check_name
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+DEFAULT_COLLECTION = "default"
+HEADING_WEIGHT = 2
+
+
+class FindingLike(Protocol):
+    """What a personal-data detector returns for each finding (kit.rules.privacy.Finding fits)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+Scanner = Callable[[str], Sequence[FindingLike]]
+ProgressFn = Callable[[int, int, str], None]
+PathItem = str | Path | tuple[str | Path, str]
+
+
+def no_scan(text: str) -> list[FindingLike]:
+    """A scanner that finds nothing (benchmarks; never the default)."""
+    return []
+
+
+def default_scan(text: str) -> Sequence[FindingLike]:
+    """The personal-data detector used for prompts (loaded on first use, then shared)."""
+    from kit.rules.privacy import get_detector
+
+    return get_detector().scan(text)
+
+
+@dataclass
+class FileIssue:
+    source: str
+    message: str
+
+
+@dataclass
+class IngestReport:
+    """What an ingest run did."""
+
+    files: int = 0
+    chunks: int = 0
+    ingested: list[str] = field(default_factory=list)
+    documents: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    refused: list[FileIssue] = field(default_factory=list)
+    failed: list[FileIssue] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    pii: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """False when a file could not be read (the CLI then exits 1)."""
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def document_id(collection: str, source: str) -> str:
+    """Stable id of a document: derived from its collection and source path."""
+    return hashlib.sha256(f"{collection}\n{source}".encode()).hexdigest()[:20]
+
+
+def discover(paths: Iterable[PathItem]) -> tuple[list[tuple[Path, str, str]], list[str], list[FileIssue]]:
+    """Files to ingest with their source labels and identity keys (see the module docstring); ignored files
+    in folders (by their source label); paths that do not exist."""
+    files: list[tuple[Path, str, str]] = []
+    ignored: list[str] = []
+    missing: list[FileIssue] = []
+    for item in paths:
+        path, label = (Path(item[0]), item[1]) if isinstance(item, tuple) else (Path(item), None)
+        if path.is_dir():
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(names):
+                    file = Path(root) / name
+                    if name.startswith("."):
+                        continue
+                    shown = Path(os.path.relpath(file, path)).as_posix()
+                    if supported(file):
+                        files.append((file, shown, os.path.abspath(file)))
+                    else:
+                        ignored.append(shown)
+        elif path.is_file():
+            files.append((path, label, label) if label else (path, path.name, os.path.abspath(path)))
+        else:
+            missing.append(FileIssue(label or str(path), f"{label or path}: no such file or folder."))
+    return files, ignored, missing
+
+
+def recover(index: DocIndex) -> int:
+    """Delete the chunks of generations left pending or retired by an interrupted run."""
+    leftovers = index.catalog.hidden_generations()
+    for generation in leftovers:
+        index.vectors.delete_generation(generation, index.catalog.generation_partitions(generation))
+        index.catalog.drop_generation(generation)
+    return len(leftovers)
+
+
+def _mask(text: str, findings: Sequence[FindingLike]) -> str:
+    parts, cursor = [], 0
+    for f in sorted(findings, key=lambda f: f.start):
+        if f.start < cursor:
+            continue
+        parts += [text[cursor:f.start], f"[{f.type}]"]
+        cursor = f.end
+    return "".join(parts) + text[cursor:]
+
+
+def _scan(sections: list[Section], scan: Scanner, settings: Settings) -> tuple[dict[str, int], list[Section]]:
+    """Counts per personal-data category, and the sections with those findings masked."""
+    policy = settings.policy
+    counts: dict[str, int] = {}
+    masked = []
+    for section in sections:
+        found = [f for f in scan(section.text)
+                 if policy.pii_actions.get(f.type, policy.pii_default_action) != "allow"]
+        for f in found:
+            counts[f.type] = counts.get(f.type, 0) + 1
+        masked.append(Section(_mask(section.text, found), section.page, section.heading) if found else section)
+    return dict(sorted(counts.items())), masked
+
+
+def _context(piece: Piece, title: str) -> str:
+    """Heading path, or the file name when there is none: indexed and embedded with the chunk."""
+    return " > ".join(piece.heading) if piece.heading else title
+
+
+def _terms(context: str, text: str) -> str:
+    """Keyword terms of a chunk: its header's count ``HEADING_WEIGHT`` times (a word of a title says
+    more about the chunk than a word of its body), then its text's."""
+    return " ".join([index_terms(context)] * HEADING_WEIGHT + [index_terms(text)])
+
+
+def write_document(index: DocIndex, row: DocumentRow, pieces: Sequence[Piece], title: str,
+                   vectors: npt.NDArray[np.float32] | None = None) -> DocumentRow:
+    """Store ``pieces`` as the new content of document ``row`` (steps 1 to 4 of the module docstring).
+
+    ``title`` stands for the heading of chunks that have none (the file name); ``vectors``, when
+    given, are used instead of embedding the chunks (benchmarks). Returns the published row."""
+    generation = uuid.uuid4().hex[:16]
+    row = replace(row, generation=generation, state="ready", chunks=len(pieces))
+    partitions = [(partition(row.collection, g), row.collection, g) for g in row.groups]
+    index.catalog.begin(row.id, row.source, row.collection, generation, row.ingested_at, partitions)
+    contexts = [_context(p, title) for p in pieces]
+    texts = [f"{c}\n{p.text}" for c, p in zip(contexts, pieces, strict=True)]
+    if vectors is None:
+        vectors = index.embedder.encode(texts)
+    base: dict[str, Any] = {"doc_id": row.id, "generation": generation, "collection": row.collection,
+                            "source": row.source, "sha256": row.sha256, "ingested_at": row.ingested_at}
+    base.update({GROUP_PREFIX + g: True for g in row.groups})
+    metadatas = []
+    for i, piece in enumerate(pieces):
+        meta = {**base, "chunk": i, "heading": " > ".join(piece.heading)}
+        if piece.page is not None:
+            meta["page"] = piece.page
+        metadatas.append(meta)
+    index.vectors.add([p[0] for p in partitions], [chunk_id(generation, i) for i in range(len(pieces))], vectors,
+                      metadatas, [p.text for p in pieces])
+    index.catalog.add_chunks(generation, row.id, [(i, p.page, list(p.heading), p.text, _terms(c, p.text))
+                                                  for i, (p, c) in enumerate(zip(pieces, contexts, strict=True))])
+    retired = index.catalog.publish(row)
+    if retired:
+        index.vectors.delete_generation(retired, index.catalog.generation_partitions(retired))
+        index.catalog.drop_generation(retired)
+    return row
+
+
+def new_row(source: str, collection: str, groups: Sequence[str], sha256: str, size: int,
+            pii: dict[str, int] | None = None, key: str | None = None) -> DocumentRow:
+    """A documents-table row for a document about to be written (see :func:`write_document`); its id comes
+    from ``key`` (default: ``source``)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    return DocumentRow(document_id(collection, key or source), source, collection, sha256, sorted(groups), None,
+                       "pending", 0, size, now, dict(pii or {}))
+
+
+def _ingest_file(index: DocIndex, path: Path, source: str, key: str, groups: list[str], collection: str,
+                 scan: Scanner, report: IngestReport) -> None:
+    settings = index.settings
+    try:
+        sha256 = sha256_file(path)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise DocumentError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
+    doc_id = document_id(collection, key)
+    existing = index.catalog.document(doc_id)
+    if existing and existing.state == "ready" and existing.sha256 == sha256 and existing.groups == groups:
+        report.skipped.append(source)
+        return
+    sections = parse(path)
+    counts, masked = _scan(sections, scan, settings)
+    if counts:
+        report.pii[source] = counts
+    action = settings.rag.pii_action
+    if counts and action == "refuse":
+        found = ", ".join(f"{k} ({v})" for k, v in counts.items())
+        kept = " The version ingested before stays; remove it with `kit docs remove`." if existing else ""
+        report.refused.append(FileIssue(source, f"personal data found: {found}.{kept}"))
+        return
+    pieces = chunk_sections(masked if action == "mask" else sections, settings.rag.chunk_size,
+                            settings.rag.chunk_overlap)
+    write_document(index, new_row(source, collection, groups, sha256, size, counts, key), pieces,
+                   re.sub(r"[_\-.]+", " ", Path(source).stem))
+    report.files += 1
+    report.chunks += len(pieces)
+    report.ingested.append(source)
+    report.documents.append(doc_id)
+
+
+def ingest(paths: Iterable[PathItem], groups: Sequence[str] = (), collection: str = DEFAULT_COLLECTION,
+           settings: Settings | None = None, *, scan: Scanner | None = None, progress: ProgressFn | None = None,
+           index: DocIndex | None = None) -> IngestReport:
+    """Ingest files and folders (a ``(path, source)`` tuple names the source, e.g. an upload).
+
+    ``groups``: who may see the documents (none: the group ``public``, visible to everyone).
+    ``scan``: personal-data detector (default: the one used for prompts).
+    ``progress(done, total, source)`` is called before each file and once at the end.
+    A file that cannot be read is reported in ``failed`` and the run goes on.
+    """
+    started = time.perf_counter()
+    settings = settings or (index.settings if index else load_settings())
+    collection = check_name("collection", collection)
+    wanted = sorted({check_name("group", g) for g in groups}) or [PUBLIC]
+    own = index is None
+    index = index or open_index(settings)
+    report = IngestReport()
+    try:
+        files, report.ignored, report.failed = discover(paths)
+        scanner = scan or default_scan
+        with index.writing():
+            recover(index)
+            for done, (path, source, key) in enumerate(files):
+                if progress:
+                    progress(done, len(files), source)
+                try:
+                    _ingest_file(index, path, source, key, wanted, collection, scanner, report)
+                except DocumentError as exc:  # named by its source: an upload's temporary path never shows
+                    report.failed.append(FileIssue(source, str(exc).replace(str(path), source)))
+            if progress:
+                progress(len(files), len(files), "")
+    finally:
+        if own:
+            index.close()
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _resolve(index: DocIndex, target: str, collection: str | None) -> list[DocumentRow]:
+    found = index.catalog.document(target)
+    if found and (collection is None or found.collection == collection):
+        return [found]
+    path = os.path.abspath(target)
+    rows = [row for row in index.catalog.documents(collection, ready_only=False)
+            if row.id in (document_id(row.collection, path), document_id(row.collection, target))]
+    rows = rows or index.catalog.documents(collection, source=target, ready_only=False)
+    if not rows:
+        raise DocumentNotFoundError(f"No ingested document has the id or path {target!r}; "
+                                    "`kit docs list` shows them.")
+    return rows
+
+
+def remove(target: str, settings: Settings | None = None, *, collection: str | None = None,
+           index: DocIndex | None = None) -> list[DocumentRow]:
+    """Remove a document by id or path: its vectors and keyword rows go too. Returns what was removed."""
+    settings = settings or (index.settings if index else load_settings())
+    own = index is None
+    index = index or open_index(settings)
+    try:
+        with index.writing():
+            rows = _resolve(index, target, collection)
+            for row in rows:
+                index.catalog.retire_document(row.id)
+            recover(index)
+        return rows
+    finally:
+        if own:
+            index.close()
+
+
+def list_documents(settings: Settings | None = None, *, collection: str | None = None,
+                   groups: Sequence[str] | None = None, index: DocIndex | None = None) -> list[DocumentRow]:
+    """Ready documents, optionally of one collection and visible to ``groups``."""
+    settings = settings or (index.settings if index else load_settings())
+    own = index is None
+    index = index or open_index(settings)
+    try:
+        return index.catalog.documents(collection, groups)
+    finally:
+        if own:
+            index.close()
+
+
+def stats(settings: Settings | None = None, *, index: DocIndex | None = None) -> dict[str, Any]:
+    """Counts of documents, chunks, bytes, per collection and per group; the embedding model; storage."""
+    settings = settings or (index.settings if index else load_settings())
+    own = index is None
+    index = index or open_index(settings)
+    try:
+        out = index.catalog.stats()
+        out["embedding_model"] = settings.rag.embedding_model
+        out["chroma"] = settings.rag.chroma_url or settings.rag.chroma_path or str(index.home / "chroma")
+        return out
+    finally:
+        if own:
+            index.close()
