@@ -17,6 +17,7 @@ class QueryWord:
 
     stems: tuple[str, ...]
     translations: frozenset[str] = frozenset()
+    weight: float = 1.0  # less for a word of the conversation before the question
 
     @property
     def all(self) -> frozenset[str]:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from kit.config import Settings, load_settings
@@ -54,6 +54,7 @@ Mode = Literal["hybrid", "vector", "keyword"]
 VECTOR_WEIGHT = 0.7
 OTHER_FLOOR = 0.2
 PRIOR_CHUNKS = 20
+CONTEXT_WEIGHT = 0.3
 CANDIDATES = 20
 MAX_DF = 0.1
 PRUNE_ABOVE = 2000
@@ -81,7 +82,7 @@ class SearchResult:
 def _coverage(query: list[QueryWord], idf: dict[str, float], terms: frozenset[str]) -> float:
     total = matched = 0.0
     for word in query:
-        weight = min(idf[s] for s in word.stems)
+        weight = min(idf[s] for s in word.stems) * word.weight
         total += weight
         if not word.all.isdisjoint(terms):
             matched += weight
@@ -90,20 +91,22 @@ def _coverage(query: list[QueryWord], idf: dict[str, float], terms: frozenset[st
 
 def search(query: str, k: int = 5, groups: Sequence[str] | None = None, collection: str | None = None,
            settings: Settings | None = None, *, mode: Mode = "hybrid", index: DocIndex | None = None,
-           candidates: int = CANDIDATES, min_relevance: float | None = None, translate: bool = True
-           ) -> list[SearchResult]:
+           candidates: int = CANDIDATES, min_relevance: float | None = None, translate: bool = True,
+           context: str = "") -> list[SearchResult]:
     """The ``k`` best chunks for ``query`` among ready documents of ``collection`` (None: all) that
     ``groups`` may see (None: no restriction; the group ``public`` is always visible, a collection never
     widens who may read). Every score is computed from those documents only.
 
     ``min_relevance``: the relevance a chunk needs to be shown (default ``rag.min_relevance``).
-    ``translate=False`` turns off the cross-language keyword expansion (for the benchmark's ablation)."""
+    ``translate=False`` turns off the cross-language keyword expansion (for the benchmark's ablation).
+    ``context``: the conversation's earlier user messages, for a follow-up question (see
+    :mod:`kit.documents.followup`); they count ``CONTEXT_WEIGHT`` as much as the question."""
     settings = settings or (index.settings if index else load_settings())
     own = index is None
     index = index or open_index(settings)
     try:
         floor = settings.rag.min_relevance if min_relevance is None else min_relevance
-        return _search(index, query, k, groups, collection, mode, max(candidates, k), floor, translate)
+        return _search(index, query, k, groups, collection, mode, max(candidates, k), floor, translate, context)
     finally:
         if own:
             index.close()
@@ -118,11 +121,15 @@ def _words(index: DocIndex, query: str, translate: bool) -> list[QueryWord]:
 
 
 def _search(index: DocIndex, query: str, k: int, groups: Sequence[str] | None, collection: str | None,
-            mode: Mode, candidates: int, floor: float, translate: bool) -> list[SearchResult]:
+            mode: Mode, candidates: int, floor: float, translate: bool, context: str = "") -> list[SearchResult]:
     if not query.strip():
         return []
     embedder = index.check_embedder([collection] if collection else None)
     words_ = _words(index, query, translate and mode != "vector")
+    if context.strip():
+        own = {w.stems for w in words_}
+        words_ += [replace(w, weight=CONTEXT_WEIGHT) for w in _words(index, context, translate and mode != "vector")
+                   if w.stems not in own]
     # every statistic over what the caller may read only: hidden documents change no score
     total, frequency = index.catalog.frequencies([s for w in words_ for s in w.all], collection, groups)
     idf = {term: store.idf(total, n) for term, n in frequency.items()}
@@ -142,7 +149,7 @@ def _search(index: DocIndex, query: str, k: int, groups: Sequence[str] | None, c
             bm25[(hit.doc_id, hit.chunk_index)] = hit.bm25
     vector, partitions = None, []
     if mode in ("hybrid", "vector"):
-        vector = embedder.query([query])[0]
+        vector = _vector(embedder, query, context)
         partitions = index.catalog.visible_partitions(collection, groups)
         for vhit in index.vectors.query(vector, candidates, partitions, index.catalog.hidden_generations()):
             similarity[(vhit.doc_id, vhit.chunk_index)] = vhit.similarity
@@ -160,8 +167,9 @@ def _search(index: DocIndex, query: str, k: int, groups: Sequence[str] | None, c
         cosine = similarity.get(key)
         lift = None if cosine is None else cosine - background.get(guess_language(row.text) or "?",
                                                                    background.get("", 0.0))
-        score = relevance(mode, margin, lift, coverage)
-        found.append((score, bm25.get(key, 0.0), key, row, cosine, coverage))
+        # ranked by the uncapped value (two strong matches stay apart), shown capped at 1
+        found.append((relevance(mode, margin, lift, coverage, cap=False), bm25.get(key, 0.0), key, row, cosine,
+                      coverage))
     found.sort(key=lambda f: (-f[0], -f[1]))
     if not found or found[0][0] < floor:  # a weak best match: no source rather than the nearest noise
         return []
@@ -169,7 +177,7 @@ def _search(index: DocIndex, query: str, k: int, groups: Sequence[str] | None, c
     for score, _, key, row, cosine, coverage in found:
         if score < min(floor, OTHER_FLOOR):
             break
-        results.append(SearchResult(row.source, row.page, " > ".join(row.heading), round(score, 4), row.text,
+        results.append(SearchResult(row.source, row.page, " > ".join(row.heading), round(min(score, 1.0), 4), row.text,
                                     row.doc_id, row.chunk_index,
                                     None if cosine is None else round(cosine, 4), round(coverage, 4)))
         if len(results) == k:
@@ -187,6 +195,17 @@ def _complete(index: DocIndex, vector: Any, rows: dict[tuple[str, int], store.Ch
         similarity[missing[cid]] = float(stored @ vector)
 
 
+def _vector(embedder: Any, query: str, context: str) -> Any:
+    """The question's vector, leaning ``CONTEXT_WEIGHT`` towards the conversation's when one is given."""
+    import numpy as np
+
+    if not context.strip():
+        return embedder.query([query])[0]
+    own, before = embedder.query([query, context])
+    mixed = own + CONTEXT_WEIGHT * before
+    return (mixed / (np.linalg.norm(mixed) or 1.0)).astype(np.float32)
+
+
 def _background(index: DocIndex, vector: Any, partitions: Sequence[str]) -> dict[str, float]:
     """The question's mean cosine to the visible chunks of each language ("": all of them). With few chunks,
     the embedder's typical cosine of unrelated texts (``background_cosine``) counts as ``PRIOR_CHUNKS``
@@ -202,13 +221,14 @@ def _background(index: DocIndex, vector: Any, partitions: Sequence[str]) -> dict
     return out
 
 
-def relevance(mode: Mode, margin: float, lift: float | None, coverage: float) -> float:
+def relevance(mode: Mode, margin: float, lift: float | None, coverage: float, *, cap: bool = True) -> float:
     """The relevance shown with a chunk, 0..1, comparable from one question to the next: ``VECTOR_WEIGHT``
     times its *lift* (its cosine minus the question's mean cosine to the chunks of its language)
     divided by the embedder's ``relevance_margin`` (the lift of a passage that answers), capped at 1,
     plus the rest times its keyword coverage. It depends on no other candidate of the question: an
     off-topic question gets low relevances, not a best source rescaled to 1."""
-    placed = 0.0 if lift is None else min(1.0, max(0.0, lift / margin))
+    placed = 0.0 if lift is None else max(0.0, lift / margin)
+    placed = min(1.0, placed) if cap else placed
     if mode == "vector":
         return placed
     if mode == "keyword":
