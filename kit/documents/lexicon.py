@@ -61,6 +61,7 @@ class _Side:
 
     def __init__(self, names: list[str], vectors: Any, radius: Any) -> None:
         self.names, self.vectors, self.radius = names, vectors, radius
+        self.position = {name: i for i, name in enumerate(names)}
 
 
 class Lexicon:
@@ -152,7 +153,7 @@ class Lexicon:
                    if len(sides[s].names)]
         if not targets:
             return empty
-        vectors = embedder.query([query_words[i] for i in wanted])
+        vectors = self._vectors([query_words[i] for i in wanted], sides, embedder)
         out = list(empty)
         for row, i in zip(vectors, wanted, strict=True):
             found: set[str] = set()
@@ -160,6 +161,23 @@ class Lexicon:
                 found |= _nearest(row, side, query_words[i])
             out[i] = frozenset(s for w in found for s in stems(w)) - frozenset(stems(query_words[i]))
         return out
+
+
+    @staticmethod
+    def _vectors(found: list[str], sides: dict[str, _Side], embedder: Embedder) -> Any:
+        """The words' vectors: stored for a word of the corpus, computed for the others (one batch)."""
+        import numpy as np
+
+        known: dict[str, Any] = {}
+        for side in sides.values():
+            for word in found:
+                position = side.position.get(word)
+                if position is not None:
+                    known[word] = side.vectors[position]
+        missing = [w for w in found if w not in known]
+        if missing:
+            known.update(zip(missing, embedder.query(missing), strict=True))
+        return np.vstack([known[w] for w in found])
 
 
 def _radius(similarities: Any) -> Any:
