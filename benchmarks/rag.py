@@ -286,6 +286,7 @@ def run(embedder: str, scales: list[int], data: Path = DATA, seed: int = 7) -> d
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     from kit.config import Settings
+    from kit.config.sections import Rag
     from kit.documents.index import open_index
     from kit.documents.ingest import default_scan, ingest
 
@@ -296,7 +297,7 @@ def run(embedder: str, scales: list[int], data: Path = DATA, seed: int = 7) -> d
     conversations = load_questions(data / "followups.jsonl")
     with tempfile.TemporaryDirectory(prefix="kit-rag-bench-") as tmp:
         home = Path(tmp) / "home"
-        settings = Settings(rag={"embedding_model": embedder})
+        settings = Settings(rag=Rag(embedding_model=embedder))
         index = open_index(settings, home)
         index.embedder.passages(["warm-up"])
         default_scan("warm-up du détecteur de données personnelles")

@@ -174,7 +174,7 @@ def _search(index: DocIndex, query: str, k: int, groups: Sequence[str] | None, c
     if not found or found[0][0] < floor:  # a weak best match: no source rather than the nearest noise
         return []
     results = []
-    for score, _, key, row, cosine, coverage in found:
+    for score, _, _key, row, cosine, coverage in found:
         if score < min(floor, OTHER_FLOOR):
             break
         results.append(SearchResult(row.source, row.page, " > ".join(row.heading), round(min(score, 1.0), 4), row.text,
@@ -217,7 +217,8 @@ def _background(index: DocIndex, vector: Any, partitions: Sequence[str]) -> dict
            for lang, (total, n) in sums.items() if n}
     count = sum(n for _, n in sums.values())
     if count:
-        out[""] = (float(sum(total for total, _ in sums.values()) @ vector) + weight * (prior or 0.0)) / (count + weight)
+        everything = sum(total for total, _ in sums.values())
+        out[""] = (float(everything @ vector) + weight * (prior or 0.0)) / (count + weight)
     return out
 
 

@@ -162,8 +162,9 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
             problems.append(f"{where}: {msg}")
         raise CatalogError(f"{file}: " + "; ".join(problems)) from None
     seen: set[str] = set()
-    for entry in [*catalog.models, *catalog.embedders]:
-        if entry.name in seen:
-            raise CatalogError(f"{file}: entry '{entry.name}' appears twice.")
-        seen.add(entry.name)
+    names: list[str] = [e.name for e in catalog.models] + [e.name for e in catalog.embedders]
+    for name in names:
+        if name in seen:
+            raise CatalogError(f"{file}: entry '{name}' appears twice.")
+        seen.add(name)
     return catalog
