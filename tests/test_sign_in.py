@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, install_model, serve_app, start_server
+from helpers import free_port, install_model, serve_app, start_server
 
 PASSWORD = "un mot de passe solide"
 LIMIT = 5  # failed sign-ins per account and per address in the window (kit.gateway.auth.Throttle)
@@ -149,7 +149,7 @@ def test_the_chats_event_loop_stays_free_during_a_burst_of_sign_ins(tmp_path: Pa
                             status_code=401)
 
     gateway_url, stop = serve_app(slow)
-    from conftest import write_config
+    from helpers import write_config
 
     settings = load_settings(write_config(tmp_path / "k.yaml", ui={"auth": "local"}))
     port = free_port()
@@ -281,7 +281,7 @@ def test_session_lifetimes_with_a_clock() -> None:
 
 
 def test_session_lifetimes_are_configurable(tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.config import load_settings, template
     from kit.errors import ConfigError
@@ -297,7 +297,7 @@ def test_session_lifetimes_are_configurable(tmp_path: Path) -> None:
 
 
 def test_doctor_flags_long_session_lifetimes(tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.config import load_settings
     from kit.ops.security import check_sessions, security_checks
