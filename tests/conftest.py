@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ServerHandle, free_port, install_model, redis_running, start_server, write_config
@@ -48,6 +49,14 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def installed_home(model_store: Path, kit_env: Path) -> Path:
     return install_model(model_store, kit_env)
+
+
+@pytest.fixture(scope="session")
+def detector() -> Any:
+    """The process-wide personal-data detector (spaCy and Presidio loaded once), the one the gateways use."""
+    from kit.rules.privacy import get_detector
+
+    return get_detector()
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,7 @@ mkdir "$T/units" && cp /etc/systemd/system/kit-*.service /etc/systemd/system/kit
 """
 
 
+@pytest.mark.slow  # the whole system install, users and units included
 def test_system_install(tmp_path: Path) -> None:
     unshare = shutil.which("unshare")
     if os.geteuid() != 0 or unshare is None:

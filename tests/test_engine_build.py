@@ -38,6 +38,7 @@ engine.close()
 """
 
 
+@pytest.mark.slow  # runs the real model: eight sequences decoded at once
 def test_a_batch_of_several_sequences_decodes_without_crashing(tmp_path: Path) -> None:
     """Warm-up at load and then eight prompts of 20-30 tokens read together: the batch shapes that sent
     llama.cpp's AMX kernels into a segmentation fault on AMX machines (exit -11 before the fix)."""

@@ -27,11 +27,6 @@ def structured(text: str) -> list[tuple[str, str]]:
     return [(c.type, text[c.start:c.end]) for c in rec.resolve(rec.find_structured(text)) if c.type in pf.STRUCTURED]
 
 
-@pytest.fixture(scope="module")
-def detector() -> Detector:
-    return Detector()
-
-
 # ---------------------------------------------------------------- the plain view and its offsets
 
 
