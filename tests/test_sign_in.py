@@ -201,7 +201,7 @@ def test_a_locked_account_is_said_locked_even_with_the_right_password_until_unlo
     assert "verrouillé" in detail["message"] and "locked" in detail["message"]
     url = stack.gateway.url + "/v1/auth/login"
     r = httpx.post(url, headers=stack.gateway.headers(None), json={"user": "GINA", "password": PASSWORD}, timeout=60)
-    assert r.status_code == 429 and r.json()["error"]["code"] == "account_locked", r.text  # names are not case-sensitive
+    assert r.status_code == 429 and r.json()["error"]["code"] == "account_locked", r.text  # any case of the name
 
     unlock_user(stack.home, "gina")
     with from_address("127.0.1.1") as browser:  # an address whose failure was for this account: given back too

@@ -10,13 +10,13 @@ import gradio as gr
 
 from kit.config import Settings
 from ui.layout import PRIVATE, Gate, Header, Labels, States, build_gate, build_header, build_states
+from ui.standalone import footer_link
 from ui.tabs import admin, charter, chat, documents, history
 from ui.tabs.admin import AdminTab
 from ui.tabs.charter import CharterTab
 from ui.tabs.chat import ChatTab
 from ui.tabs.documents import DocumentsTab
 from ui.tabs.history import HistoryTab
-from ui.standalone import footer_link
 from ui.texts import LANGUAGES, Texts, texts
 
 if TYPE_CHECKING:
