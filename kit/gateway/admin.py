@@ -1,4 +1,4 @@
-"""Views for administrators and auditors: figures, the audit chain, feedback, the latest benchmark
+"""Views for administrators and auditors: figures, usage per day or week, the audit chain, feedback, the latest benchmark
 report, and closing the chat."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from kit.audit import span, usage_rows
 from kit.errors import NotFoundError
 from kit.files import published_bench
 from kit.gateway.context import Context
@@ -29,6 +30,20 @@ def router(ctx: Context) -> APIRouter:
                                                                           ctx.gate.charter["version"])
         out["chat_closed"] = state.store.flag("chat_closed")
         return out
+
+    @api.get("/v1/admin/usage")
+    async def usage(request: Request) -> dict[str, Any]:
+        """Usage figures per day or week (``from``, ``to``: YYYY-MM-DD, inclusive; ``by``: day or week), from the
+        audit log only; a count of distinct users under ``policy.usage_min_users`` reads "< N"."""
+        ident = await ctx.identify(request)
+        ident.require("admin", "auditor")
+        q = request.query_params
+        period = span(q.get("from"), q.get("to"), q.get("by", "day"))
+        threshold = ctx.settings.policy.usage_min_users
+        rows = await run_in_threadpool(lambda: usage_rows(state.audit.rows(period.since, period.until), period,
+                                                          threshold))
+        return {"from": period.start.isoformat(), "to": period.end.isoformat(), "by": period.by,
+                "threshold": threshold, "rows": rows}
 
     @api.get("/v1/admin/audit/verify")
     async def verify(request: Request) -> dict[str, Any]:
