@@ -43,7 +43,8 @@ def write_week(log: AuditLog, clock: Clock) -> None:
     log.record(chat("u1", tokens=5, latency=700, docs=["d1", "d2"], documents=True))
     log.record(chat("u2", tokens=3, latency=800, documents=True))
     log.record(AuditEvent(action="chat", user="u3", model="m1", status="blocked",
-                          pii_categories=["CREDIT_CARD", "PERSON"], pii_action="block", detail={"blocked": "CREDIT_CARD"}))
+                          pii_categories=["CREDIT_CARD", "PERSON"], pii_action="block",
+                          detail={"blocked": "CREDIT_CARD"}))
     log.record(chat("u4", status="limited", limit="requests_per_minute"))
     log.record(chat("u5", status="refused", reason="charter"))
     log.record(chat("u6", status="refused", reason="closed"))

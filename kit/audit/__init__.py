@@ -11,6 +11,6 @@ from kit.audit.log import AuditLog, start_daily_purge
 from kit.audit.records import ACTIONS, ZERO_HASH, AuditEvent, AuditRow, AuditStats, VerifyResult, pseudonymize
 from kit.audit.usage import Span, span, to_csv, usage_rows
 
-__all__ = ["ACTIONS", "DEV_LOG", "ZERO_HASH", "AuditEvent", "AuditLog", "AuditRow", "AuditStats", "Span", "VerifyResult",
-           "format_head", "needs_existing_key", "parse_head", "pseudonymize", "publish_head", "span",
+__all__ = ["ACTIONS", "DEV_LOG", "ZERO_HASH", "AuditEvent", "AuditLog", "AuditRow", "AuditStats", "Span",
+           "VerifyResult", "format_head", "needs_existing_key", "parse_head", "pseudonymize", "publish_head", "span",
            "start_daily_purge", "to_csv", "usage_rows"]
