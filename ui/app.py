@@ -34,6 +34,7 @@ from ui.pages import PageHandlers  # noqa: E402
 from ui.sessions import SessionGuard, Sessions, make_sign_in  # noqa: E402
 from ui.standalone import OwnPages  # noqa: E402
 from ui.texts import LANGUAGES, texts  # noqa: E402
+from ui.usage import UsageHandlers  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
 H = TypeVar("H", bound=Base)
@@ -111,6 +112,7 @@ def create_ui(
             history=part(HistoryHandlers, p.history),
             admin=admin,
             documents=part(DocumentHandlers, p.documents),
+            usage=part(UsageHandlers, p.usage),
         )
         page.wire(demo, p, handlers)
     return demo
