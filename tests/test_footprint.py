@@ -79,3 +79,28 @@ def test_detector_loads_neither_torch_nor_third_party_factories(tmp_path: Path) 
     assert "parser" not in result["pipes"] and "lemmatizer" not in result["pipes"]
     assert {"senter", "ner", "morphologizer"} <= set(result["pipes"])
     assert list((tmp_path / "kit" / "regex").glob("*.marshal")), "the French tokenizer's patterns were cached"
+
+
+def test_same_excerpts_give_the_same_quoted_block() -> None:
+    """Follow-up questions on the same documents send the same prompt prefix (the engine's prompt cache reuses
+    it); other excerpts get another tag, and the tag is no plain hash of the excerpts anyone could compute."""
+    import hashlib
+
+    from kit.documents.prompt import render, with_documents
+    from kit.documents.retrieve import SearchResult
+
+    def result(text: str, index: int) -> SearchResult:
+        return SearchResult("teletravail.md", None, "Jours de télétravail", 0.9, text, "doc1", index)
+
+    excerpts = [result("Deux jours de télétravail par semaine au plus.", 0), result("Demande au manager.", 1)]
+    first, again = render(excerpts, "fr"), render(list(excerpts), "fr")
+    assert first.block == again.block
+    one = with_documents([{"role": "system", "content": "S"}, {"role": "user", "content": "Combien ?"}], first)
+    two = with_documents([{"role": "system", "content": "S"}, {"role": "user", "content": "Et le vendredi ?"}], again)
+    assert one[0] == two[0] and one[1]["content"].split("Question :")[0] == two[1]["content"].split("Question :")[0]
+    other = render([result("Trois jours de télétravail.", 0)], "fr")
+    tag = first.block.split("\n")[0].split()[-1]
+    assert other.block.split("\n")[0].split()[-1] != tag
+    body = "\n".join(first.block.split("\n")[1:-1])
+    assert tag not in hashlib.sha256(body.encode()).hexdigest() and tag not in hashlib.sha256(
+        "\n".join(first.block.split("\n")[2:-1]).encode()).hexdigest()
