@@ -394,14 +394,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     scales = [] if args.quality_only else [int(s) for s in args.scales.split(",") if s]
     results = {}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for name in [e.strip() for e in args.embedders.split(",") if e.strip()]:
         results[name] = run(name, scales, Path(args.data))
         print(table(results[name]), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python benchmarks/rag.py " + " ".join(argv or sys.argv[1:]),
-                               "embedders": {k: to_json(v) for k, v in results.items()}}, indent=2,
-                              ensure_ascii=False) + "\n", encoding="utf-8")
+        out.write_text(json.dumps({"command": "python benchmarks/rag.py " + " ".join(argv or sys.argv[1:]),
+                                   "embedders": {k: to_json(v) for k, v in results.items()}}, indent=2,
+                                  ensure_ascii=False) + "\n", encoding="utf-8")
     return results
 
 
