@@ -127,7 +127,8 @@ def test_the_browsers_address_reaches_the_gateway_and_spoofed_headers_do_not(sta
     assert codes[LIMIT:] == [429] * (12 - LIMIT), codes
     assert right.status_code == 429 and int(right.headers["Retry-After"]) > 0, right.text
     detail = right.json()["detail"]
-    assert "réessayez" in detail and "try again" in detail  # in both languages
+    assert detail["reason"] == "rate_limit_exceeded" and detail["retry_after"] > 0  # the address, not the account
+    assert "réessayez" in detail["message"] and "try again" in detail["message"]  # in both languages
     with from_address("127.0.0.4") as other:  # another browser is not held back
         assert sign_in(other, stack.chat, "dave").status_code == 200
 
@@ -181,6 +182,35 @@ def test_the_chats_event_loop_stays_free_during_a_burst_of_sign_ins(tmp_path: Pa
     finally:
         demo.close()
         stop()
+
+
+def test_a_locked_account_is_said_locked_even_with_the_right_password_until_unlocked(stack: Stack) -> None:
+    """Failed sign-ins from several addresses lock the account itself: the right password then gets "locked",
+    with when the lock ends, through the gateway and the chat; `kit users unlock` ends it at once, also for the
+    address the failures came from."""
+    from kit.storage.users import add_user, unlock_user
+
+    add_user(stack.home, "gina", "user", PASSWORD)
+    for i in range(LIMIT):  # one failure from each of LIMIT addresses: no address is held back
+        with from_address(f"127.0.1.{i + 1}") as browser:
+            assert sign_in(browser, stack.chat, "gina", "wrong password").status_code in (400, 401)
+    with from_address("127.0.1.50") as browser:
+        locked = sign_in(browser, stack.chat, "gina")  # the right password
+    assert locked.status_code == 429, locked.text
+    detail = locked.json()["detail"]
+    assert detail["reason"] == "account_locked" and 0 < detail["retry_after"] <= 301
+    assert int(locked.headers["Retry-After"]) == detail["retry_after"]
+    assert "verrouillé" in detail["message"] and "locked" in detail["message"]
+    url = stack.gateway.url + "/v1/auth/login"
+    r = httpx.post(url, headers=stack.gateway.headers(None), json={"user": "GINA", "password": PASSWORD}, timeout=60)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "account_locked", r.text  # any case of the name
+
+    unlock_user(stack.home, "gina")
+    with from_address("127.0.1.1") as browser:  # an address whose failure was for this account: given back too
+        assert sign_in(browser, stack.chat, "gina").status_code == 200
+    with from_address("127.0.1.2") as browser:  # unlocked once: a new failure counts from zero
+        assert sign_in(browser, stack.chat, "gina", "wrong password").status_code in (400, 401)
+        assert sign_in(browser, stack.chat, "gina").status_code == 200
 
 
 # --- sessions --------------------------------------------------------------------------------------------
