@@ -323,6 +323,24 @@ def test_key_rotation_at_the_provider(stack: Stack) -> None:
     assert stack.signin.provider.keys().keys[0].kid != old
 
 
+def test_doctor_checks_the_provider_and_the_secret_file(stack: Stack, tmp_path: Path) -> None:
+    from kit.ops.identity import identity_checks
+
+    settings = stack.gateway.settings
+    checks = {c.name: c for c in identity_checks(settings)}
+    assert [c.status for c in checks.values()] == ["PASS", "PASS", "PASS"], checks
+    assert "with an end-session endpoint" in checks["oidc provider"].detail
+    loose = tmp_path / "loose.secret"
+    loose.write_text("s", encoding="utf-8")
+    loose.chmod(0o644)
+    gone = f"http://127.0.0.1:{free_port()}"
+    changed = settings.model_copy(update={"ui": settings.ui.model_copy(update={"oidc": settings.ui.oidc.model_copy(
+        update={"client_secret_file": str(loose), "issuer": gone})})})
+    checks = {c.name: c for c in identity_checks(changed)}
+    assert checks["oidc secret"].status == "FAIL" and "chmod 600" in checks["oidc secret"].fix
+    assert checks["oidc provider"].status == "FAIL" and "cannot be reached" in checks["oidc provider"].detail
+
+
 # --- in a real browser -----------------------------------------------------------------------------------
 
 CHROMIUM = "/usr/bin/chromium"

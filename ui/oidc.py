@@ -43,6 +43,14 @@ LOGIN_TTL_S = 600.0
 MAX_PENDING = 10_000
 
 
+class Refused(SignInError):
+    """A sign-in the chat itself refuses; `key` names its reason in the translation files (oidc.<key>)."""
+
+    def __init__(self, key: str, **values: Any) -> None:
+        super().__init__(texts("en")(f"oidc.{key}", **values))
+        self.key, self.values = key, values
+
+
 @dataclass
 class Pending:
     nonce: str
@@ -80,16 +88,15 @@ class OidcSignIn:
         with self._lock:
             pending = self._pending.pop(state, None) if state else None
         if pending is None or self.clock() - pending.created > LOGIN_TTL_S:
-            raise SignInError("this sign-in was not started here, was already used or took too long (state): "
-                              "sign in again.")
+            raise Refused("state_unknown")
         if not browser or not secrets.compare_digest(pending.browser, browser):
-            raise SignInError("this sign-in was started in another browser (state): sign in again.")
+            raise Refused("state_other_browser")
         return pending
 
     def _account(self, tokens: dict[str, Any], nonce: str | None) -> tuple[Account, dict[str, Any]]:
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str):
-            raise SignInError("the identity provider sent no ID token: check that the scope openid is granted.")
+            raise Refused("no_id_token")
         claims = self.provider.verify_id_token(id_token, nonce)
         access = tokens.get("access_token")
         if isinstance(access, str):
@@ -103,12 +110,12 @@ class OidcSignIn:
         """The callback: a new session's token and the session; SignInError or ProviderError when refused."""
         pending = self._take(query.get("state", ""), browser)
         if query.get("error"):
-            raise SignInError(f"the identity provider did not sign you in ({query['error'][:80]}).")
+            raise Refused("provider_error", error=query["error"][:80])
         if not query.get("code"):
-            raise SignInError("the identity provider's answer holds no code: sign in again.")
+            raise Refused("no_code")
         tokens = self.provider.exchange(query["code"], pending.verifier)
         found, _ = self._account(tokens, pending.nonce)
-        kept = {k: str(tokens[k]) for k in ("id_token", "refresh_token") if isinstance(tokens.get(k), str)}
+        kept = _kept(tokens)
         token = secrets.token_urlsafe(32)
         session = self.sessions.open(token, found.user, found.subject, role=found.role, groups=found.groups,
                                      tokens=kept)
@@ -137,7 +144,7 @@ class OidcSignIn:
             self.sessions.close(token)
             return None
         session.role, session.groups = found.role, found.groups
-        session.tokens.update({k: str(tokens[k]) for k in ("id_token", "refresh_token") if isinstance(tokens.get(k), str)})
+        session.tokens.update(_kept(tokens))
         return session
 
     def end(self, token: str | None, after: str | None) -> str | None:
@@ -156,6 +163,12 @@ class OidcSignIn:
             self.gateway.oidc_event(who, event, reason)
         except ApiError:
             pass  # the sign-in goes on; the gateway logs its own failure to answer
+
+
+def _kept(tokens: dict[str, Any]) -> dict[str, str]:
+    """What a session keeps of the provider's tokens: the ID token (to end the provider's session) and the
+    refresh token (to renew the claims); never the access token."""
+    return {k: str(tokens[k]) for k in ("id_token", "refresh_token") if isinstance(tokens.get(k), str)}
 
 
 # --- the ASGI routes ------------------------------------------------------------------------------------
@@ -182,13 +195,18 @@ async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+def reason(exc: KitError, t: Any) -> str:
+    """Why a sign-in was refused, in the page's language when the chat itself refused it."""
+    return t(f"oidc.{exc.key}", **exc.values) if isinstance(exc, Refused) else str(exc)
+
+
 def refusal_page(lang: str, exc: KitError) -> bytes:
     """A small page saying why the sign-in failed, in both languages, with a link to try again."""
     parts = []
     for code in (lang, "en" if lang == "fr" else "fr"):
         t = texts(code)
         parts.append(f'<section lang="{code}"><h1>{html.escape(t("oidc.refused_title"))}</h1>'
-                     f'<p>{html.escape(t("oidc.refused", reason=str(exc)))}</p>'
+                     f'<p>{html.escape(t("oidc.refused", reason=reason(exc, t)))}</p>'
                      f'<p><a href="{LOGIN}">{html.escape(t("oidc.again"))}</a></p></section>')
     return (f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>kit</title></head>'
             f'<body>{"".join(parts)}</body></html>').encode()

@@ -101,8 +101,8 @@ class Provider:
                 return self._meta
         meta = self._get_json(self.issuer + "/.well-known/openid-configuration", "discovery document")
         if str(meta.get("issuer", "")).rstrip("/") != self.issuer:
-            raise ProviderError(f"the provider at {self.issuer} calls itself {meta.get('issuer')!r}: set ui.oidc.issuer "
-                                "to exactly the issuer its discovery document names.")
+            raise ProviderError(f"the provider at {self.issuer} calls itself {meta.get('issuer')!r}: set "
+                                "ui.oidc.issuer to exactly the issuer its discovery document names.")
         for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             if not isinstance(meta.get(key), str):
                 raise ProviderError(f"the provider's discovery document has no {key}.")
@@ -154,14 +154,14 @@ class Provider:
         chosen = [a for a in offered if a in ASYMMETRIC] if isinstance(offered, list) else []
         return chosen or ["RS256"]
 
-    def _check(self, claims: dict[str, Any], audience: str, **extra: Any) -> None:
+    def _check(self, claims: dict[str, Any], audience: str, expiring: bool = True, **extra: Any) -> None:
         from joserfc.errors import ExpiredTokenError, InvalidClaimError, JoseError, MissingClaimError
         from joserfc.jwt import JWTClaimsRegistry
 
         registry = JWTClaimsRegistry(
             now=lambda: int(self.clock()), leeway=self.oidc.clock_skew_s,
             iss={"essential": True, "value": self.metadata()["issuer"]},
-            aud={"essential": True, "value": audience}, exp={"essential": True}, sub={"essential": True}, **extra)
+            aud={"essential": True, "value": audience}, exp={"essential": expiring}, sub={"essential": True}, **extra)
         try:
             registry.validate(claims)
         except ExpiredTokenError:
@@ -217,8 +217,8 @@ class Provider:
             response = self._http.post(meta["token_endpoint"], data=form, auth=auth or httpx.USE_CLIENT_DEFAULT,
                                        headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
-            raise ProviderError(f"the identity provider's token endpoint cannot be reached ({type(exc).__name__}).") \
-                from None
+            raise ProviderError("the identity provider's token endpoint cannot be reached "
+                                f"({type(exc).__name__}).") from None
         try:
             data = response.json()
         except ValueError:
@@ -249,20 +249,21 @@ class Provider:
             response = self._http.get(url, headers={"Authorization": f"Bearer {access_token}",
                                                     "Accept": "application/json, application/jwt"})
         except httpx.HTTPError as exc:
-            raise ProviderError(f"the identity provider's userinfo endpoint cannot be reached ({type(exc).__name__}).") \
-                from None
+            raise ProviderError("the identity provider's userinfo endpoint cannot be reached "
+                                f"({type(exc).__name__}).") from None
         if response.status_code != 200:
             raise ProviderError(f"the identity provider's userinfo endpoint answered {response.status_code}.")
+        claims: Any = None
         if response.headers.get("content-type", "").split(";")[0].strip() == "application/jwt":
             claims = dict(self._decode(response.text.strip(), list(ASYMMETRIC)).claims)
-            self._check(claims, self.oidc.client_id)
+            self._check(claims, self.oidc.client_id, expiring=False)  # a signed answer need not expire
         else:
             try:
                 claims = response.json()
             except ValueError:
-                claims = None
-            if not isinstance(claims, dict):
-                raise ProviderError("the identity provider's userinfo answer is not a JSON object.")
+                pass
+        if not isinstance(claims, dict):
+            raise ProviderError("the identity provider's userinfo answer is not a JSON object.")
         if claims.get("sub") != subject:
             raise SignInError("the userinfo answer is about another user than the ID token (sub).")
         return claims

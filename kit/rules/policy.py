@@ -74,6 +74,9 @@ class Gate:
         srv = settings.server
         self.settings = settings
         self.state = state
+        if srv.oidc_bearer and not settings.ui.oidc.issuer.strip():
+            raise ConfigError("server.oidc_bearer is on but ui.oidc.issuer is empty: name the identity provider whose "
+                              "access tokens the gateway accepts (and ui.oidc.api_audience, the audience they carry).")
         self.bearer = BearerTokens(settings) if srv.oidc_bearer else None
         self.charter = settings.charter()
         user_keys = [k for k in list_keys(settings) if k.role != "service"]
