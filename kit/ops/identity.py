@@ -62,7 +62,8 @@ def identity_checks(settings: Settings) -> list[Check]:
             raise ConfigError("server.oidc_bearer is on but ui.oidc.issuer is empty: name the identity provider.")
     except KitError as exc:
         return [Check("oidc settings", "FAIL", str(exc), "complete ui.oidc in kit.yaml")]
-    checks = [Check("oidc settings", "PASS", f"client {settings.ui.oidc.client_id or '-'} at {settings.ui.oidc.issuer}")]
+    oidc = settings.ui.oidc
+    checks = [Check("oidc settings", "PASS", f"client {oidc.client_id or '-'} at {oidc.issuer}")]
     if settings.ui.auth == "oidc":
         checks.append(secret_file_check(settings.ui.oidc.client_secret_file))
     checks.append(provider_check(settings))
