@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port
 
 FOLDER = ROOT / "tests" / "oidc"
 NODE = shutil.which("node")

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import free_port
 from echo_engine import start_echo_gateway
+from helpers import free_port
 from oidc_provider import OidcProvider, chat_sign_in, missing, through_provider
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.skipif(missing() is not None, reason=str(missing()))]

@@ -259,8 +259,8 @@ class Oidc(_Section):
         default_factory=dict, description="Values of role_claim mapped to a kit role, e.g. {kit-admins: admin}; "
         "the highest one matched wins, none matched: user.")
     allowed_domains: list[str] = Field(
-        default_factory=list, description="If set, only users whose e-mail claim ends with one of these domains "
-                                          "may sign in.")
+        default_factory=list, description="If set, only users whose e-mail (the email claim, else the user_claim) "
+                                          "is in one of these domains may sign in.")
     allowed_siret: list[str] = Field(
         default_factory=list, description="If set (ProConnect), only agents whose siret claim is listed may sign in.")
     api_audience: str | None = Field(

@@ -64,6 +64,8 @@ def _user(claims: dict[str, Any], oidc: Oidc) -> str:
 def _check_organisation(claims: dict[str, Any], oidc: Oidc) -> None:
     if oidc.allowed_domains:
         email = claims.get("email")
+        if not isinstance(email, str) or "@" not in email:  # Entra ID may send no e-mail: its user name has one
+            email = claim(claims, oidc.user_claim)
         domain = email.rsplit("@", 1)[-1].strip().lower() if isinstance(email, str) and "@" in email else ""
         allowed = {d.strip().lower().lstrip("@") for d in oidc.allowed_domains}
         if domain not in allowed:

@@ -101,7 +101,8 @@ class Gate:
             key = find_key(keys, token)
         if key is None and self.bearer is not None and looks_like_jwt(token):
             found = self.bearer.account(token)  # the identity provider's access token (server.oidc_bearer)
-            return Identity(found.user, found.role, "oidc", list(found.groups))  # type: ignore[arg-type]
+            groups = self.groups_for(found.user, ",".join(found.groups))  # the provider's, plus the user store's
+            return Identity(found.user, found.role, "oidc", groups)  # type: ignore[arg-type]
         if key is not None and key.role == "service":
             claimed_user = headers.get(USER_HEADER, "").strip()[:200]
             if not claimed_user:
