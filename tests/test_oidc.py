@@ -198,6 +198,11 @@ def test_a_forged_state_and_a_state_of_another_browser_are_refused(stack: Stack)
     r = client.get(stack.chat + "/auth/oidc/callback", params={"state": "made-up", "code": "anything"})
     assert r.status_code == 401 and "state" in r.text and COOKIE not in client.cookies
 
+    # an answer naming another provider as its issuer (RFC 9207, mix-up)
+    state = parse_qs(urlsplit(client.get(stack.chat + "/auth/oidc/login").headers["location"]).query)["state"][0]
+    r = client.get(stack.chat + "/auth/oidc/callback", params={"state": state, "code": "x", "iss": "https://evil.example"})
+    assert r.status_code == 401 and "another identity provider" in r.text and COOKIE not in client.cookies
+
     # login CSRF: a sign-in started by another browser, finished in this one
     other = httpx.Client(follow_redirects=False, timeout=30)
     started = other.get(stack.chat + "/auth/oidc/login").headers["location"]

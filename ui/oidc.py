@@ -109,6 +109,9 @@ class OidcSignIn:
     def finish(self, query: dict[str, str], browser: str) -> tuple[str, Session]:
         """The callback: a new session's token and the session; SignInError or ProviderError when refused."""
         pending = self._take(query.get("state", ""), browser)
+        issuer = str(self.provider.metadata()["issuer"])
+        if query.get("iss") and query["iss"] != issuer:  # RFC 9207: the answer of another provider (mix-up)
+            raise Refused("other_issuer", issuer=query["iss"][:120])
         if query.get("error"):
             raise Refused("provider_error", error=query["error"][:80])
         if not query.get("code"):
