@@ -282,6 +282,10 @@ def test_access_tokens_as_bearer_tokens_at_the_gateway(stack: Stack) -> None:
     key, _ = create_key(stack.gateway.settings, "an-application", "user", acknowledge=True)  # API keys still work
     r = httpx.get(stack.gateway.url + "/v1/documents", headers={"Authorization": f"Bearer {key}"}, timeout=60)
     assert r.status_code == 200, r.text
+    for caller in (key, access):  # only the chat's service key reports sign-ins to the audit log
+        r = httpx.post(stack.gateway.url + "/v1/auth/oidc", headers={"Authorization": f"Bearer {caller}"},
+                       json={"event": "login"}, timeout=30)
+        assert r.status_code == 401, r.text
 
 
 def test_a_group_removed_at_the_provider_is_lost_at_renewal_and_next_sign_in(stack: Stack) -> None:
