@@ -357,7 +357,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
-def test_browser_sign_in_documents_of_the_groups_and_sign_out(stack: Stack) -> None:
+def test_browser_sign_in_documents_of_the_groups_renewal_and_sign_out(stack: Stack) -> None:
     pytest.importorskip("playwright.sync_api")
     from playwright.sync_api import expect, sync_playwright
 
@@ -387,6 +387,17 @@ def test_browser_sign_in_documents_of_the_groups_and_sign_out(stack: Stack) -> N
             sources = page.locator("#kit-chatbot .bot").last.locator(".kit-sources")
             expect(sources).to_contain_text("paie.md", timeout=120_000)
             expect(sources).not_to_contain_text("budget.md")
+            page.locator("#kit-send").wait_for(state="visible", timeout=120_000)
+
+            # alice moves from rh to finance at the provider: the session's renewal brings the change
+            stack.provider.set_groups("alice", ["finance"])
+            time.sleep(stack.oidc.refresh_minutes * 60 + 0.5)
+            page.fill("#kit-input textarea", "Quand le budget primitif est-il voté par le conseil pélican ?")
+            page.click("#kit-send")
+            sources = page.locator("#kit-chatbot .bot").last.locator(".kit-sources")
+            expect(sources).to_contain_text("budget.md", timeout=120_000)
+            expect(sources).not_to_contain_text("paie.md")
+            page.locator("#kit-send").wait_for(state="visible", timeout=120_000)
 
             # sign out: the kit session ends, then the provider's (its confirmation), then back to its form
             page.click("#kit-logout")
@@ -396,3 +407,4 @@ def test_browser_sign_in_documents_of_the_groups_and_sign_out(stack: Stack) -> N
             assert page.url.startswith(stack.provider.issuer + "/interaction/")
         finally:
             browser.close()
+            stack.provider.set_groups("alice", ["rh"])
