@@ -306,6 +306,21 @@ def test_a_group_removed_at_the_provider_is_lost_at_renewal_and_next_sign_in(sta
         stack.provider.set_groups("alice", ["rh"])
 
 
+def test_an_account_removed_at_the_provider_is_signed_out_at_renewal(stack: Stack) -> None:
+    bob, _ = chat_sign_in(stack.chat, "bob", "pw-bob")
+    token, session = _session(stack, bob)
+    gone = stack.provider.users.pop("bob")
+    stack.provider.write_users()
+    try:
+        time.sleep(stack.oidc.refresh_minutes * 60 + 0.5)
+        assert stack.signin.renew(token, session) is None
+        assert stack.signin.sessions.check(token, touch=False) is None
+        assert bob.get(stack.chat + "/").status_code == 303  # back to the sign-in
+    finally:
+        stack.provider.users["bob"] = gone
+        stack.provider.write_users()
+
+
 def test_logout_ends_the_kit_session_and_goes_to_the_providers_end_session(stack: Stack) -> None:
     from ui.oidc import COOKIE
 
