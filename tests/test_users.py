@@ -127,7 +127,7 @@ def test_cli_users(kit_env: Path) -> None:
 
 
 def test_ui_refuses_to_start_without_purpose_or_open_without_auth(kit_env: Path, tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.config import load_settings
     from kit.errors import ConfigError
@@ -154,7 +154,7 @@ class _Request:
 
 
 def test_identity_by_sign_in_mode(kit_env: Path, tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.config import load_settings
     from kit.storage.users import get_role
@@ -187,7 +187,7 @@ def test_identity_by_sign_in_mode(kit_env: Path, tmp_path: Path) -> None:
 def test_up_reports_a_gateway_that_fails_to_start(
     kit_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conftest import free_port
+    from helpers import free_port
 
     # a remote engine without a processing agreement: `kit serve` refuses to start
     monkeypatch.setenv("KIT_SERVER__ENGINE_URL", "http://203.0.113.7:8080")
@@ -200,7 +200,7 @@ def test_up_reports_a_gateway_that_fails_to_start(
 
 
 def test_a_repeated_proxy_header_is_refused(kit_env: Path, tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
     from starlette.datastructures import Headers
 
     from kit.config import load_settings
@@ -216,7 +216,7 @@ def test_a_repeated_proxy_header_is_refused(kit_env: Path, tmp_path: Path) -> No
 
 
 def test_renewing_the_chats_service_key_revokes_the_old_one(kit_env: Path, tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.cli.ui import UI_KEY_FILE, _service_key
     from kit.config import load_settings
@@ -238,7 +238,7 @@ def test_renewing_the_chats_service_key_revokes_the_old_one(kit_env: Path, tmp_p
 def test_a_password_change_ends_open_sessions(kit_env: Path, tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.config import load_settings
     from kit.storage.users import check_password, session_stamp
