@@ -30,9 +30,9 @@ from ui.documents import DocumentHandlers  # noqa: E402
 from ui.downloads import Downloads  # noqa: E402
 from ui.guard import Doorman, PageGuard, gate_lifespan  # noqa: E402
 from ui.history import HistoryHandlers  # noqa: E402
+from ui.ownpages import OwnPages  # noqa: E402
 from ui.pages import PageHandlers  # noqa: E402
 from ui.sessions import SessionGuard, Sessions, make_sign_in  # noqa: E402
-from ui.standalone import OwnPages  # noqa: E402
 from ui.texts import LANGUAGES, texts  # noqa: E402
 from ui.usage import UsageHandlers  # noqa: E402
 
