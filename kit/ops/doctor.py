@@ -231,9 +231,11 @@ def run_checks() -> list[Check]:
     config_checks, settings = check_config()
     checks.extend(config_checks)
     if settings is not None:
+        from kit.ops.identity import identity_checks
         from kit.ops.security import security_checks
 
         checks.extend(security_checks(settings))
+        checks.extend(identity_checks(settings))
         checks.extend(check_model(settings))
         checks.extend(check_database(settings.home))
         bundle = check_bundle(settings.home)
