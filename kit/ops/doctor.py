@@ -237,6 +237,9 @@ def run_checks() -> list[Check]:
         checks.extend(security_checks(settings))
         checks.extend(identity_checks(settings))
         checks.extend(check_model(settings))
+        from kit.ops.documents import check_documents
+
+        checks.extend(check_documents(settings))
         checks.extend(check_database(settings.home))
         bundle = check_bundle(settings.home)
         if bundle is not None:
