@@ -20,6 +20,7 @@ from ui.texts import Texts, texts
 
 if TYPE_CHECKING:
     from ui.admin import AdminHandlers
+    from ui.attach import AttachHandlers
     from ui.chat import ChatHandlers
     from ui.documents import DocumentHandlers
     from ui.history import HistoryHandlers
@@ -77,6 +78,7 @@ class Handlers:
     history: HistoryHandlers
     admin: AdminHandlers
     documents: DocumentHandlers
+    attach: AttachHandlers
 
 
 def _unique(items: list[Any]) -> list[Any]:
@@ -139,6 +141,7 @@ def wire(demo: gr.Blocks, p: Page, h: Handlers) -> None:
         acknowledge, [s.lang, s.charter, p.gate.confirm_cb, s.conv, s.model, *p.gate.quiz], page, **PRIVATE
     )
     chat.wire(p.chat, h.chat, s)
+    chat.wire_files(p.chat, h.chat, h.attach, s)
     history.wire(p.history, h.history, s, p.chat, p.tabs)
     admin.wire(p.admin, h.admin, s)
     documents.wire(p.documents, h.documents, s)
