@@ -149,7 +149,8 @@ def gateway(home: Path, threads: int) -> tuple[str, dict[str, str], Any]:
     from kit.models.runtime import load_engine
     from kit.storage.state import open_state
 
-    config = home / "kit.yaml"
+    config = home.parent / f"{home.name}-etc" / "kit.yaml"  # keys beside the configuration, apart from the data
+    config.parent.mkdir(exist_ok=True)
     config.write_text(json.dumps({"deployment": {"purpose": "Mesurer les pièces jointes."},
                                   "server": {"threads": threads, "parallel": 2}}), encoding="utf-8")
     os.environ["KIT_HOME"], os.environ["KIT_CONFIG"] = str(home), str(config)
@@ -191,13 +192,23 @@ def main(argv: list[str] | None = None) -> int:
     cores = sorted(os.sched_getaffinity(0))[:args.cores]
     os.sched_setaffinity(0, cores)
     result: dict[str, Any] = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": len(cores),
-                                          "python": platform.python_version()}}
+                                          "python": platform.python_version(),
+                                          "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+                              "command": "python benchmarks/attachments.py " + " ".join(argv or sys.argv[1:])}
+
+    def save() -> None:  # after each part: a long run cut short keeps what it measured
+        result["machine"]["load_average_now"] = [round(x, 2) for x in os.getloadavg()]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
     result["ocr_accuracy"] = [ocr_accuracy(300), ocr_accuracy(150)]
     print(json.dumps(result["ocr_accuracy"]), flush=True)
+    save()
     result["extraction"] = [extraction("text", 100, len(cores)), extraction("scanned", args.ocr_pages, len(cores))]
     print(json.dumps(result["extraction"]), flush=True)
+    save()
     with tempfile.TemporaryDirectory(prefix="kit-bench-attach-") as tmp:
-        home = args.home or Path(tmp)
+        home = args.home or Path(tmp) / "home"
         if args.home is None:
             from kit.config import Settings
             from kit.models.catalog import load_catalog
@@ -210,12 +221,12 @@ def main(argv: list[str] | None = None) -> int:
             run = summarise(url, headers, pages, args.max_tokens)
             print(json.dumps(run), flush=True)
             result["summaries"]["runs"].append(run)
+            save()
         result["peak_rss_mib_process"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         server.should_exit = True
         engine.close()
         state.close()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    save()
     print(f"wrote {args.out}")
     return 0
 

@@ -92,6 +92,8 @@ def relevant(pages: Sequence[Passage], question: str, budget_chars: int) -> list
     else:
         scores = [0.0] * len(candidates)
     order = sorted(range(len(candidates)), key=lambda i: (-scores[i], i))  # ties: the file's order
+    if any(scores):  # only passages that share a term with the question; none does: the file from its start
+        order = [i for i in order if scores[i] > 0]
     chosen: list[int] = []
     used = 0
     for i in order:
@@ -129,7 +131,7 @@ def render(quoted: Sequence[Quoted], lang: Lang = "fr") -> str:
     lines = [f"{begin} {tag}"]
     for q in quoted:
         name = _defuse(q.filename.replace("\n", " "))
-        lines.append(f"[{'Fichier' if lang == 'fr' else 'File'} : {name}]" if lang == "fr" else f"[File: {name}]")
+        lines.append(f"[Fichier : {name}]" if lang == "fr" else f"[File: {name}]")
         if q.mode == "passages":
             lines.append(PASSAGES_NOTE[lang])
         last = None

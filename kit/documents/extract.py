@@ -58,13 +58,13 @@ def kind_of(name: str, data: bytes) -> str:
     for kind, magic in IMAGE_TYPES.items():
         if data.startswith(magic):
             return kind.removesuffix("-be")
-    kind = TEXT_TYPES.get(Path(name).suffix.lower())
-    if kind is None or kind in ("pdf", "png", "jpeg", "tiff"):
+    by_name = TEXT_TYPES.get(Path(name).suffix.lower())
+    if by_name is None or by_name in ("pdf", "png", "jpeg", "tiff"):
         raise AttachmentError(
             f"{name}: unsupported or unrecognised file type. Send a PDF, DOCX, ODT, text, Markdown or HTML file, "
             f"or a PNG, JPEG or TIFF image. / {name} : type de fichier non pris en charge. Envoyez un PDF, DOCX, "
             "ODT, texte, Markdown, HTML, ou une image PNG, JPEG ou TIFF.")
-    return kind
+    return by_name
 
 
 def damaged(name: str, reason: str) -> AttachmentError:

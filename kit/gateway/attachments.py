@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from kit.rules.policy import Identity
 from kit.storage.attachments import Attachment, StoredPage, new_id
 
 ANSWER_MARGIN = 64  # tokens kept free besides the answer: the template's own tokens, rounding
+QUOTING_TOKENS = 160  # the rules added to the system message, the delimiters, the question's label
+QUOTING_FACTOR = 1.1  # a quoted file's "> " line prefixes and "(p. N)" headings, against its own tokens
 
 
 @dataclass
@@ -58,8 +61,6 @@ class Files:
 
     def options(self) -> OcrOptions:
         a = self.ctx.settings.attachments
-        import os
-
         return OcrOptions(a.ocr, a.ocr_languages, a.ocr_dpi, a.ocr_timeout_s, max(1, min(4, os.cpu_count() or 1)))
 
     def read(self, ident: Identity, filename: str, data: bytes, purpose: str = "user_data") -> Attachment:
@@ -161,14 +162,15 @@ class Files:
         tokens, else each file's most relevant passages within its share of it."""
         attached = Attached(files)
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        whole = sum(f.tokens for f in files) + 30 * len(files) <= budget
+        budget -= QUOTING_TOKENS
+        whole = sum(f.tokens for f in files) * QUOTING_FACTOR + 30 * len(files) <= budget
         for f in files:
             pages = [Passage(p.number, p.text) for p in f.pages if p.text]
             if whole:
                 attached.quoted.append(Quoted(f.id, f.filename, "whole", pages))
                 continue
             chars_per_token = f.characters / max(f.tokens, 1)
-            share = int(max(budget, 0) / len(files) * chars_per_token * 0.9)
+            share = int(max(budget, 0) / len(files) * chars_per_token / QUOTING_FACTOR)
             attached.quoted.append(Quoted(f.id, f.filename, "passages", relevant(pages, question, share)))
         return with_files(messages, render(attached.quoted, lang), lang), attached
 

@@ -25,6 +25,7 @@ def router(ctx: Context) -> APIRouter:
     @api.post("/v1/files")
     async def upload(request: Request) -> dict[str, Any]:
         ident = await ctx.identify(request)
+        await run_in_threadpool(ctx.gate.require_open_and_acknowledged, ident)  # as for a message
         await ctx.count_request(ident, "file_upload")
         limit = ctx.settings.attachments.max_bytes
         length = request.headers.get("content-length", "")

@@ -138,6 +138,8 @@ class Runner:
             yield "progress", progress(job.task, n, total, sorted({p.page for p in part}))
         while summaries:  # a summary of the summaries; by groups, again, while they do not fit together
             groups = sections(summaries, size)
+            if 1 < len(groups) >= len(summaries):  # summaries too long to group: two at a time (each fits a third)
+                groups = [summaries[i:i + 2] for i in range(0, len(summaries), 2)]
             if len(groups) == 1:
                 async for text in self.generate(self.messages(job, summaries, "combine"), answer):
                     yield "text", text
