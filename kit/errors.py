@@ -272,6 +272,21 @@ class EmbedderMismatchError(KitError, RuntimeError):
     retry_after = 60
 
 
+class AttachmentError(KitError, ValueError):
+    """A file attached to a conversation cannot be read: damaged, encrypted, of a type not handled, or over the
+    page limit (HTTP 400). The message names the file as it was sent."""
+
+    status = 400
+    code = "invalid_file"
+
+
+class OcrUnavailableError(KitError, RuntimeError):
+    """A scanned page or an image needs OCR and Tesseract or its language data is missing (HTTP 503)."""
+
+    status = 503
+    code = "ocr_unavailable"
+
+
 class ServerStartError(KitError, RuntimeError):
     """A reference server of the benchmarks did not start."""
 

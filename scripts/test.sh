@@ -79,6 +79,14 @@ if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     || echo "strace could not be installed: the offline tests will be skipped" >&2
 fi
 
+# The attachment tests read scanned pages with Tesseract (French and English data).
+if ! { command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>/dev/null | grep -qx fra; } && [ "$(id -u)" = 0 ]; then
+  say "installing Debian's tesseract-ocr (fra, eng) for the attachment tests"
+  (apt-get install -y -q tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng >/dev/null 2>&1 || { apt-get update -q >/dev/null \
+    && apt-get install -y -q tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng >/dev/null; }) \
+    || echo "tesseract could not be installed: the OCR tests will be skipped" >&2
+fi
+
 export PYTHONDONTWRITEBYTECODE=1
 say "running the tests"
 set +e

@@ -23,6 +23,7 @@ from starlette.middleware import Middleware  # noqa: E402
 from kit.config import Settings  # noqa: E402
 from ui import page  # noqa: E402
 from ui.admin import AdminHandlers  # noqa: E402
+from ui.attach import AttachHandlers  # noqa: E402
 from ui.base import Base  # noqa: E402
 from ui.chat import ChatHandlers  # noqa: E402
 from ui.client import GatewayClient  # noqa: E402
@@ -114,6 +115,7 @@ def create_ui(
             admin=admin,
             documents=part(DocumentHandlers, p.documents),
             usage=part(UsageHandlers, p.usage),
+            attach=part(AttachHandlers, p.chat),
         )
         page.wire(demo, p, handlers)
     return demo

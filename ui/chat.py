@@ -136,6 +136,10 @@ class ChatHandlers(Base):
             answer["withheld"] = list((found.get("sources") or {}).get("withheld") or [])
             if "sources" in value:  # a chat with documents: its sources ([] when none was found)
                 answer["sources"] = list(value.get("sources") or [])
+            if value.get("attachments"):  # attached files: the pages used, shown under the answer
+                answer["attachments"] = list(value["attachments"])
+        elif kind == "progress":  # long work on a file, section by section
+            answer["progress"] = value
         elif kind == "delta":
             answer["text"] += value
         elif kind == "error":
@@ -175,6 +179,7 @@ class ChatHandlers(Base):
         lang: str,
         model: str,
         documents: bool,
+        files: list[dict[str, Any]] | None,
         request: gr.Request,
     ) -> Iterator[dict[Any, Any]]:
         c, s, t = self.c, self.page.state, self.t(lang)
@@ -210,12 +215,14 @@ class ChatHandlers(Base):
                 "conversation_id": cid,
                 "should_stop": lambda: self.stops.get(session, False),
                 "documents": bool(documents),
+                "files": [f["id"] for f in files or []],
+                "task": pending.get("task"),
             }
             if another:
                 kwargs.update(temperature=0.9, seed=random.randint(0, 2**31))
             for kind, value in self.client.chat_stream(who, messages, **kwargs):
                 self._apply(answer, kind, value, t)
-                if time.monotonic() - last >= STREAM_EVERY_S or kind in ("meta", "stopped", "done"):
+                if time.monotonic() - last >= STREAM_EVERY_S or kind in ("meta", "progress", "stopped", "done"):
                     last = time.monotonic()
                     yield {c.chatbot: render_chat(conv, t), s.conv: conv}
             yield {c.chatbot: render_chat(conv, t), s.conv: conv, **self._controls(False)}

@@ -336,6 +336,27 @@ class Rag(_Section):
                     "shown and given to the model (the others need 0.2); below it, no source is found.")
 
 
+class Attachments(_Section):
+    """A staff member's own files in a conversation (`POST /v1/files`, file parts of a chat message)."""
+
+    enabled: bool = Field(default=True, description="Accept files attached to a conversation.")
+    max_bytes: int = Field(default=20_000_000, ge=1024, description="Largest file accepted, in bytes (413 above).")
+    max_pages: int = Field(default=300, ge=1, description="Most pages read from one file (PDF pages, image frames, "
+                           "or parts of about 3,000 characters for formats without pages).")
+    max_files_per_user: int = Field(default=50, ge=1, description="Files one user may keep at once.")
+    retention_days: int | None = Field(default=None, ge=1, description="Days a file is kept; default: the "
+                                       "conversations' retention, or 1 day when no history is kept.")
+    ocr: bool = Field(default=True, description="Read scanned PDF pages and images with Tesseract (OCR).")
+    ocr_languages: str = Field(default="fra+eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+                               description="Tesseract languages, joined by '+' (Debian: tesseract-ocr-fra, -eng).")
+    ocr_dpi: int = Field(default=300, ge=72, le=600, description="Resolution of PDF pages rendered for OCR.")
+    ocr_timeout_s: float = Field(default=120, gt=0, description="Longest time Tesseract may spend on one page.")
+
+    def days(self, conversation_days: int) -> int:
+        """How many days a file is kept."""
+        return self.retention_days or max(conversation_days, 1)
+
+
 class Models(_Section):
     default: str = Field(default="smollm2-135m-instruct", description="Model served when none is named.")
     catalog: str | None = Field(default=None, description="Path of models.yaml; default: the one shipped with kit.")
