@@ -55,10 +55,10 @@ class EchoEngine(BaseEngine):
         pass
 
 
-def start_echo_gateway(home: Path, config: Path,
+def start_echo_gateway(home: Path, config: Path, engine: EchoEngine | None = None,
                        **overrides: dict[str, Any]) -> tuple[ServerHandle, Callable[[], None]]:
-    """A real gateway (``create_app``) with an :class:`EchoEngine`, on 127.0.0.1 in a thread, with a service key
-    for the tests' requests (as the browser chat has)."""
+    """A real gateway (``create_app``) with an :class:`EchoEngine` (or ``engine``), on 127.0.0.1 in a thread, with
+    a service key for the tests' requests (as the browser chat has)."""
     from kit.config import load_settings
     from kit.gateway.app import create_app
     from kit.rules.privacy import get_detector
@@ -70,7 +70,7 @@ def start_echo_gateway(home: Path, config: Path,
     write_config(config, **overrides)
     settings = load_settings(config)
     state = open_state(settings)
-    engine = EchoEngine()
+    engine = engine or EchoEngine()
     app = create_app(settings, engine, state)  # type: ignore[arg-type]
     get_detector().scan("warm-up")
     url, stop_http = serve_app(app)

@@ -40,6 +40,7 @@ from kit.config import Settings, load_settings
 from kit.documents.chunking import Piece, chunk_sections
 from kit.documents.index import DocIndex, open_index
 from kit.documents.parsers import Section, parse, supported
+from kit.documents.register import RegisterEntry
 from kit.documents.store import PUBLIC, DocumentRow
 from kit.documents.text import index_terms
 from kit.documents.vectors import GROUP_PREFIX, chunk_id, partition
@@ -343,6 +344,19 @@ def list_documents(settings: Settings | None = None, *, collection: str | None =
     index = index or open_index(settings)
     try:
         return index.catalog.documents(collection, groups)
+    finally:
+        if own:
+            index.close()
+
+
+def document_register(settings: Settings | None = None, *, index: DocIndex | None = None) -> list[RegisterEntry]:
+    """Every version of every document indexed, those that left the index within the audit's retention
+    (``policy.audit_retention_days``) included; older ones are forgotten."""
+    settings = settings or (index.settings if index else load_settings())
+    own = index is None
+    index = index or open_index(settings)
+    try:
+        return index.catalog.register_entries(settings.policy.audit_retention_days)
     finally:
         if own:
             index.close()

@@ -144,10 +144,15 @@ class Completions:
             for g in gens:
                 metrics.observe(g)
             self.audit(ident, action, outcome, gens, started, status, docs.document_ids if docs else [],
-                       excerpts=docs.personal_data if docs else None)
+                       excerpts=docs.personal_data if docs else None, answer_id=rid)
             if raw_prompt is None and isinstance(body, ChatRequest) and body.conversation_id:
-                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "",
-                                docs.sources if docs else None)
+                kept: dict[str, Any] = {"answer_id": rid, "documents": docs is not None,
+                                        "finish": (gens[0].finish_reason if gens else None) or status}
+                if docs is not None:  # the excerpts as the model read them (through the personal-data policy)
+                    kept["sources"] = docs.sources
+                if outcome.masked:
+                    kept["masked"] = outcome.masked
+                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "", kept)
             metrics.requests.labels(action, "200" if status == "ok" else status).inc()
 
         if body.stream:
@@ -185,7 +190,7 @@ class Completions:
 
     def audit(self, ident: Identity, action: str, outcome: ChatOutcome, gens: list[Generation], started: float,
               status: str, doc_ids: list[str] | None = None, reason: str | None = None,
-              excerpts: dict[str, Any] | None = None) -> None:
+              excerpts: dict[str, Any] | None = None, answer_id: str | None = None) -> None:
         settings, engine = self.ctx.settings, self.ctx.engine
         text = None
         if settings.policy.log_prompt_text:
@@ -198,6 +203,8 @@ class Completions:
             detail["excerpts_withheld"] = len(excerpts["withheld"])
         if reason is not None:
             detail["reason"] = reason
+        if answer_id is not None:  # what feedback on this answer names
+            detail["answer_id"] = answer_id
         self.ctx.state.audit.record(AuditEvent(
             action=action, user=ident.user, model=engine.model_name,
             prompt_tokens=gens[0].prompt_tokens if gens else 0,
@@ -207,7 +214,9 @@ class Completions:
             doc_ids=list(doc_ids or []), detail=detail, text=text))
 
     def store_turn(self, ident: Identity, conversation_id: str, outcome: ChatOutcome, answer: str,
-                   sources: list[dict[str, Any]] | None = None) -> None:
+                   kept: dict[str, Any]) -> None:
+        """The question (as the policy let it through) and the answer, with what reopening it shows again:
+        ``kept`` holds its id, how it ended, whether documents were asked for, their sources, what was masked."""
         conv = self.ctx.state.conversations
         if not conv.enabled:
             return
@@ -216,9 +225,7 @@ class Completions:
             return
         if last_user:
             conv.add_message(ident.user, conversation_id, "user", last_user[0])
-        meta: dict[str, Any] = {"model": self.ctx.engine.model_name, "ai_generated": True}
-        if sources is not None:  # the excerpts as the model read them (through the personal-data policy)
-            meta["sources"] = sources
+        meta: dict[str, Any] = {"model": self.ctx.engine.model_name, "ai_generated": True, **kept}
         conv.add_message(ident.user, conversation_id, "assistant", answer, meta)
 
 
