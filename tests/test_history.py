@@ -6,7 +6,6 @@ stores, real document index, real embedding model); the engine answers with what
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -19,9 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import ServerHandle, run_kit
-from echo_engine import EchoEngine, start_echo_gateway
-
-from kit.engine.base import Chunk, Generation, SamplingParams
+from echo_engine import CuttingEcho, start_echo_gateway
 
 PARKING = """# Stationnement
 
@@ -34,19 +31,6 @@ ARCHIVES = """# Archives
 
 Les dossiers clos depuis plus de cinq ans sont versés au service des archives chaque printemps.
 """
-
-
-class CuttingEcho(EchoEngine):
-    """Answers with the words it was given, at most ``max_tokens`` of them: cut answers end with "length"."""
-
-    def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
-                    loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
-        self.received.append([dict(m) for m in messages])
-        words = "\n".join(str(m["content"]) for m in messages).split()
-        gen = Generation(len(words), loop)
-        gen.note_token()
-        gen.push(Chunk(" ".join(words[: params.max_tokens]), "length" if len(words) > params.max_tokens else "stop"))
-        return gen
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ loaded from outside the machine: no analytics, no share link, no web fonts, no C
 from __future__ import annotations
 
 import atexit
+import json
 import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported anywhere
@@ -94,9 +95,17 @@ def create_ui(
 
 
 def head_html() -> str:
-    """Local script (copy without the AI label markup, then the watermark) and page metadata."""
+    """Local script (copy without the AI label markup, then the watermark; our words in the file drop zones) and
+    page metadata."""
     script = (STATIC / "kit.js").read_text(encoding="utf-8")
-    return f'<meta name="robots" content="noindex,nofollow">\n<script>\n{script}\n</script>'
+    words = {}  # Gradio's words in its file drop zones (in the browser's language), and ours in their place
+    for lang in ("fr", "en"):
+        t = texts(lang)
+        words.update({t("gradio_upload.drop"): t("docs.upload_drop"), t("gradio_upload.click"): t("docs.upload_click")})
+    return (
+        '<meta name="robots" content="noindex,nofollow">\n'
+        f"<script>\nwindow.kitUploadText = {json.dumps(words, ensure_ascii=False)};\n{script}\n</script>"
+    )
 
 
 def launch_ui(
