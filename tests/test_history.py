@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle, run_kit
 from echo_engine import CuttingEcho, start_echo_gateway
+from helpers import ServerHandle, run_kit
 
 PARKING = """# Stationnement
 

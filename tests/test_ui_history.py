@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle, free_port
 from echo_engine import CuttingEcho, start_echo_gateway
+from helpers import ServerHandle, free_port
 from test_ui_browser import ARGS, CHROMIUM, PASSWORD
 
 pytestmark = [
@@ -177,7 +177,7 @@ def test_the_trash_icon_deletes_the_conversation_after_asking(alice: Any, stack:
     ask(page, "Rédige une note sur le tri du courrier entrant.")
     before = {c["id"] for c in kept(stack)}
     assert before
-    trash = page.locator("#kit-chatbot").get_by_role("button", name="Effacer la conversation")
+    trash = page.locator("#kit-chatbot").get_by_role("button", name=fr("a11y.clear"), exact=True)
 
     trash.click()  # asked first: the conversation is back on screen and still kept
     panel = page.locator("#kit-delete")
