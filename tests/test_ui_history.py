@@ -197,7 +197,7 @@ def test_the_trash_icon_deletes_the_conversation_after_asking(alice: Any, stack:
     assert len(before - after) == 1 and after < before
 
 
-def test_a_problem_report_names_the_answer(alice: Any, stack: Stack) -> None:
+def test_a_problem_report_names_the_answer(alice: Any, browser: Any, stack: Stack) -> None:
     from playwright.sync_api import expect
 
     fr, page = texts("fr"), alice
@@ -212,6 +212,13 @@ def test_a_problem_report_names_the_answer(alice: Any, stack: Stack) -> None:
     items = stack.api("GET", "/v1/admin/feedback", "root", "admin").json()["data"]
     report = next(i for i in items if i["comment"] == "La réponse invente des horaires.")
     assert report["meta"]["answer_id"] == answer_id and report["meta"]["conversation_id"] == newest["id"]
+    context, admin = open_page(browser, stack, "root")  # the administrators' table shows it
+    try:
+        admin.locator("#kit-tabs").get_by_role("tab", name=fr("admin.tab")).click()
+        expect(admin.locator("#kit-fb-table")).to_contain_text(answer_id)
+        expect(admin.locator("#kit-fb-table")).to_contain_text(fr("admin.col_answer"))
+    finally:
+        context.close()
 
 
 def test_the_personal_data_panel_leads_to_the_safe_choice(alice: Any, stack: Stack) -> None:

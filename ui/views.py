@@ -399,6 +399,7 @@ def feedback_table(items: list[dict[str, Any]], t: Texts) -> tuple[list[str], li
         t("admin.col_rating"),
         t("admin.col_comment"),
         t("admin.col_user"),
+        t("admin.col_answer"),
         t("admin.col_status"),
     ]
     rows = []
@@ -412,6 +413,7 @@ def feedback_table(items: list[dict[str, Any]], t: Texts) -> tuple[list[str], li
                 rating,
                 i.get("comment", ""),
                 str(i.get("user", ""))[:12],
+                str((i.get("meta") or {}).get("answer_id") or ""),  # the audit row of that answer has the same id
                 i.get("status", ""),
             ]
         )
