@@ -235,10 +235,16 @@ class LimitsUnavailableError(KitError, ConnectionError):
 
 
 class DocumentError(KitError, ValueError):
-    """A file cannot be ingested: unknown type, encrypted, damaged, or without text (HTTP 400)."""
+    """A file cannot be ingested: unknown type, encrypted, damaged, or without text (HTTP 400). ``reason`` names
+    the case for pages that say it in their own words: ``damaged``, ``encrypted``, ``no_text``, ``not_text``,
+    ``wrong_format``, ``unsupported``, ``too_large`` or ``unreadable``."""
 
     status = 400
     code = "invalid_request_error"
+
+    def __init__(self, message: str = "", *, reason: str = "unreadable", param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.reason = reason
 
 
 class DocumentNotFoundError(KitError, LookupError):

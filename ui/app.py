@@ -127,12 +127,17 @@ A11Y_KEYS = ("language_switch", "conversation", "user_message", "bot_message", "
 
 def head_html() -> str:
     """Local script (copy without the AI label markup, then the watermark; accessible names in the page's
-    language, whose texts it is given here) and page metadata."""
+    language, whose texts it is given here; our words in the file drop zones) and page metadata."""
     script = (STATIC / "kit.js").read_text(encoding="utf-8")
     names = {lang: {key: texts(lang)(f"a11y.{key}") for key in A11Y_KEYS} for lang in LANGUAGES}
     data = json.dumps(names, ensure_ascii=False).replace("<", "\\u003c")
-    return (f'<meta name="robots" content="noindex,nofollow">\n<script>\nwindow.kitA11y = {data};\n{script}\n'
-            "</script>")
+    words = {}  # Gradio's words in its file drop zones (in the browser's language), and ours in their place
+    for lang in LANGUAGES:
+        t = texts(lang)
+        words.update({t("gradio_upload.drop"): t("docs.upload_drop"), t("gradio_upload.click"): t("docs.upload_click")})
+    upload = json.dumps(words, ensure_ascii=False).replace("<", "\\u003c")
+    return (f'<meta name="robots" content="noindex,nofollow">\n<script>\nwindow.kitA11y = {data};\n'
+            f"window.kitUploadText = {upload};\n{script}\n</script>")
 
 
 def launch_ui(

@@ -202,8 +202,10 @@ class GatewayClient:
         comment: str,
         conversation_id: str | None = None,
         model: str | None = None,
+        answer_id: str | None = None,
     ) -> dict[str, Any]:
-        body = {"kind": kind, "rating": rating, "comment": comment, "conversation_id": conversation_id, "model": model}
+        body = {"kind": kind, "rating": rating, "comment": comment, "conversation_id": conversation_id, "model": model,
+                "answer_id": answer_id}
         return dict(self._call("POST", "/v1/feedback", who, body))
 
     # --- history --------------------------------------------------------------------------------
@@ -347,8 +349,8 @@ class GatewayClient:
                     if event.get("object") == "kit.progress":
                         yield ("progress", (event.get("kit") or {}).get("progress") or {})
                         continue
-                    if "kit" in event:
-                        yield ("meta", event["kit"])
+                    if "kit" in event:  # with the answer's id, which feedback on it names
+                        yield ("meta", {**event["kit"], "answer_id": event.get("id")})
                     for choice in event.get("choices") or []:
                         text = (choice.get("delta") or {}).get("content")
                         if text:

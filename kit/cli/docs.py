@@ -172,6 +172,26 @@ def docs_reindex(collection: str | None, as_json: bool) -> None:
         return
     click.echo(f"{report.documents} document(s), {report.chunks} chunk(s) embedded again with {report.embedder} "
                f"({report.already_done} already done), {report.seconds:.1f} s")
+@docs.command("register")
+@click.option("--json", "as_json", is_flag=True, help='Print {"retention_days", "data": [{"id", "name", '
+              '"collection", "sha256", "groups", "size", "ingested_at", "replaced_at", "removed_at"}]}.')
+def docs_register(as_json: bool) -> None:
+    """The register of documents: every version indexed, with its sha256, groups and dates, removed ones
+    included for the audit's retention (policy.audit_retention_days). The document ids of audit rows lead here."""
+    from kit.documents.ingest import document_register
+
+    settings = current_settings()
+    entries = document_register(settings)
+    if as_json:
+        echo_json({"retention_days": settings.policy.audit_retention_days, "data": [e.to_dict() for e in entries]})
+        return
+    for e in entries:
+        ended = f"removed {e.removed_at}" if e.removed_at else f"replaced {e.replaced_at}" if e.replaced_at \
+            else "indexed"
+        click.echo(f"{e.id}  {e.sha256[:16]}  {e.collection:12} {','.join(e.groups):20} {e.ingested_at}  "
+                   f"{ended:34} {e.name}")
+    click.echo(f"({len(entries)} version(s); removed ones kept {settings.policy.audit_retention_days} days)",
+               err=True)
 
 
 @docs.command("stats")
