@@ -190,6 +190,14 @@ class TooManyError(KitError):
         self.retry_after = max(1, int(retry_after))
 
 
+class AccountLockedError(TooManyError):
+    """An account locked after too many failed sign-ins (HTTP 429), right password or not; ``retry_after`` is
+    the number of seconds until the lock ends (an administrator may end it sooner: ``kit users unlock``)."""
+
+    status = 429
+    code = "account_locked"
+
+
 class LimitExceededError(KitError):
     """A usage limit is reached (HTTP 429); ``retry_after`` is the number of seconds until it frees, ``limit``
     the limit reached."""

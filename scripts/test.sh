@@ -33,6 +33,16 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# The accessibility tests (tests/test_a11y.py) inject axe-core, pinned in tests/a11y/package-lock.json.
+if [ ! -f tests/a11y/node_modules/axe-core/axe.min.js ]; then
+  if command -v npm >/dev/null 2>&1; then
+    say "installing axe-core for the accessibility tests (npm ci in tests/a11y)"
+    (cd tests/a11y && npm ci --no-audit --no-fund >/dev/null) || echo "axe-core could not be installed: the accessibility checks will be skipped" >&2
+  else
+    echo "npm is missing (apt-get install npm): the accessibility checks will be skipped" >&2
+  fi
+fi
+
 # The audit log's PostgreSQL test starts a throwaway server with initdb/pg_ctl.
 if ! command -v initdb >/dev/null 2>&1; then
   pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)

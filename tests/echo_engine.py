@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import ServerHandle, serve_app, write_config
+from helpers import ServerHandle, serve_app, write_config
 
 from kit.engine.base import BaseEngine, Chunk, EngineStats, Generation, SamplingParams
 
@@ -55,10 +55,10 @@ class EchoEngine(BaseEngine):
         pass
 
 
-def start_echo_gateway(home: Path, config: Path,
+def start_echo_gateway(home: Path, config: Path, engine: EchoEngine | None = None, service_key: bool = True,
                        **overrides: dict[str, Any]) -> tuple[ServerHandle, Callable[[], None]]:
-    """A real gateway (``create_app``) with an :class:`EchoEngine`, on 127.0.0.1 in a thread, with a service key
-    for the tests' requests (as the browser chat has)."""
+    """A real gateway (``create_app``) with an :class:`EchoEngine` (or ``engine``), on 127.0.0.1 in a thread, with
+    a service key for the tests' requests (as the browser chat has), unless service_key is false."""
     from kit.config import load_settings
     from kit.gateway.app import create_app
     from kit.rules.privacy import get_detector
@@ -70,11 +70,11 @@ def start_echo_gateway(home: Path, config: Path,
     write_config(config, **overrides)
     settings = load_settings(config)
     state = open_state(settings)
-    engine = EchoEngine()
+    engine = engine or EchoEngine()
     app = create_app(settings, engine, state)  # type: ignore[arg-type]
     get_detector().scan("warm-up")
     url, stop_http = serve_app(app)
-    key, _ = create_key(settings, "test-front-end", "service", acknowledge=False)
+    key = create_key(settings, "test-front-end", "service", acknowledge=False)[0] if service_key else None
     handle = ServerHandle(url, app, engine, state, settings, key)
 
     def stop() -> None:

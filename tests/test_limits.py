@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle, free_port, install_model, serve_app, start_server, write_config
+from helpers import ServerHandle, free_port, install_model, serve_app, start_server, write_config
 
 from kit.config import Limits, RoleLimits, load_settings
 from kit.errors import ConfigError, LimitExceededError, UsageError

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import KIT, ServerHandle, free_port, install_model, run_kit, start_server, write_config
+from helpers import KIT, ServerHandle, free_port, install_model, run_kit, start_server, write_config
 
 from kit.config import load_settings
 

@@ -42,11 +42,6 @@ def wrong_last(value: str) -> str:
     return value[:-1] + str((int(value[-1]) + 1) % 10)
 
 
-@pytest.fixture(scope="module")
-def detector() -> Detector:
-    return Detector()
-
-
 def found(detector: Detector, text: str) -> list[tuple[str, str]]:
     return [(f.type, f.text) for f in detector.scan(text)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import PURPOSE, run_kit
+from helpers import PURPOSE, run_kit
 
 from kit.ops.report import SECTIONS
 

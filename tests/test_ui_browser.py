@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import PURPOSE, ROOT, free_port, install_model, start_server
+from helpers import PURPOSE, ROOT, free_port, install_model, start_server
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "mot de passe solide"

@@ -9,6 +9,7 @@ loaded from outside the machine: no analytics, no share link, no web fonts, no C
 from __future__ import annotations
 
 import atexit
+import json
 import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported anywhere
@@ -31,14 +32,17 @@ from ui.guard import Doorman, PageGuard, gate_lifespan  # noqa: E402
 from ui.history import HistoryHandlers  # noqa: E402
 from ui.pages import PageHandlers  # noqa: E402
 from ui.sessions import SessionGuard, Sessions, make_sign_in  # noqa: E402
-from ui.texts import texts  # noqa: E402
+from ui.standalone import OwnPages  # noqa: E402
+from ui.texts import LANGUAGES, texts  # noqa: E402
+from ui.usage import UsageHandlers  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
 H = TypeVar("H", bound=Base)
 
 
 def theme() -> gr.themes.Base:
-    """Soft theme on the system's own fonts: no font is fetched from anywhere."""
+    """Soft theme on the system's own fonts (no font is fetched from anywhere), with the text colours darkened
+    where Gradio's defaults read below the 4.5:1 contrast WCAG 2.1 AA asks (labels, buttons, subdued text)."""
     return gr.themes.Soft(
         primary_hue="blue",
         secondary_hue="slate",
@@ -46,6 +50,26 @@ def theme() -> gr.themes.Base:
         radius_size="md",
         font=["system-ui", "-apple-system", "'Segoe UI'", "Roboto", "'Helvetica Neue'", "Arial", "sans-serif"],
         font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "'Liberation Mono'", "monospace"],
+    ).set(
+        body_text_color_subdued="*neutral_600",
+        block_label_text_color="*primary_800",
+        block_title_text_color="*primary_800",
+        block_info_text_color="*neutral_600",
+        color_accent="*primary_700",
+        color_accent_soft="*primary_100",
+        link_text_color="*primary_700",
+        link_text_color_visited="*primary_800",
+        button_primary_background_fill="*primary_700",
+        button_primary_background_fill_hover="*primary_800",
+        button_primary_border_color="*primary_700",
+        button_primary_border_color_hover="*primary_800",
+        button_primary_text_color="white",
+        button_cancel_text_color="#991b1b",
+        checkbox_label_background_fill_selected="*primary_700",
+        checkbox_background_color_selected="*primary_700",
+        checkbox_border_color_selected="*primary_700",
+        input_placeholder_color="*neutral_500",
+        loader_color="*primary_700",
     )
 
 
@@ -88,15 +112,24 @@ def create_ui(
             history=part(HistoryHandlers, p.history),
             admin=admin,
             documents=part(DocumentHandlers, p.documents),
+            usage=part(UsageHandlers, p.usage),
         )
         page.wire(demo, p, handlers)
     return demo
 
 
+A11Y_KEYS = ("language_switch", "conversation", "user_message", "bot_message", "copy", "clear", "like", "dislike",
+             "more_tabs")
+
+
 def head_html() -> str:
-    """Local script (copy without the AI label markup, then the watermark) and page metadata."""
+    """Local script (copy without the AI label markup, then the watermark; accessible names in the page's
+    language, whose texts it is given here) and page metadata."""
     script = (STATIC / "kit.js").read_text(encoding="utf-8")
-    return f'<meta name="robots" content="noindex,nofollow">\n<script>\n{script}\n</script>'
+    names = {lang: {key: texts(lang)(f"a11y.{key}") for key in A11Y_KEYS} for lang in LANGUAGES}
+    data = json.dumps(names, ensure_ascii=False).replace("<", "\\u003c")
+    return (f'<meta name="robots" content="noindex,nofollow">\n<script>\nwindow.kitA11y = {data};\n{script}\n'
+            "</script>")
 
 
 def launch_ui(
@@ -151,6 +184,7 @@ def launch_ui(
             "middleware": [
                 Middleware(PageGuard, lang=settings.ui.default_language, doorman=doorman, downloads=downloads),
                 Middleware(SessionGuard, sessions=sessions),
+                Middleware(OwnPages, settings=settings),  # the sign-in page and the accessibility statement
             ],
             "lifespan": gate_lifespan(doorman),  # around Gradio's own middleware, whose CORS grants other sites
             "docs_url": None,

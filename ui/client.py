@@ -226,6 +226,24 @@ class GatewayClient:
     def stats(self, who: Who) -> dict[str, Any]:
         return dict(self._call("GET", "/v1/admin/stats", who))
 
+    def usage(self, who: Who, start: str, end: str, by: str) -> dict[str, Any]:
+        """Usage figures per day or week (GET /v1/admin/usage); empty dates: the gateway's default period."""
+        query = {k: v for k, v in (("from", start), ("to", end), ("by", by)) if v}
+        return dict(self._call("GET", "/v1/admin/usage", who, params=query))
+
+    def usage_csv(self, who: Who, start: str, end: str, by: str) -> bytes:
+        """The same figures as a CSV file (GET /v1/admin/usage?format=csv)."""
+        try:
+            response = self._http.get("/v1/admin/usage", headers=self.headers(who),
+                                      params={"from": start, "to": end, "by": by, "format": "csv"})
+        except httpx.TimeoutException as exc:
+            raise ApiError("timeout", str(exc)) from None
+        except httpx.HTTPError as exc:
+            raise ApiError("unreachable", str(exc)) from None
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response.content
+
     def verify_audit(self, who: Who) -> dict[str, Any]:
         return dict(self._call("GET", "/v1/admin/audit/verify", who))
 

@@ -10,13 +10,15 @@ import gradio as gr
 
 from kit.config import Settings
 from ui.layout import PRIVATE, Gate, Header, Labels, States, build_gate, build_header, build_states
-from ui.tabs import admin, charter, chat, documents, history
+from ui.standalone import footer_link
+from ui.tabs import admin, charter, chat, documents, history, usage
 from ui.tabs.admin import AdminTab
 from ui.tabs.charter import CharterTab
 from ui.tabs.chat import ChatTab
 from ui.tabs.documents import DocumentsTab
 from ui.tabs.history import HistoryTab
-from ui.texts import Texts, texts
+from ui.tabs.usage import UsageTab
+from ui.texts import LANGUAGES, Texts, texts
 
 if TYPE_CHECKING:
     from ui.admin import AdminHandlers
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from ui.documents import DocumentHandlers
     from ui.history import HistoryHandlers
     from ui.pages import PageHandlers
+    from ui.usage import UsageHandlers
 
 
 @dataclass
@@ -39,6 +42,8 @@ class Page:
     charter: CharterTab
     admin: AdminTab
     documents: DocumentsTab
+    usage: UsageTab
+    footer: gr.HTML
 
     def headings(self, lang: str) -> dict[Any, Any]:
         """The headings and tab labels written with their text around them (not in the label registry)."""
@@ -50,6 +55,8 @@ class Page:
             **self.history.headings(t),
             **self.charter.headings(t),
             **self.documents.headings(t),
+            self.footer: footer_html(t),
+            **self.usage.headings(t),
         }
 
     def outputs(self) -> list[Any]:
@@ -63,7 +70,8 @@ class Page:
                 c.report_md, a.fb_title, a.switch_title, c.chatbot, c.closed_md, c.templates, c.notice,
                 h.info, h.tools, self.charter.md, a.tab, a.switch, a.readonly, s.charter, s.model,
                 c.chat_msg, c.pii_md, c.pii_send, c.fb_md, a.stats_md, a.fb_table, a.fb_none, a.verify_md,
-                c.tab, h.tab, self.charter.tab, d.tab, d.list_title,
+                c.tab, h.tab, self.charter.tab, d.tab, d.list_title, self.footer, s.lang, hd.lang,
+                self.usage.tab, self.usage.intro, self.usage.by,
             ]
         )  # fmt: skip
 
@@ -77,6 +85,11 @@ class Handlers:
     history: HistoryHandlers
     admin: AdminHandlers
     documents: DocumentHandlers
+    usage: UsageHandlers
+
+
+def footer_html(t: Texts) -> str:
+    return f'<p class="kit-footer">{footer_link(t)}</p>'
 
 
 def _unique(items: list[Any]) -> list[Any]:
@@ -102,18 +115,24 @@ def build(settings: Settings, lang: str, t: Texts) -> Page:
             charter_tab = charter.build(t, labels)
             admin_tab = admin.build(t, labels)
             documents_tab = documents.build(t, labels)
+            usage_tab = usage.build(t, labels, settings.policy.usage_min_users)
+    footer = gr.HTML(footer_html(t), elem_id="kit-footer")  # on every screen: the accessibility statement
     return Page(labels, state, header, gate, main_col, tabs, chat_tab, history_tab, charter_tab, admin_tab,
-                documents_tab)
+                documents_tab, usage_tab, footer)
 
 
 def wire(demo: gr.Blocks, p: Page, h: Handlers) -> None:
-    """The page's own events, then each tab's (in this order: chat, history, admin, documents)."""
+    """The page's own events, then each tab's (in this order: chat, history, admin, documents, usage)."""
     s = p.state
 
     def load(lang: str, conv: Any, request: gr.Request) -> dict[Any, Any]:
+        wanted = str(getattr(request, "query_params", {}).get("lang") or "")  # the sign-in page's language
+        lang = wanted if wanted in LANGUAGES else lang
         out = h.page.on_load(lang, conv, request)
         out.update(p.headings(lang))
         out[p.header.loading] = gr.update(visible=False)
+        out[s.lang] = lang
+        out[p.header.lang] = gr.update(value=lang)
         return out
 
     def language(request: gr.Request, lang: str, *rest: Any) -> dict[Any, Any]:
@@ -142,3 +161,4 @@ def wire(demo: gr.Blocks, p: Page, h: Handlers) -> None:
     history.wire(p.history, h.history, s, p.chat, p.tabs)
     admin.wire(p.admin, h.admin, s)
     documents.wire(p.documents, h.documents, s)
+    usage.wire(p.usage, h.usage, s, p.header)

@@ -128,14 +128,18 @@ _attempt: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar("kit_s
 
 
 def _too_many(err: ApiError) -> Exception:
-    """HTTP 429 for the sign-in form, with the gateway's Retry-After and a message in both languages."""
+    """HTTP 429 for the sign-in form: why (``account_locked``: the account, whatever the password;
+    ``rate_limit_exceeded``: the address), the gateway's Retry-After, and a message in both languages."""
     from fastapi import HTTPException
 
     from ui.texts import texts
 
     wait = max(1, int(err.detail.get("retry_after") or 60))
-    detail = " / ".join(texts(lang)("auth.throttled", seconds=wait) for lang in ("fr", "en"))
-    return HTTPException(status_code=429, detail=detail, headers={"Retry-After": str(wait)})
+    reason = "account_locked" if err.detail.get("type") == "account_locked" else "rate_limit_exceeded"
+    key = "auth.locked" if reason == "account_locked" else "auth.throttled"
+    message = " / ".join(texts(lang)(key, seconds=wait) for lang in ("fr", "en"))
+    return HTTPException(status_code=429, detail={"reason": reason, "retry_after": wait, "message": message},
+                         headers={"Retry-After": str(wait)})
 
 
 def make_sign_in(gateway: GatewayClient) -> Callable[[str, str], Any]:

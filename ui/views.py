@@ -335,21 +335,21 @@ def stats_markdown(stats: dict[str, Any], t: Texts) -> str:
     by_day = sorted((stats.get("by_day") or {}).items(), reverse=True)[:14]
     return "\n\n".join(
         [
-            f"### {t('admin.stats_title')}",
+            f"## {t('admin.stats_title')}",
             t("admin.intro"),
             state,
             _table(t, (metric, value), rows),
-            f"#### {t('admin.by_action')}",
+            f"### {t('admin.by_action')}",
             _table(t, (metric, count), sorted((stats.get("by_action") or {}).items())),
-            f"#### {t('admin.by_day')}",
+            f"### {t('admin.by_day')}",
             _table(t, (metric, count), by_day),
-            f"#### {t('admin.pii_categories')}",
+            f"### {t('admin.pii_categories')}",
             _table(
                 t,
                 (metric, count),
                 [(category(k, t), v) for k, v in sorted((stats.get("pii_categories") or {}).items())],
             ),
-            f"#### {t('admin.pii_actions')}",
+            f"### {t('admin.pii_actions')}",
             _table(
                 t,
                 (metric, count),

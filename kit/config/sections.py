@@ -128,6 +128,9 @@ class Policy(_Section):
     pseudonym_key_file: str | None = Field(default=None, description="Key of the users' pseudonyms (same rules; "
         "default pseudonym.key beside audit.key); an older $KIT_HOME/secret.key is moved there.")
     log_prompt_text: bool = Field(default=False, description="Store prompt and answer text in the audit log (off).")
+    usage_min_users: int = Field(
+        default=5, ge=1, description="Usage figures (the Usage tab, GET /v1/admin/usage, `kit report`) show a count "
+        "of distinct users below this as \"< N\", so that no figure describes one person.")
     system_prompt: Text = Field(
         default_factory=lambda: Text(
             fr="Tu es un assistant interne. Réponds en français de façon brève et exacte. "

@@ -7,15 +7,15 @@ delimiter. Anything in a chunk that looks like a delimiter or a chat-template ma
 document cannot close the block early or pose as the system; the delimiters also carry a tag, a keyed hash
 (HMAC-SHA-256, a key drawn when the process starts) of the quoted excerpts: no document author can know it,
 and within one process the same excerpts give the same block, so follow-up questions on the same documents
-send the engine the same prompt prefix, which its prompt cache reuses. :func:`with_documents` places the rules in the system message and the
-block in the last user message, before the question.
+send the engine the same prompt prefix, which its prompt cache reuses. :func:`with_documents` places the
+rules in the system message and the block in the last user message, before the question.
 """
 
 from __future__ import annotations
 
-import re
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field

@@ -21,11 +21,13 @@ from kit.engine import gather
 from kit.engine.base import Generation
 from kit.errors import (
     BodyTooLargeError,
+    ChatClosedError,
     ContextOverflowError,
     KitError,
     LimitExceededError,
     ModelNotFoundError,
     PiiBlockedError,
+    PolicyError,
     QueueFullError,
 )
 from kit.gateway.context import Context
@@ -68,8 +70,9 @@ class Completions:
         """The checks, admission under the abuse limits, the answer; then the limits release the request's
         generations and charge their tokens, once the answer or its stream is over, however it ends."""
         self.check(body, messages)
-        self.ctx.gate.require_open_and_acknowledged(ident)
-        ticket = await self.admit(ident, body, "chat" if raw_prompt is None else "completion")
+        action = "chat" if raw_prompt is None else "completion"
+        await self.require_open(ident, action)
+        ticket = await self.admit(ident, body, action)
         gens: list[Generation] = []
 
         def close() -> None:
@@ -85,6 +88,18 @@ class Completions:
         finally:
             if not streaming:
                 close()
+
+    async def require_open(self, ident: Identity, action: str) -> None:
+        """The chat is open and the caller acknowledged the charter; otherwise an audit row (status ``refused``,
+        reason ``closed`` or ``charter``: the usage figures count them) and the refusal."""
+        try:
+            self.ctx.gate.require_open_and_acknowledged(ident)
+        except PolicyError as exc:
+            reason = "closed" if isinstance(exc, ChatClosedError) else "charter"
+            await run_in_threadpool(self.ctx.state.audit.record, AuditEvent(
+                action=action, user=ident.user, model=self.ctx.engine.model_name, status="refused",
+                detail={"via": ident.via, "reason": reason}))
+            raise
 
     async def admit(self, ident: Identity, body: ChatRequest | CompletionRequest, action: str) -> Ticket:
         limiter = self.ctx.limiter
@@ -109,7 +124,7 @@ class Completions:
             outcome = await gather.in_thread(ctx.gate.apply_pii, messages, ident)
         action = "chat" if raw_prompt is None else "completion"
         if outcome.blocked:
-            await run_in_threadpool(self.audit, ident, action, outcome, [], started, "blocked")
+            await run_in_threadpool(self.audit, ident, action, outcome, [], started, "blocked")  # names them
             metrics.requests.labels(action, "422").inc()
             raise PiiBlockedError(
                 "the message holds personal data that the policy blocks: " + ", ".join(outcome.blocked)
@@ -144,7 +159,7 @@ class Completions:
             for g in gens:
                 metrics.observe(g)
             self.audit(ident, action, outcome, gens, started, status, docs.document_ids if docs else [],
-                       excerpts=docs.personal_data if docs else None)
+                       excerpts=(docs.personal_data or {}) if docs else None)
             if raw_prompt is None and isinstance(body, ChatRequest) and body.conversation_id:
                 self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "",
                                 docs.sources if docs else None)
@@ -198,6 +213,10 @@ class Completions:
             detail["excerpts_withheld"] = len(excerpts["withheld"])
         if reason is not None:
             detail["reason"] = reason
+        if status == "blocked":  # the categories the policy blocked (pii_categories lists all those found)
+            detail["blocked"] = ",".join(outcome.blocked)
+        if excerpts is not None:  # documents were asked for: no doc_ids then means no source was found
+            detail["documents"] = True
         self.ctx.state.audit.record(AuditEvent(
             action=action, user=ident.user, model=engine.model_name,
             prompt_tokens=gens[0].prompt_tokens if gens else 0,

