@@ -10,10 +10,10 @@ Side by side, in one run, on the same model file, threads, sequences and context
   library), so the note can say where it goes;
 * ``kit up`` (gateway and browser chat): seconds until the chat's page answers 200 with the gateway ready,
   and the memory of both processes;
-* the command line: ``kit docs search`` on the labelled documents (``benchmarks/data/rag/docs``, ingested
-  first) and ``kit privacy scan`` of "Bonjour Marie" on standard input: wall seconds and peak resident
-  memory of the command (``wait4``), each run ``--runs`` times (the first run of each is shown apart: it
-  may fill a cache).
+* the command line: ``kit docs search "télétravail"`` on the labelled documents (``benchmarks/data/rag/docs``,
+  ingested first) and ``kit privacy scan`` of "Bonjour Marie" on standard input: wall seconds and peak
+  resident memory of the command (``wait4``), each run ``--runs`` times (the first run of each is shown
+  apart: it may fill a cache), alone, then with ``kit serve`` running on this machine (they ask it).
 
     python benchmarks/footprint.py [--model PATH] [--runs 3] [--skip-up] [--source CHECKOUT]
                                    [--out benchmarks/results/footprint.json]
@@ -114,7 +114,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{proc.args} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            raise SystemExit(f"{proc.args!r} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return time.monotonic()
@@ -249,19 +249,36 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cli_latencies(kit: list[str], env: dict[str, str], runs: int) -> dict[str, Any]:
-    ingest = run_cli(kit + ["docs", "ingest", str(DOCS), "--group", "staff"], env)
+    """Each command alone (it loads what it needs), then with ``kit serve`` running on this machine (the commands
+    ask it)."""
+    ingest = run_cli(kit + ["docs", "ingest", str(DOCS)], env)
     out: dict[str, Any] = {"docs ingest": {"s": ingest["s"], "report": ingest["output"].strip().splitlines()[-1:]}}
     commands = {
-        "docs search": (kit + ["docs", "search", "télétravail", "--group", "staff"], b""),
+        "docs search": (kit + ["docs", "search", "télétravail"], b""),
         "privacy scan": (kit + ["privacy", "scan"], b"Bonjour Marie\n"),
         "--help": (kit + ["--help"], b""),
     }
-    for name, (argv, stdin) in commands.items():
-        measured = [run_cli(argv, env, stdin) for _ in range(runs + 1)]
-        later = measured[1:]
-        out[name] = {"s": median_of(later, "s"), "max_rss_gb": median_of(later, "max_rss_gb"),
-                     "first_s": measured[0]["s"], "runs_s": [m["s"] for m in later],
-                     "output": later[-1]["output"]}
+    port = free_port()
+    for mode in ("alone", "gateway running"):
+        server = None
+        if mode == "gateway running":
+            server = subprocess.Popen(kit + ["serve", "--port", str(port)], env=env, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            log = Path(tempfile.mkstemp(prefix="kit-footprint-", suffix=".log")[1])
+            wait_http(f"http://127.0.0.1:{port}/health", server, 300, log)
+            log.unlink(missing_ok=True)
+        try:
+            for name, (argv, stdin) in commands.items():
+                if name == "--help" and server is not None:
+                    continue
+                measured = [run_cli(argv, {**env, "KIT_SERVER__PORT": str(port)}, stdin) for _ in range(runs + 1)]
+                later = measured[1:]
+                out[f"{name} ({mode})"] = {
+                    "s": median_of(later, "s"), "max_rss_gb": median_of(later, "max_rss_gb"),
+                    "first_s": measured[0]["s"], "runs_s": [m["s"] for m in later], "output": later[-1]["output"]}
+        finally:
+            if server is not None:
+                stop(server)
     return out
 
 
@@ -274,10 +291,10 @@ def report(results: dict[str, Any]) -> str:
         r = results["kit serve over llama-server"]
         lines.append(f"{'kit serve - llama-server':28} {'x' + str(r['ready_s_ratio']):>10} {r['extra_rss_gb']:>+12.3f}")
     lines.append("")
-    lines.append(f"{'command':28} {'s (median)':>10} {'first s':>8} {'peak GB':>8}")
+    lines.append(f"{'command':40} {'s (median)':>10} {'first s':>8} {'peak GB':>8}")
     for name, row in results.get("cli", {}).items():
         if "max_rss_gb" in row:
-            lines.append(f"{'kit ' + name:28} {row['s']:>10.2f} {row['first_s']:>8.2f} {row['max_rss_gb']:>8.3f}")
+            lines.append(f"{'kit ' + name:40} {row['s']:>10.2f} {row['first_s']:>8.2f} {row['max_rss_gb']:>8.3f}")
     smaps = results.get("kit serve", {}).get("runs", [{}])[-1].get("smaps", [])
     if smaps:
         lines.append("")
