@@ -16,7 +16,7 @@ Side by side, in one run, on the same model file, threads, sequences and context
   apart: it may fill a cache), alone, then with ``kit serve`` running on this machine (they ask it).
 
     python benchmarks/footprint.py [--model PATH] [--runs 3] [--skip-up] [--source CHECKOUT]
-                                   [--out benchmarks/results/footprint.json]
+                                   [--before CHECKOUT] [--out benchmarks/results/footprint.json]
 
 Each figure is the median of ``--runs`` starts. The machine line (CPU, cores, load average) is recorded
 with them: figures taken on a busy machine are slower, and only those of one run compare.
@@ -208,7 +208,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     threads = args.threads or os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="kit-footprint-"))
     results: dict[str, Any] = {"model": str(model.relative_to(ROOT) if model.is_relative_to(ROOT) else model.name),
-                               "source": str(args.source), "threads": threads, "parallel": args.parallel,
+                               "source": args.source.resolve().name,
+                               "before": args.before.resolve().name if args.before else None,
+                               "threads": threads, "parallel": args.parallel,
                                "ctx": args.ctx, "runs": args.runs,
                                "machine": machine_info(model), "load_average_before": os.getloadavg()}
     try:
@@ -216,6 +218,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         env = {**os.environ, "KIT_HOME": str(home), "KIT_CONFIG": str(cfg), "PYTHONPATH": str(args.source),
                "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))}
         kit = [sys.executable, "-m", "kit.cli"]
+        before_env = {**env, "PYTHONPATH": str(args.before)} if args.before else None
         server = find_llama_server()
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for _ in range(args.runs):  # the servers take turns, so a slow moment of the machine hits both
@@ -225,10 +228,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     [str(server), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-t", str(threads),
                      "-np", str(args.parallel), "-c", str(args.ctx * args.parallel)],
                     [f"http://127.0.0.1:{port}/health"], env))
-            port = free_port()
-            rows["kit serve"].append(start_measured(
-                kit + ["serve", "--port", str(port), "--threads", str(threads), "--parallel", str(args.parallel),
-                       "--ctx", str(args.ctx)], [f"http://127.0.0.1:{port}/health"], env))
+            for name, source_env in (("kit serve", env), ("kit serve (before)", before_env)):
+                if source_env is None:
+                    continue
+                port = free_port()
+                rows[name].append(start_measured(
+                    kit + ["serve", "--port", str(port), "--threads", str(threads), "--parallel", str(args.parallel),
+                           "--ctx", str(args.ctx)], [f"http://127.0.0.1:{port}/health"], source_env))
             if not args.skip_up:
                 api, ui = free_port(), free_port()
                 rows["kit up"].append(start_measured(
@@ -242,6 +248,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "ready_s_ratio": round(results["kit serve"]["ready_s"] / results["llama-server"]["ready_s"], 2),
                 "extra_rss_gb": round(results["kit serve"]["rss_gb"] - results["llama-server"]["rss_gb"], 3)}
         results["cli"] = cli_latencies(kit, env, args.runs)
+        if before_env is not None:
+            results["cli (before)"] = cli_before(kit, before_env, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["load_average_after"] = os.getloadavg()
@@ -282,9 +290,21 @@ def cli_latencies(kit: list[str], env: dict[str, str], runs: int) -> dict[str, A
     return out
 
 
+def cli_before(kit: list[str], env: dict[str, str], runs: int) -> dict[str, Any]:
+    """The commands alone, as the ``--before`` checkout runs them (the index ingested by this run's kit)."""
+    out: dict[str, Any] = {}
+    for name, argv, stdin in (("docs search", ["docs", "search", "télétravail"], b""),
+                              ("privacy scan", ["privacy", "scan"], b"Bonjour Marie\n")):
+        measured = [run_cli(kit + argv, env, stdin) for _ in range(runs + 1)]
+        later = measured[1:]
+        out[f"{name} (alone)"] = {"s": median_of(later, "s"), "max_rss_gb": median_of(later, "max_rss_gb"),
+                                  "first_s": measured[0]["s"], "runs_s": [m["s"] for m in later]}
+    return out
+
+
 def report(results: dict[str, Any]) -> str:
     lines = [f"{'':28} {'ready (s)':>10} {'memory (GB)':>12}"]
-    for name in ("llama-server", "kit serve", "kit up"):
+    for name in ("llama-server", "kit serve", "kit serve (before)", "kit up"):
         if name in results:
             lines.append(f"{name:28} {results[name]['ready_s']:>10.2f} {results[name]['rss_gb']:>12.3f}")
     if "kit serve over llama-server" in results:
@@ -292,7 +312,8 @@ def report(results: dict[str, Any]) -> str:
         lines.append(f"{'kit serve - llama-server':28} {'x' + str(r['ready_s_ratio']):>10} {r['extra_rss_gb']:>+12.3f}")
     lines.append("")
     lines.append(f"{'command':40} {'s (median)':>10} {'first s':>8} {'peak GB':>8}")
-    for name, row in results.get("cli", {}).items():
+    for name, row in [*results.get("cli", {}).items(),
+                      *((f"{k} before", v) for k, v in results.get("cli (before)", {}).items())]:
         if "max_rss_gb" in row:
             lines.append(f"{'kit ' + name:40} {row['s']:>10.2f} {row['first_s']:>8.2f} {row['max_rss_gb']:>8.3f}")
     smaps = results.get("kit serve", {}).get("runs", [{}])[-1].get("smaps", [])
@@ -315,6 +336,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-up", action="store_true", help="Leave out `kit up`.")
     parser.add_argument("--source", type=Path, default=ROOT,
                         help="Checkout whose kit is started (default: this one; another: the figures before a change).")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="Another checkout (the code before a change): its kit serve and commands are measured "
+                             "too, in the same rounds.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     args.model = args.model or str(packaged_default())
