@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from kit.cli.common import current_settings, echo_json
+from kit.cli.common import ask_gateway, current_settings, echo_json
 
 
 @click.group()
@@ -83,11 +83,21 @@ def docs_ingest(paths: tuple[Path, ...], groups: tuple[str, ...], collection: st
 @click.option("--collection", "-c", default=None, help="Search this collection only.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"results": [{"source", "page", "heading", "score", '
               '"text"}]}.')
-def docs_search(question: str, k: int, groups: tuple[str, ...], collection: str | None, as_json: bool) -> None:
-    """The excerpts that best answer QUESTION, best first, with their source."""
-    from kit.documents.retrieve import search_json
+@click.option("--local", is_flag=True, help="Search in this process even when the gateway of this machine is running.")
+def docs_search(question: str, k: int, groups: tuple[str, ...], collection: str | None, as_json: bool,
+                local: bool) -> None:
+    """The excerpts that best answer QUESTION, best first, with their source. Without --group, the running
+    gateway of this machine answers when there is one (its index and model are loaded; the excerpts then come
+    through its personal-data policy, and the search is audited there)."""
+    settings = current_settings()
+    data = None
+    if not local and not groups:
+        body = {"query": question, "k": k, "collection": collection}
+        data = ask_gateway(settings, "/v1/documents/search", body)
+    if data is None or not isinstance(data.get("results"), list):
+        from kit.documents.retrieve import search_json
 
-    data = search_json(question, k, list(groups), collection, current_settings())
+        data = search_json(question, k, list(groups), collection, settings)
     if as_json:
         echo_json(data)
         return
