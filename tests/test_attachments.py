@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle, install_model, sse_events, start_server
+from helpers import ServerHandle, install_model, sse_events, start_server
 
 from benchmarks.attachment_files import (
     FRENCH_PAGES,

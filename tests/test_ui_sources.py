@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_relevance_is_shown_as_a_percentage_of_its_fixed_scale() -> None:
