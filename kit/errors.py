@@ -240,10 +240,16 @@ class LimitsUnavailableError(KitError, ConnectionError):
 
 
 class DocumentError(KitError, ValueError):
-    """A file cannot be ingested: unknown type, encrypted, damaged, or without text (HTTP 400)."""
+    """A file cannot be ingested: unknown type, encrypted, damaged, or without text (HTTP 400). ``reason`` names
+    the case for pages that say it in their own words: ``damaged``, ``encrypted``, ``no_text``, ``not_text``,
+    ``wrong_format``, ``unsupported``, ``too_large`` or ``unreadable``."""
 
     status = 400
     code = "invalid_request_error"
+
+    def __init__(self, message: str = "", *, reason: str = "unreadable", param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.reason = reason
 
 
 class DocumentNotFoundError(KitError, LookupError):
@@ -267,6 +273,29 @@ class EmbeddingModelError(KitError, FileNotFoundError):
     status = 503
     code = "service_unavailable"
     retry_after = 5
+
+
+class EmbedderMismatchError(KitError, RuntimeError):
+    """The documents were embedded by another model than the configured one: `kit docs reindex` (HTTP 503)."""
+
+    status = 503
+    code = "service_unavailable"
+    retry_after = 60
+
+
+class AttachmentError(KitError, ValueError):
+    """A file attached to a conversation cannot be read: damaged, encrypted, of a type not handled, or over the
+    page limit (HTTP 400). The message names the file as it was sent."""
+
+    status = 400
+    code = "invalid_file"
+
+
+class OcrUnavailableError(KitError, RuntimeError):
+    """A scanned page or an image needs OCR and Tesseract or its language data is missing (HTTP 503)."""
+
+    status = 503
+    code = "ocr_unavailable"
 
 
 class ServerStartError(KitError, RuntimeError):

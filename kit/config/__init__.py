@@ -25,6 +25,7 @@ from kit.config.sections import (  # noqa: F401 - the sections are part of kit.c
     DEFAULT_TEMPLATES,
     UI,
     ApiKey,
+    Attachments,
     Contacts,
     Deployment,
     Limits,
@@ -53,6 +54,7 @@ class Settings(_Section):
     rag: Rag = Field(default_factory=Rag)
     models: Models = Field(default_factory=Models)
     limits: Limits = Field(default_factory=Limits)
+    attachments: Attachments = Field(default_factory=Attachments)
 
     source: str | None = Field(default=None, exclude=True, description="File the settings were read from.")
     _home: Path = PrivateAttr(default_factory=lambda: kit_home())

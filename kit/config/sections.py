@@ -309,9 +309,13 @@ class UI(_Section):
 
 class Rag(_Section):
     embedding_model: str = Field(
-        default="all-MiniLM-L6-v2",
-        description="sentence-transformers model: the packaged all-MiniLM-L6-v2, a model installed under "
-                    "$KIT_HOME/models, or a local folder.")
+        default="multilingual-e5-small",
+        description="Embedding model of the document search: an entry of the catalogue's embedders "
+                    "(`kit models list`; the default comes with the install, the others with `kit models pull`), "
+                    "or the folder of a sentence-transformers model. Changing it asks for `kit docs reindex`.")
+    synonyms_file: str | None = Field(
+        default=None, description="The organisation's synonyms (acronyms, local names), one group a line, terms "
+        "separated by ';'; default $KIT_HOME/synonyms.txt (none: no synonyms).")
     chroma_path: str | None = Field(default=None, description="Embedded Chroma folder; default $KIT_HOME/chroma.")
     chroma_url: str | None = Field(default=None, description="Chroma server URL (replaces chroma_path).")
     chunk_size: int = Field(default=800, ge=100, description="Characters per chunk.")
@@ -326,10 +330,31 @@ class Rag(_Section):
         description="CPU threads of the embedding model (0: all cores). One keeps query latency steady beside "
                     "the engine; more speed up a large ingest run on an idle machine.")
     top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved for a chat with documents.")
-    min_similarity: float = Field(
-        default=0.3, ge=-1, le=1,
-        description="Cosine similarity a chunk needs to be used without enough keywords in common with the "
-                    "question (depends on the embedding model; 0.2 more for languages it was not trained on).")
+    min_relevance: float = Field(
+        default=0.5, ge=0, le=1,
+        description="Relevance (0..1, the same scale for every question) the best chunk needs for any source to be "
+                    "shown and given to the model (the others need 0.2); below it, no source is found.")
+
+
+class Attachments(_Section):
+    """A staff member's own files in a conversation (`POST /v1/files`, file parts of a chat message)."""
+
+    enabled: bool = Field(default=True, description="Accept files attached to a conversation.")
+    max_bytes: int = Field(default=20_000_000, ge=1024, description="Largest file accepted, in bytes (413 above).")
+    max_pages: int = Field(default=300, ge=1, description="Most pages read from one file (PDF pages, image frames, "
+                           "or parts of about 3,000 characters for formats without pages).")
+    max_files_per_user: int = Field(default=50, ge=1, description="Files one user may keep at once.")
+    retention_days: int | None = Field(default=None, ge=1, description="Days a file is kept; default: the "
+                                       "conversations' retention, or 1 day when no history is kept.")
+    ocr: bool = Field(default=True, description="Read scanned PDF pages and images with Tesseract (OCR).")
+    ocr_languages: str = Field(default="fra+eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+                               description="Tesseract languages, joined by '+' (Debian: tesseract-ocr-fra, -eng).")
+    ocr_dpi: int = Field(default=300, ge=72, le=600, description="Resolution of PDF pages rendered for OCR.")
+    ocr_timeout_s: float = Field(default=120, gt=0, description="Longest time Tesseract may spend on one page.")
+
+    def days(self, conversation_days: int) -> int:
+        """How many days a file is kept."""
+        return self.retention_days or max(conversation_days, 1)
 
 
 class Models(_Section):

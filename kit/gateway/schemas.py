@@ -32,6 +32,8 @@ class FeedbackRequest(_Own):
     rating: int | None = Field(default=None, ge=-1, le=1)
     comment: str = Field(default="", max_length=4000)
     conversation_id: str | None = Field(default=None, max_length=64)
+    answer_id: str | None = Field(default=None, max_length=64, description="The id of the answer it is about "
+                                  "(the `id` of the chat completion).")
     model: str | None = Field(default=None, max_length=200)
 
 
