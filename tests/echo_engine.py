@@ -65,6 +65,19 @@ class EchoEngine(BaseEngine):
         pass
 
 
+class CuttingEcho(EchoEngine):
+    """Answers with the words it was given, at most ``max_tokens`` of them: cut answers end with "length"."""
+
+    def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
+                    loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
+        self.received.append([dict(m) for m in messages])
+        words = "\n".join(str(m["content"]) for m in messages).split()
+        gen = Generation(len(words), loop)
+        gen.note_token()
+        gen.push(Chunk(" ".join(words[: params.max_tokens]), "length" if len(words) > params.max_tokens else "stop"))
+        return gen
+
+
 def start_echo_gateway(home: Path, config: Path, engine: EchoEngine | None = None, service_key: bool = True,
                        **overrides: dict[str, Any]) -> tuple[ServerHandle, Callable[[], None]]:
     """A real gateway (``create_app``) with an :class:`EchoEngine` (or ``engine``), on 127.0.0.1 in a thread, with

@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -104,3 +106,49 @@ def test_same_excerpts_give_the_same_quoted_block() -> None:
     body = "\n".join(first.block.split("\n")[1:-1])
     assert tag not in hashlib.sha256(body.encode()).hexdigest() and tag not in hashlib.sha256(
         "\n".join(first.block.split("\n")[2:-1]).encode()).hexdigest()
+
+
+@pytest.mark.slow
+def test_cli_asks_the_running_gateway_and_works_without_one(echo_gateway: Any, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kit privacy scan` and `kit docs search` ask this machine's running gateway (its models loaded: the scan
+    is audited there, the search reads its index); with --local, or with no gateway, they work in-process."""
+    import httpx
+    from click.testing import CliRunner
+    from helpers import free_port
+
+    from kit.cli.main import cli
+    from kit.documents.ingest import ingest
+
+    gw = echo_gateway
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "teletravail.md").write_text("# Télétravail\n\nChaque agent peut télétravailler deux jours par "
+                                           "semaine, avec l'accord de son responsable.\n", encoding="utf-8")
+    assert ingest([folder], [], settings=gw.settings, index=gw.app.state.context.documents.index()).ok
+    charter = httpx.get(gw.url + "/v1/charter").json()  # the local operator (no key) acknowledges the charter
+    answers = [q.answer for q in gw.settings.policy.quiz]
+    httpx.post(gw.url + "/v1/charter/acknowledge", json={"version": charter["version"], "quiz_answers": answers})
+    monkeypatch.setenv("KIT_SERVER__PORT", str(urlparse(gw.url).port))
+    runner = CliRunner()
+
+    def scans() -> int:
+        return len(list(gw.state.audit.rows(action="privacy_scan")))
+
+    before = scans()
+    asked = runner.invoke(cli, ["privacy", "scan", "--json"], input="Bonjour Marie Dupont")
+    assert asked.exit_code == 0, asked.output
+    assert [f["text"] for f in json.loads(asked.output)["findings"]] == ["Marie Dupont"]
+    assert scans() == before + 1
+    local = runner.invoke(cli, ["privacy", "scan", "--json", "--local"], input="Bonjour Marie Dupont")
+    assert json.loads(local.output) == json.loads(asked.output) and scans() == before + 1
+
+    found = runner.invoke(cli, ["docs", "search", "télétravail", "--json"])
+    assert found.exit_code == 0, found.output
+    assert [r["source"] for r in json.loads(found.output)["results"]][:1] == ["teletravail.md"]
+    own = runner.invoke(cli, ["docs", "search", "télétravail", "--json", "--local"])  # this test's empty home
+    assert own.exit_code != 0 or not json.loads(own.output)["results"]
+
+    monkeypatch.setenv("KIT_SERVER__PORT", str(free_port()))  # no gateway there: the work is done here
+    alone = runner.invoke(cli, ["privacy", "scan", "--json"], input="Bonjour Marie Dupont")
+    assert alone.exit_code == 0 and json.loads(alone.output) == json.loads(asked.output)

@@ -222,9 +222,12 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
 
     runner = run_rounds if config.rounds > 1 else run_serving
     run = runner(sources, config, conversations, progress=_progress(), checkpoint=checkpoint)
+    payload: Any = run
     if load is not None:
-        machine = {**machine, "rag_load": load.describe()}
-    data = _write("serving", run, path, machine)
+        from kit.bench.results import to_jsonable
+
+        payload = {**to_jsonable(run), "rag_load": load.describe()}
+    data = _write("serving", payload, path, machine)
     click.echo(_text_table(*serving_table(data)))
     by_round, paired = rounds_table(data), paired_table(data)
     if by_round:
