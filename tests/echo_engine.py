@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from kit.engine.base import BaseEngine, Chunk, EngineStats, Generation, Sampling
 
 
 class EchoEngine(BaseEngine):
-    """Answers every chat with the text of all the messages it received, joined; keeps them in ``received``."""
+    """Answers every chat with the text of all the messages it received, joined; keeps them in ``received`` and
+    counts them in ``stats`` as an engine does (a request that never reached it is not counted)."""
 
     model_name = "echo"
     model_sha256 = "0" * 64
@@ -24,10 +26,13 @@ class EchoEngine(BaseEngine):
 
     def __init__(self) -> None:
         self.received: list[list[dict[str, Any]]] = []
+        self._stats = EngineStats()
+        self._lock = threading.Lock()
 
     @property
     def stats(self) -> EngineStats:
-        return EngineStats()
+        with self._lock:
+            return EngineStats(**vars(self._stats))
 
     def is_ready(self) -> bool:
         return True
@@ -39,6 +44,11 @@ class EchoEngine(BaseEngine):
         gen = Generation(len(text.split()), loop)
         gen.note_token()
         gen.push(Chunk(text, "stop"))
+        with self._lock:
+            self._stats.requests_total += 1
+            self._stats.requests_finished += 1
+            self._stats.prompt_tokens_total += gen.prompt_tokens
+            self._stats.completion_tokens_total += gen.completion_tokens
         return gen
 
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,

@@ -12,7 +12,7 @@ import pytest
 
 UI = Path(__file__).resolve().parent.parent / "ui"
 MAX_FUNCTION_LINES = 80
-TABS = ("chat", "history", "charter", "documents", "admin")
+TABS = ("chat", "history", "charter", "documents", "admin", "usage")
 
 
 def _functions() -> list[tuple[int, str]]:

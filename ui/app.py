@@ -23,6 +23,7 @@ from starlette.middleware import Middleware  # noqa: E402
 from kit.config import Settings  # noqa: E402
 from ui import page  # noqa: E402
 from ui.admin import AdminHandlers  # noqa: E402
+from ui.attach import AttachHandlers  # noqa: E402
 from ui.base import Base  # noqa: E402
 from ui.chat import ChatHandlers  # noqa: E402
 from ui.client import GatewayClient  # noqa: E402
@@ -30,10 +31,12 @@ from ui.documents import DocumentHandlers  # noqa: E402
 from ui.downloads import Downloads  # noqa: E402
 from ui.guard import Doorman, PageGuard, gate_lifespan  # noqa: E402
 from ui.history import HistoryHandlers  # noqa: E402
+from ui.oidc import OidcGate, OidcSignIn  # noqa: E402
+from ui.ownpages import OwnPages  # noqa: E402
 from ui.pages import PageHandlers  # noqa: E402
 from ui.sessions import SessionGuard, Sessions, make_sign_in  # noqa: E402
-from ui.standalone import OwnPages  # noqa: E402
 from ui.texts import LANGUAGES, texts  # noqa: E402
+from ui.usage import UsageHandlers  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
 H = TypeVar("H", bound=Base)
@@ -111,6 +114,8 @@ def create_ui(
             history=part(HistoryHandlers, p.history),
             admin=admin,
             documents=part(DocumentHandlers, p.documents),
+            usage=part(UsageHandlers, p.usage),
+            attach=part(AttachHandlers, p.chat),
         )
         page.wire(demo, p, handlers)
     return demo
@@ -160,6 +165,13 @@ def launch_ui(
     demo = create_ui(settings, api_url, api_key=api_key, max_tokens=max_tokens, sessions=sessions,
                      downloads=downloads)
     auth = make_sign_in(GatewayClient(api_url, api_key)) if settings.ui.auth == "local" else None
+    middleware = [
+        Middleware(PageGuard, lang=settings.ui.default_language, doorman=doorman, downloads=downloads),
+        Middleware(SessionGuard, sessions=sessions),
+        Middleware(OwnPages, settings=settings),  # the sign-in page and the accessibility statement
+    ]
+    if settings.ui.auth == "oidc":  # the provider's sign-in routes, inside the session guard
+        middleware.append(Middleware(OidcGate, signin=OidcSignIn(settings, sessions, GatewayClient(api_url, api_key))))
     fr, en = texts("fr"), texts("en")
     demo.queue(default_concurrency_limit=16)
     demo.launch(
@@ -184,11 +196,7 @@ def launch_ui(
         head=head_html(),
         favicon_path=STATIC / "favicon.png" if (STATIC / "favicon.png").exists() else None,
         app_kwargs={
-            "middleware": [
-                Middleware(PageGuard, lang=settings.ui.default_language, doorman=doorman, downloads=downloads),
-                Middleware(SessionGuard, sessions=sessions),
-                Middleware(OwnPages, settings=settings),  # the sign-in page and the accessibility statement
-            ],
+            "middleware": middleware,
             "lifespan": gate_lifespan(doorman),  # around Gradio's own middleware, whose CORS grants other sites
             "docs_url": None,
             "redoc_url": None,

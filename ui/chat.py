@@ -149,6 +149,10 @@ class ChatHandlers(Base):
             answer["withheld"] = list((found.get("sources") or {}).get("withheld") or [])
             if "sources" in value:  # a chat with documents: its sources ([] when none was found)
                 answer["sources"] = list(value.get("sources") or [])
+            if value.get("attachments"):  # attached files: the pages used, shown under the answer
+                answer["attachments"] = list(value["attachments"])
+        elif kind == "progress":  # long work on a file, section by section
+            answer["progress"] = value
         elif kind == "delta":
             answer["text"] += value
         elif kind == "error":
@@ -189,6 +193,7 @@ class ChatHandlers(Base):
         lang: str,
         model: str,
         documents: bool,
+        files: list[dict[str, Any]] | None,
         request: gr.Request,
     ) -> Iterator[dict[Any, Any]]:
         c, s, t = self.c, self.page.state, self.t(lang)
@@ -224,6 +229,8 @@ class ChatHandlers(Base):
                 "conversation_id": cid,
                 "should_stop": lambda: self.stops.get(session, False),
                 "documents": bool(documents),
+                "files": [f["id"] for f in files or []],
+                "task": pending.get("task"),
             }
             if another:
                 kwargs.update(temperature=0.9, seed=random.randint(0, 2**31))
@@ -231,7 +238,7 @@ class ChatHandlers(Base):
                 self._apply(answer, kind, value, t)
                 if kind == "meta" and value.get("sent_to_model") and not another:  # show what was sent: masked
                     conv["turns"][-1]["user"] = str(value["sent_to_model"][0])
-                if time.monotonic() - last >= STREAM_EVERY_S or kind in ("meta", "stopped", "done"):
+                if time.monotonic() - last >= STREAM_EVERY_S or kind in ("meta", "progress", "stopped", "done"):
                     last = time.monotonic()
                     yield {c.chatbot: render_chat(conv, t), s.conv: conv}
             yield {c.chatbot: render_chat(conv, t), s.conv: conv, **self._controls(False)}

@@ -11,20 +11,23 @@ import gradio as gr
 from kit.config import Settings
 from ui.layout import PRIVATE, Gate, Header, Labels, States, build_gate, build_header, build_states
 from ui.standalone import footer_link
-from ui.tabs import admin, charter, chat, documents, history
+from ui.tabs import admin, charter, chat, documents, history, usage
 from ui.tabs.admin import AdminTab
 from ui.tabs.charter import CharterTab
 from ui.tabs.chat import ChatTab
 from ui.tabs.documents import DocumentsTab
 from ui.tabs.history import HistoryTab
+from ui.tabs.usage import UsageTab
 from ui.texts import LANGUAGES, Texts, texts
 
 if TYPE_CHECKING:
     from ui.admin import AdminHandlers
+    from ui.attach import AttachHandlers
     from ui.chat import ChatHandlers
     from ui.documents import DocumentHandlers
     from ui.history import HistoryHandlers
     from ui.pages import PageHandlers
+    from ui.usage import UsageHandlers
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Page:
     charter: CharterTab
     admin: AdminTab
     documents: DocumentsTab
+    usage: UsageTab
     footer: gr.HTML
 
     def headings(self, lang: str) -> dict[Any, Any]:
@@ -53,6 +57,7 @@ class Page:
             **self.charter.headings(t),
             **self.documents.headings(t),
             self.footer: footer_html(t),
+            **self.usage.headings(t),
         }
 
     def outputs(self) -> list[Any]:
@@ -67,6 +72,7 @@ class Page:
                 h.info, h.tools, self.charter.md, a.tab, a.switch, a.readonly, s.charter, s.model,
                 c.chat_msg, c.pii_md, c.pii_send, c.fb_md, a.stats_md, a.fb_table, a.fb_none, a.verify_md,
                 c.tab, h.tab, self.charter.tab, d.tab, d.list_title, self.footer, s.lang, hd.lang,
+                self.usage.tab, self.usage.intro, self.usage.by,
             ]
         )  # fmt: skip
 
@@ -80,6 +86,8 @@ class Handlers:
     history: HistoryHandlers
     admin: AdminHandlers
     documents: DocumentHandlers
+    usage: UsageHandlers
+    attach: AttachHandlers
 
 
 def footer_html(t: Texts) -> str:
@@ -109,13 +117,14 @@ def build(settings: Settings, lang: str, t: Texts) -> Page:
             charter_tab = charter.build(t, labels)
             admin_tab = admin.build(t, labels)
             documents_tab = documents.build(t, labels)
+            usage_tab = usage.build(t, labels, settings.policy.usage_min_users)
     footer = gr.HTML(footer_html(t), elem_id="kit-footer")  # on every screen: the accessibility statement
     return Page(labels, state, header, gate, main_col, tabs, chat_tab, history_tab, charter_tab, admin_tab,
-                documents_tab, footer)
+                documents_tab, usage_tab, footer)
 
 
 def wire(demo: gr.Blocks, p: Page, h: Handlers) -> None:
-    """The page's own events, then each tab's (in this order: chat, history, admin, documents)."""
+    """The page's own events, then each tab's (in this order: chat, history, admin, documents, usage)."""
     s = p.state
 
     def load(lang: str, conv: Any, request: gr.Request) -> dict[Any, Any]:
@@ -151,6 +160,8 @@ def wire(demo: gr.Blocks, p: Page, h: Handlers) -> None:
         acknowledge, [s.lang, s.charter, p.gate.confirm_cb, s.conv, s.model, *p.gate.quiz], page, **PRIVATE
     )
     chat.wire(p.chat, h.chat, s)
+    chat.wire_files(p.chat, h.chat, h.attach, s)
     history.wire(p.history, h.history, s, p.chat, p.tabs)
     admin.wire(p.admin, h.admin, s)
     documents.wire(p.documents, h.documents, s)
+    usage.wire(p.usage, h.usage, s, p.header)

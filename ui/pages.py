@@ -121,6 +121,7 @@ class PageHandlers(Base):
             c.history.tools: gr.update(visible=int(charter.get("conversation_retention_days") or 0) > 0),
             c.charter.md: self.charter_md(charter, model, t),
             c.admin.tab: gr.update(visible=who.role in ("admin", "auditor")),
+            c.usage.tab: gr.update(visible=who.role in ("admin", "auditor"), label=t("usage.tab")),
             c.documents.tab: gr.update(visible=who.role == "admin", label=t("docs.tab")),
             c.admin.switch: gr.update(visible=who.role == "admin"),
             c.admin.readonly: gr.update(visible=who.role == "auditor"),

@@ -146,7 +146,24 @@ def answer_content(answer: dict[str, Any], t: Texts, n: int, total: int) -> str:
     parts = [ai_label(t, answer.get("model") or "?", n, total), body]
     if answer.get("sources") is not None:  # asked with documents: the sources, or that none was found
         parts.append(sources_html(answer["sources"], t))
+    progress = answer.get("progress") or {}
+    if progress.get("total") and progress.get("done", 0) < progress["total"] and not answer.get("finish"):
+        done, total = int(progress["done"]), int(progress["total"])
+        label = html.escape(t("attach.progress", done=done, total=total))
+        parts.append(f'<div class="kit-progress"><progress value="{done}" max="{total}"></progress> {label}</div>')
+    if answer.get("attachments"):  # the files' pages the answer was made from
+        parts.append(pages_html(answer["attachments"], t))
     return "\n\n".join([*parts, *marked])
+
+
+def pages_html(attachments: list[dict[str, Any]], t: Texts) -> str:
+    """Under an answer: each attached file and the pages used."""
+    rows = []
+    for item in attachments:
+        pages = ", ".join(str(p) for p in item.get("pages_used") or []) or "—"
+        rows.append(html.escape(t("attach.pages_row", name=item.get("filename") or "?", pages=pages)))
+    title = html.escape(t("attach.pages_title"))
+    return f'<div class="kit-pages"><span class="kit-sources-title">{title}</span> {" · ".join(rows)}</div>'
 
 
 def source_place(source: dict[str, Any], t: Texts) -> str:
@@ -170,7 +187,8 @@ def sources_html(sources: list[dict[str, Any]], t: Texts) -> str:
             "docs.source_row",
             n=src.get("n") or i + 1,
             place=source_place(src, t),
-            score=f"{float(score):.2f}" if isinstance(score, (int, float)) else "?",
+            # the relevance is on a fixed scale (kit.documents.retrieve): shown as a percentage
+            score=f"{round(100 * min(1.0, max(0.0, float(score))))}" if isinstance(score, (int, float)) else "?",
         )
         excerpt = html.escape(str(src.get("text") or "")).replace("\n", "<br>")
         items.append(

@@ -202,12 +202,14 @@ def write_document(index: DocIndex, row: DocumentRow, pieces: Sequence[Piece], t
     given, are used instead of embedding the chunks (benchmarks). Returns the published row."""
     generation = uuid.uuid4().hex[:16]
     row = replace(row, generation=generation, state="ready", chunks=len(pieces))
-    partitions = [(partition(row.collection, g), row.collection, g) for g in row.groups]
+    space = index.space
+    partitions = [(partition(row.collection, g, space), row.collection, g) for g in row.groups]
     index.catalog.begin(row.id, row.source, row.collection, generation, row.ingested_at, partitions)
     contexts = [_context(p, title) for p in pieces]
     texts = [f"{c}\n{p.text}" for c, p in zip(contexts, pieces, strict=True)]
     if vectors is None:
-        vectors = index.embedder.encode(texts)
+        vectors = index.embedder.passages(texts)
+        index.lexicon.add([p.text for p in pieces], index.embedder)
     base: dict[str, Any] = {"doc_id": row.id, "generation": generation, "collection": row.collection,
                             "source": row.source, "sha256": row.sha256, "ingested_at": row.ingested_at}
     base.update({GROUP_PREFIX + g: True for g in row.groups})
@@ -292,6 +294,8 @@ def ingest(paths: Iterable[PathItem], groups: Sequence[str] = (), collection: st
         scanner = scan or default_scan
         with index.writing():
             recover(index)
+            if files:
+                index.check_embedder([collection], writing=True)
             for done, (path, source, key) in enumerate(files):
                 if progress:
                     progress(done, len(files), source)

@@ -420,6 +420,20 @@ class Catalog:
             r["id"], r["doc_id"], r["generation"], r["chunk_index"], r["page"], json.loads(r["heading"]), r["text"],
             shown_source(r["source"]), frozenset(r["terms"].split())) for r in self._all(sql, [*flat, *params])}
 
+    def generation_chunks(self, generation: str) -> list[tuple[int, int | None, list[str], str]]:
+        """The chunks ``(index, page, heading path, text)`` of a generation, in order."""
+        return [(r["chunk_index"], r["page"], json.loads(r["heading"]), r["text"]) for r in self._all(
+            "SELECT chunk_index, page, heading, text FROM chunks WHERE generation = ? ORDER BY chunk_index",
+            (generation,))]
+
+    def forget_unused_partitions(self) -> list[str]:
+        """Forget the partitions no generation writes to any more; returns their names (to drop in Chroma)."""
+        with self.transaction() as db:
+            used = {name for (value,) in db.execute("SELECT partitions FROM generations") for name in json.loads(value)}
+            unused = [r[0] for r in db.execute("SELECT name FROM partitions") if r[0] not in used]
+            db.executemany("DELETE FROM partitions WHERE name = ?", [(n,) for n in unused])
+        return unused
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             docs = self._db.execute("SELECT count(*), coalesce(sum(chunks), 0), coalesce(sum(size), 0) "

@@ -1,5 +1,5 @@
-"""Views for administrators and auditors: figures, the audit chain, feedback, the latest benchmark
-report, and closing the chat."""
+"""Views for administrators and auditors: figures, usage per day or week, the audit chain, feedback, the latest
+benchmark report, and closing the chat."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from kit.errors import NotFoundError
+from kit.audit import span, to_csv, usage_rows
+from kit.errors import NotFoundError, UsageError
 from kit.files import published_bench
 from kit.gateway.context import Context
 from kit.gateway.schemas import ChatSwitch
@@ -29,6 +31,27 @@ def router(ctx: Context) -> APIRouter:
                                                                           ctx.gate.charter["version"])
         out["chat_closed"] = state.store.flag("chat_closed")
         return out
+
+    @api.get("/v1/admin/usage", response_model=None)
+    async def usage(request: Request) -> dict[str, Any] | Response:
+        """Usage figures per day or week (``from``, ``to``: YYYY-MM-DD, inclusive; ``by``: day or week), from the
+        audit log only; a count of distinct users under ``policy.usage_min_users`` reads "< N". ``format=csv``:
+        the same figures as a CSV file."""
+        ident = await ctx.identify(request)
+        ident.require("admin", "auditor")
+        q = request.query_params
+        if q.get("format", "json") not in ("json", "csv"):
+            raise UsageError(f"'format' must be 'json' or 'csv', got {q.get('format')!r}")
+        period = span(q.get("from"), q.get("to"), q.get("by", "day"))
+        threshold = ctx.settings.policy.usage_min_users
+        rows = await run_in_threadpool(lambda: usage_rows(state.audit.rows(period.since, period.until), period,
+                                                          threshold))
+        if q.get("format") == "csv":
+            name = f"kit-usage-{period.start}-{period.end}-{period.by}.csv"
+            return Response(to_csv(rows), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return {"from": period.start.isoformat(), "to": period.end.isoformat(), "by": period.by,
+                "threshold": threshold, "rows": rows}
 
     @api.get("/v1/admin/audit/verify")
     async def verify(request: Request) -> dict[str, Any]:

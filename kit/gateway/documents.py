@@ -43,11 +43,11 @@ class Documents:
     def groups(self, ident: Identity) -> list[str]:
         return list(ident.groups)
 
-    def context(self, ident: Identity, question: str, collection: str | None) -> DocumentContext:
-        """Retrieve for the last user message, apply the personal-data policy to the excerpts, and render the
-        quoted block and the sources."""
+    def context(self, ident: Identity, question: str, collection: str | None, before: str = "") -> DocumentContext:
+        """Retrieve for the last user message (with the earlier ones, ``before``, for a follow-up), apply the
+        personal-data policy to the excerpts, and render the quoted block and the sources."""
         results = search(question, self.ctx.settings.rag.top_k, self.groups(ident), collection,
-                         self.ctx.settings, index=self.index())
+                         self.ctx.settings, index=self.index(), context=before)
         policed = police(self.ctx.gate, results)
         lang = guess_language(question) or self.ctx.settings.ui.default_language
         found = render(policed.results, "en" if lang == "en" else "fr", len(policed.withheld), policed.blocked)

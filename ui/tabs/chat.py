@@ -12,7 +12,10 @@ from ui.layout import PRIVATE, Labels, States
 from ui.texts import Texts
 
 if TYPE_CHECKING:
+    from ui.attach import AttachHandlers
     from ui.chat import ChatHandlers
+
+FILE_TYPES = [".pdf", ".docx", ".odt", ".txt", ".md", ".html", ".htm", ".png", ".jpg", ".jpeg", ".tif", ".tiff"]
 
 
 @dataclass
@@ -50,6 +53,11 @@ class ChatTab:
     new_btn: gr.Button
     report_btn: gr.Button
     notice: gr.HTML
+    attach_btn: gr.UploadButton
+    attach_drop: gr.File
+    chips: gr.CheckboxGroup
+    task_btns: dict[str, gr.Button]
+    files_state: gr.State
 
     def headings(self, t: Texts) -> dict[Any, Any]:
         return {self.report_md: f"**{t('report.title')}** — {t('report.intro')}", self.tab: gr.Tab(label=t("chat.tab"))}
@@ -172,20 +180,56 @@ def _compose(t: Texts, lab: Any) -> dict[str, Any]:
     return p
 
 
+def _files(t: Texts, lab: Any) -> dict[str, Any]:
+    """Attached files: a button and a drop zone, a chip per file (untick to remove it), the task buttons."""
+    p: dict[str, Any] = {"files_state": gr.State([])}
+    with gr.Row(elem_id="kit-attach-row", equal_height=True):
+        p["attach_btn"] = lab(gr.UploadButton(t("attach.button"), file_count="multiple", file_types=FILE_TYPES,
+                                              size="sm", elem_id="kit-attach-btn", scale=0, min_width=160),
+                              label="attach.button")
+        p["attach_drop"] = lab(gr.File(label=t("attach.drop"), file_count="multiple", file_types=FILE_TYPES,
+                                       height=80, elem_id="kit-attach-drop", scale=4), label="attach.drop")
+    p["chips"] = lab(gr.CheckboxGroup(choices=[], value=[], label=t("attach.chips"), visible=False,
+                                      elem_id="kit-chips"), label="attach.chips")
+    with gr.Row(elem_id="kit-tasks"):
+        p["task_btns"] = {kind: lab(gr.Button(t(f"attach.{kind}"), size="sm", elem_id=f"kit-task-{kind}", scale=0,
+                                              min_width=120), value=f"attach.{kind}")
+                          for kind in ("summarise", "translate_fr", "translate_en", "correct")}
+    return p
+
+
 def build(t: Texts, labels: Labels) -> ChatTab:
     with gr.Tab(t("chat.tab"), id="chat", elem_id="kit-tab-chat") as tab:
         closed_md = gr.Markdown(visible=False, elem_id="kit-closed")
         chatbot = labels.lab(_chatbot(t), label="chat.label")
         panels = _panels(t, labels.lab)
+        files = _files(t, labels.lab)
         compose = _compose(t, labels.lab)
-    return ChatTab(tab=tab, closed_md=closed_md, chatbot=chatbot, **panels, **compose)
+    return ChatTab(tab=tab, closed_md=closed_md, chatbot=chatbot, **panels, **compose, **files)
+
+
+def wire_files(c: ChatTab, h: ChatHandlers, a: AttachHandlers, s: States) -> None:
+    """Attaching (button, drop), removing a chip, the task buttons, and a new chat clearing the chips."""
+    attach_out = [c.files_state, c.chips, c.chat_msg, c.attach_drop]
+    c.attach_btn.upload(a.attach, [c.attach_btn, c.files_state, s.lang], attach_out, **PRIVATE)
+    c.attach_drop.upload(a.attach, [c.attach_drop, c.files_state, s.lang], attach_out, **PRIVATE)
+    c.chips.input(a.remove, [c.chips, c.files_state, s.lang], [c.files_state, c.chips, c.chat_msg], **PRIVATE)
+    chat_out = [c.chatbot, s.conv, s.pending, c.send_btn, c.stop_btn, c.another_btn, c.chat_msg, c.input_box,
+                c.closed_md]
+    stream_in = [s.pending, s.conv, s.lang, s.model, c.docs_cb, c.files_state]
+    for kind, button in c.task_btns.items():
+        button.click(lambda files, lang, k=kind: a.task(k, files, lang), [c.files_state, s.lang],
+                     [s.pending, c.chat_msg], **PRIVATE).then(h.stream, stream_in, chat_out, concurrency_limit=None,
+                                                              **PRIVATE)
+    for clearing in (c.new_btn.click, c.chatbot.clear):
+        clearing(a.clear, [c.files_state, s.conv], [c.files_state, c.chips], **PRIVATE)
 
 
 def wire(c: ChatTab, h: ChatHandlers, s: States) -> None:
     """Sending (after the personal-data check), stop, another answer, new chat, templates, feedback, reports."""
     chat_out = [c.chatbot, s.conv, s.pending, c.send_btn, c.stop_btn, c.another_btn, c.chat_msg, c.input_box,
                 c.closed_md]
-    stream_in = [s.pending, s.conv, s.lang, s.model, c.docs_cb]
+    stream_in = [s.pending, s.conv, s.lang, s.model, c.docs_cb, c.files_state]
     pre_out = [s.pending, s.pii_pending, c.pii_col, c.pii_md, c.pii_send, c.pii_edit, c.chat_msg, c.fb_col]
     for trigger in (c.send_btn.click, c.input_box.submit):
         trigger(h.precheck, [c.input_box, s.lang], pre_out, **PRIVATE).then(
