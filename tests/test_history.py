@@ -185,6 +185,18 @@ def test_a_removed_document_stays_in_the_register(gw: ServerHandle) -> None:
     assert done.returncode == 0 and "archives.md" in done.stdout and old["sha256"][:12] in done.stdout
 
 
+def test_a_file_not_indexed_says_why_in_a_word_a_page_can_translate(gw: ServerHandle) -> None:
+    files = [("file", ("rapport.pdf", b"this is not a PDF at all", "application/pdf")),
+             ("file", ("abime.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\nstream\x00\x01", "application/pdf")),
+             ("file", ("vide.md", b"", "text/markdown"))]
+    r = api(gw, "POST", "/v1/documents", "root", "admin", files=files)
+    assert r.status_code == 200, r.text
+    failed = {f["source"]: f for f in r.json()["failed"]}
+    assert {name: f["reason"] for name, f in failed.items()} == {
+        "rapport.pdf": "wrong_format", "abime.pdf": "damaged", "vide.md": "no_text"}
+    assert all(f["message"].startswith(name) for name, f in failed.items())  # the English text stays for scripts
+
+
 def test_the_register_forgets_what_ended_before_the_retention(tmp_path: Path) -> None:
     from kit.documents.register import SCHEMA, entries, opened, purge, removed, replaced
 
