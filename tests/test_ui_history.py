@@ -189,12 +189,31 @@ def test_the_trash_icon_deletes_the_conversation_after_asking(alice: Any, stack:
     expect(page.locator("#kit-chatbot")).to_contain_text("tri du courrier entrant")
     assert {c["id"] for c in kept(stack)} == before
 
+    # from the History tab too, deleting one conversation is asked first
+    page.locator("#kit-tabs").get_by_role("tab", name=fr("history.tab")).click()
+    page.get_by_role("button", name=fr("history.delete"), exact=True).click()
+    ask_panel = page.locator("#kit-hist-ask")
+    expect(ask_panel).to_contain_text(fr("history.delete_ask", title="x").split("«")[0].strip("* "))
+    page.click("#kit-hist-ask-no")
+    expect(ask_panel).to_be_hidden()
+    assert {c["id"] for c in kept(stack)} == before
+    page.locator("#kit-tabs").get_by_role("tab", name=fr("chat.tab")).click()
+
     trash.click()
     page.click("#kit-delete-confirm")
     expect(page.locator("#kit-chat-msg")).to_contain_text(fr("chat.deleted"))
     expect(page.locator("#kit-chatbot .bot")).to_have_count(0)
     after = {c["id"] for c in kept(stack)}
     assert len(before - after) == 1 and after < before
+
+    # and confirmed there, the conversation chosen leaves the history
+    ask(page, "Résume la procédure d'accueil des nouveaux agents.")
+    after = {c["id"] for c in kept(stack)}
+    page.locator("#kit-tabs").get_by_role("tab", name=fr("history.tab")).click()
+    page.get_by_role("button", name=fr("history.delete"), exact=True).click()
+    page.click("#kit-hist-ask-yes")
+    expect(page.locator("#kit-tabs")).to_contain_text(fr("history.deleted"))
+    assert len({c["id"] for c in kept(stack)}) == len(after) - 1
 
 
 def test_feedback_and_reports_name_their_answer(alice: Any, browser: Any, stack: Stack) -> None:
