@@ -115,6 +115,11 @@ class SignInError(AuthError):
     status = 401
     code = "sign_in_refused"
 
+    def __init__(self, message: str = "", *, param: str | None = None, key: str = "",
+                 values: dict[str, object] | None = None) -> None:
+        super().__init__(message, param=param)
+        self.key, self.values = key, dict(values or {})  # a front end's own reason: its translation key
+
 
 class ProviderError(KitError, ConnectionError):
     """The OpenID Connect provider cannot be reached or answers something unusable (HTTP 502)."""

@@ -43,12 +43,9 @@ LOGIN_TTL_S = 600.0
 MAX_PENDING = 10_000
 
 
-class Refused(SignInError):
+def refused(key: str, **values: Any) -> SignInError:
     """A sign-in the chat itself refuses; `key` names its reason in the translation files (oidc.<key>)."""
-
-    def __init__(self, key: str, **values: Any) -> None:
-        super().__init__(texts("en")(f"oidc.{key}", **values))
-        self.key, self.values = key, values
+    return SignInError(texts("en")(f"oidc.{key}", **values), key=key, values=values)
 
 
 @dataclass
@@ -88,15 +85,15 @@ class OidcSignIn:
         with self._lock:
             pending = self._pending.pop(state, None) if state else None
         if pending is None or self.clock() - pending.created > LOGIN_TTL_S:
-            raise Refused("state_unknown")
+            raise refused("state_unknown")
         if not browser or not secrets.compare_digest(pending.browser, browser):
-            raise Refused("state_other_browser")
+            raise refused("state_other_browser")
         return pending
 
     def _account(self, tokens: dict[str, Any], nonce: str | None) -> tuple[Account, dict[str, Any]]:
         id_token = tokens.get("id_token")
         if not isinstance(id_token, str):
-            raise Refused("no_id_token")
+            raise refused("no_id_token")
         claims = self.provider.verify_id_token(id_token, nonce)
         access = tokens.get("access_token")
         if isinstance(access, str):
@@ -111,11 +108,11 @@ class OidcSignIn:
         pending = self._take(query.get("state", ""), browser)
         issuer = str(self.provider.metadata()["issuer"])
         if query.get("iss") and query["iss"] != issuer:  # RFC 9207: the answer of another provider (mix-up)
-            raise Refused("other_issuer", issuer=query["iss"][:120])
+            raise refused("other_issuer", issuer=query["iss"][:120])
         if query.get("error"):
-            raise Refused("provider_error", error=query["error"][:80])
+            raise refused("provider_error", error=query["error"][:80])
         if not query.get("code"):
-            raise Refused("no_code")
+            raise refused("no_code")
         tokens = self.provider.exchange(query["code"], pending.verifier)
         found, _ = self._account(tokens, pending.nonce)
         kept = _kept(tokens)
@@ -200,7 +197,7 @@ async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body
 
 def reason(exc: KitError, t: Any) -> str:
     """Why a sign-in was refused, in the page's language when the chat itself refused it."""
-    return t(f"oidc.{exc.key}", **exc.values) if isinstance(exc, Refused) else str(exc)
+    return t(f"oidc.{exc.key}", **exc.values) if isinstance(exc, SignInError) and exc.key else str(exc)
 
 
 def refusal_page(lang: str, exc: KitError) -> bytes:
