@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle, install_model, sse_events, start_server
+from helpers import ServerHandle, install_model, sse_events, start_server
 
 from benchmarks.attachment_files import (
     FRENCH_PAGES,
@@ -303,3 +303,16 @@ def test_passages_sections_and_quoting_without_the_model() -> None:
     assert decode_data_url("data:text/plain;base64,Ym9uam91cg==", "a.txt") == b"bonjour"
     with pytest.raises(Exception, match="data URL"):
         decode_data_url("bonjour", "a.txt")
+
+
+@needs_ocr
+def test_doctor_checks_tesseract_and_its_languages() -> None:
+    from kit.config import Settings
+    from kit.ops.doctor import check_ocr
+
+    settings = Settings()
+    found = check_ocr(settings)
+    assert found.status == "PASS" and "fra+eng" in found.detail
+    settings.attachments.ocr_languages = "fra+xyz"
+    missing = check_ocr(settings)
+    assert missing.status == "WARN" and "xyz" in missing.detail and missing.fix == "apt-get install tesseract-ocr-xyz"

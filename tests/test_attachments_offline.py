@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import KIT, install_model, write_config
+from helpers import KIT, install_model, write_config
 
 from benchmarks.attachment_files import FRENCH_PAGES, scanned_pdf
 
