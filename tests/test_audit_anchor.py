@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import ServerHandle
+from helpers import ServerHandle
 
 from kit.audit import AuditEvent, AuditRow, pseudonymize, publish_head
 from kit.audit.database import Database

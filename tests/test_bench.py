@@ -239,6 +239,7 @@ def test_serving_against_llama_cpp_server(tmp_path: Path) -> None:
     assert "ref" in res.output and "TTFT p95 ms" in res.output
 
 
+@pytest.mark.slow  # runs the real model behind llama-cpp-python's server
 def test_serving_rounds_run_the_targets_together_taking_turns(tmp_path: Path) -> None:
     """`--rounds 2`: every target is started before the first is measured, the order rotates each round
     (a b, then b a), and each level's row pools both passes of its target."""

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_kit
+from helpers import ROOT, run_kit
 
 from kit.bundle.create import seal, write_tar
 from kit.bundle.manifest import Component
@@ -217,6 +217,7 @@ def test_an_extracted_folder_may_hold_its_install_but_not_a_changed_file(tmp_pat
     assert [p.split(":")[0] for p in report.problems] == ["models.lock"]
 
 
+@pytest.mark.slow  # install.sh makes a virtual environment and installs cryptography into it
 def test_install_refuses_a_bundle_not_signed_by_the_sites_key(tmp_path: Path) -> None:
     from kit.bundle.manifest import load_private_key
 

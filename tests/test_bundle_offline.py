@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KIT, ROOT, install_model, write_config
+from helpers import KIT, ROOT, install_model, write_config
 from test_offline import DRIVER
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]

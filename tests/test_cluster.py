@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import KIT, EngineProcess, free_port, install_model, redis_running, run_kit, wait_healthy, write_config
+from helpers import KIT, EngineProcess, free_port, install_model, redis_running, run_kit, wait_healthy, write_config
 
 from kit.bench.serving import Target
 from kit.engine.pool import Member, rendezvous_order

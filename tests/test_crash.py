@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import KIT, free_port, run_kit, wait_healthy
+from helpers import KIT, free_port, run_kit, wait_healthy
 
 from kit.config import load_settings
 

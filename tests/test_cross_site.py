@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle, install_model, serve_app, start_server
+from helpers import ServerHandle, install_model, serve_app, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_config
+from helpers import write_config
 
 from kit.audit import AuditEvent, AuditLog
 from kit.config import load_settings

@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import KIT, ROOT
+from helpers import KIT, ROOT
 
 FAKE_PYTHON = """#!/bin/sh
 case "$1" in
@@ -43,6 +43,7 @@ mkdir "$T/units" && cp /etc/systemd/system/kit-*.service /etc/systemd/system/kit
 """
 
 
+@pytest.mark.slow  # the whole system install, users and units included
 def test_system_install(tmp_path: Path) -> None:
     unshare = shutil.which("unshare")
     if os.geteuid() != 0 or unshare is None:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import KIT, free_port
+from helpers import KIT, free_port
 
 SANDBOX_C = r"""
 #define _GNU_SOURCE
@@ -147,6 +147,7 @@ def test_maintenance_commands_under_its_restrictions(jail: list[str]) -> None:
         assert r.returncode == 0, f"kit {' '.join(command)}: {r.stdout}\n{r.stderr}"
 
 
+@pytest.mark.slow  # starts the whole browser chat in its own process
 def test_chat_page_under_its_restrictions(jail: list[str], tmp_path: Path) -> None:
     import httpx
 

@@ -38,6 +38,7 @@ engine.close()
 """
 
 
+@pytest.mark.slow  # runs the real model: eight sequences decoded at once
 def test_a_batch_of_several_sequences_decodes_without_crashing(tmp_path: Path) -> None:
     """Warm-up at load and then eight prompts of 20-30 tokens read together: the batch shapes that sent
     llama.cpp's AMX kernels into a segmentation fault on AMX machines (exit -11 before the fix)."""
@@ -173,3 +174,17 @@ def test_gpu_offload_leaves_openmp_waits_to_the_runtime(monkeypatch: pytest.Monk
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     assert openmp_waits(gpu_layers=-1) == "OpenMP runtime default (GPU offload)"
     assert "GOMP_SPINCOUNT" not in os.environ
+
+
+@pytest.mark.slow
+def test_engine_renders_model_template_like_llama_cpp(installed_home: Path) -> None:
+    from kit.engine.llama import LlamaEngine
+
+    path = next((installed_home / "models").glob("*/*.gguf"))
+    engine = LlamaEngine(path, parallel=1, ctx=512)
+    try:
+        prompt = engine.render_chat([{"role": "system", "content": "S"}, {"role": "user", "content": "U"}])
+        assert prompt == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
+        assert "im_start" in (engine.chat_template or "")
+    finally:
+        engine.close()

@@ -218,3 +218,35 @@ def test_a_reused_sequence_is_copied_into_memory_made_ahead() -> None:
         assert len(engine._cache) == 1 and buffers.made_inline == 0
     finally:
         engine.close()
+
+
+@pytest.mark.slow
+def test_engine_reuses_cached_prompt_prefix(installed_home: Path) -> None:
+    """A follow-up turn only reads what is new: the conversation so far is still in the sequence's cache."""
+    from kit.engine.base import SamplingParams, collect
+    from kit.engine.llama import LlamaEngine
+
+    path = next((installed_home / "models").glob("*/*.gguf"))
+    engine = LlamaEngine(path, parallel=2, ctx=1024)
+    try:
+        params = SamplingParams(max_tokens=12, temperature=0)
+        turn = [{"role": "system", "content": "You are a helpful assistant for a French city hall."},
+                {"role": "user", "content": "Name one French city."}]
+        first, _ = collect(engine.submit_chat(turn, params))
+        assert engine.stats.prompt_tokens_cached == 0
+        again, _ = collect(engine.submit_chat(turn, params))
+        assert again == first  # same greedy answer from the cached prefix
+        cached = engine.stats.prompt_tokens_cached
+        assert cached == engine.count_chat_tokens(turn) - 1
+        follow = [*turn, {"role": "assistant", "content": first}, {"role": "user", "content": "And another?"}]
+        gen = engine.submit_chat(follow, params)
+        collect(gen)
+        assert engine.stats.prompt_tokens_cached - cached >= engine.count_chat_tokens(turn)
+        # another conversation in parallel does not disturb the cached one, and cancelling frees its slot
+        other = engine.submit_chat([{"role": "user", "content": "Write a long poem."}],
+                                   SamplingParams(max_tokens=200, temperature=0))
+        other.cancel()
+        collect(other)
+        assert collect(engine.submit_chat(turn, params))[0] == first
+    finally:
+        engine.close()

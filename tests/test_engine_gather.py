@@ -159,8 +159,9 @@ def test_the_first_requests_of_connections_opened_together_are_read_in_one_step(
     first request is not read alone with the others a step later."""
     import socket
 
+    from helpers import serve_app
+
     from kit.gateway.engine_api import create_engine_app
-    from tests.conftest import serve_app
 
     url, stop = serve_app(create_engine_app(engine, api_key=None, name="t"), engine=engine)
     port = int(url.rsplit(":", 1)[1])
@@ -232,7 +233,7 @@ def test_without_httptools_no_connection_is_announced(monkeypatch: pytest.Monkey
     import importlib.util
     import socket
 
-    from tests.conftest import serve_app
+    from helpers import serve_app
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "httptools" else

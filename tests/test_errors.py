@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ServerHandle
 from echo_engine import start_echo_gateway
+from helpers import ServerHandle
 
 import kit
 from kit.errors import KitError
@@ -163,3 +163,36 @@ def test_the_cli_uses_the_same_rule_for_users_and_documents(kit_env: Path, tmp_p
     note.write_text("Le télétravail est possible deux jours par semaine.", encoding="utf-8")
     r = runner.invoke(cli, ["docs", "ingest", str(note), "--group", "bad group!"])
     assert isinstance(r.exception, UsageError) and "bad group!" in str(r.exception)
+
+
+# --- hostile bodies that once gave a 500 ----------------------------------------------------------
+
+def _chat(text: str = "Say hello.") -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": text}], "max_tokens": 4, "temperature": 0}
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": ' + b"9" * 5000 + b"}",
+    b'{"messages": [{"role": "user", "content": "\\ud800"}], "max_tokens": 4}',
+])
+def test_hostile_json_gets_a_400(gw: ServerHandle, raw: bytes) -> None:
+    h = {**gw.headers("alice"), "Content-Type": "application/json"}
+    r = httpx.post(gw.url + "/v1/chat/completions", headers=h, content=raw)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"]
+
+
+def test_lone_surrogate_in_titles_and_scans_gets_a_400(gw: ServerHandle) -> None:
+    h = {**gw.headers("alice"), "Content-Type": "application/json"}
+    for path, raw in (("/v1/conversations", b'{"title": "x\\udfff"}'), ("/v1/privacy/scan", b'{"text": "\\ud800"}')):
+        r = httpx.post(gw.url + path, headers=h, content=raw)
+        assert r.status_code == 400, (path, r.text)
+
+
+def test_unknown_field_in_acknowledge_is_named(gw: ServerHandle) -> None:
+    charter = httpx.get(gw.url + "/v1/charter", headers=gw.headers("erin")).json()
+    r = httpx.post(gw.url + "/v1/charter/acknowledge", headers=gw.headers("erin"),
+                   json={"version": charter["version"], "answers": [0, 1, 1]})
+    assert r.status_code == 422 and "answers" in r.json()["error"]["message"]
+    r = httpx.post(gw.url + "/v1/chat/completions", headers=gw.headers("erin"), json=_chat())
+    assert r.status_code == 403 and "quiz_answers" in r.json()["error"]["message"]

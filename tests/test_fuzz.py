@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle
+from helpers import ServerHandle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

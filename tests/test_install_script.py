@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+from helpers import ROOT
 
 SCRIPT = str(ROOT / "scripts" / "install.sh")
 

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import KIT, install_model, write_config
+from helpers import KIT, install_model, write_config
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import install_model, start_server
+from helpers import install_model, start_server
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import EngineProcess, ServerHandle, install_model, start_server, write_config
+from helpers import EngineProcess, ServerHandle, install_model, start_server, write_config
 
 from kit.engine.base import SamplingParams
 from kit.engine.pool import Member, affinity_key, rendezvous_order

@@ -27,11 +27,6 @@ def structured(text: str) -> list[tuple[str, str]]:
     return [(c.type, text[c.start:c.end]) for c in rec.resolve(rec.find_structured(text)) if c.type in pf.STRUCTURED]
 
 
-@pytest.fixture(scope="module")
-def detector() -> Detector:
-    return Detector()
-
-
 # ---------------------------------------------------------------- the plain view and its offsets
 
 
@@ -182,7 +177,7 @@ def test_clean_set_through_the_detector_has_no_structured_finding(detector: Dete
 
 
 def test_bench_privacy_command_runs_the_benchmark_with_the_clean_set(tmp_path: Path) -> None:
-    from conftest import run_kit
+    from helpers import run_kit
 
     r = run_kit("bench", "privacy", "--help", cwd=ROOT)
     assert r.returncode == 0 and "--clean" in r.stdout and "--no-scaling" in r.stdout, r.stderr

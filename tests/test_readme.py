@@ -7,7 +7,7 @@ import re
 import shlex
 
 import click
-from conftest import ROOT
+from helpers import ROOT
 
 from kit.cli.main import cli
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import KIT, PURPOSE, free_port, run_kit, wait_healthy, write_config
+from helpers import KIT, PURPOSE, free_port, run_kit, wait_healthy, write_config
 
 from kit.ops.report import SECTIONS
 

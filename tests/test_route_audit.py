@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle
+from helpers import ServerHandle
 
 pytestmark = pytest.mark.slow
 

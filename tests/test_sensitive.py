@@ -19,11 +19,6 @@ SENSITIVE = ("SENSITIVE_HEALTH", "SENSITIVE_RELIGION", "SENSITIVE_POLITICS", "SE
              "SENSITIVE_SEXUALITY", "SENSITIVE_ORIGIN", "SENSITIVE_CRIMINAL")
 
 
-@pytest.fixture(scope="module")
-def detector() -> Detector:
-    return Detector()
-
-
 def kinds(detector: Detector, text: str) -> set[str]:
     return {f.type for f in detector.scan(text)}
 

@@ -2,9 +2,10 @@
 concurrent attempts, the browser's address reaching the gateway, the chat's event loop during a burst of
 sign-ins, and the lifetime of sign-in sessions (idle, absolute, bound to the password and role).
 
-One real gateway (real model, real user store) and two chats on it per module, over HTTP on 127.0.0.1;
-each test signs in from its own loopback source address (127.0.0.x), so the per-address throttle of one
-test does not reach another."""
+One real gateway (echo engine: no answer is read here; real user store) and two chats on it per module,
+over HTTP on 127.0.0.1; each test signs in from its own loopback source address (127.0.0.x), so the
+per-address throttle of one test does not reach another. The two sessions-in-real-time tests wait on the
+clock (slow); test_session_lifetimes_with_a_clock checks the same rules without waiting."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, install_model, serve_app, start_server
+from echo_engine import start_echo_gateway
+from helpers import free_port, serve_app
 
 PASSWORD = "un mot de passe solide"
 LIMIT = 5  # failed sign-ins per account and per address in the window (kit.gateway.auth.Throttle)
@@ -45,15 +47,15 @@ def sign_in(client: httpx.Client, url: str, user: str, password: str = PASSWORD,
 
 
 @pytest.fixture(scope="module")
-def stack(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     from kit.config import load_settings
     from kit.storage.users import add_user
     from ui.app import launch_ui
 
     base = tmp_path_factory.mktemp("signin")
-    home = install_model(model_store, base / "home")
+    home = base / "home"
     old = os.environ.get("KIT_HOME")
-    gateway, stop = start_server(home, base / "kit.yaml", parallel=1, ctx=512, ui={"auth": "local"})
+    gateway, stop = start_echo_gateway(home, base / "kit.yaml", ui={"auth": "local"})
     for name in ["alice", "bob", "carol", "dave", "erin"] + [f"user{i:02d}" for i in range(16)]:
         add_user(home, name, "user", PASSWORD)
     demos = []
@@ -125,7 +127,8 @@ def test_the_browsers_address_reaches_the_gateway_and_spoofed_headers_do_not(sta
     assert codes[LIMIT:] == [429] * (12 - LIMIT), codes
     assert right.status_code == 429 and int(right.headers["Retry-After"]) > 0, right.text
     detail = right.json()["detail"]
-    assert "réessayez" in detail and "try again" in detail  # in both languages
+    assert detail["reason"] == "rate_limit_exceeded" and detail["retry_after"] > 0  # the address, not the account
+    assert "réessayez" in detail["message"] and "try again" in detail["message"]  # in both languages
     with from_address("127.0.0.4") as other:  # another browser is not held back
         assert sign_in(other, stack.chat, "dave").status_code == 200
 
@@ -149,7 +152,7 @@ def test_the_chats_event_loop_stays_free_during_a_burst_of_sign_ins(tmp_path: Pa
                             status_code=401)
 
     gateway_url, stop = serve_app(slow)
-    from conftest import write_config
+    from helpers import write_config
 
     settings = load_settings(write_config(tmp_path / "k.yaml", ui={"auth": "local"}))
     port = free_port()
@@ -181,6 +184,35 @@ def test_the_chats_event_loop_stays_free_during_a_burst_of_sign_ins(tmp_path: Pa
         stop()
 
 
+def test_a_locked_account_is_said_locked_even_with_the_right_password_until_unlocked(stack: Stack) -> None:
+    """Failed sign-ins from several addresses lock the account itself: the right password then gets "locked",
+    with when the lock ends, through the gateway and the chat; `kit users unlock` ends it at once, also for the
+    address the failures came from."""
+    from kit.storage.users import add_user, unlock_user
+
+    add_user(stack.home, "gina", "user", PASSWORD)
+    for i in range(LIMIT):  # one failure from each of LIMIT addresses: no address is held back
+        with from_address(f"127.0.1.{i + 1}") as browser:
+            assert sign_in(browser, stack.chat, "gina", "wrong password").status_code in (400, 401)
+    with from_address("127.0.1.50") as browser:
+        locked = sign_in(browser, stack.chat, "gina")  # the right password
+    assert locked.status_code == 429, locked.text
+    detail = locked.json()["detail"]
+    assert detail["reason"] == "account_locked" and 0 < detail["retry_after"] <= 301
+    assert int(locked.headers["Retry-After"]) == detail["retry_after"]
+    assert "verrouillé" in detail["message"] and "locked" in detail["message"]
+    url = stack.gateway.url + "/v1/auth/login"
+    r = httpx.post(url, headers=stack.gateway.headers(None), json={"user": "GINA", "password": PASSWORD}, timeout=60)
+    assert r.status_code == 429 and r.json()["error"]["code"] == "account_locked", r.text  # any case of the name
+
+    unlock_user(stack.home, "gina")
+    with from_address("127.0.1.1") as browser:  # an address whose failure was for this account: given back too
+        assert sign_in(browser, stack.chat, "gina").status_code == 200
+    with from_address("127.0.1.2") as browser:  # unlocked once: a new failure counts from zero
+        assert sign_in(browser, stack.chat, "gina", "wrong password").status_code in (400, 401)
+        assert sign_in(browser, stack.chat, "gina").status_code == 200
+
+
 # --- sessions --------------------------------------------------------------------------------------------
 
 
@@ -188,6 +220,7 @@ def logged_in(client: httpx.Client, url: str) -> bool:
     return client.get(url + "/gradio_api/login_check").status_code == 200
 
 
+@pytest.mark.slow  # waits on the clock: IDLE_S twice over
 def test_sessions_end_after_their_idle_time(stack: Stack) -> None:
     with from_address("127.0.0.5") as browser:
         assert sign_in(browser, stack.short, "erin").status_code == 200
@@ -199,6 +232,7 @@ def test_sessions_end_after_their_idle_time(stack: Stack) -> None:
         assert not logged_in(browser, stack.short)  # and it stays ended
 
 
+@pytest.mark.slow  # waits on the clock: MAX_S
 def test_sessions_end_after_their_absolute_time_even_in_use(stack: Stack) -> None:
     with from_address("127.0.0.6") as browser:
         assert sign_in(browser, stack.short, "erin").status_code == 200
@@ -281,7 +315,7 @@ def test_session_lifetimes_with_a_clock() -> None:
 
 
 def test_session_lifetimes_are_configurable(tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.config import load_settings, template
     from kit.errors import ConfigError
@@ -297,7 +331,7 @@ def test_session_lifetimes_are_configurable(tmp_path: Path) -> None:
 
 
 def test_doctor_flags_long_session_lifetimes(tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.config import load_settings
     from kit.ops.security import check_sessions, security_checks

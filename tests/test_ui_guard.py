@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle, free_port, install_model, start_server
+from helpers import ServerHandle, free_port, install_model, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

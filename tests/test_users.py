@@ -127,7 +127,7 @@ def test_cli_users(kit_env: Path) -> None:
 
 
 def test_ui_refuses_to_start_without_purpose_or_open_without_auth(kit_env: Path, tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.config import load_settings
     from kit.errors import ConfigError
@@ -154,7 +154,7 @@ class _Request:
 
 
 def test_identity_by_sign_in_mode(kit_env: Path, tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.config import load_settings
     from kit.storage.users import get_role
@@ -187,7 +187,7 @@ def test_identity_by_sign_in_mode(kit_env: Path, tmp_path: Path) -> None:
 def test_up_reports_a_gateway_that_fails_to_start(
     kit_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from conftest import free_port
+    from helpers import free_port
 
     # a remote engine without a processing agreement: `kit serve` refuses to start
     monkeypatch.setenv("KIT_SERVER__ENGINE_URL", "http://203.0.113.7:8080")
@@ -200,7 +200,7 @@ def test_up_reports_a_gateway_that_fails_to_start(
 
 
 def test_a_repeated_proxy_header_is_refused(kit_env: Path, tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
     from starlette.datastructures import Headers
 
     from kit.config import load_settings
@@ -216,7 +216,7 @@ def test_a_repeated_proxy_header_is_refused(kit_env: Path, tmp_path: Path) -> No
 
 
 def test_renewing_the_chats_service_key_revokes_the_old_one(kit_env: Path, tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.cli.ui import UI_KEY_FILE, _service_key
     from kit.config import load_settings
@@ -238,7 +238,7 @@ def test_renewing_the_chats_service_key_revokes_the_old_one(kit_env: Path, tmp_p
 def test_a_password_change_ends_open_sessions(kit_env: Path, tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.config import load_settings
     from kit.storage.users import check_password, session_stamp
@@ -261,3 +261,38 @@ def test_a_password_change_ends_open_sessions(kit_env: Path, tmp_path: Path) -> 
     assert base._session_valid("alice", request) is False
     assert base.sessions.check("tok1") is None  # ended for good
     client.close()
+
+
+def test_cli_users_groups_role_and_unlock(kit_env: Path) -> None:
+    from kit.storage.users import get_user, unlocked_at
+
+    runner = CliRunner()
+    cli = _cli()
+    r = runner.invoke(cli, ["users", "add", "ana", "-g", "rh", "-g", "paie", "--password-stdin"], input=PASSWORD + "\n")
+    assert r.exit_code == 0, r.output
+    runner.invoke(cli, ["users", "add", "bob", "--password-stdin"], input=PASSWORD + "\n")
+    lines = runner.invoke(cli, ["users", "list"]).output.splitlines()
+    assert lines[0].split() == ["NAME", "ROLE", "GROUPS", "CREATED"]
+    assert lines[1].split()[:3] == ["ana", "user", "paie,rh"] and lines[2].split()[:3] == ["bob", "user", "-"]
+
+    r = runner.invoke(cli, ["users", "set", "bob", "--group", "voirie", "-g", "rh", "--role", "auditor"])
+    assert r.exit_code == 0, r.output
+    bob = get_user(kit_env, "bob")
+    assert bob is not None and bob.groups == ("rh", "voirie") and bob.role == "auditor"
+    r = runner.invoke(cli, ["users", "set", "bob", "--no-groups"])
+    assert r.exit_code == 0 and get_user(kit_env, "bob").groups == ()  # type: ignore[union-attr]
+    for bad, said in ((["users", "set", "bob"], "nothing to change"),
+                      (["users", "set", "bob", "-g", "rh", "--no-groups"], "not both"),
+                      (["users", "set", "nobody", "-g", "rh"], "no user named 'nobody'"),
+                      (["users", "set", "bob", "-g", "a b"], "group"),
+                      (["users", "unlock", "nobody"], "no user named 'nobody'")):
+        r = runner.invoke(cli, bad)
+        assert r.exit_code != 0 and said in r.output + str(r.exception), (bad, r.output, r.exception)
+
+    assert unlocked_at(kit_env, "ana") is None
+    r = runner.invoke(cli, ["users", "unlock", "ana"])
+    assert r.exit_code == 0 and "unlocked" in r.output, r.output
+    first = unlocked_at(kit_env, "ANA")
+    assert first is not None
+    runner.invoke(cli, ["users", "unlock", "ana"])
+    assert unlocked_at(kit_env, "ana") not in (None, first)  # each unlock is a new time the gateways apply

@@ -9,6 +9,7 @@ loaded from outside the machine: no analytics, no share link, no web fonts, no C
 from __future__ import annotations
 
 import atexit
+import json
 import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported anywhere
@@ -22,6 +23,7 @@ from starlette.middleware import Middleware  # noqa: E402
 from kit.config import Settings  # noqa: E402
 from ui import page  # noqa: E402
 from ui.admin import AdminHandlers  # noqa: E402
+from ui.attach import AttachHandlers  # noqa: E402
 from ui.base import Base  # noqa: E402
 from ui.chat import ChatHandlers  # noqa: E402
 from ui.client import GatewayClient  # noqa: E402
@@ -29,9 +31,11 @@ from ui.documents import DocumentHandlers  # noqa: E402
 from ui.downloads import Downloads  # noqa: E402
 from ui.guard import Doorman, PageGuard, gate_lifespan  # noqa: E402
 from ui.history import HistoryHandlers  # noqa: E402
+from ui.oidc import OidcGate, OidcSignIn  # noqa: E402
+from ui.ownpages import OwnPages  # noqa: E402
 from ui.pages import PageHandlers  # noqa: E402
 from ui.sessions import SessionGuard, Sessions, make_sign_in  # noqa: E402
-from ui.texts import texts  # noqa: E402
+from ui.texts import LANGUAGES, texts  # noqa: E402
 from ui.usage import UsageHandlers  # noqa: E402
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -39,7 +43,8 @@ H = TypeVar("H", bound=Base)
 
 
 def theme() -> gr.themes.Base:
-    """Soft theme on the system's own fonts: no font is fetched from anywhere."""
+    """Soft theme on the system's own fonts (no font is fetched from anywhere), with the text colours darkened
+    where Gradio's defaults read below the 4.5:1 contrast WCAG 2.1 AA asks (labels, buttons, subdued text)."""
     return gr.themes.Soft(
         primary_hue="blue",
         secondary_hue="slate",
@@ -47,6 +52,26 @@ def theme() -> gr.themes.Base:
         radius_size="md",
         font=["system-ui", "-apple-system", "'Segoe UI'", "Roboto", "'Helvetica Neue'", "Arial", "sans-serif"],
         font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "'Liberation Mono'", "monospace"],
+    ).set(
+        body_text_color_subdued="*neutral_600",
+        block_label_text_color="*primary_800",
+        block_title_text_color="*primary_800",
+        block_info_text_color="*neutral_600",
+        color_accent="*primary_700",
+        color_accent_soft="*primary_100",
+        link_text_color="*primary_700",
+        link_text_color_visited="*primary_800",
+        button_primary_background_fill="*primary_700",
+        button_primary_background_fill_hover="*primary_800",
+        button_primary_border_color="*primary_700",
+        button_primary_border_color_hover="*primary_800",
+        button_primary_text_color="white",
+        button_cancel_text_color="#991b1b",
+        checkbox_label_background_fill_selected="*primary_700",
+        checkbox_background_color_selected="*primary_700",
+        checkbox_border_color_selected="*primary_700",
+        input_placeholder_color="*neutral_500",
+        loader_color="*primary_700",
     )
 
 
@@ -90,15 +115,29 @@ def create_ui(
             admin=admin,
             documents=part(DocumentHandlers, p.documents),
             usage=part(UsageHandlers, p.usage),
+            attach=part(AttachHandlers, p.chat),
         )
         page.wire(demo, p, handlers)
     return demo
 
 
+A11Y_KEYS = ("language_switch", "conversation", "user_message", "bot_message", "copy", "clear", "like", "dislike",
+             "more_tabs")
+
+
 def head_html() -> str:
-    """Local script (copy without the AI label markup, then the watermark) and page metadata."""
+    """Local script (copy without the AI label markup, then the watermark; accessible names in the page's
+    language, whose texts it is given here; our words in the file drop zones) and page metadata."""
     script = (STATIC / "kit.js").read_text(encoding="utf-8")
-    return f'<meta name="robots" content="noindex,nofollow">\n<script>\n{script}\n</script>'
+    names = {lang: {key: texts(lang)(f"a11y.{key}") for key in A11Y_KEYS} for lang in LANGUAGES}
+    data = json.dumps(names, ensure_ascii=False).replace("<", "\\u003c")
+    words = {}  # Gradio's words in its file drop zones (in the browser's language), and ours in their place
+    for lang in LANGUAGES:
+        t = texts(lang)
+        words.update({t("gradio_upload.drop"): t("docs.upload_drop"), t("gradio_upload.click"): t("docs.upload_click")})
+    upload = json.dumps(words, ensure_ascii=False).replace("<", "\\u003c")
+    return (f'<meta name="robots" content="noindex,nofollow">\n<script>\nwindow.kitA11y = {data};\n'
+            f"window.kitUploadText = {upload};\n{script}\n</script>")
 
 
 def launch_ui(
@@ -126,6 +165,13 @@ def launch_ui(
     demo = create_ui(settings, api_url, api_key=api_key, max_tokens=max_tokens, sessions=sessions,
                      downloads=downloads)
     auth = make_sign_in(GatewayClient(api_url, api_key)) if settings.ui.auth == "local" else None
+    middleware = [
+        Middleware(PageGuard, lang=settings.ui.default_language, doorman=doorman, downloads=downloads),
+        Middleware(SessionGuard, sessions=sessions),
+        Middleware(OwnPages, settings=settings),  # the sign-in page and the accessibility statement
+    ]
+    if settings.ui.auth == "oidc":  # the provider's sign-in routes, inside the session guard
+        middleware.append(Middleware(OidcGate, signin=OidcSignIn(settings, sessions, GatewayClient(api_url, api_key))))
     fr, en = texts("fr"), texts("en")
     demo.queue(default_concurrency_limit=16)
     demo.launch(
@@ -150,10 +196,7 @@ def launch_ui(
         head=head_html(),
         favicon_path=STATIC / "favicon.png" if (STATIC / "favicon.png").exists() else None,
         app_kwargs={
-            "middleware": [
-                Middleware(PageGuard, lang=settings.ui.default_language, doorman=doorman, downloads=downloads),
-                Middleware(SessionGuard, sessions=sessions),
-            ],
+            "middleware": middleware,
             "lifespan": gate_lifespan(doorman),  # around Gradio's own middleware, whose CORS grants other sites
             "docs_url": None,
             "redoc_url": None,

@@ -22,7 +22,7 @@ Responses:
   address; ``X-Content-Type-Options``, ``X-Frame-Options`` and a closed ``Permissions-Policy``.
 * The social-preview tags of Gradio's page template (which name images on outside hosts) are
   removed from HTML pages, so no link-preview robot is sent there either; the page's language is
-  the configured default one (the language switch updates it).
+  the one asked for (``?lang=``), else the configured default one (the language switch updates it).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from kit import config as hosts  # the host and origin rules shared with the gat
 from kit.config import Settings
 from ui.auth import trusted
 from ui.downloads import PREFIX, Downloads, request_headers, session_owner
+from ui.standalone import page_lang
 from ui.texts import texts
 
 CSP = "; ".join(
@@ -69,7 +70,8 @@ HEADERS = {
 SOCIAL_META = re.compile(rb'<meta\s+(?:property|name)="(?:og|twitter):[^"]*"\s+content="[^"]*"\s*/?>\s*')
 HTML_LANG = re.compile(rb'(<html\s+lang=")[a-zA-Z-]*(")')
 NOT_SERVED = frozenset({"/gradio_api/token", "/gradio_api/token/"})
-NAVIGATION_ONLY_HERE = ("/logout", PREFIX)  # state-changing GETs: never from another site, even as a link
+# state-changing GETs: never from another site, even as a link
+NAVIGATION_ONLY_HERE = ("/logout", "/auth/logout", PREFIX)
 COOKIE_FLAGS = frozenset({"samesite", "secure", "httponly"})
 
 
@@ -234,7 +236,8 @@ class PageGuard:
             return
         if path.endswith("/gradio_api/upload"):
             send = self.upload_send(send)
-        await self.app(scope, receive, self.guarded_send(send, self.doorman.over_tls(scope, headers)))
+        lang = page_lang(scope, self.lang.decode()).encode()  # the language asked for (?lang=), else the default
+        await self.app(scope, receive, self.guarded_send(send, self.doorman.over_tls(scope, headers), lang))
 
     def upload_send(self, send: Any) -> Any:
         """Gradio's refusal of a file over ``ui.max_upload_bytes`` (413, in English only), said in both languages."""
@@ -281,7 +284,7 @@ class PageGuard:
         await send({"type": "http.response.start", "status": 200, "headers": out})
         await send({"type": "http.response.body", "body": data, "more_body": False})
 
-    def guarded_send(self, send: Any, secure: bool) -> Any:
+    def guarded_send(self, send: Any, secure: bool, lang: bytes | None = None) -> Any:
         held: dict[str, Any] = {}
         body = bytearray()
 
@@ -304,7 +307,8 @@ class PageGuard:
                 body.extend(message.get("body", b""))
                 if message.get("more_body"):
                     return
-                page = HTML_LANG.sub(rb"\g<1>" + self.lang + rb"\g<2>", SOCIAL_META.sub(b"", bytes(body)), count=1)
+                page = HTML_LANG.sub(rb"\g<1>" + (lang or self.lang) + rb"\g<2>", SOCIAL_META.sub(b"", bytes(body)),
+                                     count=1)
                 start = held.pop("start")
                 MutableHeaders(scope=start)["content-length"] = str(len(page))
                 await send(start)

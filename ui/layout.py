@@ -64,7 +64,7 @@ def brand_html(settings: Settings, t: Texts) -> str:
     sub = f'<div class="kit-sub">{html.escape(t("app.subtitle", organisation=org))}</div>' if org else ""
     return (
         f'<div class="kit-brand"><span class="kit-logo" aria-hidden="true">◆</span>'
-        f'<div><div class="kit-title">{html.escape(t("app.title"))}</div>{sub}</div></div>'
+        f'<div><h1 class="kit-title">{html.escape(t("app.title"))}</h1>{sub}</div></div>'
     )
 
 
@@ -86,24 +86,28 @@ def build_header(settings: Settings, lang: str, t: Texts, labels: Labels) -> Hea
     with gr.Row(elem_id="kit-header", equal_height=True):
         brand = gr.HTML(brand_html(settings, t), elem_id="kit-brand-box")
         who_md = gr.Markdown("", elem_id="kit-who")
-        switch = gr.Radio(
-            choices=language_choices(),
-            value=lang,
-            show_label=False,
-            container=False,
-            elem_id="kit-lang",
-            scale=0,
-            min_width=190,
+        switch = lab(
+            gr.Radio(
+                choices=language_choices(),
+                value=lang,
+                label=t("a11y.language_switch"),  # its name for screen readers (kit.js names the group with it)
+                show_label=False,
+                container=False,
+                elem_id="kit-lang",
+                scale=0,
+                min_width=190,
+            ),
+            label="a11y.language_switch",
         )
         logout = lab(
             gr.Button(
                 t("app.logout"),
-                link="/logout",
+                link="/auth/logout" if settings.ui.auth == "oidc" else "/logout",
                 size="sm",
                 variant="secondary",
                 scale=0,
                 min_width=120,
-                visible=settings.ui.auth == "local",
+                visible=settings.ui.auth in ("local", "oidc"),
                 elem_id="kit-logout",
             ),
             value="app.logout",
@@ -134,13 +138,13 @@ class Gate:
     msg: gr.Markdown
 
     def headings(self, t: Texts) -> dict[Any, Any]:
-        return {self.head: f"# {t('gate.title')}"}
+        return {self.head: f"## {t('gate.title')}"}
 
 
 def build_gate(t: Texts, labels: Labels) -> Gate:
     lab = labels.lab
     with gr.Column(visible=False, elem_id="kit-gate") as col:
-        head = gr.Markdown(f"# {t('gate.title')}")
+        head = gr.Markdown(f"## {t('gate.title')}")
         intro = lab(gr.Markdown(t("gate.intro"), elem_classes=["kit-lead"]), value="gate.intro")
         md = gr.Markdown(elem_id="kit-charter")
         with gr.Group(elem_id="kit-quiz"):

@@ -10,6 +10,7 @@ import gradio as gr
 
 from kit.config import Settings
 from ui.layout import PRIVATE, Gate, Header, Labels, States, build_gate, build_header, build_states
+from ui.standalone import footer_link
 from ui.tabs import admin, charter, chat, documents, history, usage
 from ui.tabs.admin import AdminTab
 from ui.tabs.charter import CharterTab
@@ -17,10 +18,11 @@ from ui.tabs.chat import ChatTab
 from ui.tabs.documents import DocumentsTab
 from ui.tabs.history import HistoryTab
 from ui.tabs.usage import UsageTab
-from ui.texts import Texts, texts
+from ui.texts import LANGUAGES, Texts, texts
 
 if TYPE_CHECKING:
     from ui.admin import AdminHandlers
+    from ui.attach import AttachHandlers
     from ui.chat import ChatHandlers
     from ui.documents import DocumentHandlers
     from ui.history import HistoryHandlers
@@ -42,6 +44,7 @@ class Page:
     admin: AdminTab
     documents: DocumentsTab
     usage: UsageTab
+    footer: gr.HTML
 
     def headings(self, lang: str) -> dict[Any, Any]:
         """The headings and tab labels written with their text around them (not in the label registry)."""
@@ -53,6 +56,7 @@ class Page:
             **self.history.headings(t),
             **self.charter.headings(t),
             **self.documents.headings(t),
+            self.footer: footer_html(t),
             **self.usage.headings(t),
         }
 
@@ -67,7 +71,8 @@ class Page:
                 c.report_md, a.fb_title, a.switch_title, c.chatbot, c.closed_md, c.templates, c.notice,
                 h.info, h.tools, self.charter.md, a.tab, a.switch, a.readonly, s.charter, s.model,
                 c.chat_msg, c.pii_md, c.pii_send, c.fb_md, a.stats_md, a.fb_table, a.fb_none, a.verify_md,
-                c.tab, h.tab, self.charter.tab, d.tab, d.list_title, self.usage.tab, self.usage.intro, self.usage.by,
+                c.tab, h.tab, self.charter.tab, d.tab, d.list_title, self.footer, s.lang, hd.lang,
+                self.usage.tab, self.usage.intro, self.usage.by,
             ]
         )  # fmt: skip
 
@@ -82,6 +87,11 @@ class Handlers:
     admin: AdminHandlers
     documents: DocumentHandlers
     usage: UsageHandlers
+    attach: AttachHandlers
+
+
+def footer_html(t: Texts) -> str:
+    return f'<p class="kit-footer">{footer_link(t)}</p>'
 
 
 def _unique(items: list[Any]) -> list[Any]:
@@ -108,8 +118,9 @@ def build(settings: Settings, lang: str, t: Texts) -> Page:
             admin_tab = admin.build(t, labels)
             documents_tab = documents.build(t, labels)
             usage_tab = usage.build(t, labels, settings.policy.usage_min_users)
+    footer = gr.HTML(footer_html(t), elem_id="kit-footer")  # on every screen: the accessibility statement
     return Page(labels, state, header, gate, main_col, tabs, chat_tab, history_tab, charter_tab, admin_tab,
-                documents_tab, usage_tab)
+                documents_tab, usage_tab, footer)
 
 
 def wire(demo: gr.Blocks, p: Page, h: Handlers) -> None:
@@ -117,9 +128,13 @@ def wire(demo: gr.Blocks, p: Page, h: Handlers) -> None:
     s = p.state
 
     def load(lang: str, conv: Any, request: gr.Request) -> dict[Any, Any]:
+        wanted = str(getattr(request, "query_params", {}).get("lang") or "")  # the sign-in page's language
+        lang = wanted if wanted in LANGUAGES else lang
         out = h.page.on_load(lang, conv, request)
         out.update(p.headings(lang))
         out[p.header.loading] = gr.update(visible=False)
+        out[s.lang] = lang
+        out[p.header.lang] = gr.update(value=lang)
         return out
 
     def language(request: gr.Request, lang: str, *rest: Any) -> dict[Any, Any]:
@@ -145,6 +160,7 @@ def wire(demo: gr.Blocks, p: Page, h: Handlers) -> None:
         acknowledge, [s.lang, s.charter, p.gate.confirm_cb, s.conv, s.model, *p.gate.quiz], page, **PRIVATE
     )
     chat.wire(p.chat, h.chat, s)
+    chat.wire_files(p.chat, h.chat, h.attach, s)
     history.wire(p.history, h.history, s, p.chat, p.tabs)
     admin.wire(p.admin, h.admin, s)
     documents.wire(p.documents, h.documents, s)

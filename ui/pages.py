@@ -10,6 +10,7 @@ import gradio as gr
 from ui.admin import AdminHandlers
 from ui.auth import Refusal
 from ui.base import Base
+from ui.chat import pii_buttons
 from ui.client import ApiError, Who
 from ui.layout import brand_html
 from ui.texts import Texts
@@ -25,6 +26,15 @@ from ui.views import (
 
 if TYPE_CHECKING:
     from ui.page import Page
+
+
+def merge(out: dict[Any, Any], more: dict[Any, Any]) -> dict[Any, Any]:
+    """`more` into `out`; two updates of one component are merged (a label set by the relabelling stays when a
+    later update sets the same component's value or choices)."""
+    for key, value in more.items():
+        before = out.get(key)
+        out[key] = {**before, **value} if isinstance(before, dict) and isinstance(value, dict) else value
+    return out
 
 
 class PageHandlers(Base):
@@ -107,6 +117,7 @@ class PageHandlers(Base):
                 visible=bool(closed),
                 value=t("chat.closed", message=self.esc((closed or {}).get("message") or t("errors.closed_default"))),
             ),
+            c.chat.send_btn: gr.update(value=t("chat.send"), interactive=not closed),  # closed: the banner says why
             c.chat.templates: gr.update(choices=templates, value=None, visible=bool(templates)),
             c.chat.notice: self.notice(charter, t),
             c.history.info: self.history_info(charter, t),
@@ -153,13 +164,13 @@ class PageHandlers(Base):
             charter = self.client.charter(who)
         except ApiError as err:
             return {**out, **self.screen("none", t, self.error(err, t), retry=True)}
-        out.update({c.state.charter: charter, c.state.model: model})
+        merge(out, {c.state.charter: charter, c.state.model: model})
         if (charter.get("user") or {}).get("acknowledged_at") is None:
-            out.update(self.gate_updates(charter, model, t))
-            out.update(self.screen("gate", t, warning))
+            merge(out, self.gate_updates(charter, model, t))
+            merge(out, self.screen("gate", t, warning))
             return out
-        out.update(self.main_updates(who, charter, model, conv, t))
-        out.update(self.screen("main", t, warning))
+        merge(out, self.main_updates(who, charter, model, conv, t))
+        merge(out, self.screen("main", t, warning))
         return out
 
     def acknowledge(
@@ -190,8 +201,8 @@ class PageHandlers(Base):
         except ApiError as err:
             return {c.gate.msg: self.status(ack_error(err, t), "error")}
         out = {c.state.charter: charter, c.gate.msg: self.status("")}
-        out.update(self.main_updates(who, charter, model, conv, t))
-        out.update(self.screen("main", t))
+        merge(out, self.main_updates(who, charter, model, conv, t))
+        merge(out, self.screen("main", t))
         return out
 
     # --- language -------------------------------------------------------------------------------
@@ -219,17 +230,17 @@ class PageHandlers(Base):
         out[c.header.who_md] = t("app.signed_in", user=self.esc(who.user), role=t(f"roles.{who.role}"))
         out[c.chat.chat_msg] = self.status("")
         out[c.gate.msg] = self.status("")
-        out.update(self.gate_updates(charter, model, t, list(quiz_values)))
+        merge(out, self.gate_updates(charter, model, t, list(quiz_values)))
         main = self.main_updates(who, charter, model, conv, t)
         templates = [(pick(tp.get("name"), t.lang), i) for i, tp in enumerate(charter.get("prompt_templates") or [])]
         main[c.chat.templates] = gr.update(choices=templates)
-        out.update(main)
+        merge(out, main)
         if pii_item and pii_item.get("scan"):
             markdown, state = pii_panel(pii_item["scan"], t)
             out[c.chat.pii_md] = markdown
-            out[c.chat.pii_send] = gr.update(value=t("pii.confirm_masked" if state == "masked" else "pii.confirm"))
+            out.update(pii_buttons(c.chat, state, t))
         if fb:
             out[c.chat.fb_md] = f"**{t('feedback.up_title' if fb.get('rating', 0) > 0 else 'feedback.down_title')}**"
         if admin_cache:
-            out.update(self.admin.admin_render(admin_cache, t))
+            merge(out, self.admin.admin_render(admin_cache, t))
         return out

@@ -2,7 +2,7 @@
 PostgreSQL), the keyed chain's record (chain), the log itself (append, verify, purge, export, figures) and
 its head (printed, checked, published to the system log), and the usage figures drawn from it (usage).
 
-Imports kit.errors only.
+Imports kit.errors and kit.files only.
 """
 
 from kit.audit.chain import needs_existing_key

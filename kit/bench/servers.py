@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,15 +121,20 @@ def _check_model(model: Path) -> None:
 
 @contextlib.contextmanager
 def llama_server(binary: Path, model: Path, threads: int, slots: int, ctx: int, gpu_layers: int = 0,
-                 name: str = "llama-server") -> Iterator[Target]:
-    """llama.cpp's C++ server: ``slots`` sequences (``-np``), ``ctx`` tokens each (``-c`` = ctx x slots)."""
+                 name: str = "llama-server", args: tuple[str, ...] = (),
+                 ready: Callable[[Target], None] | None = None) -> Iterator[Target]:
+    """llama.cpp's C++ server: ``slots`` sequences (``-np``), ``ctx`` tokens each (``-c`` = ctx x slots), and
+    ``args`` (e.g. ``--cache-reuse 256``); ``ready`` is called with the target once it answers."""
     _check_model(model)
     if not binary.is_file():
         raise UsageError(f"{binary} does not exist: build it with scripts/build-reference.sh.")
     port = free_port()
     argv = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-t", str(threads),
-            "-tb", str(threads), "-np", str(slots), "-c", str(ctx * slots), "-ngl", str(gpu_layers)]
-    with _process(argv, name, port, ("/health",), note=f"llama.cpp llama-server -np {slots}") as target:
+            "-tb", str(threads), "-np", str(slots), "-c", str(ctx * slots), "-ngl", str(gpu_layers), *args]
+    note = " ".join(["llama.cpp llama-server -np", str(slots), *args])
+    with _process(argv, name, port, ("/health",), note=note) as target:
+        if ready:
+            ready(target)
         yield target
 
 
@@ -159,13 +164,17 @@ NO_LIMITS = {"requests_per_minute": 0, "tokens_per_minute": 0, "tokens_per_day":
 @contextlib.contextmanager
 def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[str, Any] | None = None,
                gpu_layers: int = 0, name: str = "kit", user: str = "bench",
-               command: str = "serve", env: dict[str, str] | None = None) -> Iterator[Target]:
+               command: str = "serve", env: dict[str, str] | None = None,
+               prepare: Callable[[dict[str, str]], None] | None = None,
+               ready: Callable[[Target], None] | None = None) -> Iterator[Target]:
     """kit on ``model`` in a temporary KIT_HOME: the gateway (``command="serve"``, every usage rule on but
     the abuse limits; the bench user acknowledges the charter first) or the bare engine (``"engine"``,
     `kit engine`, the raw OpenAI API that gateways put in a pool).
 
     ``config`` is merged into the generated kit.yaml (for example to change the personal-data policy);
     ``env`` is added to the server's environment (for example llama.cpp's or OpenMP's thread settings).
+    ``prepare`` is called with that environment (``KIT_HOME`` and ``KIT_CONFIG`` set) before the server starts
+    (to ingest documents, say), ``ready`` with the target once it answers and the charter is acknowledged.
     """
     import yaml
 
@@ -192,6 +201,8 @@ def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[
         cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         port = free_port()
         environ = {**os.environ, **(env or {}), "KIT_HOME": str(home), "KIT_CONFIG": str(cfg)}
+        if prepare:
+            prepare(environ)
         argv = [sys.executable, "-m", "kit.cli", command, "--port", str(port),
                 "--parallel", str(parallel), "--ctx", str(ctx), "--threads", str(threads),
                 "--gpu-layers", str(gpu_layers)]
@@ -205,6 +216,8 @@ def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[
                       headers=headers) as target:
             if command == "serve":
                 _acknowledge(target.url, headers, cfg)
+            if ready:
+                ready(target)
             yield target
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

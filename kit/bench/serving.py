@@ -41,6 +41,10 @@ class Target:
     note: str = ""
     model: str | None = None  # model id sent in requests; default: the first of /v1/models
     pid: int | None = None  # the server's process, for a server the bench started
+    # This target's own conversations, in place of the run's (the RAG load: kit gets the questions and searches
+    # its documents, llama-server the prompts kit's search gives), and fields added to each request's body.
+    prompts: list[list[dict[str, str]]] | None = None
+    body: dict[str, Any] = field(default_factory=dict)
 
     def all_headers(self) -> dict[str, str]:
         h = dict(self.headers)
@@ -311,13 +315,15 @@ async def measure_pass(target: Target, concurrency: int, requests: int, max_toke
     limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
         model = await model_id(client, target)
+        prompts = target.prompts or prompts
         queue = list(range(requests))
         records: list[RequestRecord] = []
 
         async def worker() -> None:
             while queue:
                 i = queue.pop(0)
-                records.append(await one_request(client, target, model, prompts[i % len(prompts)], max_tokens))
+                records.append(await one_request(client, target, model, prompts[i % len(prompts)], max_tokens,
+                                                 target.body))
                 if progress:
                     progress(label, len(records), requests)
 

@@ -68,6 +68,19 @@ def _write(kind: str, payload: Any, out: Path, machine: dict[str, Any]) -> dict[
     return data
 
 
+def _rag(rag: bool, start_kit: bool, config: Any) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The RAG load and the hooks of the started servers (none without --rag)."""
+    if not rag:
+        return None, {}, {}
+    if not start_kit:
+        raise UsageError("--rag needs --kit: kit's document search gives the prompts every server gets.")
+    from kit.bench import ragload
+
+    load = ragload.make_load(max(config.requests_at(c) for c in config.concurrency))
+    return (load, {"prepare": partial(ragload.ingest, load), "ready": ragload.for_kit(load)},
+            {"args": ("--cache-reuse", "256"), "ready": ragload.for_reference(load)})
+
+
 def _ints(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -102,7 +115,8 @@ def bench() -> None:
 @click.option("--concurrency", default="1,2,4,8", show_default=True, help="Concurrent streams, per level.")
 @click.option("--requests", type=click.IntRange(1), default=None,
               help="Requests per level (default: 4 per concurrent stream, at least 8).")
-@click.option("--max-tokens", type=click.IntRange(1), default=96, show_default=True, help="Tokens per answer.")
+@click.option("--max-tokens", type=click.IntRange(1), default=None,
+              help="Tokens per answer (default: 96; 150 with --rag).")
 @click.option("--rounds", type=click.IntRange(1), default=1, show_default=True,
               help="Passes per level and target. Above 1 every target is started first and they take turns at "
                    "each level, the order rotating each round, so a noisy machine's drift falls on all alike.")
@@ -124,6 +138,10 @@ def bench() -> None:
               help="Start llama.cpp's llama-server (PATH, or alone: the one scripts/build-reference.sh built).")
 @click.option("--llama-cpp-server", "llama_cpp_server", is_flag=True,
               help="Start `python -m llama_cpp.server` twice: as shipped, and with interrupt_requests off.")
+@click.option("--rag", is_flag=True,
+              help="RAG-shaped load: questions on the labelled documents (ingested into the started kit, asked with "
+                   "its document search on), half of them follow-ups on the same excerpts; llama-server gets the "
+                   "final prompts kit's search gives, with --cache-reuse 256. Needs --kit; context 2048 at least.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Threads of started servers (default: all).")
 @click.option("--ctx", type=click.IntRange(256), default=1024, show_default=True,
               help="Context per sequence of started servers.")
@@ -131,10 +149,10 @@ def bench() -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=RESULTS, show_default=True,
               help="Result file, or folder for serving-<time>.json.")
 def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, ...], concurrency: str,
-            requests: int | None, max_tokens: int, rounds: int, prompts: Path | None, model: str | None,
+            requests: int | None, max_tokens: int | None, rounds: int, prompts: Path | None, model: str | None,
             start_kit: bool, start_kit_scan_off: bool, start_kit_engine: bool, kit_envs: tuple[str, ...],
-            kit_config: Path | None, llama_server: str | None, llama_cpp_server: bool, threads: int | None,
-            ctx: int, gpu_layers: int, out: Path) -> None:
+            kit_config: Path | None, llama_server: str | None, llama_cpp_server: bool, rag: bool,
+            threads: int | None, ctx: int, gpu_layers: int, out: Path) -> None:
     """Streaming load at each concurrency: TTFT, TPOT, ITL, latency percentiles, throughput, errors, energy."""
     from kit.bench import servers
     from kit.bench.inputs import resolve_model
@@ -145,7 +163,10 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
         raise UsageError("give one --name per --url, in the same order.")
     if len(api_keys) > 1 and len(api_keys) != len(urls):
         raise UsageError("give one --api-key for all URLs, or one per --url.")
-    config, conversations = make_config(_ints(concurrency), requests, max_tokens, prompts, rounds)
+    config, conversations = make_config(_ints(concurrency), requests, max_tokens or (150 if rag else 96), prompts,
+                                        rounds)
+    load, kit_hooks, reference_hooks = _rag(rag, start_kit, config)
+    ctx = max(ctx, 2048) if rag else ctx
     sources: list[TargetSource] = []
     for i, url in enumerate(urls):
         key = api_keys[i] if len(api_keys) > 1 else (api_keys[0] if api_keys else None)
@@ -161,7 +182,7 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
 
             extra = (yaml.safe_load(kit_config.read_text(encoding="utf-8")) if kit_config else None) or {}
             if start_kit:
-                sources.append(partial(servers.kit_server, gguf, n, top, ctx, extra, gpu_layers))
+                sources.append(partial(servers.kit_server, gguf, n, top, ctx, extra, gpu_layers, **kit_hooks))
             if start_kit_scan_off:
                 off = {**extra, "policy": {**(extra.get("policy") or {}), "pii_detection": False}}
                 sources.append(partial(servers.kit_server, gguf, n, top, ctx, off, gpu_layers, name="kit-scan-off"))
@@ -175,7 +196,7 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
             binary = servers.find_llama_server() if llama_server == "auto" else Path(llama_server)
             if binary is None:
                 raise UsageError("no llama-server found: build it with scripts/build-reference.sh, or give its path.")
-            sources.append(partial(servers.llama_server, binary, gguf, n, top, ctx, gpu_layers))
+            sources.append(partial(servers.llama_server, binary, gguf, n, top, ctx, gpu_layers, **reference_hooks))
         if llama_cpp_server:
             for interrupt in (True, False):
                 factory: Callable[[], AbstractContextManager[Target]] = partial(
@@ -193,7 +214,12 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
 
     runner = run_rounds if config.rounds > 1 else run_serving
     run = runner(sources, config, conversations, progress=_progress(), checkpoint=checkpoint)
-    data = _write("serving", run, path, machine)
+    payload: Any = run
+    if load is not None:
+        from kit.bench.results import to_jsonable
+
+        payload = {**to_jsonable(run), "rag_load": load.describe()}
+    data = _write("serving", payload, path, machine)
     click.echo(_text_table(*serving_table(data)))
     by_round, paired = rounds_table(data), paired_table(data)
     if by_round:

@@ -2,7 +2,7 @@
 
 One module per command, named after it (`kit docs` in docs.py, `kit users` in users.py...), each with
 ``register(cli)``.
-Heavy modules (llama_cpp, gradio, presidio...) are imported inside the commands that need them, so
+Heavy modules (llama_cpp, gradio, spacy...) are imported inside the commands that need them, so
 `kit --help` answers at once.
 """
 

@@ -52,24 +52,25 @@ def run_server(settings: Settings) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     settings.require_purpose()
     settings.check_engine_contract()
+    # The personal-data models load beside the model and the stores (spaCy in Python, llama.cpp mostly in C
+    # with the interpreter released): /health answers 503 "starting" until they are in, so load balancers and
+    # `kit up` send no user to a server whose first scans would wait for them.
+    detector = threading.Thread(target=lambda: get_detector().scan("warm-up"), name="kit-pii-load", daemon=True)
+    detector.start()
     state = open_state(settings)
     engine = load_engine(settings)
     app = create_app(settings, engine, state)
     stop = start_maintenance(state, settings)
-    # Load the personal-data models now, beside the server's start: /health answers 503 "starting" until they
-    # are in, so load balancers and `kit up` send no user to a server whose first scans would wait for them.
     warm = app.state.context.warm
     warm.clear()
 
     def warm_up() -> None:
-        try:
-            get_detector().scan("warm-up")
-        finally:
-            # What is loaded by now (libraries, the personal-data models) stays out of the collector's full
-            # passes: each took 0.1-0.3 s over those objects, holding the interpreter while no token streamed.
-            gc.collect()
-            gc.freeze()
-            warm.set()
+        detector.join()
+        # What is loaded by now (libraries, the personal-data models) stays out of the collector's full
+        # passes: each took 0.1-0.3 s over those objects, holding the interpreter while no token streamed.
+        gc.collect()
+        gc.freeze()
+        warm.set()
 
     threading.Thread(target=warm_up, name="kit-pii-warmup", daemon=True).start()
     noted = note_running(settings.home, "api", host=settings.server.host, port=settings.server.port,

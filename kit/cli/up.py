@@ -62,6 +62,8 @@ def _start_gateway(settings: Any, model: str, api_port: int, log_path: Path, tim
         )
     url = f"http://127.0.0.1:{api_port}"
     deadline = time.monotonic() + timeout_s
+    # The chat's libraries (Gradio: seconds) load in this process while the gateway starts in its own.
+    import ui.app  # noqa: F401
     while time.monotonic() < deadline:
         code = child.poll()
         if code is not None:

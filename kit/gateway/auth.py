@@ -13,11 +13,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from kit.config import is_loopback_host
-from kit.errors import AuthError, TooManyError
+from kit.errors import AccountLockedError, AuthError, TooManyError
 from kit.gateway.context import Context
-from kit.gateway.schemas import LoginRequest
+from kit.gateway.schemas import LoginRequest, OidcEvent
 from kit.rules.policy import LOCAL_OPERATOR, Identity
-from kit.storage.users import check_password, get_user, session_stamp
+from kit.storage.users import check_password, get_user, session_stamp, unlocked_at
 
 CLIENT_HEADER = "x-kit-client-address"  # the browser's address, as the front end saw it
 
@@ -35,31 +35,43 @@ class Throttle:
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def _wait(self, now: float, keys: tuple[str, ...]) -> int:
-        longest = 0.0
+    def _waits(self, now: float, keys: tuple[str, ...]) -> dict[str, int]:
+        """Seconds to wait for each key past its limit (keys free to go are left out)."""
+        waits = {}
         for key in keys:
             q = self._failures.get(key)
             while q and now - q[0] > self.window_s:
                 q.popleft()
             if q and len(q) >= self.limit:
-                longest = max(longest, self.window_s - (now - q[0]))
-        return int(longest) + 1 if longest else 0
+                waits[key] = int(self.window_s - (now - q[0])) + 1
+        return waits
 
     def wait(self, *keys: str) -> int:
         """Seconds to wait before the next attempt (0: go ahead)."""
         with self._lock:
-            return self._wait(time.monotonic(), keys)
+            return max(self._waits(time.monotonic(), keys).values(), default=0)
 
-    def reserve(self, *keys: str) -> tuple[int, float]:
-        """(seconds to wait, 0.0) when throttled; else (0, stamp): the attempt counts as a failure of every key
-        until ``succeed(stamp, ...)`` gives its place back."""
+    def reserve(self, *keys: str) -> tuple[dict[str, int], float]:
+        """({key: seconds to wait}, 0.0) when throttled; else ({}, stamp): the attempt counts as a failure of
+        every key until ``succeed(stamp, ...)`` gives its place back."""
         now = time.monotonic()
         with self._lock:
-            wait = self._wait(now, keys)
-            if wait:
-                return wait, 0.0
+            waits = self._waits(now, keys)
+            if waits:
+                return waits, 0.0
             self._add(now, keys)
-            return 0, now
+            return {}, now
+
+    def forget(self, key: str) -> None:
+        """Drop every failure counted against ``key`` (an administrator unlocked the account), and the same
+        attempts where they counted against an address too (one attempt has one time stamp in every window)."""
+        with self._lock:
+            stamps = set(self._failures.pop(key, ()))
+            if not stamps:
+                return
+            for other, q in self._failures.items():
+                if any(t in stamps for t in q):
+                    self._failures[other] = deque(t for t in q if t not in stamps)
 
     def fail(self, *keys: str) -> None:
         with self._lock:
@@ -93,6 +105,7 @@ def router(ctx: Context) -> APIRouter:
     api = APIRouter()
     home = ctx.settings.home
     throttle = Throttle()
+    applied: dict[str, str] = {}  # account key -> the unlock time last applied to the throttle
 
     @api.post("/v1/auth/login")
     async def login(request: Request) -> dict[str, Any]:
@@ -108,10 +121,18 @@ def router(ctx: Context) -> APIRouter:
             address = request.client.host if request.client else ""
         keys = (f"user:{name.lower()}",) + ((f"addr:{address}",) if address else ())
         who = Identity(name, "user", "service")
-        wait, stamp = throttle.reserve(*keys)
-        if wait:
+        unlocked = await run_in_threadpool(unlocked_at, home, name)
+        if unlocked and applied.get(keys[0]) != unlocked:  # `kit users unlock`, maybe on another machine
+            applied[keys[0]] = unlocked
+            throttle.forget(keys[0])
+        waits, stamp = throttle.reserve(*keys)
+        if waits:
             await ctx.audit_async(who, "login_failed", reason="throttled")
-            raise TooManyError(f"too many failed sign-ins for this account or address: try again in {wait} s.", wait)
+            wait = max(waits.values())
+            if keys[0] in waits:  # the account itself: said whatever the password, with when it ends
+                raise AccountLockedError(f"this account is locked after too many failed sign-ins: it unlocks in "
+                                         f"{wait} s, or sooner with `kit users unlock {name}`.", wait)
+            raise TooManyError(f"too many failed sign-ins from this address: try again in {wait} s.", wait)
         signed = await run_in_threadpool(check_password, home, name, req.password)
         if signed is None:
             await ctx.audit_async(who, "login_failed")  # the place reserved above stays: a failure
@@ -119,6 +140,23 @@ def router(ctx: Context) -> APIRouter:
         throttle.succeed(keys[0], stamp, *keys[1:])
         await ctx.audit_async(who, "login")
         return {"user": name, "role": signed.role, "session_stamp": signed.stamp}
+
+    @api.post("/v1/auth/oidc")
+    async def oidc_event(request: Request) -> dict[str, Any]:
+        """The browser chat reports a sign-in with the identity provider (or its refusal, or a sign-out): one
+        audit row under the user's pseudonym, with the role and the number of groups the claims gave."""
+        caller = await ctx.identify(request)
+        if caller.via not in ("service", "local") and caller.role != "service":
+            raise AuthError("only the browser chat's service key may report sign-ins.")
+        req = OidcEvent.model_validate(await ctx.body(request))
+        who = caller if caller.via == "service" else Identity("", "user", "service")
+        detail: dict[str, Any] = {"via": "oidc"}
+        if req.event == "login":
+            detail.update(role=who.role, groups=len(who.groups))
+        if req.reason:
+            detail["reason"] = req.reason
+        await ctx.audit_async(who, req.event, **detail)
+        return {"recorded": req.event}
 
     @api.get("/v1/me")
     async def me(request: Request) -> dict[str, Any]:

@@ -236,6 +236,24 @@ def check_bundle(home: Path) -> Check | None:
     return Check("bundle", "PASS", detail)
 
 
+def check_ocr(settings: Settings) -> Check:
+    """Tesseract and its language data, for scanned pages and images attached to a conversation."""
+    from kit.documents import ocr
+
+    wanted = settings.attachments.ocr_languages
+    if not settings.attachments.enabled or not settings.attachments.ocr:
+        return Check("ocr", "PASS", "turned off (attachments.ocr): scanned pages and images are refused")
+    found = ocr.status()
+    if found.program is None:
+        return Check("ocr", "WARN", "Tesseract is not installed: scanned pages and images attached to a "
+                     "conversation are refused", "apt-get install tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng")
+    missing = found.missing(wanted)
+    if missing:
+        return Check("ocr", "WARN", f"{found.version}: no data for {', '.join(missing)} (attachments.ocr_languages)",
+                     "apt-get install " + " ".join(f"tesseract-ocr-{lang}" for lang in missing))
+    return Check("ocr", "PASS", f"{found.version}, languages {wanted}")
+
+
 def run_checks() -> list[Check]:
     from kit.config import kit_home
 
@@ -244,11 +262,17 @@ def run_checks() -> list[Check]:
     config_checks, settings = check_config()
     checks.extend(config_checks)
     if settings is not None:
+        from kit.ops.identity import identity_checks
         from kit.ops.security import security_checks
 
         checks.extend(security_checks(settings))
+        checks.extend(identity_checks(settings))
         checks.extend(check_model(settings))
+        from kit.ops.documents import check_documents
+
+        checks.extend(check_documents(settings))
         checks.extend(check_database(settings.home))
+        checks.append(check_ocr(settings))
         bundle = check_bundle(settings.home)
         if bundle is not None:
             checks.append(bundle)

@@ -8,6 +8,7 @@ raised as kit errors, nothing is printed.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from kit.errors import UsageError
 from kit.storage.db import Database, open_database
 from kit.storage.names import check_name
+from kit.storage.tables import flags
 from kit.storage.tables import users as table
 
 ROLES = ("user", "admin", "auditor")
@@ -33,12 +35,16 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("kit-dummy-password-for-timing")
 
 
+UNLOCK_FLAG = "sign_in_unlocked:"  # + the account's name in lower case: when an administrator last unlocked it
+
+
 @dataclass
 class User:
     name: str
     role: str
     created: str
     updated: str
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -166,9 +172,14 @@ def session_stamp(home: Path, name: str) -> str | None:
     return stamp_of(*row) if row else None
 
 
+def _user(row: Any) -> User:
+    name, role, created, updated, groups = row
+    return User(name, role, created, updated, tuple(g for g in (groups or "").split(",") if g))
+
+
 def get_user(home: Path, name: str) -> User | None:
-    row = _row(home, name, table.c.name, table.c.role, table.c.created, table.c.updated)
-    return User(*row) if row else None
+    row = _row(home, name, table.c.name, table.c.role, table.c.created, table.c.updated, table.c.groups)
+    return _user(row) if row else None
 
 
 def get_groups(home: Path, name: str) -> list[str]:
@@ -184,9 +195,9 @@ def get_role(home: Path, name: str) -> str | None:
 
 def list_users(home: Path) -> list[User]:
     with _db(home).begin("read") as conn:
-        rows = conn.execute(sa.select(table.c.name, table.c.role, table.c.created, table.c.updated)
+        rows = conn.execute(sa.select(table.c.name, table.c.role, table.c.created, table.c.updated, table.c.groups)
                             .order_by(table.c.name)).all()
-    return [User(*r) for r in rows]
+    return [_user(r) for r in rows]
 
 
 def remove_user(home: Path, name: str) -> None:
@@ -202,3 +213,29 @@ def set_password(home: Path, name: str, password: str) -> None:
 
 def set_role(home: Path, name: str, role: str) -> None:
     _update(home, name, role=_check_role(role))
+
+
+def set_groups(home: Path, name: str, groups: Iterable[str]) -> None:
+    """Replace the user's need-to-know groups (none: only the public documents)."""
+    _update(home, name, groups=",".join(check_groups(groups)))
+
+
+def unlock_user(home: Path, name: str) -> str:
+    """End the sign-in lock of an account now: the gateways forget its failed sign-ins at its next attempt
+    (they compare this time with the last one they applied). Returns the time written."""
+    user = get_user(home, name)
+    if user is None:
+        raise UsageError(f"no user named '{name}' in {users_place(home)}: `kit users list` shows them.")
+    key, now = UNLOCK_FLAG + user.name.lower(), datetime.now(UTC).isoformat(timespec="microseconds")
+    with _db(home).begin("written") as conn:
+        conn.execute(flags.delete().where(flags.c.key == key))
+        conn.execute(flags.insert().values(key=key, value=json.dumps(now)))  # JSON, as every flag
+    return now
+
+
+def unlocked_at(home: Path, name: str) -> str | None:
+    """When an administrator last unlocked the account `name` (None: never)."""
+    key = UNLOCK_FLAG + (name or "").strip().lower()
+    with _db(home).begin("read") as conn:
+        row = conn.execute(sa.select(flags.c.value).where(flags.c.key == key)).first()
+    return str(json.loads(row[0])) if row else None

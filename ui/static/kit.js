@@ -33,3 +33,77 @@
     }
   }, true);
 })();
+
+// file drop zones (elements of class kit-upload): our words in place of Gradio's (window.kitUploadText, from the
+// page's translations), whenever Gradio draws the zone again.
+(function () {
+  var words = window.kitUploadText || {};
+  function fix(root) {
+    var zones = root.querySelectorAll ? root.querySelectorAll(".kit-upload") : [];
+    for (var i = 0; i < zones.length; i++) {
+      var walker = document.createTreeWalker(zones[i], NodeFilter.SHOW_TEXT);
+      for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+        var key = node.nodeValue.trim();
+        if (Object.prototype.hasOwnProperty.call(words, key)) node.nodeValue = node.nodeValue.replace(key, words[key]);
+      }
+    }
+  }
+  function start() {
+    fix(document);
+    new MutationObserver(function () { fix(document); }).observe(document.body, {subtree: true, childList: true,
+      characterData: true});
+  }
+  if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
+})();
+// Accessibility: names Gradio leaves in English, in the browser's language, or built from raw markup
+// (the chatbot's "bot's message: <span ...>" labels), set in the page's own language (<html lang>, which
+// the language switch updates). window.kitA11y holds the texts of ui/i18n (app.head_html).
+(function () {
+  var GRADIO = {
+    "Copy message": "copy", "Copier le message": "copy", "Clear": "clear", "Effacer la conversation": "clear",
+    "Like": "like", "J'aime": "like", "Dislike": "dislike", "Je n'aime pas": "dislike", "More tabs": "more_tabs",
+    "chatbot conversation": "conversation"
+  };
+  var all = window.kitA11y || {};
+  Object.keys(all).forEach(function (lang) {
+    Object.keys(all[lang]).forEach(function (key) { GRADIO[all[lang][key]] = key; });
+  });
+  function set(el, name, value) {
+    if (value && el.getAttribute(name) !== value) { el.setAttribute(name, value); }
+  }
+  var pending = false;
+  function fix() {
+    pending = false;
+    var T = all[document.documentElement.lang] || all.fr;
+    if (!T) { return; }
+    var group = document.getElementById("kit-lang");
+    if (group) {
+      set(group, "role", "radiogroup");
+      set(group, "aria-label", T.language_switch);
+      group.querySelectorAll("input[type=radio]").forEach(function (input) {
+        set(input.closest("label") || input, "lang", input.value);
+      });
+    }
+    document.querySelectorAll("#kit-chatbot [role=log]").forEach(function (log) { set(log, "aria-label", T.conversation); });
+    document.querySelectorAll("#kit-chatbot [data-testid=user], #kit-chatbot [data-testid=bot]").forEach(function (m) {
+      set(m, "role", "article");  // named by who speaks; its content is read as the text it shows
+      set(m, "aria-label", m.getAttribute("data-testid") === "bot" ? T.bot_message : T.user_message);
+    });
+    document.querySelectorAll("button[aria-label], button[title]").forEach(function (b) {
+      ["aria-label", "title"].forEach(function (name) {
+        var key = GRADIO[b.getAttribute(name)];
+        if (key && T[key]) { set(b, name, T[key]); }
+      });
+    });
+  }
+  function later() {
+    if (!pending) { pending = true; window.requestAnimationFrame(fix); }
+  }
+  function start() {
+    new MutationObserver(later).observe(document.documentElement, {
+      subtree: true, childList: true, attributes: true, attributeFilter: ["aria-label", "title", "lang"]
+    });
+    later();
+  }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
+})();

@@ -37,7 +37,7 @@ class AdminTab:
     switch_btn: gr.Button
 
     def headings(self, t: Texts) -> dict[Any, Any]:
-        return {self.fb_title: f"### {t('admin.feedback_title')}", self.switch_title: f"### {t('admin.switch_title')}"}
+        return {self.fb_title: f"## {t('admin.feedback_title')}", self.switch_title: f"## {t('admin.switch_title')}"}
 
 
 def build(t: Texts, labels: Labels) -> AdminTab:
@@ -52,11 +52,11 @@ def build(t: Texts, labels: Labels) -> AdminTab:
         bench_btn = lab(gr.Button(t("admin.bench"), size="sm", elem_id="kit-bench"), value="admin.bench")
         bench_md = gr.Markdown(visible=False, elem_id="kit-bench-summary")
         bench_file = gr.HTML(visible=False, elem_id="kit-bench-file")
-        fb_title = gr.Markdown(f"### {t('admin.feedback_title')}")
+        fb_title = gr.Markdown(f"## {t('admin.feedback_title')}")
         fb_none = gr.Markdown(visible=False)
         fb_table = gr.Dataframe(visible=False, interactive=False, wrap=True, elem_id="kit-fb-table")
         with gr.Column(visible=False, elem_id="kit-switch") as switch:
-            switch_title = gr.Markdown(f"### {t('admin.switch_title')}")
+            switch_title = gr.Markdown(f"## {t('admin.switch_title')}")
             close_cb = lab(gr.Checkbox(label=t("admin.close_chat"), value=False), label="admin.close_chat")
             close_text = lab(
                 gr.Textbox(label=t("admin.close_message"), placeholder=t("admin.close_placeholder")),

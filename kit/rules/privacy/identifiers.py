@@ -10,7 +10,7 @@ so the cost grows linearly with the text.
 identifier written with no-break spaces, dashes, dots, slashes, fullwidth digits or a zero-width space is
 found too, on the characters as typed.
 
-Plain Python on strings; nothing imports spaCy or Presidio.
+Plain Python on strings; nothing imports spaCy.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Recognizers behind :mod:`kit.rules.privacy.detector`: checksums, patterns and name/place rules.
 
 Everything here is plain Python on strings, plus rules that read an already parsed spaCy
-``Doc``; nothing imports spaCy or Presidio, so the validators can be used (and tested) on
-their own. :mod:`kit.rules.privacy.detector` wraps these functions in Presidio recognizers.
+``Doc``; nothing imports spaCy, so the validators can be used (and tested) on
+their own. :mod:`kit.rules.privacy.detector` runs them on each piece of text and its parse.
 
 Structured identifiers are only reported when their checksum holds: NIR (key = 97 - n mod 97,
 Corsica 2A/2B read as 19/18), IBAN (ISO 13 616 mod 97), SIREN/SIRET (Luhn, plus the La Poste

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ServerHandle
+from helpers import ServerHandle
 
 pytestmark = pytest.mark.slow
 

@@ -1,11 +1,13 @@
-"""`kit doctor`'s security checks, on real files and configurations."""
+"""`kit doctor`: its report on the installed model and the exposure, and its security checks, on real
+files and configurations."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from conftest import write_config
+from helpers import run_kit, write_config
 
 from kit.config import load_settings
 from kit.ops.security import check_file_modes, check_keys, check_limits, check_proxies
@@ -52,3 +54,16 @@ def test_file_modes(kit_env: Path, tmp_path: Path) -> None:
 
 def test_limits_are_checked(kit_env: Path, tmp_path: Path) -> None:
     assert check_limits(load_settings(write_config(tmp_path / "k.yaml"))).status in ("PASS", "WARN")
+
+
+def test_doctor_reports_and_fails(installed_home: Path, tmp_path: Path) -> None:
+    r = run_kit("doctor", "--json")
+    data = json.loads(r.stdout)
+    names = {c["name"]: c for c in data["checks"]}
+    assert names["model"]["status"] == "PASS" and names["python"]["status"] == "PASS"
+    assert "llama-cpp-python" in names["llama.cpp"]["detail"]
+    assert r.returncode == 0, r.stdout
+    insecure = write_config(tmp_path / "open.yaml", server={"host": "0.0.0.0"}, ui={"host": "0.0.0.0"})
+    r = run_kit("doctor", env={"KIT_CONFIG": str(insecure)})
+    assert r.returncode == 1
+    assert "FAIL  api exposure" in r.stdout and "fix:" in r.stdout and "FAIL  ui exposure" in r.stdout

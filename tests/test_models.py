@@ -35,10 +35,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+import yaml
+from helpers import ROOT, run_kit
 
-from kit.errors import DownloadError, IntegrityError, UnsafeFormatError, UsageError
+from kit.errors import CatalogError, DownloadError, IntegrityError, UnsafeFormatError, UsageError
 from kit.files import sha256_file
-from kit.models.catalog import ModelEntry
+from kit.models.catalog import ModelEntry, load_catalog
 from kit.models.lock import models_dir, read_lock, resolve, verify
 
 SMOL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
@@ -688,3 +690,45 @@ def test_cli_commands(home: Path, tmp_path: Path, smol_gguf: Path) -> None:
     assert ok.exit_code == 0 and (tmp_path / "out" / "cli-smol" / "cli-smol.lock.json").is_file()
     ok = runner.invoke(group, ["rm", "cli-smol", "--yes"])
     assert ok.exit_code == 0 and "cli-smol" not in read_lock(home)
+
+
+def test_catalog_is_valid_and_bad_entries_are_named(tmp_path: Path) -> None:
+    catalog = load_catalog(ROOT / "models.yaml")
+    default = catalog.get("smollm2-135m-instruct")
+    assert default.source.kind == "package" and default.licence == "Apache-2.0"
+    bad = yaml.safe_load((ROOT / "models.yaml").read_text(encoding="utf-8"))
+    bad["models"][0]["source"]["sha256"] = "xyz"
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(bad), encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"entry 'smollm2-135m-instruct', field 'source.sha256'"):
+        load_catalog(path)
+    bad["models"][0]["source"] = {"kind": "local", "path": "/media/usb/model.bin"}
+    path.write_text(yaml.safe_dump(bad), encoding="utf-8")
+    with pytest.raises(CatalogError, match="pickle"):
+        load_catalog(path)
+    with pytest.raises(CatalogError, match="no model named 'nope'"):
+        catalog.get("nope")
+
+
+def test_pull_list_verify_and_tampering(kit_env: Path) -> None:
+    r = run_kit("models", "pull")
+    assert r.returncode == 0, r.stderr
+    lock = json.loads((kit_env / "models.lock").read_text())["models"]["smollm2-135m-instruct"]
+    for key in ("sha256", "size", "source", "quant", "licence", "llama_cpp_version", "obtained_at"):
+        assert lock[key], key
+    listed = json.loads(run_kit("models", "list", "--json").stdout)
+    row = [m for m in listed["models"] if m["name"] == "smollm2-135m-instruct"][0]
+    assert row["installed"] and row["size"] == lock["size"] and row["fits_in_ram"] is True
+    assert run_kit("models", "verify").returncode == 0
+    model = kit_env / "models" / lock["file"]
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # flip one byte in the middle of the weights
+    model.write_bytes(bytes(data))
+    r = run_kit("models", "verify")
+    assert r.returncode == 1 and "changed since it was installed" in r.stdout
+    r = run_kit("chat", "hello", "--max-tokens", "4")
+    assert r.returncode == 1 and "refused" in r.stderr and "Traceback" not in r.stderr
+    from kit.models.lock import resolve
+
+    with pytest.raises(IntegrityError):
+        resolve(kit_env, None, "smollm2-135m-instruct")

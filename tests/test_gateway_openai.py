@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ServerHandle, install_model, sse_events, start_server
+from helpers import ServerHandle, install_model, sse_events, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -303,7 +303,7 @@ def test_queue_full_gives_429(model_store: Path, tmp_path: Path) -> None:
 
 
 def test_api_keys_and_exposure(model_store: Path, tmp_path: Path) -> None:
-    from conftest import write_config
+    from helpers import write_config
 
     from kit.config import load_settings
     from kit.errors import ConfigError

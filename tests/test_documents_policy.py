@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle
 from echo_engine import EchoEngine, start_echo_gateway
+from helpers import ServerHandle
 
 
 def nir(body: str) -> str:

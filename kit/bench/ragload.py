@@ -1,0 +1,132 @@
+"""The RAG-shaped load of ``kit bench serving --rag``: questions answered from document excerpts.
+
+What staff send once documents are in: a system prompt, about five excerpts of about 250 tokens each and a
+question, some 1,500 tokens, for answers of about 150 tokens. Half of the requests are follow-ups on the
+same documents: the question of the request before them with a short instruction added ("Réponds en une
+phrase."), which the document search answers with the same excerpts, so they share the system prompt and
+the excerpts with it (a prompt cache can reuse them), and only the question differs.
+
+kit gets the questions as a user sends them, with ``"kit": {"documents": true}``: it searches its index
+(the labelled documents of ``benchmarks/data/rag/docs``, ingested before it starts), applies the
+personal-data policy to the excerpts and quotes them. llama-server gets the same final prompts: the
+excerpts kit's own search endpoint returns for each question (``POST /v1/documents/search``, the same search
+and policy), quoted by the same code (:mod:`kit.documents.prompt`). Only the delimiters' tag differs (a
+keyed hash, whose key each process draws). The run records how many follow-ups got the same excerpts as
+the question before them (``shared``) and the prompts' length in tokens as the servers counted them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.bench.results import data_dir
+from kit.bench.serving import Target
+from kit.errors import ServerStartError, UsageError
+
+SYSTEM = {"fr": "Tu es un assistant interne. Réponds en français de façon brève et exacte. Si tu ne sais pas, dis-le.",
+          "en": "You are an internal assistant. Answer briefly and accurately. If you do not know, say so."}
+FOLLOW_UPS = {"fr": ("Réponds en une phrase.", "Précise la source.", "Donne un exemple.", "Résume en trois points."),
+              "en": ("Answer in one sentence.", "Name the source.", "Give an example.", "Sum it up in three points.")}
+
+
+@dataclass
+class RagLoad:
+    """The requests of the load, in the order they are sent, for kit and for a server without documents."""
+
+    questions: list[tuple[str, str]]  # (language, question as sent)
+    top_k: int = 5
+    final: list[list[dict[str, str]]] = field(default_factory=list)  # filled once kit answers
+    excerpts: list[list[str]] = field(default_factory=list)  # ids of each request's excerpts
+    docs: Path = field(default_factory=lambda: data_dir() / "rag" / "docs")
+
+    def kit_prompts(self) -> list[list[dict[str, str]]]:
+        return [[{"role": "system", "content": SYSTEM[lang]}, {"role": "user", "content": q}]
+                for lang, q in self.questions]
+
+    def shared(self) -> float:
+        """The share of follow-ups (odd requests) whose excerpts are those of the question before them."""
+        pairs = [(self.excerpts[i - 1], self.excerpts[i]) for i in range(1, len(self.excerpts), 2)]
+        return round(sum(1 for a, b in pairs if a and a == b) / len(pairs), 3) if pairs else 0.0
+
+    def describe(self) -> dict[str, Any]:
+        return {"requests": len(self.questions), "top_k": self.top_k, "follow_ups_sharing_excerpts": self.shared(),
+                "excerpts_per_request": [len(e) for e in self.excerpts],
+                "prompt_chars": [sum(len(m["content"]) for m in p) for p in self.final]}
+
+
+def make_load(requests: int, seed: int = 0, top_k: int = 5) -> RagLoad:
+    """``requests`` questions: pairs of a labelled question and its follow-up, the questions in a fixed random
+    order (answerable ones only: those labelled with a document)."""
+    path = data_dir() / "rag" / "questions.jsonl"
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the RAG questions {path}: {exc}") from None
+    labelled = [r for r in rows if r.get("doc")]
+    random.Random(seed).shuffle(labelled)
+    questions: list[tuple[str, str]] = []
+    for i in range((requests + 1) // 2):
+        row = labelled[i % len(labelled)]
+        lang = "en" if row.get("lang") == "en" else "fr"
+        questions.append((lang, row["question"]))
+        questions.append((lang, f"{row['question']} {FOLLOW_UPS[lang][i % len(FOLLOW_UPS[lang])]}"))
+    return RagLoad(questions[:requests], top_k=top_k)
+
+
+def ingest(load: RagLoad, env: dict[str, str]) -> None:
+    """Put the documents in the index of the kit about to start (visible to every user)."""
+    done = subprocess.run([sys.executable, "-m", "kit.cli", "docs", "ingest", str(load.docs)], env=env,
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        raise ServerStartError(f"the documents could not be ingested for the RAG load: {done.stderr[-800:]}")
+
+
+def final_prompts(load: RagLoad, kit: Target, default_language: str = "fr") -> None:
+    """Each request's final prompt as kit builds it, from kit's own search of its documents (the language of the
+    quoting as the gateway guesses it, else ``ui.default_language``)."""
+    import httpx
+
+    from kit.documents.prompt import render, with_documents
+    from kit.documents.retrieve import SearchResult
+    from kit.documents.text import guess_language
+
+    load.final.clear()
+    load.excerpts.clear()
+    keys = set(SearchResult.__dataclass_fields__)
+    for (_, question), messages in zip(load.questions, load.kit_prompts(), strict=True):
+        r = httpx.post(kit.url + "/v1/documents/search", headers=kit.all_headers(), timeout=120,
+                       json={"query": question, "k": load.top_k})
+        if r.status_code != 200:
+            raise ServerStartError(f"kit's document search answered HTTP {r.status_code}: {r.text[:300]}")
+        found = r.json()
+        results = [SearchResult(**{k: v for k, v in item.items() if k in keys}) for item in found["results"]]
+        withheld = (found.get("personal_data") or {}).get("withheld") or []
+        blocked = (found.get("personal_data") or {}).get("blocked") or []
+        guessed = guess_language(question) or default_language
+        context = render(results, "en" if guessed == "en" else "fr", len(withheld), blocked)
+        load.final.append(with_documents(messages, context))
+        load.excerpts.append([f"{x.document_id}:{x.chunk_index}" for x in results])
+
+
+def for_kit(load: RagLoad) -> Any:
+    """The ``ready`` hook of the started kit: its requests, then the final prompts for the other servers."""
+    def ready(target: Target) -> None:
+        target.prompts = load.kit_prompts()
+        target.body = {"kit": {"documents": True}}
+        final_prompts(load, target)
+    return ready
+
+
+def for_reference(load: RagLoad) -> Any:
+    """The ``ready`` hook of a server given the final prompts (started after kit, which builds them)."""
+    def ready(target: Target) -> None:
+        if not load.final:
+            raise UsageError("the RAG load needs kit started first (--kit): its document search builds the prompts.")
+        target.prompts = load.final
+    return ready
