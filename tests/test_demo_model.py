@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, ServerHandle
+from helpers import ROOT, ServerHandle
 from test_ui_usage import CHROMIUM, browser, signed_in, usage_stack
 
 __all__ = ["browser", "usage_stack"]  # the real gateway and chat of test_ui_usage (echo engine), reused here
