@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 AXE = ROOT / "tests" / "a11y" / "node_modules" / "axe-core" / "axe.min.js"

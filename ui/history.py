@@ -50,6 +50,7 @@ class HistoryHandlers(Base):
         return {
             s.conv: conv,
             chat.chatbot: render_chat(conv, t),
+            chat.docs_cb: bool(conv.get("documents")),  # as its last answer was asked
             self.page.tabs: gr.Tabs(selected="chat"),
             c.msg: self.status(""),
             chat.chat_msg: self.status(t("chat.loaded", title=self.esc(conv.get("title") or t("history.untitled")))),

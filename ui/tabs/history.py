@@ -65,7 +65,9 @@ def wire(c: HistoryTab, h: HistoryHandlers, s: States, chat: ChatTab, tabs: gr.T
     hist_out = [c.tools, c.dd, c.msg, s.conv, c.confirm]
     c.tab.select(h.refresh_history, [s.lang], hist_out, **PRIVATE)
     c.refresh.click(h.refresh_history, [s.lang], hist_out, **PRIVATE)
-    c.open.click(h.open_conversation, [c.dd, s.lang], [s.conv, chat.chatbot, tabs, c.msg, chat.chat_msg], **PRIVATE)
+    c.open.click(
+        h.open_conversation, [c.dd, s.lang], [s.conv, chat.chatbot, chat.docs_cb, tabs, c.msg, chat.chat_msg], **PRIVATE
+    )
     c.delete.click(h.delete_conversation, [c.dd, s.conv, s.lang], hist_out, **PRIVATE)
     c.delete_all.click(h.delete_all, [c.confirm, s.conv, s.lang], hist_out, **PRIVATE)
     c.export_btn.click(h.export, [s.lang], [c.export_file, c.msg], **PRIVATE)
