@@ -56,7 +56,7 @@ def test_rag_serving_gives_llama_server_the_prompts_kit_builds(tmp_path: Path) -
     rows = {(r["target"], r["phase"]): r for r in data["results"]}
     assert all(r["completion_rate"] == 1.0 for r in rows.values())
     kit, reference = rows[("kit", "measured")], rows[("llama-server", "measured")]
-    assert kit["total_input_tokens"] > 4 * 600  # a system prompt, excerpts and a question: long prompts
+    assert kit["total_input_tokens"] > 4 * 400  # a system prompt, excerpts and a question (alone: ~60 tokens)
     assert abs(kit["total_input_tokens"] - reference["total_input_tokens"]) <= 0.02 * kit["total_input_tokens"]
     rag = data["rag_load"]
     assert rag["requests"] == 4 and all(n >= 1 for n in rag["excerpts_per_request"])

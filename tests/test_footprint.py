@@ -152,3 +152,55 @@ def test_cli_asks_the_running_gateway_and_works_without_one(echo_gateway: Any, t
     monkeypatch.setenv("KIT_SERVER__PORT", str(free_port()))  # no gateway there: the work is done here
     alone = runner.invoke(cli, ["privacy", "scan", "--json"], input="Bonjour Marie Dupont")
     assert alone.exit_code == 0 and json.loads(alone.output) == json.loads(asked.output)
+
+
+@pytest.mark.slow
+def test_serve_is_ready_only_once_the_detector_is_loaded(installed_home: Path, tmp_path: Path) -> None:
+    """`kit serve` loads the personal-data detector beside the model: /health says "starting" (503) while the
+    pipeline loads (made 4 s slower here), and its first 200 comes after the pipeline is in, so the first scan
+    waits for no model."""
+    import os
+    import time
+
+    import httpx
+    from helpers import free_port
+
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    marker = tmp_path / "pipeline-loaded"
+    (hooks / "sitecustomize.py").write_text(
+        "import time\nfrom kit.rules.privacy import detector\n_load = detector.load_pipeline\n"
+        "def slow(name):\n    time.sleep(4)\n    out = _load(name)\n"
+        f"    open({str(marker)!r}, 'w').write(str(time.time()))\n    return out\n"
+        "detector.load_pipeline = slow\n", encoding="utf-8")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), str(ROOT)])}
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "kit.cli", "serve", "--port", str(port), "--parallel", "1",
+                             "--ctx", "512", "--threads", "1"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                r = httpx.get(url + "/health", timeout=2)
+            except httpx.HTTPError:
+                time.sleep(0.05)
+                continue
+            if r.status_code == 200:
+                ready_at = time.time()
+                break
+            seen.append(r.json()["status"])
+            time.sleep(0.05)
+        else:
+            raise AssertionError("kit serve did not become ready")
+        assert "starting" in seen
+        assert marker.exists() and float(marker.read_text()) <= ready_at
+        scan = httpx.post(url + "/v1/privacy/scan", json={"text": "Bonjour Marie Dupont"}, timeout=30)
+        assert scan.status_code == 200 and [f["text"] for f in scan.json()["findings"]] == ["Marie Dupont"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
