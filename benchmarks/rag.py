@@ -1,4 +1,5 @@
-"""Retrieval benchmark of kit.documents: ingest speed, query latency at scale, and answer quality.
+"""Retrieval benchmark of kit.documents: ingest speed, query latency at scale, and answer quality, for one
+or more embedding models side by side (the default multilingual-e5-small and all-MiniLM-L6-v2).
 
 Quality: the labelled set under ``benchmarks/data/rag`` (14 documents in French and English on
 neighbouring topics — leave in France and in the London office, telework and contractors' remote
@@ -6,27 +7,35 @@ work, procurement and the purchasing card, IT security and acceptable use, trave
 expenses, training, onboarding, data protection — and 80 paraphrased questions, 18 of them asked in
 the other language than their document, plus 10 off-topic questions). A result is right when it
 comes from the labelled document and its heading contains the labelled section. For each mode
-(vector, keyword, hybrid): recall@1/@3/@5, MRR over the top 5, recall@3 on same-language and
-cross-language questions, the share of answerable questions that got any result, and the share of
-off-topic questions that got none (the relevance threshold at work). All searches run as a user
-of the group ``staff``, so the group filter is part of every query.
+(vector, keyword, hybrid, and hybrid without the cross-language expansion): recall@1/@3/@5, MRR
+over the top 5, recall@3 on same-language and cross-language questions, the share of answerable
+questions that got any result, and the share of off-topic questions that got none. Wrong sources
+shown: the share of off-topic questions (``questions.jsonl``) and of near-topic questions
+(``near_topic.jsonl``: 12 administrative questions the documents do not answer, on pay, pensions,
+parking, unions...) that were shown any source, and the share of answerable questions whose first
+source is wrong. Follow-up questions (``followups.jsonl``: 17 two-turn conversations whose second
+question only makes sense after the first, "Et pour les stagiaires ?"): recall@1/@3 of the second
+question searched alone and with the conversation (kit.documents.followup). All searches run as
+a user of the group ``staff``, so the group filter is part of every query.
 
-Speed: ingest chunks/s through :func:`kit.documents.ingest.ingest` (parse, chunk, embed with the real
-model, write to Chroma and SQLite) on the labelled documents plus generated filler files. Query
-p50/p95 (hybrid, the labelled questions, groups filter on) when the index holds 1k, 10k and 50k
-chunks. Filler chunks are synthetic: sentences generated from templates on other administrative
-topics (meetings, buildings, vehicles, archives...) with random numbers; past the ingested filler,
-their vectors are real model vectors of a pool of 1,000 filler chunks plus small noise, written
-with :func:`kit.documents.ingest.write_document`, so the scale part does not spend CPU minutes embedding
-50k sentences nobody reads. Quality is also measured at each scale (filler must not push the answers
-out).
+Speed: ingest chunks/s through :func:`kit.documents.ingest.ingest` (parse, personal-data scan, chunk,
+embed with the real model, the corpus words' vectors, Chroma and SQLite) on the labelled documents
+plus generated filler files. Query p50/p95 (hybrid, the labelled questions, groups filter on, query
+embedding included) when the index holds 10k chunks. Filler chunks are synthetic: sentences
+generated from templates on other administrative topics (meetings, buildings, vehicles,
+archives...) with random numbers; past the ingested filler, their vectors are real model vectors of
+a pool of 200 filler chunks plus small noise, written with
+:func:`kit.documents.ingest.write_document`, so the scale part does not spend CPU minutes embedding
+sentences nobody reads. Quality is also measured at each scale (filler must not push the answers out).
 
-The retrieval constants of :mod:`kit.documents.retrieve` are chosen on the odd-numbered questions only;
-``quality_held_out`` gives each mode's figures on the even-numbered ones (answerable and
-off-topic), which played no part in that choice. ``--quality-only`` stops after the quality table
-(no scale runs), for quick comparisons.
+The retrieval constants of :mod:`kit.documents.retrieve` and :mod:`kit.documents.lexicon` are chosen
+on the odd-numbered questions only; ``quality_held_out`` gives each mode's figures on the
+even-numbered ones (answerable and off-topic), which played no part in that choice.
+``--quality-only`` stops after the quality table (no scale runs), for quick comparisons. The
+machine's load average is recorded: on a shared machine, speed figures move with it.
 
-    python benchmarks/rag.py [--scales 1000,10000,50000] [--out benchmarks/results/rag.json] [--quality-only]
+    python benchmarks/rag.py [--embedders multilingual-e5-small,all-minilm-l6-v2] [--scales 1000,10000]
+                             [--out benchmarks/results/rag.json] [--quality-only]
 """
 
 from __future__ import annotations
@@ -49,7 +58,10 @@ if str(ROOT) not in sys.path:
 DATA = ROOT / "benchmarks" / "data" / "rag"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "rag.json"
 GROUP = "staff"
-MODES = ("vector", "keyword", "hybrid", "hybrid-no-glossary")
+MODES = ("vector", "keyword", "hybrid", "hybrid-no-expansion")
+EMBEDDERS = "multilingual-e5-small,all-minilm-l6-v2"
+FILLER = 200  # filler chunks ingested beside the labelled documents
+POOL = 200  # filler passages embedded for the synthetic chunks of the scale runs
 
 
 @dataclass
@@ -100,37 +112,43 @@ def _rank(results: list[Any], question: dict[str, Any]) -> int | None:
     return None
 
 
-def evaluate(index: Any, questions: list[dict[str, Any]], mode: str, chunks: int) -> QualityResult:
-    """``mode``: vector, keyword, hybrid, or hybrid-no-glossary (the ablation of the FR-EN glossary)."""
+Outcome = tuple[dict[str, Any], list[Any]]  # a question and the results of its search
+
+
+def searched(index: Any, questions: list[dict[str, Any]], mode: str) -> list[Outcome]:
+    """Each question with its results in ``mode``: vector, keyword, hybrid, or hybrid-no-expansion (without the
+    cross-language expansion)."""
     from kit.documents.retrieve import search
 
-    translate = not mode.endswith("no-glossary")
-    side = mode.removesuffix("-no-glossary")
+    translate = not mode.endswith("no-expansion")
+    side = mode.removesuffix("-no-expansion")
+    return [(q, search(q["question"], 5, [GROUP], None, index=index, mode=side,  # type: ignore[arg-type]
+                       translate=translate)) for q in questions]
 
+
+def evaluate(outcomes: list[Outcome], mode: str, chunks: int) -> QualityResult:
+    """The quality figures of one mode's searches (see :func:`searched`)."""
     ranks: list[int | None] = []
     cross: list[int | None] = []
     same: list[int | None] = []
-    answered = rejected = 0
-    answerable = [q for q in questions if q["doc"]]
-    off_topic = [q for q in questions if not q["doc"]]
-    for q in answerable:
-        results = search(q["question"], 5, [GROUP], None, index=index, mode=side,  # type: ignore[arg-type]
-                         translate=translate)
+    answered = rejected = off_topic = 0
+    for q, results in outcomes:
+        if not q["doc"]:
+            off_topic += 1
+            rejected += not results
+            continue
         rank = _rank(results, q)
         ranks.append(rank)
         (cross if q.get("cross") else same).append(rank)
         answered += bool(results)
-    for q in off_topic:
-        rejected += not search(q["question"], 5, [GROUP], None, index=index, mode=side,  # type: ignore[arg-type]
-                               translate=translate)
 
     def recall(values: list[int | None], k: int) -> float:
         return round(sum(1 for r in values if r is not None and r <= k) / max(1, len(values)), 3)
 
-    return QualityResult(mode, chunks, len(answerable), recall(ranks, 1), recall(ranks, 3), recall(ranks, 5),
+    return QualityResult(mode, chunks, len(ranks), recall(ranks, 1), recall(ranks, 3), recall(ranks, 5),
                          round(sum(1 / r for r in ranks if r) / max(1, len(ranks)), 3), recall(same, 3),
-                         recall(cross, 3), round(answered / max(1, len(answerable)), 3),
-                         round(rejected / max(1, len(off_topic)), 3))
+                         recall(cross, 3), round(answered / max(1, len(ranks)), 3),
+                         round(rejected / max(1, off_topic), 3))
 
 
 FILLER_FR = [
@@ -199,7 +217,7 @@ def add_synthetic(index: Any, count: int, pool: Any, rng: random.Random, per_doc
         write_document(index, row, pieces, "synthetic filler", vectors)
 
 
-def measure_latency(index: Any, questions: list[dict[str, Any]], chunks: int, rounds: int = 2) -> LatencyResult:
+def measure_latency(index: Any, questions: list[dict[str, Any]], chunks: int, rounds: int = 1) -> LatencyResult:
     from kit.documents.retrieve import search
 
     for q in questions[:5]:
@@ -219,35 +237,94 @@ def held_out(questions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [q for q in questions if int(q["id"][1:]) % 2 == 0]
 
 
-def run(scales: list[int], data: Path = DATA, seed: int = 7) -> dict[str, Any]:
+@dataclass
+class SourcesResult:
+    """How often wrong sources are shown (the relevance threshold at work)."""
+
+    off_topic_questions: int
+    off_topic_with_sources: float
+    near_topic_questions: int
+    near_topic_with_sources: float
+    answerable_first_source_wrong: float
+
+
+@dataclass
+class FollowUpResult:
+    conversations: int
+    alone_recall_at_1: float
+    alone_recall_at_3: float
+    with_conversation_recall_at_1: float
+    with_conversation_recall_at_3: float
+
+
+def wrong_sources(index: Any, hybrid: list[Outcome], near: list[dict[str, Any]]) -> SourcesResult:
+    """From the hybrid searches of the question set, and searches of the near-topic questions."""
+    from kit.documents.retrieve import search
+
+    off = [results for q, results in hybrid if not q["doc"]]
+    answerable = [(q, results) for q, results in hybrid if q["doc"]]
+    shown_near = sum(bool(search(q["question"], 5, [GROUP], None, index=index)) for q in near)
+    wrong_first = sum(bool(results) and _rank(results[:1], q) is None for q, results in answerable)
+    return SourcesResult(len(off), round(sum(map(bool, off)) / max(1, len(off)), 3), len(near),
+                         round(shown_near / max(1, len(near)), 3), round(wrong_first / max(1, len(answerable)), 3))
+
+
+def follow_ups(index: Any, conversations: list[dict[str, Any]]) -> FollowUpResult:
+    from kit.documents.followup import conversation_query
+    from kit.documents.retrieve import search
+
+    alone: list[int | None] = []
+    together: list[int | None] = []
+    for conv in conversations:
+        alone.append(_rank(search(conv["turns"][-1], 5, [GROUP], None, index=index), conv))
+        question, before = conversation_query(conv["turns"])
+        together.append(_rank(search(question, 5, [GROUP], None, index=index, context=before), conv))
+
+    def recall(values: list[int | None], k: int) -> float:
+        return round(sum(1 for r in values if r is not None and r <= k) / max(1, len(values)), 3)
+
+    return FollowUpResult(len(conversations), recall(alone, 1), recall(alone, 3), recall(together, 1),
+                          recall(together, 3))
+
+
+def run(embedder: str, scales: list[int], data: Path = DATA, seed: int = 7) -> dict[str, Any]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     from kit.config import Settings
+    from kit.config.sections import Rag
     from kit.documents.index import open_index
-    from kit.documents.ingest import ingest, no_scan
+    from kit.documents.ingest import default_scan, ingest
 
     rng = random.Random(seed)
     load_before = os.getloadavg()
     questions = load_questions(data / "questions.jsonl")
+    near = load_questions(data / "near_topic.jsonl")
+    conversations = load_questions(data / "followups.jsonl")
     with tempfile.TemporaryDirectory(prefix="kit-rag-bench-") as tmp:
         home = Path(tmp) / "home"
-        settings = Settings()
+        settings = Settings(rag=Rag(embedding_model=embedder))
         index = open_index(settings, home)
-        index.embedder.encode(["warm-up"])
+        index.embedder.passages(["warm-up"])
+        default_scan("warm-up du détecteur de données personnelles")
         filler_files = Path(tmp) / "filler"
-        write_filler_files(filler_files, 400, rng)
+        write_filler_files(filler_files, FILLER, rng)
         started = time.perf_counter()
-        report = ingest([data / "docs", filler_files], [GROUP], settings=settings, scan=no_scan, index=index)
+        report = ingest([data / "docs", filler_files], [GROUP], settings=settings, scan=default_scan, index=index)
         seconds = time.perf_counter() - started
         if report.failed:
             raise RuntimeError(f"benchmark documents failed to ingest: {report.failed}")
         ingest_result = IngestResult(report.files, report.chunks, round(seconds, 2), round(report.chunks / seconds, 1))
-        labelled_chunks = sum(d.chunks for d in index.catalog.documents() if d.source.startswith(str(data)))
+        labelled_chunks = sum(d.chunks for d in index.catalog.documents() if not d.source.startswith("filler"))
 
         chunks = index.catalog.stats()["chunks"]
-        quality = [evaluate(index, questions, mode, chunks) for mode in MODES]
-        quality_held_out = [evaluate(index, held_out(questions), mode, chunks) for mode in MODES]
-        pool = index.embedder.encode([filler_text(rng) for _ in range(1000)]) if scales else None
+        outcomes = {mode: searched(index, questions, mode) for mode in MODES}
+        quality = [evaluate(outcomes[mode], mode, chunks) for mode in MODES]
+        even = {q["id"] for q in held_out(questions)}
+        quality_held_out = [evaluate([o for o in outcomes[mode] if o[0]["id"] in even], mode, chunks)
+                            for mode in MODES]
+        sources = wrong_sources(index, outcomes["hybrid"], near)
+        follow = follow_ups(index, conversations)
+        pool = index.embedder.passages([filler_text(rng) for _ in range(POOL)]) if scales else None
         latency, scaled = [], []
         for target in sorted(scales):
             have = index.catalog.stats()["chunks"]
@@ -255,37 +332,46 @@ def run(scales: list[int], data: Path = DATA, seed: int = 7) -> dict[str, Any]:
                 add_synthetic(index, target - have, pool, rng)
             total = index.catalog.stats()["chunks"]
             latency.append(measure_latency(index, questions, total))
-            scaled.append(evaluate(index, questions, "hybrid", total))
+            scaled.append(evaluate(searched(index, questions, "hybrid"), "hybrid", total))
+        identity = index.embedder.identity
         index.close()
-    return {"ingest": ingest_result, "quality": quality, "quality_held_out": quality_held_out, "latency": latency,
-            "quality_at_scale": scaled,
-            "labelled_chunks": labelled_chunks, "model": settings.rag.embedding_model,
+    return {"ingest": ingest_result, "quality": quality, "quality_held_out": quality_held_out,
+            "wrong_sources": sources, "follow_ups": follow, "latency": latency, "quality_at_scale": scaled,
+            "labelled_chunks": labelled_chunks, "model": identity.label(), "personal_data_scan": True,
             "load_average": {"start": load_before, "end": os.getloadavg()},
-            "min_similarity": settings.rag.min_similarity}
+            "min_relevance": settings.rag.min_relevance}
 
 
 def table(result: dict[str, Any]) -> str:
     ing: IngestResult = result["ingest"]
-    lines = [f"ingest: {ing.files} files, {ing.chunks} chunks in {ing.seconds} s = {ing.chunks_per_s} chunks/s "
-             f"(model {result['model']}, personal-data scan off)", "",
+    lines = [f"== {result['model']}",
+             f"ingest: {ing.files} files, {ing.chunks} chunks in {ing.seconds} s = {ing.chunks_per_s} chunks/s "
+             f"(personal-data scan on; load average {result['load_average']['start'][0]:.1f})", "",
              f"quality ({result['labelled_chunks']} labelled chunks among {result['quality'][0].chunks}; "
              "R@k: recall at k, X-lang: cross-language questions)",
-             f"{'mode':<18} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'MRR':>6} {'R@3 same':>9} {'R@3 X-lang':>10} "
+             f"{'mode':<20} {'R@1':>6} {'R@3':>6} {'R@5':>6} {'MRR':>6} {'R@3 same':>9} {'R@3 X-lang':>10} "
              f"{'answered':>9} {'off-topic rejected':>19}"]
     for title, rows in (("", result["quality"]), ("held-out half (even-numbered questions)",
                                                      result["quality_held_out"])):
         lines += [title] if title else []
         for q in rows:
-            lines.append(f"{q.mode:<18} {q.recall_at_1:>6.3f} {q.recall_at_3:>6.3f} {q.recall_at_5:>6.3f} "
+            lines.append(f"{q.mode:<20} {q.recall_at_1:>6.3f} {q.recall_at_3:>6.3f} {q.recall_at_5:>6.3f} "
                          f"{q.mrr:>6.3f} {q.same_language_recall_at_3:>9.3f} {q.cross_language_recall_at_3:>10.3f} "
                          f"{q.answered:>9.3f} {q.off_topic_rejected:>19.3f}")
-    if not result["latency"]:
-        return "\n".join(lines)
-    lines += ["", "hybrid query latency and quality by index size (groups filter on)",
-              f"{'chunks':>8} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'R@1':>6} {'R@3':>6}"]
-    for lat, q in zip(result["latency"], result["quality_at_scale"], strict=True):
-        lines.append(f"{lat.chunks:>8} {lat.p50_ms:>8.1f} {lat.p95_ms:>8.1f} {lat.mean_ms:>8.1f} "
-                     f"{q.recall_at_1:>6.3f} {q.recall_at_3:>6.3f}")
+    src: SourcesResult = result["wrong_sources"]
+    fol: FollowUpResult = result["follow_ups"]
+    lines += ["", f"wrong sources shown: off-topic {src.off_topic_with_sources:.3f} of {src.off_topic_questions}, "
+                  f"near-topic {src.near_topic_with_sources:.3f} of {src.near_topic_questions}, first source wrong "
+                  f"on answerable questions {src.answerable_first_source_wrong:.3f}",
+              f"follow-ups ({fol.conversations}): alone R@1 {fol.alone_recall_at_1:.3f} R@3 {fol.alone_recall_at_3:.3f}"
+              f"; with the conversation R@1 {fol.with_conversation_recall_at_1:.3f} "
+              f"R@3 {fol.with_conversation_recall_at_3:.3f}"]
+    if result["latency"]:
+        lines += ["", "hybrid query latency and quality by index size (groups filter on, query embedding included)",
+                  f"{'chunks':>8} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'R@1':>6} {'R@3':>6}"]
+        for lat, q in zip(result["latency"], result["quality_at_scale"], strict=True):
+            lines.append(f"{lat.chunks:>8} {lat.p50_ms:>8.1f} {lat.p95_ms:>8.1f} {lat.mean_ms:>8.1f} "
+                         f"{q.recall_at_1:>6.3f} {q.recall_at_3:>6.3f}")
     return "\n".join(lines)
 
 
@@ -299,18 +385,24 @@ def to_json(result: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scales", default="1000,10000,50000", help="index sizes, in chunks, for the latency runs")
-    parser.add_argument("--data", default=str(DATA), help="folder with docs/ and questions.jsonl")
+    parser.add_argument("--embedders", default=EMBEDDERS, help="embedding models to compare (catalogue names)")
+    parser.add_argument("--scales", default="10000", help="index sizes, in chunks, for the latency runs")
+    parser.add_argument("--data", default=str(DATA), help="folder with docs/, questions.jsonl, near_topic.jsonl "
+                        "and followups.jsonl")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="JSON file written with the figures")
     parser.add_argument("--quality-only", action="store_true", help="stop after the quality table (no scale runs)")
     args = parser.parse_args(argv)
-    result = run([] if args.quality_only else [int(s) for s in args.scales.split(",") if s], Path(args.data))
-    print(table(result))
+    scales = [] if args.quality_only else [int(s) for s in args.scales.split(",") if s]
+    results = {}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python benchmarks/rag.py " + " ".join(argv or sys.argv[1:]),
-                               **to_json(result)}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return result
+    for name in [e.strip() for e in args.embedders.split(",") if e.strip()]:
+        results[name] = run(name, scales, Path(args.data))
+        print(table(results[name]), flush=True)
+        out.write_text(json.dumps({"command": "python benchmarks/rag.py " + " ".join(argv or sys.argv[1:]),
+                                   "embedders": {k: to_json(v) for k, v in results.items()}}, indent=2,
+                                  ensure_ascii=False) + "\n", encoding="utf-8")
+    return results
 
 
 if __name__ == "__main__":

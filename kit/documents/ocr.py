@@ -86,7 +86,7 @@ def render_pdf_page(path: str, page: int, dpi: int, timeout_s: float = 120) -> b
         return None
     try:
         done = subprocess.run([program, "-f", str(page), "-l", str(page), "-r", str(dpi), "-gray", "-png",
-                               path, "-"], capture_output=True, timeout=timeout_s)
+                               "-singlefile", path], capture_output=True, timeout=timeout_s)  # no output root: stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout if done.returncode == 0 and done.stdout else None

@@ -1,69 +1,60 @@
 """Answer a question with chunks of the documents the caller may see.
 
-Hybrid search: the question's vector against Chroma (top ``candidates`` by cosine) and its folded
-French and English stems, with their glossary translations, against the FTS5 index (top
+Hybrid search. The question's vector (the embedding model's *query* encoding) against Chroma (top
+``candidates`` by cosine), and its folded French and English stems against the FTS5 index (top
 ``candidates`` by BM25, its statistics taken over the chunks the caller may read, see
-:mod:`kit.documents.store`; a chunk's heading path is indexed twice, see :mod:`kit.documents.ingest`, so
-that a word of its title weighs more than a word of its body). Both queries carry the caller's
-group and collection filter and exclude unfinished generations *inside* the query (on the vector
-side, only the Chroma partitions of the caller's groups are searched, see :mod:`kit.documents.vectors`).
+:mod:`kit.documents.store`; a chunk's heading path is indexed twice, see :mod:`kit.documents.ingest`,
+so that a word of its title weighs more than a word of its body). The keyword side also searches,
+for each word of the question, the organisation's synonyms (:mod:`kit.documents.synonyms`) and its
+nearest corpus words in the other language, learnt from the embedding model's own vectors
+(:mod:`kit.documents.lexicon`): no vocabulary is written in the code. Both queries carry the
+caller's group and collection filter and exclude unfinished generations *inside* the query (on the
+vector side, only the Chroma partitions of the caller's groups are searched, see
+:mod:`kit.documents.vectors`).
 
-Fusion by score: every candidate of either side gets both scores (the cosine of a chunk that only
-the keyword side found is computed from its vector stored in Chroma, one lookup per search), and
-its fused score is ``KEYWORD_WEIGHT`` (0.4) times its BM25 divided by the best candidate's, plus
-0.6 times its cosine rescaled so that the candidates span 0..1. Unlike reciprocal rank fusion,
-this keeps how far ahead a chunk is on each side, and a chunk found by one side only is not
-halved when the other side would also rank it well. The cosine is rescaled per question because
-its range depends on the model and the language. When the question's language is not one the
-embedding model was trained on (a French question with the English all-MiniLM-L6-v2), its cosines
-say little (any two French texts look alike, any French and English ones unlike), and the keyword
-side weighs ``FOREIGN_KEYWORD_WEIGHT`` (0.7). These weights rank best on the odd-numbered labelled
-questions of ``benchmarks/rag.py`` (the even-numbered ones check them): over the whole set they
-give recall@1 0.74 and recall@3 0.84, against 0.65 and 0.79 with reciprocal rank fusion. The
-result moves little around them (a keyword weight of 0.5 trades 0.04 of recall@1 for 0.02 of
-recall@3).
+Every candidate of either side gets both signals (the cosine of a chunk only the keyword side found
+is computed from its vector stored in Chroma), and one score, its **relevance**, 0..1, that means
+the same from one question to the next (:func:`relevance`):
 
-Relevance threshold, so that a question about nothing in the documents gets no source instead of
-the nearest noise. A chunk is kept if one of these holds:
+* the *lift* of its cosine: the cosine minus the question's mean cosine to the visible chunks of the
+  chunk's language. A multilingual model scores texts in the question's own language higher across
+  the board; measured from that background, a French question finds the English passage that
+  answers it above French passages on neighbouring topics, and an off-topic question stands out
+  from no chunk. The lift is divided by the embedder's ``relevance_margin`` (the lift of a passage
+  that answers, from its catalogue entry) and capped at 1;
+* its keyword coverage: the share of the question's meaningful words (or their expansions) found
+  in the chunk, each word weighted by its BM25 inverse document frequency.
 
-* keyword coverage ≥ ``MIN_COVERAGE`` (0.3): the share of the question's meaningful words (or their
-  translations) found in the chunk, each word weighted by its BM25 inverse document frequency (a
-  word absent from every chunk weighs the most) — a test independent of the embedding model;
-* cosine ≥ ``rag.min_similarity`` (0.3 for all-MiniLM-L6-v2), plus ``FOREIGN_OFFSET`` (0.2) when the
-  model does not cover the question's language: an English model gives any two French texts a
-  high baseline similarity;
-* both sides agree weakly: some keyword in common and cosine ≥ the floor minus 0.1.
+Relevance = ``VECTOR_WEIGHT`` (0.7) × lift part + 0.3 × coverage; chunks are ranked by it (BM25
+breaks ties). No source is returned when the best chunk is below ``rag.min_relevance`` (0.5): a
+weak match gives "no source found" rather than the nearest noise; the other sources shown need
+``OTHER_FLOOR`` (0.2). The weight, the margin and the floors were chosen on the odd-numbered
+questions of ``benchmarks/rag.py`` (the even-numbered ones check them), where they keep every
+off-topic question without a source; a site with another embedding model should check them
+(``kit docs search`` shows ``score``, ``similarity`` and ``keyword`` for each result).
 
-How the floors were chosen: on the benchmark's 10 off-topic questions (``benchmarks/rag.py``) over
-its labelled documents, the best chunk reached at most cosine 0.17 for English questions, 0.46 for
-French ones, and coverage 0.28; the floors sit above these, and still leave every answerable
-question of the set with a result.
-They are calibrated on that set, so a site with another model should check them (``kit docs
-search`` shows ``similarity`` and ``keyword`` for each result).
-
-Modes ``vector`` and ``keyword`` use one side only (for the benchmark), with that side's test.
+Modes ``vector`` and ``keyword`` use one side only (for the benchmark).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from kit.config import Settings, load_settings
 from kit.documents import store
 from kit.documents.index import DocIndex, open_index
 from kit.documents.query import QueryWord, fts_query, query_words
-from kit.documents.text import guess_language
+from kit.documents.text import guess_language, words
 from kit.documents.vectors import chunk_id
 
 Mode = Literal["hybrid", "vector", "keyword"]
-KEYWORD_WEIGHT = 0.4
-FOREIGN_KEYWORD_WEIGHT = 0.7
-MIN_COVERAGE = 0.3
-FOREIGN_OFFSET = 0.2
-AGREEMENT_MARGIN = 0.1
+VECTOR_WEIGHT = 0.7
+OTHER_FLOOR = 0.2
+PRIOR_CHUNKS = 20
+CONTEXT_WEIGHT = 0.3
 CANDIDATES = 20
 MAX_DF = 0.1
 PRUNE_ABOVE = 2000
@@ -91,7 +82,7 @@ class SearchResult:
 def _coverage(query: list[QueryWord], idf: dict[str, float], terms: frozenset[str]) -> float:
     total = matched = 0.0
     for word in query:
-        weight = min(idf[s] for s in word.stems)
+        weight = min(idf[s] for s in word.stems) * word.weight
         total += weight
         if not word.all.isdisjoint(terms):
             matched += weight
@@ -100,52 +91,65 @@ def _coverage(query: list[QueryWord], idf: dict[str, float], terms: frozenset[st
 
 def search(query: str, k: int = 5, groups: Sequence[str] | None = None, collection: str | None = None,
            settings: Settings | None = None, *, mode: Mode = "hybrid", index: DocIndex | None = None,
-           candidates: int = CANDIDATES, min_similarity: float | None = None,
-           min_coverage: float = MIN_COVERAGE, translate: bool = True) -> list[SearchResult]:
+           candidates: int = CANDIDATES, min_relevance: float | None = None, translate: bool = True,
+           context: str = "") -> list[SearchResult]:
     """The ``k`` best chunks for ``query`` among ready documents of ``collection`` (None: all) that
     ``groups`` may see (None: no restriction; the group ``public`` is always visible, a collection never
     widens who may read). Every score is computed from those documents only.
 
-    ``translate=False`` turns off the glossary expansion (for the benchmark's ablation)."""
+    ``min_relevance``: the relevance a chunk needs to be shown (default ``rag.min_relevance``).
+    ``translate=False`` turns off the cross-language keyword expansion (for the benchmark's ablation).
+    ``context``: the conversation's earlier user messages, for a follow-up question (see
+    :mod:`kit.documents.followup`); they count ``CONTEXT_WEIGHT`` as much as the question."""
     settings = settings or (index.settings if index else load_settings())
     own = index is None
     index = index or open_index(settings)
     try:
-        floor = settings.rag.min_similarity if min_similarity is None else min_similarity
-        return _search(index, query, k, groups, collection, mode, max(candidates, k), floor, min_coverage,
-                       translate)
+        floor = settings.rag.min_relevance if min_relevance is None else min_relevance
+        return _search(index, query, k, groups, collection, mode, max(candidates, k), floor, translate, context)
     finally:
         if own:
             index.close()
 
 
+def _words(index: DocIndex, query: str, translate: bool) -> list[QueryWord]:
+    found = words(query)
+    translations = None
+    if translate and found:
+        translations = index.lexicon.translations(found, guess_language(query), index.embedder)
+    return query_words(query, index.synonyms, translations)
+
+
 def _search(index: DocIndex, query: str, k: int, groups: Sequence[str] | None, collection: str | None,
-            mode: Mode, candidates: int, min_similarity: float, min_coverage: float,
-            translate: bool) -> list[SearchResult]:
-    words = query_words(query, translate, index.glossary)
+            mode: Mode, candidates: int, floor: float, translate: bool, context: str = "") -> list[SearchResult]:
+    if not query.strip():
+        return []
+    embedder = index.check_embedder([collection] if collection else None)
+    words_ = _words(index, query, translate and mode != "vector")
+    if context.strip():
+        own = {w.stems for w in words_}
+        words_ += [replace(w, weight=CONTEXT_WEIGHT) for w in _words(index, context, translate and mode != "vector")
+                   if w.stems not in own]
     # every statistic over what the caller may read only: hidden documents change no score
-    total, frequency = index.catalog.frequencies([s for w in words for s in w.all], collection, groups)
+    total, frequency = index.catalog.frequencies([s for w in words_ for s in w.all], collection, groups)
     idf = {term: store.idf(total, n) for term, n in frequency.items()}
     bm25: dict[tuple[str, int], float] = {}
     similarity: dict[tuple[str, int], float] = {}
     # On a large index, terms found in more than MAX_DF of the chunks weigh little in BM25 but cost
     # the most to rank: they count for coverage, not in the keyword query (unless no rarer term
     # of the question is in the index at all).
-    match = fts_query(words)
+    match = fts_query(words_)
     if total >= PRUNE_ABOVE:
         rare = [QueryWord(tuple(s for s in w.stems if frequency[s] <= MAX_DF * total),
-                          frozenset(s for s in w.translations if frequency[s] <= MAX_DF * total)) for w in words]
+                          frozenset(s for s in w.translations if frequency[s] <= MAX_DF * total)) for w in words_]
         if any(frequency[s] for w in rare for s in w.all):
             match = fts_query(rare)
-    if mode in ("hybrid", "keyword") and words:
+    if mode in ("hybrid", "keyword") and words_:
         for hit in index.catalog.keyword_search(match, candidates, collection, groups):
             bm25[(hit.doc_id, hit.chunk_index)] = hit.bm25
-    floor, alpha = min_similarity, KEYWORD_WEIGHT
     vector, partitions = None, []
-    if mode in ("hybrid", "vector") and query.strip():
-        if not index.embedder.covers(guess_language(query)):
-            floor, alpha = min_similarity + FOREIGN_OFFSET, FOREIGN_KEYWORD_WEIGHT
-        vector = index.embedder.encode([query])[0]
+    if mode in ("hybrid", "vector"):
+        vector = _vector(embedder, query, context)
         partitions = index.catalog.visible_partitions(collection, groups)
         for vhit in index.vectors.query(vector, candidates, partitions, index.catalog.hidden_generations()):
             similarity[(vhit.doc_id, vhit.chunk_index)] = vhit.similarity
@@ -155,15 +159,25 @@ def _search(index: DocIndex, query: str, k: int, groups: Sequence[str] | None, c
     rows = index.catalog.chunks_by_key(keys, collection, groups)
     if mode == "hybrid" and vector is not None:
         _complete(index, vector, rows, similarity, partitions)
-    scores = _fuse(mode, alpha, bm25, similarity, list(rows))
-    results = []
-    for key in sorted(scores, key=lambda key: -scores[key]):
-        row = rows[key]
-        coverage = _coverage(words, idf, row.terms) if words else 0.0
+    margin = index.relevance_margin
+    background = _background(index, vector, partitions) if vector is not None else {}
+    found = []
+    for key, row in rows.items():
+        coverage = _coverage(words_, idf, row.terms) if words_ else 0.0
         cosine = similarity.get(key)
-        if not _relevant(mode, coverage, cosine, floor, min_coverage):
-            continue
-        results.append(SearchResult(row.source, row.page, " > ".join(row.heading), round(scores[key], 4), row.text,
+        lift = None if cosine is None else cosine - background.get(guess_language(row.text) or "?",
+                                                                   background.get("", 0.0))
+        # ranked by the uncapped value (two strong matches stay apart), shown capped at 1
+        found.append((relevance(mode, margin, lift, coverage, cap=False), bm25.get(key, 0.0), key, row, cosine,
+                      coverage))
+    found.sort(key=lambda f: (-f[0], -f[1]))
+    if not found or found[0][0] < floor:  # a weak best match: no source rather than the nearest noise
+        return []
+    results = []
+    for score, _, _key, row, cosine, coverage in found:
+        if score < min(floor, OTHER_FLOOR):
+            break
+        results.append(SearchResult(row.source, row.page, " > ".join(row.heading), round(min(score, 1.0), 4), row.text,
                                     row.doc_id, row.chunk_index,
                                     None if cosine is None else round(cosine, 4), round(coverage, 4)))
         if len(results) == k:
@@ -181,28 +195,46 @@ def _complete(index: DocIndex, vector: Any, rows: dict[tuple[str, int], store.Ch
         similarity[missing[cid]] = float(stored @ vector)
 
 
-def _fuse(mode: Mode, alpha: float, bm25: dict[tuple[str, int], float], similarity: dict[tuple[str, int], float],
-          keys: list[tuple[str, int]]) -> dict[tuple[str, int], float]:
-    """Score of each candidate in 0..1: ``alpha`` times its BM25 over the best candidate's, plus
-    ``1 - alpha`` times its cosine rescaled so that the candidates span 0..1 (hybrid); one side alone
-    in the other modes."""
-    top = max(bm25.values(), default=0.0) or 1.0
-    if mode == "keyword":
-        return {key: bm25.get(key, 0.0) / top for key in keys}
+def _vector(embedder: Any, query: str, context: str) -> Any:
+    """The question's vector, leaning ``CONTEXT_WEIGHT`` towards the conversation's when one is given."""
+    import numpy as np
+
+    if not context.strip():
+        return embedder.query([query])[0]
+    own, before = embedder.query([query, context])
+    mixed = own + CONTEXT_WEIGHT * before
+    return (mixed / (np.linalg.norm(mixed) or 1.0)).astype(np.float32)
+
+
+def _background(index: DocIndex, vector: Any, partitions: Sequence[str]) -> dict[str, float]:
+    """The question's mean cosine to the visible chunks of each language ("": all of them). With few chunks,
+    the embedder's typical cosine of unrelated texts (``background_cosine``) counts as ``PRIOR_CHUNKS``
+    more chunks, so that a collection of one document still has a background."""
+    sums = index.vectors.centroids(partitions)
+    prior = index.embedder_entry.background_cosine if index.embedder_entry else None
+    weight = PRIOR_CHUNKS if prior is not None else 0
+    out = {lang: (float(total @ vector) + weight * (prior or 0.0)) / (n + weight)
+           for lang, (total, n) in sums.items() if n}
+    count = sum(n for _, n in sums.values())
+    if count:
+        everything = sum(total for total, _ in sums.values())
+        out[""] = (float(everything @ vector) + weight * (prior or 0.0)) / (count + weight)
+    return out
+
+
+def relevance(mode: Mode, margin: float, lift: float | None, coverage: float, *, cap: bool = True) -> float:
+    """The relevance shown with a chunk, 0..1, comparable from one question to the next: ``VECTOR_WEIGHT``
+    times its *lift* (its cosine minus the question's mean cosine to the chunks of its language)
+    divided by the embedder's ``relevance_margin`` (the lift of a passage that answers), capped at 1,
+    plus the rest times its keyword coverage. It depends on no other candidate of the question: an
+    off-topic question gets low relevances, not a best source rescaled to 1."""
+    placed = 0.0 if lift is None else max(0.0, lift / margin)
+    placed = min(1.0, placed) if cap else placed
     if mode == "vector":
-        return {key: similarity[key] for key in keys if key in similarity}
-    known = [similarity[key] for key in keys if key in similarity]
-    low, high = (min(known), max(known)) if known else (0.0, 0.0)
-    spread = high - low or 1.0
-    return {key: alpha * bm25.get(key, 0.0) / top + (1 - alpha) * (similarity.get(key, low) - low) / spread
-            for key in keys}
-
-
-def _relevant(mode: Mode, coverage: float, cosine: float | None, floor: float, min_coverage: float) -> bool:
-    keyword = mode != "vector" and coverage >= min_coverage
-    vector = mode != "keyword" and cosine is not None and cosine >= floor
-    both = mode == "hybrid" and cosine is not None and coverage > 0 and cosine >= floor - AGREEMENT_MARGIN
-    return keyword or vector or both
+        return placed
+    if mode == "keyword":
+        return coverage
+    return VECTOR_WEIGHT * placed + (1 - VECTOR_WEIGHT) * coverage
 
 
 def search_json(query: str, k: int = 5, groups: Sequence[str] | None = None, collection: str | None = None,

@@ -7,8 +7,9 @@ English stems, and shared words between the languages (cognates such as *procéd
 *procedure*, *télétravail*, acronyms, amounts and article numbers) still meet across them. BM25's
 inverse document frequency keeps the extra stems from weighing much. Stop words of both languages
 are dropped, except acronyms written in capitals (CET, IT, RH). Questions are also expanded with
-the translations found in :mod:`kit.documents.glossary`, so that a French chunk can answer an English
-question on the keyword side.
+the nearest words of the other language (:mod:`kit.documents.lexicon`) and the organisation's
+synonyms (:mod:`kit.documents.synonyms`), so that a French chunk can answer an English question on
+the keyword side.
 """
 
 from __future__ import annotations

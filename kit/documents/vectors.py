@@ -44,9 +44,11 @@ class VectorHit:
     metadata: dict[str, Any]
 
 
-def partition(collection: str, group: str) -> str:
-    """Name of the Chroma collection holding the chunks of one kit collection visible to one group."""
-    digest = hashlib.sha256(f"{collection}\n{group}".encode()).hexdigest()[:24]
+def partition(collection: str, group: str, space: str = "") -> str:
+    """Name of the Chroma collection holding the chunks of one kit collection visible to one group, embedded
+    by the embedder of ``space`` (see :func:`kit.documents.index.space_of`; "" in indexes written before)."""
+    key = f"{collection}\n{group}" + (f"\n{space}" if space else "")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
     return f"kit-docs-{digest}"
 
 
@@ -87,6 +89,7 @@ class VectorIndex:
         self.location = url or str(path)
         self._client = _client(path, url)
         self._collections: dict[str, Any] = {}
+        self._sums: dict[str, tuple[int, dict[str, tuple[Any, int]]]] = {}
         max_batch = getattr(self._client, "get_max_batch_size", None)
         self._batch = min(int(max_batch()), 5000) if callable(max_batch) else 1000
 
@@ -140,9 +143,46 @@ class VectorIndex:
                 found[cid] = np.asarray(vector, dtype=np.float32)
         return found
 
+    def centroids(self, partitions: Sequence[str]) -> dict[str, tuple[npt.NDArray[np.float32], int]]:
+        """Per language of the chunks ("fr", "en", "?"), the sum of their vectors in ``partitions`` and their
+        number: the background a question's cosines are measured from (see kit.documents.retrieve). Each
+        partition's sums are computed once and kept while its chunk count stays the same."""
+        import numpy as np
+
+        from kit.documents.text import guess_language
+
+        total: dict[str, tuple[npt.NDArray[np.float32], int]] = {}
+        for name in partitions:
+            collection = self._collection(name)
+            count = int(collection.count())
+            cached = self._sums.get(name)
+            if cached is None or cached[0] != count:
+                sums: dict[str, tuple[npt.NDArray[np.float32], int]] = {}
+                for start in range(0, count, self._batch):
+                    got = collection.get(include=["embeddings", "documents"], limit=self._batch, offset=start)
+                    for vector, text in zip(got["embeddings"], got["documents"], strict=True):
+                        lang = guess_language(text or "") or "?"
+                        acc, n = sums.get(lang, (np.zeros(len(vector), dtype=np.float32), 0))
+                        sums[lang] = (acc + np.asarray(vector, dtype=np.float32), n + 1)
+                cached = (count, sums)
+                self._sums[name] = cached
+            for lang, (acc, n) in cached[1].items():
+                have, m = total.get(lang, (np.zeros_like(acc), 0))
+                total[lang] = (have + acc, m + n)
+        return total
+
     def delete_generation(self, generation: str, partitions: Sequence[str]) -> None:
         for name in partitions:
             self._collection(name).delete(where={"generation": generation})
+
+    def drop(self, partitions: Sequence[str]) -> None:
+        """Delete whole partitions (those no generation uses any more)."""
+        for name in partitions:
+            self._collections.pop(name, None)
+            try:
+                self._client.delete_collection(name)
+            except Exception:  # noqa: BLE001 - already gone, or never created: nothing to delete
+                continue
 
     def count(self, partitions: Sequence[str]) -> int:
         """Chunk vectors stored in these partitions (a chunk of a two-group document counts twice)."""

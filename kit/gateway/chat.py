@@ -166,10 +166,17 @@ class Completions:
             for g in gens:
                 metrics.observe(g)
             self.audit(ident, action, outcome, gens, started, status, docs.document_ids if docs else [],
-                       excerpts=(docs.personal_data or {}) if docs else None, files=file_ids)
+                       excerpts=(docs.personal_data or {}) if docs else None, files=file_ids, answer_id=rid)
             if raw_prompt is None and isinstance(body, ChatRequest) and body.conversation_id:
-                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "",
-                                docs.sources if docs else None, attached.describe() if attached else None)
+                kept: dict[str, Any] = {"answer_id": rid, "documents": docs is not None,
+                                        "finish": (gens[0].finish_reason if gens else None) or status}
+                if docs is not None:  # the excerpts as the model read them (through the personal-data policy)
+                    kept["sources"] = docs.sources
+                if outcome.masked:
+                    kept["masked"] = outcome.masked
+                if attached:  # the files used and their pages (ids and names: the user's own, deleted with them)
+                    kept["attachments"] = attached.describe()
+                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "", kept)
             metrics.requests.labels(action, "200" if status == "ok" else status).inc()
 
         if body.stream:
@@ -213,9 +220,15 @@ class Completions:
         def finish(texts: list[str], status: str) -> None:
             for g in gens:
                 self.ctx.metrics.observe(g)
-            self.audit(ident, "chat", outcome, gens, started, status, files=ids)
+            self.audit(ident, "chat", outcome, gens, started, status, files=ids, answer_id=rid)
             if body.conversation_id:
-                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "", None, quoted)
+                kept: dict[str, Any] = {"answer_id": rid, "documents": False,
+                                        "finish": (gens[0].finish_reason if gens else None) or status}
+                if quoted:
+                    kept["attachments"] = quoted
+                if outcome.masked:
+                    kept["masked"] = outcome.masked
+                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "", kept)
             self.ctx.metrics.requests.labels("chat", "200" if status == "ok" else status).inc()
 
         if body.stream:
@@ -236,8 +249,11 @@ class Completions:
         options = getattr(body, "kit", None)
         if options is None or not options.documents:
             return None
-        question = next((m["content"] for m in reversed(outcome.messages) if m["role"] == "user"), "")
-        return await gather.in_thread(self.ctx.documents.context, ident, question, options.collection)
+        from kit.documents.followup import conversation_query
+
+        asked = [m["content"] for m in outcome.messages if m["role"] == "user" and isinstance(m["content"], str)]
+        question, before = conversation_query(asked)
+        return await gather.in_thread(self.ctx.documents.context, ident, question, options.collection, before)
 
     async def submit(self, ident: Identity, body: ChatRequest | CompletionRequest, outcome: ChatOutcome,
                      raw_prompt: str | None, action: str) -> list[Generation]:
@@ -254,7 +270,8 @@ class Completions:
 
     def audit(self, ident: Identity, action: str, outcome: ChatOutcome, gens: list[Generation], started: float,
               status: str, doc_ids: list[str] | None = None, reason: str | None = None,
-              excerpts: dict[str, Any] | None = None, files: list[str] | None = None) -> None:
+              excerpts: dict[str, Any] | None = None, files: list[str] | None = None,
+              answer_id: str | None = None) -> None:
         settings, engine = self.ctx.settings, self.ctx.engine
         text = None
         if settings.policy.log_prompt_text:
@@ -273,6 +290,8 @@ class Completions:
             detail["documents"] = True
         if files:  # the attached files by id: never their text or name
             detail["file_ids"] = ",".join(files)
+        if answer_id is not None:  # what feedback on this answer names
+            detail["answer_id"] = answer_id
         self.ctx.state.audit.record(AuditEvent(
             action=action, user=ident.user, model=engine.model_name,
             prompt_tokens=gens[0].prompt_tokens if gens else 0,
@@ -282,8 +301,9 @@ class Completions:
             doc_ids=list(doc_ids or []), detail=detail, text=text))
 
     def store_turn(self, ident: Identity, conversation_id: str, outcome: ChatOutcome, answer: str,
-                   sources: list[dict[str, Any]] | None = None,
-                   attachments: list[dict[str, Any]] | None = None) -> None:
+                   kept: dict[str, Any]) -> None:
+        """The question (as the policy let it through) and the answer, with what reopening it shows again:
+        ``kept`` holds its id, how it ended, whether documents were asked for, their sources, what was masked."""
         conv = self.ctx.state.conversations
         if not conv.enabled:
             return
@@ -292,11 +312,7 @@ class Completions:
             return
         if last_user:
             conv.add_message(ident.user, conversation_id, "user", last_user[0])
-        meta: dict[str, Any] = {"model": self.ctx.engine.model_name, "ai_generated": True}
-        if sources is not None:  # the excerpts as the model read them (through the personal-data policy)
-            meta["sources"] = sources
-        if attachments:  # the files used and their pages (ids and names: the user's own, deleted with them)
-            meta["attachments"] = attachments
+        meta: dict[str, Any] = {"model": self.ctx.engine.model_name, "ai_generated": True, **kept}
         conv.add_message(ident.user, conversation_id, "assistant", answer, meta)
 
 

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kit.audit import AuditEvent
 from kit.documents.index import DocIndex, open_index
-from kit.documents.ingest import DEFAULT_COLLECTION, ingest, list_documents, remove
+from kit.documents.ingest import DEFAULT_COLLECTION, document_register, ingest, list_documents, remove
 from kit.documents.prompt import DocumentContext, render
 from kit.documents.retrieve import search
 from kit.documents.text import guess_language
@@ -43,11 +43,11 @@ class Documents:
     def groups(self, ident: Identity) -> list[str]:
         return list(ident.groups)
 
-    def context(self, ident: Identity, question: str, collection: str | None) -> DocumentContext:
-        """Retrieve for the last user message, apply the personal-data policy to the excerpts, and render the
-        quoted block and the sources."""
+    def context(self, ident: Identity, question: str, collection: str | None, before: str = "") -> DocumentContext:
+        """Retrieve for the last user message (with the earlier ones, ``before``, for a follow-up), apply the
+        personal-data policy to the excerpts, and render the quoted block and the sources."""
         results = search(question, self.ctx.settings.rag.top_k, self.groups(ident), collection,
-                         self.ctx.settings, index=self.index())
+                         self.ctx.settings, index=self.index(), context=before)
         policed = police(self.ctx.gate, results)
         lang = guess_language(question) or self.ctx.settings.ui.default_language
         found = render(policed.results, "en" if lang == "en" else "fr", len(policed.withheld), policed.blocked)
@@ -125,6 +125,15 @@ def router(ctx: Context) -> APIRouter:
             await run_in_threadpool(ctx.state.audit.record, AuditEvent(
                 action="document_ingested", user=ident.user, doc_ids=[doc_id], detail={"collection": collection}))
         return report.to_dict()
+
+    @api.get("/v1/admin/documents/register")
+    async def register(request: Request) -> dict[str, Any]:
+        """Every version of every document indexed, removed ones included for the audit's retention: where the
+        document id of an audit row leads."""
+        ident = await ctx.identify(request)
+        ident.require("admin", "auditor")
+        entries = await run_in_threadpool(document_register, ctx.settings, index=docs.index())
+        return {"retention_days": ctx.settings.policy.audit_retention_days, "data": [e.to_dict() for e in entries]}
 
     @api.delete("/v1/documents/{doc_id}")
     async def delete(doc_id: str, request: Request) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from kit.documents.embedders import EmbedderEntry
 from kit.errors import CatalogError
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -95,6 +96,8 @@ class ModelEntry(_Strict):
     ram_gb: dict[str, float] = Field(default_factory=dict, description="RAM needed per quantization type, GiB.")
     source: Source
     default: bool = Field(default=False, description="The embedded default model.")
+    demo: bool = Field(default=False, description="A demonstration model, too small for real work: the chat says "
+                       "so while it serves, and `kit doctor` warns under the production profile.")
 
     @field_validator("name")
     @classmethod
@@ -109,6 +112,11 @@ class ModelEntry(_Strict):
 
 class Catalog(_Strict):
     models: list[ModelEntry]
+    embedders: list[EmbedderEntry] = Field(default_factory=list, description="Embedding models of the "
+                                           "document search (kit.documents.embedders).")
+
+    def embedder(self, name: str) -> EmbedderEntry | None:
+        return next((e for e in self.embedders if e.name == name.lower()), None)
 
     def get(self, name: str) -> ModelEntry:
         for entry in self.models:
@@ -156,8 +164,9 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
             problems.append(f"{where}: {msg}")
         raise CatalogError(f"{file}: " + "; ".join(problems)) from None
     seen: set[str] = set()
-    for entry in catalog.models:
-        if entry.name in seen:
-            raise CatalogError(f"{file}: entry '{entry.name}' appears twice.")
-        seen.add(entry.name)
+    names: list[str] = [e.name for e in catalog.models] + [e.name for e in catalog.embedders]
+    for name in names:
+        if name in seen:
+            raise CatalogError(f"{file}: entry '{name}' appears twice.")
+        seen.add(name)
     return catalog

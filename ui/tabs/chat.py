@@ -27,6 +27,10 @@ class ChatTab:
     pii_md: gr.Markdown
     pii_send: gr.Button
     pii_edit: gr.Button
+    del_col: gr.Column
+    del_md: gr.Markdown
+    del_confirm: gr.Button
+    del_cancel: gr.Button
     fb_col: gr.Column
     fb_md: gr.Markdown
     fb_comment: gr.Textbox
@@ -40,6 +44,7 @@ class ChatTab:
     report_close: gr.Button
     chat_msg: gr.Markdown
     input_box: gr.Textbox
+    keys_hint: gr.Markdown
     send_btn: gr.Button
     stop_btn: gr.Button
     docs_cb: gr.Checkbox
@@ -82,9 +87,20 @@ def _panels(t: Texts, lab: Any) -> dict[str, Any]:
     p: dict[str, Any] = {}
     with gr.Column(visible=False, elem_id="kit-pii") as p["pii_col"]:
         p["pii_md"] = gr.Markdown()
+        with gr.Row():  # the safe action is the primary one: edit, or send the masked version (ui.chat)
+            p["pii_edit"] = lab(gr.Button(t("pii.edit"), variant="primary", elem_id="kit-pii-edit"), value="pii.edit")
+            p["pii_send"] = gr.Button(t("pii.confirm"), variant="secondary", elem_id="kit-pii-send")
+    with gr.Column(visible=False, elem_id="kit-delete") as p["del_col"]:
+        p["del_md"] = gr.Markdown()
         with gr.Row():
-            p["pii_send"] = gr.Button(t("pii.confirm"), variant="primary", elem_id="kit-pii-send")
-            p["pii_edit"] = lab(gr.Button(t("pii.edit"), elem_id="kit-pii-edit"), value="pii.edit")
+            p["del_cancel"] = lab(
+                gr.Button(t("chat.delete_cancel"), variant="primary", size="sm", elem_id="kit-delete-cancel"),
+                value="chat.delete_cancel",
+            )
+            p["del_confirm"] = lab(
+                gr.Button(t("chat.delete_confirm"), variant="stop", size="sm", elem_id="kit-delete-confirm"),
+                value="chat.delete_confirm",
+            )
     with gr.Column(visible=False, elem_id="kit-feedback") as p["fb_col"]:
         p["fb_md"] = gr.Markdown()
         p["fb_comment"] = lab(
@@ -117,7 +133,7 @@ def _compose(t: Texts, lab: Any) -> dict[str, Any]:
             gr.Textbox(
                 label=t("chat.input_label"),
                 show_label=False,
-                lines=2,
+                lines=1,  # one line to start: Enter sends, Shift+Enter adds a line (said under the box); grows to 12
                 max_lines=12,
                 placeholder=t("chat.input_placeholder"),
                 elem_id="kit-input",
@@ -131,6 +147,7 @@ def _compose(t: Texts, lab: Any) -> dict[str, Any]:
             p["stop_btn"] = lab(
                 gr.Button(t("chat.stop"), variant="stop", visible=False, elem_id="kit-stop"), value="chat.stop"
             )
+    p["keys_hint"] = lab(gr.Markdown(t("chat.keys_hint"), elem_id="kit-keys-hint"), value="chat.keys_hint")
     p["docs_cb"] = lab(
         gr.Checkbox(label=t("docs.switch"), value=False, elem_id="kit-docs-switch", container=False),
         label="docs.switch",
@@ -213,7 +230,7 @@ def wire(c: ChatTab, h: ChatHandlers, s: States) -> None:
     chat_out = [c.chatbot, s.conv, s.pending, c.send_btn, c.stop_btn, c.another_btn, c.chat_msg, c.input_box,
                 c.closed_md]
     stream_in = [s.pending, s.conv, s.lang, s.model, c.docs_cb, c.files_state]
-    pre_out = [s.pending, s.pii_pending, c.pii_col, c.pii_md, c.pii_send, c.chat_msg, c.fb_col]
+    pre_out = [s.pending, s.pii_pending, c.pii_col, c.pii_md, c.pii_send, c.pii_edit, c.chat_msg, c.fb_col]
     for trigger in (c.send_btn.click, c.input_box.submit):
         trigger(h.precheck, [c.input_box, s.lang], pre_out, **PRIVATE).then(
             h.stream, stream_in, chat_out, concurrency_limit=None, **PRIVATE
@@ -229,7 +246,11 @@ def wire(c: ChatTab, h: ChatHandlers, s: States) -> None:
     new_chat_outputs = [s.conv, c.chatbot, s.pending, s.pii_pending, s.feedback, c.pii_col, c.fb_col, c.report_col,
                         c.chat_msg, c.input_box]
     c.new_btn.click(h.new_chat, None, new_chat_outputs, **PRIVATE)
-    c.chatbot.clear(h.new_chat, None, new_chat_outputs, **PRIVATE)
+    # the chatbot's trash icon: the conversation comes back on screen and its deletion is asked first
+    del_out = [c.chatbot, c.del_col, c.del_md, c.chat_msg, *new_chat_outputs]
+    c.chatbot.clear(h.ask_delete, [s.conv, s.lang], _unique_list(del_out), **PRIVATE)
+    c.del_cancel.click(h.cancel_delete, None, [c.del_col], **PRIVATE)
+    c.del_confirm.click(h.confirm_delete, [s.conv, s.lang], _unique_list([c.del_col, *new_chat_outputs]), **PRIVATE)
     c.templates.input(h.pick_template, [c.templates, s.charter, s.lang], [c.input_box, c.templates], **PRIVATE)
 
     # feedback and reports
@@ -243,3 +264,11 @@ def wire(c: ChatTab, h: ChatHandlers, s: States) -> None:
     c.report_send.click(
         h.send_report, [c.report_text, s.conv, s.model, s.lang], [c.report_col, c.report_text, c.chat_msg], **PRIVATE
     )
+
+
+def _unique_list(items: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        if all(item is not seen for seen in out):
+            out.append(item)
+    return out
