@@ -10,13 +10,13 @@ Side by side, in one run, on the same model file, threads, sequences and context
   library), so the note can say where it goes;
 * ``kit up`` (gateway and browser chat): seconds until the chat's page answers 200 with the gateway ready,
   and the memory of both processes;
-* the command line: ``kit docs search`` on the labelled documents (``benchmarks/data/rag/docs``, ingested
-  first) and ``kit privacy scan`` of "Bonjour Marie" on standard input: wall seconds and peak resident
-  memory of the command (``wait4``), each run ``--runs`` times (the first run of each is shown apart: it
-  may fill a cache).
+* the command line: ``kit docs search "télétravail"`` on the labelled documents (``benchmarks/data/rag/docs``,
+  ingested first) and ``kit privacy scan`` of "Bonjour Marie" on standard input: wall seconds and peak
+  resident memory of the command (``wait4``), each run ``--runs`` times (the first run of each is shown
+  apart: it may fill a cache), alone, then with ``kit serve`` running on this machine (they ask it).
 
     python benchmarks/footprint.py [--model PATH] [--runs 3] [--skip-up] [--source CHECKOUT]
-                                   [--out benchmarks/results/footprint.json]
+                                   [--before CHECKOUT] [--out benchmarks/results/footprint.json]
 
 Each figure is the median of ``--runs`` starts. The machine line (CPU, cores, load average) is recorded
 with them: figures taken on a busy machine are slower, and only those of one run compare.
@@ -114,7 +114,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{proc.args} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            raise SystemExit(f"{proc.args!r} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return time.monotonic()
@@ -208,7 +208,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     threads = args.threads or os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="kit-footprint-"))
     results: dict[str, Any] = {"model": str(model.relative_to(ROOT) if model.is_relative_to(ROOT) else model.name),
-                               "source": str(args.source), "threads": threads, "parallel": args.parallel,
+                               "source": args.source.resolve().name,
+                               "before": args.before.resolve().name if args.before else None,
+                               "threads": threads, "parallel": args.parallel,
                                "ctx": args.ctx, "runs": args.runs,
                                "machine": machine_info(model), "load_average_before": os.getloadavg()}
     try:
@@ -216,6 +218,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         env = {**os.environ, "KIT_HOME": str(home), "KIT_CONFIG": str(cfg), "PYTHONPATH": str(args.source),
                "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))}
         kit = [sys.executable, "-m", "kit.cli"]
+        before_env = {**env, "PYTHONPATH": str(args.before)} if args.before else None
         server = find_llama_server()
         rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for _ in range(args.runs):  # the servers take turns, so a slow moment of the machine hits both
@@ -225,10 +228,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     [str(server), "-m", str(model), "--host", "127.0.0.1", "--port", str(port), "-t", str(threads),
                      "-np", str(args.parallel), "-c", str(args.ctx * args.parallel)],
                     [f"http://127.0.0.1:{port}/health"], env))
-            port = free_port()
-            rows["kit serve"].append(start_measured(
-                kit + ["serve", "--port", str(port), "--threads", str(threads), "--parallel", str(args.parallel),
-                       "--ctx", str(args.ctx)], [f"http://127.0.0.1:{port}/health"], env))
+            for name, source_env in (("kit serve", env), ("kit serve (before)", before_env)):
+                if source_env is None:
+                    continue
+                port = free_port()
+                rows[name].append(start_measured(
+                    kit + ["serve", "--port", str(port), "--threads", str(threads), "--parallel", str(args.parallel),
+                           "--ctx", str(args.ctx)], [f"http://127.0.0.1:{port}/health"], source_env))
             if not args.skip_up:
                 api, ui = free_port(), free_port()
                 rows["kit up"].append(start_measured(
@@ -242,6 +248,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "ready_s_ratio": round(results["kit serve"]["ready_s"] / results["llama-server"]["ready_s"], 2),
                 "extra_rss_gb": round(results["kit serve"]["rss_gb"] - results["llama-server"]["rss_gb"], 3)}
         results["cli"] = cli_latencies(kit, env, args.runs)
+        if before_env is not None:
+            results["cli (before)"] = cli_before(kit, before_env, args.runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["load_average_after"] = os.getloadavg()
@@ -249,35 +257,65 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cli_latencies(kit: list[str], env: dict[str, str], runs: int) -> dict[str, Any]:
-    ingest = run_cli(kit + ["docs", "ingest", str(DOCS), "--group", "staff"], env)
+    """Each command alone (it loads what it needs), then with ``kit serve`` running on this machine (the commands
+    ask it)."""
+    ingest = run_cli(kit + ["docs", "ingest", str(DOCS)], env)
     out: dict[str, Any] = {"docs ingest": {"s": ingest["s"], "report": ingest["output"].strip().splitlines()[-1:]}}
     commands = {
-        "docs search": (kit + ["docs", "search", "télétravail", "--group", "staff"], b""),
+        "docs search": (kit + ["docs", "search", "télétravail"], b""),
         "privacy scan": (kit + ["privacy", "scan"], b"Bonjour Marie\n"),
         "--help": (kit + ["--help"], b""),
     }
-    for name, (argv, stdin) in commands.items():
-        measured = [run_cli(argv, env, stdin) for _ in range(runs + 1)]
+    port = free_port()
+    for mode in ("alone", "gateway running"):
+        server = None
+        if mode == "gateway running":
+            server = subprocess.Popen(kit + ["serve", "--port", str(port)], env=env, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            log = Path(tempfile.mkstemp(prefix="kit-footprint-", suffix=".log")[1])
+            wait_http(f"http://127.0.0.1:{port}/health", server, 300, log)
+            log.unlink(missing_ok=True)
+        try:
+            for name, (argv, stdin) in commands.items():
+                if name == "--help" and server is not None:
+                    continue
+                measured = [run_cli(argv, {**env, "KIT_SERVER__PORT": str(port)}, stdin) for _ in range(runs + 1)]
+                later = measured[1:]
+                out[f"{name} ({mode})"] = {
+                    "s": median_of(later, "s"), "max_rss_gb": median_of(later, "max_rss_gb"),
+                    "first_s": measured[0]["s"], "runs_s": [m["s"] for m in later], "output": later[-1]["output"]}
+        finally:
+            if server is not None:
+                stop(server)
+    return out
+
+
+def cli_before(kit: list[str], env: dict[str, str], runs: int) -> dict[str, Any]:
+    """The commands alone, as the ``--before`` checkout runs them (the index ingested by this run's kit)."""
+    out: dict[str, Any] = {}
+    for name, argv, stdin in (("docs search", ["docs", "search", "télétravail"], b""),
+                              ("privacy scan", ["privacy", "scan"], b"Bonjour Marie\n")):
+        measured = [run_cli(kit + argv, env, stdin) for _ in range(runs + 1)]
         later = measured[1:]
-        out[name] = {"s": median_of(later, "s"), "max_rss_gb": median_of(later, "max_rss_gb"),
-                     "first_s": measured[0]["s"], "runs_s": [m["s"] for m in later],
-                     "output": later[-1]["output"]}
+        out[f"{name} (alone)"] = {"s": median_of(later, "s"), "max_rss_gb": median_of(later, "max_rss_gb"),
+                                  "first_s": measured[0]["s"], "runs_s": [m["s"] for m in later]}
     return out
 
 
 def report(results: dict[str, Any]) -> str:
     lines = [f"{'':28} {'ready (s)':>10} {'memory (GB)':>12}"]
-    for name in ("llama-server", "kit serve", "kit up"):
+    for name in ("llama-server", "kit serve", "kit serve (before)", "kit up"):
         if name in results:
             lines.append(f"{name:28} {results[name]['ready_s']:>10.2f} {results[name]['rss_gb']:>12.3f}")
     if "kit serve over llama-server" in results:
         r = results["kit serve over llama-server"]
         lines.append(f"{'kit serve - llama-server':28} {'x' + str(r['ready_s_ratio']):>10} {r['extra_rss_gb']:>+12.3f}")
     lines.append("")
-    lines.append(f"{'command':28} {'s (median)':>10} {'first s':>8} {'peak GB':>8}")
-    for name, row in results.get("cli", {}).items():
+    lines.append(f"{'command':40} {'s (median)':>10} {'first s':>8} {'peak GB':>8}")
+    for name, row in [*results.get("cli", {}).items(),
+                      *((f"{k} before", v) for k, v in results.get("cli (before)", {}).items())]:
         if "max_rss_gb" in row:
-            lines.append(f"{'kit ' + name:28} {row['s']:>10.2f} {row['first_s']:>8.2f} {row['max_rss_gb']:>8.3f}")
+            lines.append(f"{'kit ' + name:40} {row['s']:>10.2f} {row['first_s']:>8.2f} {row['max_rss_gb']:>8.3f}")
     smaps = results.get("kit serve", {}).get("runs", [{}])[-1].get("smaps", [])
     if smaps:
         lines.append("")
@@ -298,6 +336,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-up", action="store_true", help="Leave out `kit up`.")
     parser.add_argument("--source", type=Path, default=ROOT,
                         help="Checkout whose kit is started (default: this one; another: the figures before a change).")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="Another checkout (the code before a change): its kit serve and commands are measured "
+                             "too, in the same rounds.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     args.model = args.model or str(packaged_default())

@@ -108,6 +108,26 @@ class AuthError(PolicyError):
     code = "authentication_error"
 
 
+class SignInError(AuthError):
+    """The identity provider's answer or token is refused (bad signature, expired, another audience, a state
+    that this chat did not issue, a domain not allowed): HTTP 401."""
+
+    status = 401
+    code = "sign_in_refused"
+
+    def __init__(self, message: str = "", *, param: str | None = None, key: str = "",
+                 values: dict[str, object] | None = None) -> None:
+        super().__init__(message, param=param)
+        self.key, self.values = key, dict(values or {})  # a front end's own reason: its translation key
+
+
+class ProviderError(KitError, ConnectionError):
+    """The OpenID Connect provider cannot be reached or answers something unusable (HTTP 502)."""
+
+    status = 502
+    code = "identity_provider_error"
+
+
 class NoKeyExposedError(PolicyError):
     """Bound off loopback while no API key exists: every request is refused (HTTP 503)."""
 
@@ -220,10 +240,16 @@ class LimitsUnavailableError(KitError, ConnectionError):
 
 
 class DocumentError(KitError, ValueError):
-    """A file cannot be ingested: unknown type, encrypted, damaged, or without text (HTTP 400)."""
+    """A file cannot be ingested: unknown type, encrypted, damaged, or without text (HTTP 400). ``reason`` names
+    the case for pages that say it in their own words: ``damaged``, ``encrypted``, ``no_text``, ``not_text``,
+    ``wrong_format``, ``unsupported``, ``too_large`` or ``unreadable``."""
 
     status = 400
     code = "invalid_request_error"
+
+    def __init__(self, message: str = "", *, reason: str = "unreadable", param: str | None = None) -> None:
+        super().__init__(message, param=param)
+        self.reason = reason
 
 
 class DocumentNotFoundError(KitError, LookupError):
@@ -255,6 +281,21 @@ class EmbedderMismatchError(KitError, RuntimeError):
     status = 503
     code = "service_unavailable"
     retry_after = 60
+
+
+class AttachmentError(KitError, ValueError):
+    """A file attached to a conversation cannot be read: damaged, encrypted, of a type not handled, or over the
+    page limit (HTTP 400). The message names the file as it was sent."""
+
+    status = 400
+    code = "invalid_file"
+
+
+class OcrUnavailableError(KitError, RuntimeError):
+    """A scanned page or an image needs OCR and Tesseract or its language data is missing (HTTP 503)."""
+
+    status = 503
+    code = "ocr_unavailable"
 
 
 class ServerStartError(KitError, RuntimeError):

@@ -116,3 +116,46 @@ def published_bench(home: Path) -> dict[str, Any] | None:
         return None
     when = datetime.fromtimestamp(md.stat().st_mtime, UTC).isoformat(timespec="seconds")
     return {"generated_at": when, "summary": md.read_text(encoding="utf-8"), "html": html if html.exists() else None}
+
+
+def running_file(home: Path, service: str) -> Path:
+    """Where a running service (``api`` for `kit serve`, ``ui`` for `kit ui`) notes the address it serves."""
+    return home / "run" / f"{service}.json"
+
+
+def note_running(home: Path, service: str, **facts: Any) -> Path:
+    """Record that ``service`` serves now from this process (its pid, start time and ``facts``: host, port...);
+    `kit report` states what really runs from it. Give the path to ``forget_running`` when the service stops."""
+    import json
+
+    path = running_file(home, service)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"pid": os.getpid(), "started_at": datetime.now(UTC).isoformat(timespec="seconds"), **facts}
+    atomic_write_text(path, json.dumps(record, sort_keys=True))
+    return path
+
+
+def forget_running(path: Path) -> None:
+    """Remove a record ``note_running`` wrote, if this process wrote it (a newer service keeps its own)."""
+    import json
+
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def running(home: Path, service: str) -> dict[str, Any] | None:
+    """What a running ``service`` noted (``note_running``); None when none was noted or its process is gone."""
+    import json
+
+    try:
+        record = json.loads(running_file(home, service).read_text(encoding="utf-8"))
+        pid = int(record["pid"])
+        os.kill(pid, 0)
+    except PermissionError:  # alive, run by another account
+        return dict(record)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return dict(record) if isinstance(record, dict) else None

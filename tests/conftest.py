@@ -53,7 +53,7 @@ def installed_home(model_store: Path, kit_env: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def detector() -> Any:
-    """The process-wide personal-data detector (spaCy and Presidio loaded once), the one the gateways use."""
+    """The process-wide personal-data detector (spaCy loaded once), the one the gateways use."""
     from kit.rules.privacy import get_detector
 
     return get_detector()

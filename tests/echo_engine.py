@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from kit.engine.base import BaseEngine, Chunk, EngineStats, Generation, Sampling
 
 
 class EchoEngine(BaseEngine):
-    """Answers every chat with the text of all the messages it received, joined; keeps them in ``received``."""
+    """Answers every chat with the text of all the messages it received, joined; keeps them in ``received`` and
+    counts them in ``stats`` as an engine does (a request that never reached it is not counted)."""
 
     model_name = "echo"
     model_sha256 = "0" * 64
@@ -24,10 +26,13 @@ class EchoEngine(BaseEngine):
 
     def __init__(self) -> None:
         self.received: list[list[dict[str, Any]]] = []
+        self._stats = EngineStats()
+        self._lock = threading.Lock()
 
     @property
     def stats(self) -> EngineStats:
-        return EngineStats()
+        with self._lock:
+            return EngineStats(**vars(self._stats))
 
     def is_ready(self) -> bool:
         return True
@@ -39,6 +44,11 @@ class EchoEngine(BaseEngine):
         gen = Generation(len(text.split()), loop)
         gen.note_token()
         gen.push(Chunk(text, "stop"))
+        with self._lock:
+            self._stats.requests_total += 1
+            self._stats.requests_finished += 1
+            self._stats.prompt_tokens_total += gen.prompt_tokens
+            self._stats.completion_tokens_total += gen.completion_tokens
         return gen
 
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
@@ -53,6 +63,19 @@ class EchoEngine(BaseEngine):
 
     def close(self) -> None:
         pass
+
+
+class CuttingEcho(EchoEngine):
+    """Answers with the words it was given, at most ``max_tokens`` of them: cut answers end with "length"."""
+
+    def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
+                    loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
+        self.received.append([dict(m) for m in messages])
+        words = "\n".join(str(m["content"]) for m in messages).split()
+        gen = Generation(len(words), loop)
+        gen.note_token()
+        gen.push(Chunk(" ".join(words[: params.max_tokens]), "length" if len(words) > params.max_tokens else "stop"))
+        return gen
 
 
 def start_echo_gateway(home: Path, config: Path, engine: EchoEngine | None = None, service_key: bool = True,

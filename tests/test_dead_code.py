@@ -13,9 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_uncalled_functions_are_gone() -> None:
     import kit.documents.store
     import kit.storage.keyfiles
-    import kit.storage.users
 
-    assert not hasattr(kit.storage.users, "set_groups")
     assert not hasattr(kit.storage.keyfiles, "load_or_create")
     assert not hasattr(kit.documents.store.Catalog, "generations_of")
 

@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 
@@ -104,3 +106,101 @@ def test_same_excerpts_give_the_same_quoted_block() -> None:
     body = "\n".join(first.block.split("\n")[1:-1])
     assert tag not in hashlib.sha256(body.encode()).hexdigest() and tag not in hashlib.sha256(
         "\n".join(first.block.split("\n")[2:-1]).encode()).hexdigest()
+
+
+@pytest.mark.slow
+def test_cli_asks_the_running_gateway_and_works_without_one(echo_gateway: Any, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kit privacy scan` and `kit docs search` ask this machine's running gateway (its models loaded: the scan
+    is audited there, the search reads its index); with --local, or with no gateway, they work in-process."""
+    import httpx
+    from click.testing import CliRunner
+    from helpers import free_port
+
+    from kit.cli.main import cli
+    from kit.documents.ingest import ingest
+
+    gw = echo_gateway
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "teletravail.md").write_text("# Télétravail\n\nChaque agent peut télétravailler deux jours par "
+                                           "semaine, avec l'accord de son responsable.\n", encoding="utf-8")
+    assert ingest([folder], [], settings=gw.settings, index=gw.app.state.context.documents.index()).ok
+    charter = httpx.get(gw.url + "/v1/charter").json()  # the local operator (no key) acknowledges the charter
+    answers = [q.answer for q in gw.settings.policy.quiz]
+    httpx.post(gw.url + "/v1/charter/acknowledge", json={"version": charter["version"], "quiz_answers": answers})
+    monkeypatch.setenv("KIT_SERVER__PORT", str(urlparse(gw.url).port))
+    runner = CliRunner()
+
+    def scans() -> int:
+        return len(list(gw.state.audit.rows(action="privacy_scan")))
+
+    before = scans()
+    asked = runner.invoke(cli, ["privacy", "scan", "--json"], input="Bonjour Marie Dupont")
+    assert asked.exit_code == 0, asked.output
+    assert [f["text"] for f in json.loads(asked.output)["findings"]] == ["Marie Dupont"]
+    assert scans() == before + 1
+    local = runner.invoke(cli, ["privacy", "scan", "--json", "--local"], input="Bonjour Marie Dupont")
+    assert json.loads(local.output) == json.loads(asked.output) and scans() == before + 1
+
+    found = runner.invoke(cli, ["docs", "search", "télétravail", "--json"])
+    assert found.exit_code == 0, found.output
+    assert [r["source"] for r in json.loads(found.output)["results"]][:1] == ["teletravail.md"]
+    own = runner.invoke(cli, ["docs", "search", "télétravail", "--json", "--local"])  # this test's empty home
+    assert own.exit_code != 0 or not json.loads(own.output)["results"]
+
+    monkeypatch.setenv("KIT_SERVER__PORT", str(free_port()))  # no gateway there: the work is done here
+    alone = runner.invoke(cli, ["privacy", "scan", "--json"], input="Bonjour Marie Dupont")
+    assert alone.exit_code == 0 and json.loads(alone.output) == json.loads(asked.output)
+
+
+@pytest.mark.slow
+def test_serve_is_ready_only_once_the_detector_is_loaded(installed_home: Path, tmp_path: Path) -> None:
+    """`kit serve` loads the personal-data detector beside the model: /health says "starting" (503) while the
+    pipeline loads (made 4 s slower here), and its first 200 comes after the pipeline is in, so the first scan
+    waits for no model."""
+    import os
+    import time
+
+    import httpx
+    from helpers import free_port
+
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    marker = tmp_path / "pipeline-loaded"
+    (hooks / "sitecustomize.py").write_text(
+        "import time\nfrom kit.rules.privacy import detector\n_load = detector.load_pipeline\n"
+        "def slow(name):\n    time.sleep(4)\n    out = _load(name)\n"
+        f"    open({str(marker)!r}, 'w').write(str(time.time()))\n    return out\n"
+        "detector.load_pipeline = slow\n", encoding="utf-8")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), str(ROOT)])}
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "kit.cli", "serve", "--port", str(port), "--parallel", "1",
+                             "--ctx", "512", "--threads", "1"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text()[-2000:]
+            try:
+                r = httpx.get(url + "/health", timeout=2)
+            except httpx.HTTPError:
+                time.sleep(0.05)
+                continue
+            if r.status_code == 200:
+                ready_at = time.time()
+                break
+            seen.append(r.json()["status"])
+            time.sleep(0.05)
+        else:
+            raise AssertionError("kit serve did not become ready")
+        assert "starting" in seen
+        assert marker.exists() and float(marker.read_text()) <= ready_at
+        scan = httpx.post(url + "/v1/privacy/scan", json={"text": "Bonjour Marie Dupont"}, timeout=30)
+        assert scan.status_code == 200 and [f["text"] for f in scan.json()["findings"]] == ["Marie Dupont"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()

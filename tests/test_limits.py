@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from echo_engine import start_echo_gateway
 from helpers import ServerHandle, free_port, install_model, serve_app, start_server, write_config
 
 from kit.config import Limits, RoleLimits, load_settings
@@ -27,21 +28,38 @@ def body(text: str = "Say hello.", **extra: object) -> dict[str, object]:
     return {"messages": [{"role": "user", "content": text}], "max_tokens": 4, "temperature": 0, **extra}
 
 
-def limited_server(model_store: Path, tmp: Path, names: list[str], parallel: int = 4,
-                   server: dict[str, Any] | None = None, **user: int) -> tuple[ServerHandle, Any,
-                                                                               dict[str, dict[str, str]]]:
-    """A real gateway whose user role has the given limits, and an acknowledged user key per name."""
+def _user_keys(tmp: Path, home: Path, names: list[str],
+               **user: int) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """The limits of the user role (the given ones, the others off) and an acknowledged user key per name."""
     from kit.storage.keys import create_key
 
-    home = install_model(model_store, tmp / "home")
     limits = {"user": {"requests_per_minute": 0, "tokens_per_minute": 0, "tokens_per_day": 0, "concurrent": 0,
                        **user}}
     os.environ["KIT_HOME"] = str(home)
     settings = load_settings(write_config(tmp / "kit.yaml", limits=limits))
-    auth = {n: {"Authorization": f"Bearer {create_key(settings, n, 'user')[0]}"} for n in names}
+    return limits, {n: {"Authorization": f"Bearer {create_key(settings, n, 'user')[0]}"} for n in names}
+
+
+def limited_server(model_store: Path, tmp: Path, names: list[str], parallel: int = 4,
+                   server: dict[str, Any] | None = None, **user: int) -> tuple[ServerHandle, Any,
+                                                                               dict[str, dict[str, str]]]:
+    """A real gateway with the real model whose user role has the given limits, and an acknowledged user key
+    per name (for the limits on running generations, which need generations that take time)."""
+    home = install_model(model_store, tmp / "home")
+    limits, auth = _user_keys(tmp, home, names, **user)
     threads = max(1, (os.cpu_count() or 2) - 1)  # one core left to the gateway: llama.cpp's threads spin-wait
     handle, stop = start_server(home, tmp / "kit.yaml", parallel=parallel, ctx=512,
                                 server={"threads": threads, **(server or {})}, limits=limits)
+    return handle, stop, auth
+
+
+def echo_limited_server(tmp: Path, names: list[str], **user: int) -> tuple[ServerHandle, Any,
+                                                                           dict[str, dict[str, str]]]:
+    """The same with the echo engine, for the limits that count requests, not what the model does."""
+    home = tmp / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    limits, auth = _user_keys(tmp, home, names, **user)
+    handle, stop = start_echo_gateway(home, tmp / "kit.yaml", limits=limits)
     return handle, stop, auth
 
 
@@ -137,9 +155,8 @@ def test_storage_uri_from_environment() -> None:
 
 # --- the real gateway -------------------------------------------------------------------------------------
 
-@pytest.mark.slow
-def test_requests_per_minute_gives_429_naming_the_limit(model_store: Path, tmp_path: Path) -> None:
-    handle, stop, auth = limited_server(model_store, tmp_path, ["alice", "bob"], requests_per_minute=3)
+def test_requests_per_minute_gives_429_naming_the_limit(tmp_path: Path) -> None:
+    handle, stop, auth = echo_limited_server(tmp_path, ["alice", "bob"], requests_per_minute=3)
     try:
         for _ in range(3):
             r = httpx.post(handle.url + CHAT, headers=auth["alice"], json=body(), timeout=60)
@@ -274,15 +291,14 @@ def test_tokens_per_minute_charged_after_the_answer(model_store: Path, tmp_path:
 
 # --- Redis: counters shared by two gateways --------------------------------------------------------------
 
-@pytest.mark.slow
-def test_redis_shares_the_counters_between_gateways(model_store: Path, tmp_path: Path,
+def test_redis_shares_the_counters_between_gateways(tmp_path: Path,
                                                      redis_server: tuple[str, subprocess.Popen[bytes]],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from kit.gateway.app import create_app
 
     redis_url, proc = redis_server
     monkeypatch.setenv("KIT_REDIS_URL", redis_url)
-    handle, stop, auth = limited_server(model_store, tmp_path, ["erin"], requests_per_minute=3)
+    handle, stop, auth = echo_limited_server(tmp_path, ["erin"], requests_per_minute=3)
     second = create_app(handle.settings, handle.engine, handle.state)  # another gateway, same Redis
     assert handle.app.state.context.limiter.shared and second.state.context.limiter.shared
     url_b, stop_b = serve_app(second)

@@ -660,6 +660,7 @@ def test_convert_refuses_pickle_and_quantize_lists_types(tmp_path: Path, smol_gg
     assert not (tmp_path / "y.gguf").exists()
 
 
+@pytest.mark.slow  # llama.cpp's converter starts in its own process and imports torch
 def test_failed_conversion_leaves_no_file(tmp_path: Path, converter: Path) -> None:
     from kit.errors import KitError
     from kit.models.convert import convert
@@ -710,6 +711,7 @@ def test_catalog_is_valid_and_bad_entries_are_named(tmp_path: Path) -> None:
         catalog.get("nope")
 
 
+@pytest.mark.slow  # five `kit` processes, each hashing the model
 def test_pull_list_verify_and_tampering(kit_env: Path) -> None:
     r = run_kit("models", "pull")
     assert r.returncode == 0, r.stderr

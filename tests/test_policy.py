@@ -1,33 +1,30 @@
-"""Usage rules in the gateway: charter and acknowledgement, personal data, output marking, audit,
-retention, rights of persons, remote engines. Real model, real SQLite, real HTTP on 127.0.0.1."""
+"""Usage rules in the gateway: charter and acknowledgement, personal data, output marking, audit, rights of
+persons. Real gateway with the echo engine (what reaches the model is the subject, not what it answers),
+real detector, real SQLite, real HTTP on 127.0.0.1; the rules that need the real model behind them are in
+test_policy_served.py."""
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
-from helpers import KIT, ServerHandle, free_port, install_model, run_kit, start_server, write_config
+from helpers import ServerHandle, run_kit, write_config
 
 from kit.config import load_settings
 
-pytestmark = pytest.mark.slow
 EMAIL = "claire.martin@exemple.fr"
 IBAN = "FR76 3000 6000 0112 3456 7890 189"
 
 
 @pytest.fixture(scope="module")
-def gw(gateway: ServerHandle) -> ServerHandle:
-    gateway.acknowledge("alice")
-    return gateway
+def gw(echo_gateway: ServerHandle) -> ServerHandle:
+    echo_gateway.acknowledge("alice")
+    return echo_gateway
 
 
 def chat(gw: ServerHandle, text: str, user: str = "alice", **extra: object) -> httpx.Response:
@@ -87,17 +84,6 @@ def test_masked_data_reaches_the_model_as_placeholders(gw: ServerHandle) -> None
     assert meta["personal_data"]["masked"] == ["IBAN_CODE"]
     sent = meta["sent_to_model"][0]
     assert "[IBAN_CODE_1]" in sent and "3000 6000" not in sent and "2024-118" in sent
-
-
-def test_warned_data_passes_and_is_flagged(gw: ServerHandle) -> None:
-    r = chat(gw, f"Rédige une réponse courte à {EMAIL} pour confirmer la réunion.")
-    assert r.status_code == 200
-    meta = r.json()["kit"]
-    assert meta["ai_generated"] is True and meta["model"] == "smollm2-135m-instruct" and len(meta["model_sha256"]) == 64
-    assert meta["personal_data"]["warned"] == ["EMAIL_ADDRESS"]
-    row = list(gw.state.audit.rows(action="chat"))[-1]
-    assert row.pii_categories == ["EMAIL_ADDRESS"] and row.pii_action == "warn"
-    assert row.user != "alice" and row.completion_tokens > 0 and row.model == "smollm2-135m-instruct"
 
 
 def test_api_scan_preview(gw: ServerHandle) -> None:
@@ -240,79 +226,7 @@ def test_conversations_rights_of_persons(gw: ServerHandle) -> None:
     assert httpx.get(gw.url + "/v1/conversations", headers=gw.headers()).json()["data"] == []
 
 
-def _serve(home: Path, cfg: Path) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    proc = subprocess.Popen([KIT, "serve", "--port", str(port), "--ctx", "512", "--parallel", "2"], text=True,
-                            env={**os.environ, "KIT_HOME": str(home), "KIT_CONFIG": str(cfg)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(proc.stdout.read() if proc.stdout else "server exited")
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    raise AssertionError("server did not start")
-
-
-def _chat_with_marker(url: str, cfg: Path, marker: str) -> None:
-    h = {"X-Kit-User": "zoe"}
-    version = httpx.get(url + "/v1/charter", headers=h).json()["version"]
-    answers = [q.answer for q in load_settings(cfg).policy.quiz]
-    httpx.post(url + "/v1/charter/acknowledge", headers=h, json={"version": version, "quiz_answers": answers})
-    cid = httpx.post(url + "/v1/conversations", headers=h, json={"title": "t"}).json()["id"]
-    r = httpx.post(url + "/v1/chat/completions", headers=h, timeout=120, json={
-        "messages": [{"role": "user", "content": f"Résume ce mémo {marker} en une phrase."}],
-        "max_tokens": 8, "conversation_id": cid})
-    assert r.status_code == 200, r.text
-
-
-def _files_containing(root: Path, marker: str) -> list[str]:
-    return [str(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and marker.encode() in p.read_bytes()]
-
-
-def _served_chat_with_marker(model_store: Path, tmp_path: Path, **policy: object) -> tuple[Path, str, str]:
-    """Run `kit serve` with this policy, send one chat holding a unique marker, stop the server.
-    Returns $KIT_HOME, the marker and everything the server printed."""
-    home = install_model(model_store, tmp_path / "home")
-    cfg = write_config(tmp_path / "kit.yaml", policy=policy)
-    marker = "ZQX" + uuid.uuid4().hex[:10].upper()
-    proc, url = _serve(home, cfg)
-    try:
-        _chat_with_marker(url, cfg, marker)
-    finally:
-        proc.terminate()
-        output = proc.communicate(timeout=30)[0]
-    return home, marker, output
-
-
-@pytest.mark.parametrize("retention", [0, 30])
-def test_prompt_text_kept_only_where_policy_says(model_store: Path, tmp_path: Path, retention: int) -> None:
-    """Default audit has no prompt text; retention 0 leaves no prompt text anywhere under $KIT_HOME or in logs."""
-    home, marker, output = _served_chat_with_marker(model_store, tmp_path, conversation_retention_days=retention)
-    assert marker not in output
-    found = _files_containing(home, marker)
-    with sqlite3.connect(home / "kit.db") as con:  # audit and history share the installation's database
-        audit_rows = " ".join(str(r) for r in con.execute("SELECT * FROM audit_log"))
-        kept = con.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
-    assert audit_rows and marker not in audit_rows
-    if retention == 0:
-        assert found == [] and kept == 0
-    else:  # the history keeps it (as it should), the audit log does not
-        assert kept >= 1 and any(f.endswith("kit.db") or "kit.db-" in f for f in found), found
-
-
-def test_log_prompt_text_when_enabled(model_store: Path, tmp_path: Path) -> None:
-    home, marker, _ = _served_chat_with_marker(model_store, tmp_path, log_prompt_text=True,
-                                               conversation_retention_days=0)
-    with sqlite3.connect(home / "kit.db") as con:
-        bodies = [r[0] for r in con.execute("SELECT body FROM audit_log WHERE action = 'chat'")]
-    assert any(marker in (b or "") for b in bodies), bodies
-
-
+@pytest.mark.slow  # six `kit audit` processes while chats go on for as long
 def test_audit_export_while_the_gateway_writes(gw: ServerHandle) -> None:
     """`kit audit export` and `kit audit verify` from another process while chats append rows: both
     succeed, and the gateway goes on answering and recording (SQLite readers never break the writer)."""
@@ -367,37 +281,7 @@ def test_audit_cli_detects_tampering(gw: ServerHandle, tmp_path: Path) -> None:
     assert bad.returncode == 1 and f"first bad row: {ids[1]}" in bad.stdout
 
 
-def test_remote_engine_behind_the_gateway(model_store: Path, tmp_path: Path) -> None:
-    """The gateway in front of another OpenAI-compatible engine (here: a second kit server on loopback)."""
-    engine_home = install_model(model_store, tmp_path / "engine")
-    engine_cfg = write_config(tmp_path / "engine.yaml", server={"parallel": 2, "ctx": 512})
-    proc, engine_url = _serve(engine_home, engine_cfg)
-    try:
-        h: dict[str, str] = {}  # the front gateway calls as the engine's local operator
-        version = httpx.get(engine_url + "/v1/charter", headers=h).json()["version"]
-        answers = [q.answer for q in load_settings(engine_cfg).policy.quiz]
-        httpx.post(engine_url + "/v1/charter/acknowledge", headers=h,
-                   json={"version": version, "quiz_answers": answers}).raise_for_status()
-        front, stop = start_server(tmp_path / "front", tmp_path / "front.yaml",
-                                   server={"engine_url": engine_url + "/v1"})
-        try:
-            front.acknowledge("alice")
-            os.environ["KIT_HOME"] = str(tmp_path / "front")
-            r = httpx.post(front.url + "/v1/chat/completions", headers=front.headers("alice"), timeout=120,
-                           json={"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "stream": True})
-            assert r.status_code == 200 and "data: [DONE]" in r.text
-            blocked = httpx.post(front.url + "/v1/chat/completions", headers=front.headers("alice"), timeout=60,
-                                 json={"messages": [{"role": "user", "content": "carte 4970 1012 3456 7893"}]})
-            assert blocked.status_code == 422  # the rules hold whatever the engine
-        finally:
-            stop()
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
-    cfg = yaml.safe_load((tmp_path / "front.yaml").read_text())
-    assert cfg["server"]["engine_url"].startswith("http://127.0.0.1")
-
-
+@pytest.mark.slow  # each `kit privacy scan` loads the language model in a new process
 def test_privacy_scan_cli(tmp_path: Path) -> None:
     text = f"Écrire à {EMAIL} ou au 06 12 34 56 78, IBAN {IBAN}."
     r = run_kit("privacy", "scan", "-", "--json", input=text)
@@ -434,6 +318,7 @@ def test_a_nir_however_written_is_blocked_and_previewed(gw: ServerHandle, value:
     assert data["blocked"] == ["FR_NIR"]
 
 
+@pytest.mark.slow  # each `kit privacy scan` loads the language model in a new process
 def test_privacy_scan_cli_shows_the_characters_as_typed(tmp_path: Path) -> None:
     text = f"NIR {NIR_NBSP} et IBAN FR76-3000-6000-0112-3456-7890-189.\n"
     (tmp_path / "nbsp.txt").write_text(text, encoding="utf-8")
@@ -444,7 +329,6 @@ def test_privacy_scan_cli_shows_the_characters_as_typed(tmp_path: Path) -> None:
     assert lines[1].startswith("IBAN_CODE") and lines[1].endswith("  FR76-3000-6000-0112-3456-7890-189")
     r = run_kit("privacy", "scan", "-", input="NIR 1 85 05 78\n006 084 91")
     assert r.stdout.strip().endswith("  1 85 05 78\\n006 084 91")
-
 
 
 def test_sensitive_data_is_reported_under_warn_and_refused_under_block(gw: ServerHandle,

@@ -434,6 +434,7 @@ def test_documents_tab_then_sources_under_answers(page: Any, browser: Any, stack
         admin.locator("#kit-docs-pick input").click()
         admin.get_by_role("option", name="archives.md", exact=False).click()
         admin.click("#kit-docs-remove")
+        admin.click("#kit-docs-remove-yes")  # asked first
         expect(admin.locator("#kit-docs-msg")).to_contain_text(fr("docs.removed", n=1).split("(")[0].strip())
         expect(admin.locator("#kit-docs-table")).not_to_contain_text("archives.md")
         expect(admin.locator("#kit-docs-table")).to_contain_text("stationnement.md")

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, ServerHandle, free_port
+from helpers import ROOT, ServerHandle, free_port
 from test_ui_browser import ARGS, CHROMIUM, PASSWORD, _save_small, texts
 
 pytestmark = [

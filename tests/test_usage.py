@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ServerHandle
+from helpers import ServerHandle
 
 from kit.audit import AuditEvent, AuditLog, span, to_csv, usage_rows
 from kit.errors import UsageError

@@ -23,6 +23,7 @@ from starlette.middleware import Middleware  # noqa: E402
 from kit.config import Settings  # noqa: E402
 from ui import page  # noqa: E402
 from ui.admin import AdminHandlers  # noqa: E402
+from ui.attach import AttachHandlers  # noqa: E402
 from ui.base import Base  # noqa: E402
 from ui.chat import ChatHandlers  # noqa: E402
 from ui.client import GatewayClient  # noqa: E402
@@ -30,9 +31,10 @@ from ui.documents import DocumentHandlers  # noqa: E402
 from ui.downloads import Downloads  # noqa: E402
 from ui.guard import Doorman, PageGuard, gate_lifespan  # noqa: E402
 from ui.history import HistoryHandlers  # noqa: E402
+from ui.oidc import OidcGate, OidcSignIn  # noqa: E402
+from ui.ownpages import OwnPages  # noqa: E402
 from ui.pages import PageHandlers  # noqa: E402
 from ui.sessions import SessionGuard, Sessions, make_sign_in  # noqa: E402
-from ui.standalone import OwnPages  # noqa: E402
 from ui.texts import LANGUAGES, texts  # noqa: E402
 from ui.usage import UsageHandlers  # noqa: E402
 
@@ -113,6 +115,7 @@ def create_ui(
             admin=admin,
             documents=part(DocumentHandlers, p.documents),
             usage=part(UsageHandlers, p.usage),
+            attach=part(AttachHandlers, p.chat),
         )
         page.wire(demo, p, handlers)
     return demo
@@ -124,12 +127,17 @@ A11Y_KEYS = ("language_switch", "conversation", "user_message", "bot_message", "
 
 def head_html() -> str:
     """Local script (copy without the AI label markup, then the watermark; accessible names in the page's
-    language, whose texts it is given here) and page metadata."""
+    language, whose texts it is given here; our words in the file drop zones) and page metadata."""
     script = (STATIC / "kit.js").read_text(encoding="utf-8")
     names = {lang: {key: texts(lang)(f"a11y.{key}") for key in A11Y_KEYS} for lang in LANGUAGES}
     data = json.dumps(names, ensure_ascii=False).replace("<", "\\u003c")
-    return (f'<meta name="robots" content="noindex,nofollow">\n<script>\nwindow.kitA11y = {data};\n{script}\n'
-            "</script>")
+    words = {}  # Gradio's words in its file drop zones (in the browser's language), and ours in their place
+    for lang in LANGUAGES:
+        t = texts(lang)
+        words.update({t("gradio_upload.drop"): t("docs.upload_drop"), t("gradio_upload.click"): t("docs.upload_click")})
+    upload = json.dumps(words, ensure_ascii=False).replace("<", "\\u003c")
+    return (f'<meta name="robots" content="noindex,nofollow">\n<script>\nwindow.kitA11y = {data};\n'
+            f"window.kitUploadText = {upload};\n{script}\n</script>")
 
 
 def launch_ui(
@@ -157,6 +165,13 @@ def launch_ui(
     demo = create_ui(settings, api_url, api_key=api_key, max_tokens=max_tokens, sessions=sessions,
                      downloads=downloads)
     auth = make_sign_in(GatewayClient(api_url, api_key)) if settings.ui.auth == "local" else None
+    middleware = [
+        Middleware(PageGuard, lang=settings.ui.default_language, doorman=doorman, downloads=downloads),
+        Middleware(SessionGuard, sessions=sessions),
+        Middleware(OwnPages, settings=settings),  # the sign-in page and the accessibility statement
+    ]
+    if settings.ui.auth == "oidc":  # the provider's sign-in routes, inside the session guard
+        middleware.append(Middleware(OidcGate, signin=OidcSignIn(settings, sessions, GatewayClient(api_url, api_key))))
     fr, en = texts("fr"), texts("en")
     demo.queue(default_concurrency_limit=16)
     demo.launch(
@@ -181,11 +196,7 @@ def launch_ui(
         head=head_html(),
         favicon_path=STATIC / "favicon.png" if (STATIC / "favicon.png").exists() else None,
         app_kwargs={
-            "middleware": [
-                Middleware(PageGuard, lang=settings.ui.default_language, doorman=doorman, downloads=downloads),
-                Middleware(SessionGuard, sessions=sessions),
-                Middleware(OwnPages, settings=settings),  # the sign-in page and the accessibility statement
-            ],
+            "middleware": middleware,
             "lifespan": gate_lifespan(doorman),  # around Gradio's own middleware, whose CORS grants other sites
             "docs_url": None,
             "redoc_url": None,

@@ -1,5 +1,6 @@
 """Who is using the page: a local user signed in with Gradio's login, a user named by a trusted
-reverse proxy, or the single local operator. Worked out again on every event from the request, so
+reverse proxy, a user signed in with the organisation's OpenID Connect provider (ui.oidc), or the single
+local operator. Worked out again on every event from the request, so
 nothing the browser holds can change it."""
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def identify(settings: Settings, request: Any, get_role: RoleLookup) -> Who | Re
             return Refusal("auth.no_user")
         role = get_role(name)
         return Who(name, role) if role else Refusal("auth.no_user")
+    if mode == "oidc":  # the OpenID Connect session is read from the chat's own sessions (ui.base)
+        return Refusal("auth.oidc_signed_out")
     # proxy: the header counts only when the connection comes from a trusted proxy
     client = getattr(request, "client", None)
     address = getattr(client, "host", None) if client is not None else None

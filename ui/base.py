@@ -44,6 +44,8 @@ class Base:
         return texts(lang or "fr")
 
     def who(self, request: Any) -> Who | Refusal:
+        if self.settings.ui.auth == "oidc":
+            return self._oidc_who(request)
         try:
             who = identify(self.settings, request, self.client.role_of)
         except ApiError as err:
@@ -52,11 +54,25 @@ class Base:
             return Refusal("auth.session_ended")
         return who
 
+    def _oidc_who(self, request: Any) -> Who | Refusal:
+        """The user of the request's OpenID Connect session, with the role and groups of its last sign-in or
+        renewal (ui.oidc), renewed first when it is due."""
+        token = session_token(self._cookies(request))
+        session = self.sessions.check(str(token)) if token else None
+        if session is not None and self.sessions.renew is not None:
+            session = self.sessions.renew(str(token), session)
+        if session is None:
+            return Refusal("auth.oidc_signed_out")
+        return Who(session.user, session.role or "user", session.groups)
+
+    @staticmethod
+    def _cookies(request: Any) -> Any:
+        return getattr(getattr(request, "request", None), "cookies", None) or getattr(request, "cookies", {}) or {}
+
     def _session_valid(self, user: str, request: Any) -> bool:
         """The request's sign-in token is a live session of `user`, issued under the password and role the
         account has now (the gateway's stamp, fetched with the role just above): a change ends it."""
-        cookies = getattr(getattr(request, "request", None), "cookies", None) or getattr(request, "cookies", {}) or {}
-        token = session_token(cookies)
+        token = session_token(self._cookies(request))
         stamp = (self.client.seen.get(user) or {}).get("session_stamp")
         return bool(token) and self.sessions.bound(str(token), user, stamp)
 

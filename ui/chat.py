@@ -22,6 +22,20 @@ if TYPE_CHECKING:
 STREAM_EVERY_S = 0.08
 
 
+def pii_buttons(c: ChatTab, state: str, t: Texts) -> dict[Any, Any]:
+    """The safe choice is the primary button: send the masked version when the policy masks, else edit the
+    message; "send anyway" is the secondary one."""
+    masked = state == "masked"
+    return {
+        c.pii_send: gr.update(
+            visible=state != "blocked",
+            value=t("pii.confirm_masked" if masked else "pii.confirm"),
+            variant="primary" if masked else "secondary",
+        ),
+        c.pii_edit: gr.update(value=t("pii.edit"), variant="secondary" if masked else "primary"),
+    }
+
+
 class ChatHandlers(Base):
     c: ChatTab
 
@@ -66,9 +80,7 @@ class ChatHandlers(Base):
         out[s.pii_pending] = {**item, "scan": scan}
         out[c.pii_col] = gr.update(visible=True)
         out[c.pii_md] = markdown
-        out[c.pii_send] = gr.update(
-            visible=state != "blocked", value=t("pii.confirm_masked" if state == "masked" else "pii.confirm")
-        )
+        out.update(pii_buttons(c, state, t))
         return out
 
     def confirm_pii(self, item: dict[str, Any] | None) -> dict[Any, Any]:
@@ -131,11 +143,16 @@ class ChatHandlers(Base):
         """One event of the gateway's stream into the answer being shown."""
         if kind == "meta":
             answer["model"] = value.get("model") or answer["model"]
+            answer["answer_id"] = value.get("answer_id")
             found = value.get("personal_data") or {}
             answer["masked"] = list(found.get("masked") or [])
             answer["withheld"] = list((found.get("sources") or {}).get("withheld") or [])
             if "sources" in value:  # a chat with documents: its sources ([] when none was found)
                 answer["sources"] = list(value.get("sources") or [])
+            if value.get("attachments"):  # attached files: the pages used, shown under the answer
+                answer["attachments"] = list(value["attachments"])
+        elif kind == "progress":  # long work on a file, section by section
+            answer["progress"] = value
         elif kind == "delta":
             answer["text"] += value
         elif kind == "error":
@@ -163,9 +180,10 @@ class ChatHandlers(Base):
         }
         if not another:
             out[c.input_box] = pending["text"]  # give the text back so nothing typed is lost
-        if err.kind == "closed":  # the banner says it; no second message
+        if err.kind == "closed":  # the banner says it, and why Send is off; no second message
             out[c.closed_md] = gr.update(visible=True, value=t("chat.closed", message=self.esc(err.message)))
             out[c.chat_msg] = self.status("")
+            out[c.send_btn] = gr.update(visible=True, interactive=False)
         return out
 
     def stream(
@@ -175,6 +193,7 @@ class ChatHandlers(Base):
         lang: str,
         model: str,
         documents: bool,
+        files: list[dict[str, Any]] | None,
         request: gr.Request,
     ) -> Iterator[dict[Any, Any]]:
         c, s, t = self.c, self.page.state, self.t(lang)
@@ -210,12 +229,16 @@ class ChatHandlers(Base):
                 "conversation_id": cid,
                 "should_stop": lambda: self.stops.get(session, False),
                 "documents": bool(documents),
+                "files": [f["id"] for f in files or []],
+                "task": pending.get("task"),
             }
             if another:
                 kwargs.update(temperature=0.9, seed=random.randint(0, 2**31))
             for kind, value in self.client.chat_stream(who, messages, **kwargs):
                 self._apply(answer, kind, value, t)
-                if time.monotonic() - last >= STREAM_EVERY_S or kind in ("meta", "stopped", "done"):
+                if kind == "meta" and value.get("sent_to_model") and not another:  # show what was sent: masked
+                    conv["turns"][-1]["user"] = str(value["sent_to_model"][0])
+                if time.monotonic() - last >= STREAM_EVERY_S or kind in ("meta", "progress", "stopped", "done"):
                     last = time.monotonic()
                     yield {c.chatbot: render_chat(conv, t), s.conv: conv}
             yield {c.chatbot: render_chat(conv, t), s.conv: conv, **self._controls(False)}
@@ -240,6 +263,45 @@ class ChatHandlers(Base):
             c.chat_msg: self.status(""),
             c.input_box: "",
         }
+
+    # --- deleting the conversation (the chatbot's trash icon) ------------------------------------
+
+    def ask_delete(self, conv: dict[str, Any] | None, lang: str) -> dict[Any, Any]:
+        """The trash icon has just emptied the screen: a kept conversation comes back and its deletion from the
+        history is asked; one that is not kept is only cleared, and the page says so."""
+        c, t = self.c, self.t(lang)
+        conv = conv or new_conversation()
+        if not conv.get("id"):
+            out = self.new_chat()
+            if conv.get("turns"):
+                out[c.chat_msg] = self.status(t("chat.cleared_unkept"), "info")
+            return out
+        title = self.esc(conv.get("title") or t("history.untitled"))
+        return {
+            c.chatbot: render_chat(conv, t),
+            c.del_col: gr.update(visible=True),
+            c.del_md: t("chat.delete_ask", title=title),
+            c.chat_msg: self.status(""),
+        }
+
+    def cancel_delete(self) -> dict[Any, Any]:
+        return {self.c.del_col: gr.update(visible=False)}
+
+    def confirm_delete(self, conv: dict[str, Any] | None, lang: str, request: gr.Request) -> dict[Any, Any]:
+        c, t = self.c, self.t(lang)
+        who = self.who(request)
+        if isinstance(who, Refusal):
+            return {c.chat_msg: self.status(self.refusal_text(who, t), "error")}
+        cid = (conv or {}).get("id")
+        if cid:
+            try:
+                self.client.delete_conversation(who, str(cid))
+            except ApiError as err:
+                return {c.chat_msg: self.status(self.error(err, t), "error")}
+        out = self.new_chat()
+        out[c.del_col] = gr.update(visible=False)
+        out[c.chat_msg] = self.status(t("chat.deleted"), "ok")
+        return out
 
     # --- templates ------------------------------------------------------------------------------
 
@@ -273,13 +335,21 @@ class ChatHandlers(Base):
         who = self.who(request)
         if not fb or isinstance(who, Refusal):
             return {c.fb_col: gr.update(visible=False), s.feedback: None}
-        model = None
+        answer: dict[str, Any] = {}
         try:
-            model = conv["turns"][fb["turn"]]["answers"][fb["answer"]].get("model")
+            answer = conv["turns"][fb["turn"]]["answers"][fb["answer"]]
         except (KeyError, IndexError, TypeError):
             pass
         try:
-            self.client.feedback(who, "feedback", fb["rating"], (comment or "").strip(), (conv or {}).get("id"), model)
+            self.client.feedback(
+                who,
+                "feedback",
+                fb["rating"],
+                (comment or "").strip(),
+                (conv or {}).get("id"),
+                answer.get("model"),
+                answer.get("answer_id"),
+            )
         except ApiError as err:
             return {c.chat_msg: self.status(self.error(err, t), "error")}
         return {
@@ -313,8 +383,12 @@ class ChatHandlers(Base):
             return {c.chat_msg: self.status(self.refusal_text(who, t), "error")}
         if not (comment or "").strip():
             return {c.chat_msg: self.status(t("report.empty"), "info")}
+        answers = [a for turn in (conv or {}).get("turns") or [] for a in turn.get("answers") or []]
+        last = answers[-1].get("answer_id") if answers else None  # the report is about the answer last shown
         try:
-            sent = self.client.feedback(who, "report", None, comment.strip(), (conv or {}).get("id"), model or None)
+            sent = self.client.feedback(
+                who, "report", None, comment.strip(), (conv or {}).get("id"), model or None, last
+            )
         except ApiError as err:
             return {c.chat_msg: self.status(self.error(err, t), "error")}
         return {

@@ -170,6 +170,11 @@ class GatewayClient:
             raise
         return dict(data)
 
+    def oidc_event(self, who: Who | None, event: str, reason: str = "") -> None:
+        """Report an OpenID Connect sign-in (login), its refusal (login_failed) or a sign-out (logout) for the
+        gateway's audit log; `who` is the user as the provider's claims describe them, when known."""
+        self._call("POST", "/v1/auth/oidc", who, {"event": event, "reason": reason[:200]})
+
     def whois(self, user: str) -> dict[str, Any]:
         """What the gateway knows of this user: role, whether it is a known account, when it last changed."""
         return dict(self._call("GET", "/v1/me", Who(user, "")))
@@ -197,8 +202,10 @@ class GatewayClient:
         comment: str,
         conversation_id: str | None = None,
         model: str | None = None,
+        answer_id: str | None = None,
     ) -> dict[str, Any]:
-        body = {"kind": kind, "rating": rating, "comment": comment, "conversation_id": conversation_id, "model": model}
+        body = {"kind": kind, "rating": rating, "comment": comment, "conversation_id": conversation_id, "model": model,
+                "answer_id": answer_id}
         return dict(self._call("POST", "/v1/feedback", who, body))
 
     # --- history --------------------------------------------------------------------------------
@@ -280,6 +287,16 @@ class GatewayClient:
     def remove_document(self, who: Who, doc_id: str) -> dict[str, Any]:
         return dict(self._call("DELETE", f"/v1/documents/{doc_id}", who))
 
+    def upload_file(self, who: Who, name: str, path: Path) -> dict[str, Any]:
+        """Attach a file (shown name, local path) to the user's conversation: the gateway's file object."""
+        with path.open("rb") as fh:
+            return dict(self._call("POST", "/v1/files", who, data={"purpose": "user_data"},
+                                   files=[("file", (name, fh, "application/octet-stream"))],
+                                   timeout=self.stream_timeout))
+
+    def delete_file(self, who: Who, file_id: str) -> dict[str, Any]:
+        return dict(self._call("DELETE", f"/v1/files/{file_id}", who))
+
     # --- chat -----------------------------------------------------------------------------------
 
     def chat_stream(
@@ -292,11 +309,19 @@ class GatewayClient:
         temperature: float | None = None,
         seed: int | None = None,
         documents: bool = False,
+        files: list[str] | None = None,
+        task: dict[str, str] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[tuple[str, Any]]:
-        """Stream one answer. Yields ("meta", kit), ("delta", text), ("error", message) and finally
-        ("done", finish_reason) or ("stopped", None). Stopping closes the HTTP stream, which makes the
-        gateway cancel the generation."""
+        """Stream one answer. Yields ("meta", kit), ("progress", {task, done, total, pages}), ("delta", text),
+        ("error", message) and finally ("done", finish_reason) or ("stopped", None). Stopping closes the HTTP
+        stream, which makes the gateway cancel the generation. ``files``: ids of attached files, added to the last
+        user message; ``task``: {"task": summarise | translate | correct, "target_language": fr | en}."""
+        if files:
+            last = messages[-1]
+            parts = [{"type": "text", "text": last["content"]}] if last["content"] else []
+            messages = [*messages[:-1], {"role": last["role"], "content": [
+                *parts, *({"type": "file", "file": {"file_id": f}} for f in files)]}]  # type: ignore[dict-item]
         body: dict[str, Any] = {"messages": messages, "stream": True, "max_tokens": max_tokens}
         if conversation_id:
             body["conversation_id"] = conversation_id
@@ -304,8 +329,8 @@ class GatewayClient:
             body["temperature"] = temperature
         if seed is not None:
             body["seed"] = seed
-        if documents:
-            body["kit"] = {"documents": True}
+        if documents or task:
+            body["kit"] = {**({"documents": True} if documents else {}), **(task or {})}
         finish: str | None = None
         try:
             with self._http.stream(
@@ -321,8 +346,11 @@ class GatewayClient:
                     if "error" in event:
                         yield ("error", str((event["error"] or {}).get("message", "")))
                         continue
-                    if "kit" in event:
-                        yield ("meta", event["kit"])
+                    if event.get("object") == "kit.progress":
+                        yield ("progress", (event.get("kit") or {}).get("progress") or {})
+                        continue
+                    if "kit" in event:  # with the answer's id, which feedback on it names
+                        yield ("meta", {**event["kit"], "answer_id": event.get("id")})
                     for choice in event.get("choices") or []:
                         text = (choice.get("delta") or {}).get("content")
                         if text:

@@ -33,8 +33,16 @@ def _names(items: list[Any]) -> str:
     return ", ".join(str(i) for i in items)
 
 
-def _issues(items: list[dict[str, Any]]) -> str:
-    return "; ".join(f"{i.get('source')} ({i.get('message')})" for i in items)
+def _issues(items: list[dict[str, Any]], t: Texts) -> str:
+    """Each file not indexed, by its name (never a path), and why, in the page's language."""
+    return "; ".join(
+        t(
+            "docs.issue",
+            name=Path(str(i.get("source") or "?")).name,
+            reason=t.get_optional(f"docs.reasons.{i.get('reason')}") or t("docs.reasons.unreadable"),
+        )
+        for i in items
+    )
 
 
 def report_markdown(report: dict[str, Any], t: Texts) -> str:
@@ -52,9 +60,9 @@ def report_markdown(report: dict[str, Any], t: Texts) -> str:
     if report.get("skipped"):
         lines.append("- " + t("docs.report_skipped", names=_names(report["skipped"])))
     if report.get("refused"):
-        lines.append("- ⚠ " + t("docs.report_refused", items=_issues(report["refused"])))
+        lines.append("- ⚠ " + t("docs.report_refused", items=_issues(report["refused"], t)))
     if report.get("failed"):
-        lines.append("- ✖ " + t("docs.report_failed", items=_issues(report["failed"])))
+        lines.append("- ✖ " + t("docs.report_failed", items=_issues(report["failed"], t)))
     if report.get("ignored"):
         lines.append("- " + t("docs.report_ignored", names=_names(report["ignored"])))
     found = report.get("pii") or {}
@@ -137,13 +145,37 @@ class DocumentHandlers(Base):
             out = self.docs_listing(who, t)
         except ApiError as err:
             return {c.msg: self.status(self.error(err, t), "error")}
-        kind = "error" if report.get("failed") or report.get("refused") else "ok"
+        issues = len(report.get("failed") or []) + len(report.get("refused") or [])
         return {
             **out,
             c.report: gr.update(value=report_markdown(report, t), visible=True),
             c.files: None,
-            c.msg: self.status(t("docs.done"), kind),
+            c.msg: (
+                self.status(t("docs.done_issues", n=issues), "error") if issues else self.status(t("docs.done"), "ok")
+            ),
         }
+
+    def ask_remove(self, doc_id: str | None, lang: str, request: gr.Request) -> dict[Any, Any]:
+        """Removal is asked first, naming the document."""
+        c, t = self.c, self.t(lang)
+        who = self._staff(request, "admin")
+        if who is None:
+            return {c.msg: self.status(t("errors.forbidden"), "error")}
+        if not doc_id:
+            return {c.msg: self.status(t("docs.pick_first"), "info"), c.confirm_col: gr.update(visible=False)}
+        try:
+            data = self.client.documents(who).get("data") or []
+        except ApiError as err:
+            return {c.msg: self.status(self.error(err, t), "error")}
+        name = next((str(d.get("source")) for d in data if str(d.get("id")) == doc_id), doc_id)
+        return {
+            c.confirm_col: gr.update(visible=True),
+            c.confirm_md: t("docs.remove_ask", name=self.esc(name)),
+            c.msg: self.status(""),
+        }
+
+    def cancel_remove(self) -> dict[Any, Any]:
+        return {self.c.confirm_col: gr.update(visible=False)}
 
     def remove_doc(self, doc_id: str | None, lang: str, request: gr.Request) -> dict[Any, Any]:
         c, t = self.c, self.t(lang)
@@ -151,10 +183,14 @@ class DocumentHandlers(Base):
         if who is None:
             return {c.msg: self.status(t("errors.forbidden"), "error")}
         if not doc_id:
-            return {c.msg: self.status(t("docs.pick_first"), "info")}
+            return {c.msg: self.status(t("docs.pick_first"), "info"), c.confirm_col: gr.update(visible=False)}
         try:
             removed = self.client.remove_document(who, doc_id).get("removed") or []
             out = self.docs_listing(who, t)
         except ApiError as err:
             return {c.msg: self.status(self.error(err, t), "error")}
-        return {**out, c.msg: self.status(t("docs.removed", n=len(removed)), "ok")}
+        return {
+            **out,
+            c.msg: self.status(t("docs.removed", n=len(removed)), "ok"),
+            c.confirm_col: gr.update(visible=False),
+        }

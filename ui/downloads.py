@@ -48,12 +48,12 @@ def cookie_values(header: str, prefix: str = SESSION_COOKIE) -> list[str]:
 
 def session_owner(settings: Settings, headers: dict[str, list[str]], client: str | None) -> frozenset[str]:
     """Proofs of who a request comes from, for tying a download to it: the sign-in cookies' tokens
-    (ui.auth: local), the user named by a trusted proxy (proxy), the single local operator (none); empty
+    (ui.auth: local or oidc), the user named by a trusted proxy (proxy), the single local operator (none); empty
     when it carries none. `headers` maps lower-case names to every value sent."""
     mode = settings.ui.auth
     if mode == "none":
         return frozenset({"local"})
-    if mode == "local":
+    if mode in ("local", "oidc"):
         return frozenset("session:" + v for cookie in headers.get("cookie", []) for v in cookie_values(cookie))
     values = headers.get(settings.ui.proxy_header.lower(), [])
     if not trusted(client, settings.ui.trusted_proxies) or len(values) != 1 or not values[0].strip():

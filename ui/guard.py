@@ -70,7 +70,8 @@ HEADERS = {
 SOCIAL_META = re.compile(rb'<meta\s+(?:property|name)="(?:og|twitter):[^"]*"\s+content="[^"]*"\s*/?>\s*')
 HTML_LANG = re.compile(rb'(<html\s+lang=")[a-zA-Z-]*(")')
 NOT_SERVED = frozenset({"/gradio_api/token", "/gradio_api/token/"})
-NAVIGATION_ONLY_HERE = ("/logout", PREFIX)  # state-changing GETs: never from another site, even as a link
+# state-changing GETs: never from another site, even as a link
+NAVIGATION_ONLY_HERE = ("/logout", "/auth/logout", PREFIX)
 COOKIE_FLAGS = frozenset({"samesite", "secure", "httponly"})
 
 

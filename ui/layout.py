@@ -102,12 +102,12 @@ def build_header(settings: Settings, lang: str, t: Texts, labels: Labels) -> Hea
         logout = lab(
             gr.Button(
                 t("app.logout"),
-                link="/logout",
+                link="/auth/logout" if settings.ui.auth == "oidc" else "/logout",
                 size="sm",
                 variant="secondary",
                 scale=0,
                 min_width=120,
-                visible=settings.ui.auth == "local",
+                visible=settings.ui.auth in ("local", "oidc"),
                 elem_id="kit-logout",
             ),
             value="app.logout",

@@ -22,6 +22,7 @@ from ui.texts import LANGUAGES, Texts, texts
 
 if TYPE_CHECKING:
     from ui.admin import AdminHandlers
+    from ui.attach import AttachHandlers
     from ui.chat import ChatHandlers
     from ui.documents import DocumentHandlers
     from ui.history import HistoryHandlers
@@ -86,6 +87,7 @@ class Handlers:
     admin: AdminHandlers
     documents: DocumentHandlers
     usage: UsageHandlers
+    attach: AttachHandlers
 
 
 def footer_html(t: Texts) -> str:
@@ -158,6 +160,7 @@ def wire(demo: gr.Blocks, p: Page, h: Handlers) -> None:
         acknowledge, [s.lang, s.charter, p.gate.confirm_cb, s.conv, s.model, *p.gate.quiz], page, **PRIVATE
     )
     chat.wire(p.chat, h.chat, s)
+    chat.wire_files(p.chat, h.chat, h.attach, s)
     history.wire(p.history, h.history, s, p.chat, p.tabs)
     admin.wire(p.admin, h.admin, s)
     documents.wire(p.documents, h.documents, s)

@@ -10,6 +10,7 @@ import gradio as gr
 from ui.admin import AdminHandlers
 from ui.auth import Refusal
 from ui.base import Base
+from ui.chat import pii_buttons
 from ui.client import ApiError, Who
 from ui.layout import brand_html
 from ui.texts import Texts
@@ -65,7 +66,10 @@ class PageHandlers(Base):
     def notice(self, charter: dict[str, Any], t: Texts) -> str:
         contact = main_contact(charter)
         tail = f" · {t('chat.notice_contact', contact=self.esc(contact))}" if contact else ""
-        return f'<div class="kit-notice">⚠️ {self.esc(t("chat.notice"))}{tail}</div>'
+        demo = ""
+        if (charter.get("model") or {}).get("demo"):  # the gateway serves a demonstration model: say so first
+            demo = f'<div class="kit-demo" id="kit-demo-notice" role="note">{self.esc(t("chat.demo_model"))}</div>'
+        return f'{demo}<div class="kit-notice">⚠️ {self.esc(t("chat.notice"))}{tail}</div>'
 
     def history_info(self, charter: dict[str, Any], t: Texts) -> str:
         days = int(charter.get("conversation_retention_days") or 0)
@@ -113,6 +117,7 @@ class PageHandlers(Base):
                 visible=bool(closed),
                 value=t("chat.closed", message=self.esc((closed or {}).get("message") or t("errors.closed_default"))),
             ),
+            c.chat.send_btn: gr.update(value=t("chat.send"), interactive=not closed),  # closed: the banner says why
             c.chat.templates: gr.update(choices=templates, value=None, visible=bool(templates)),
             c.chat.notice: self.notice(charter, t),
             c.history.info: self.history_info(charter, t),
@@ -233,7 +238,7 @@ class PageHandlers(Base):
         if pii_item and pii_item.get("scan"):
             markdown, state = pii_panel(pii_item["scan"], t)
             out[c.chat.pii_md] = markdown
-            out[c.chat.pii_send] = gr.update(value=t("pii.confirm_masked" if state == "masked" else "pii.confirm"))
+            out.update(pii_buttons(c.chat, state, t))
         if fb:
             out[c.chat.fb_md] = f"**{t('feedback.up_title' if fb.get('rating', 0) > 0 else 'feedback.down_title')}**"
         if admin_cache:

@@ -20,7 +20,7 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -38,6 +38,10 @@ class Session:
     stamp: str
     issued: float
     used: float
+    role: str = ""  # ui.auth: oidc: the role and groups the provider's claims gave at sign-in or renewal
+    groups: tuple[str, ...] = ()
+    tokens: dict[str, str] = field(default_factory=dict)  # oidc: the ID token (to end the provider's session), refresh
+    renewed: float = 0.0
 
 
 class Sessions:
@@ -46,17 +50,22 @@ class Sessions:
     def __init__(self, idle_s: float, max_s: float, clock: Clock = time.monotonic) -> None:
         self.idle_s, self.max_s, self.clock = idle_s, max_s, clock
         self._open: dict[str, Session] = {}
+        # ui.auth: oidc: renews a session's claims from the provider when due (None: the session is over)
+        self.renew: Callable[[str, Session], Session | None] | None = None
         self._lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Sessions:
         return cls(settings.ui.session_idle_minutes * 60, settings.ui.session_max_hours * 3600)
 
-    def open(self, token: str, user: str, stamp: str) -> None:
+    def open(self, token: str, user: str, stamp: str, **extra: Any) -> Session:
+        """Record a new session (``extra``: role, groups, tokens of an OpenID Connect sign-in)."""
         now = self.clock()
+        session = Session(user, stamp, now, now, renewed=now, **extra)
         with self._lock:
             self._prune(now)
-            self._open[token] = Session(user, stamp, now, now)
+            self._open[token] = session
+        return session
 
     def check(self, token: str, touch: bool = True) -> Session | None:
         """The token's session if it is still valid (its idle time restarts when ``touch``); None for a token

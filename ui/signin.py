@@ -21,7 +21,7 @@ SCRIPT = """<script>
   var form = document.getElementById("kit-sign-in");
   var box = document.getElementById("kit-sign-in-msg");
   var button = form.querySelector("button[type=submit]");
-  var said = JSON.parse(form.getAttribute("data-messages"));
+  var said = JSON.parse(document.getElementById("kit-sign-in-texts").textContent);
   var lang = document.documentElement.lang;
   var fields = [document.getElementById("kit-user"), document.getElementById("kit-password")];
   function show(text, invalid) {
@@ -72,11 +72,11 @@ SCRIPT = """<script>
 def sign_in_html(settings: Settings, t: Texts) -> str:
     """The sign-in page in the language of `t`."""
     said = {key: t(f"signin.{key}") for key in (*MESSAGES, "submit")}
-    messages = html.escape(json.dumps(said, ensure_ascii=False))
+    messages = json.dumps(said, ensure_ascii=False).replace("<", "\\u003c")
     body = (
         f'<div class="kit-card">\n<h1>{html.escape(t("signin.heading"))}</h1>\n'
         f'<p>{html.escape(t("signin.intro"))}</p>\n'
-        f'<form id="kit-sign-in" method="post" action="login" novalidate data-messages="{messages}">\n'
+        + '<form id="kit-sign-in" method="post" action="login" novalidate>\n'
         f'<div class="kit-field"><label for="kit-user">{html.escape(t("signin.user"))}</label>'
         '<input id="kit-user" name="username" type="text" autocomplete="username" autocapitalize="none" '
         'spellcheck="false" required aria-describedby="kit-sign-in-msg" autofocus></div>\n'
@@ -88,4 +88,5 @@ def sign_in_html(settings: Settings, t: Texts) -> str:
     )
     title = t("app.page_title", organisation=settings.deployment.organisation) if settings.deployment.organisation \
         else t("app.title")
-    return frame(settings, t, t("signin.page_title", title=title), body, script=SCRIPT)
+    script = f'<script type="application/json" id="kit-sign-in-texts">{messages}</script>\n{SCRIPT}'
+    return frame(settings, t, t("signin.page_title", title=title), body, script=script)

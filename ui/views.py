@@ -146,7 +146,24 @@ def answer_content(answer: dict[str, Any], t: Texts, n: int, total: int) -> str:
     parts = [ai_label(t, answer.get("model") or "?", n, total), body]
     if answer.get("sources") is not None:  # asked with documents: the sources, or that none was found
         parts.append(sources_html(answer["sources"], t))
+    progress = answer.get("progress") or {}
+    if progress.get("total") and progress.get("done", 0) < progress["total"] and not answer.get("finish"):
+        done, total = int(progress["done"]), int(progress["total"])
+        label = html.escape(t("attach.progress", done=done, total=total))
+        parts.append(f'<div class="kit-progress"><progress value="{done}" max="{total}"></progress> {label}</div>')
+    if answer.get("attachments"):  # the files' pages the answer was made from
+        parts.append(pages_html(answer["attachments"], t))
     return "\n\n".join([*parts, *marked])
+
+
+def pages_html(attachments: list[dict[str, Any]], t: Texts) -> str:
+    """Under an answer: each attached file and the pages used."""
+    rows = []
+    for item in attachments:
+        pages = ", ".join(str(p) for p in item.get("pages_used") or []) or "—"
+        rows.append(html.escape(t("attach.pages_row", name=item.get("filename") or "?", pages=pages)))
+    title = html.escape(t("attach.pages_title"))
+    return f'<div class="kit-pages"><span class="kit-sources-title">{title}</span> {" · ".join(rows)}</div>'
 
 
 def source_place(source: dict[str, Any], t: Texts) -> str:
@@ -271,7 +288,7 @@ def pii_panel(scan: dict[str, Any], t: Texts) -> tuple[str, str]:
                 action=t(f"pii.actions.{action}"),
             )
         )
-    parts = [f"### {t('pii.title')}", t("pii.intro"), "\n".join(rows)]
+    parts = [f"## {t('pii.title')}", t("pii.intro"), "\n".join(rows)]
     if blocked:
         parts.append(t("pii.blocked", categories=", ".join(category(c, t) for c in blocked)))
         return "\n\n".join(parts), "blocked"
@@ -293,7 +310,27 @@ def history_choices(data: list[dict[str, Any]], t: Texts) -> list[tuple[str, str
     return out
 
 
+def stored_answer(content: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """An answer of a kept conversation as it was shown: its sources (or "no source found"), the note on a cut
+    or stopped answer, what was masked, and its id for feedback."""
+    answer: dict[str, Any] = {
+        "text": content,
+        "model": meta.get("model") or "?",
+        "finish": meta.get("finish") or "stop",
+        "answer_id": meta.get("answer_id"),
+        "documents": bool(meta.get("documents")),
+        "masked": list(meta.get("masked") or []),
+    }
+    if meta.get("finish") == "cancelled":
+        answer["stopped"] = True
+    if "sources" in meta:
+        answer["sources"] = list(meta.get("sources") or [])
+    return answer
+
+
 def conversation_from_api(data: dict[str, Any]) -> dict[str, Any]:
+    """A kept conversation as the chat shows it; ``documents``: whether its last answer searched the documents
+    (the switch is set back that way)."""
     conv = new_conversation()
     conv["id"], conv["title"] = data.get("id"), data.get("title") or ""
     for m in data.get("messages") or []:
@@ -302,10 +339,9 @@ def conversation_from_api(data: dict[str, Any]) -> dict[str, Any]:
         elif m.get("role") == "assistant":
             if not conv["turns"]:
                 conv["turns"].append({"user": "", "answers": []})
-            meta = m.get("meta") or {}
-            conv["turns"][-1]["answers"].append(
-                {"text": m.get("content") or "", "model": meta.get("model") or "?", "finish": "stop"}
-            )
+            answer = stored_answer(m.get("content") or "", m.get("meta") or {})
+            conv["turns"][-1]["answers"].append(answer)
+            conv["documents"] = answer["documents"]
     return conv
 
 
@@ -381,6 +417,7 @@ def feedback_table(items: list[dict[str, Any]], t: Texts) -> tuple[list[str], li
         t("admin.col_rating"),
         t("admin.col_comment"),
         t("admin.col_user"),
+        t("admin.col_answer"),
         t("admin.col_status"),
     ]
     rows = []
@@ -394,6 +431,7 @@ def feedback_table(items: list[dict[str, Any]], t: Texts) -> tuple[list[str], li
                 rating,
                 i.get("comment", ""),
                 str(i.get("user", ""))[:12],
+                str((i.get("meta") or {}).get("answer_id") or ""),  # the audit row of that answer has the same id
                 i.get("status", ""),
             ]
         )

@@ -14,9 +14,9 @@ from typing import Any
 from kit.errors import AuditError, UsageError
 
 ACTIONS = (
-    "chat", "completion", "acknowledge", "login", "login_failed", "key_created", "key_revoked",
+    "chat", "completion", "acknowledge", "login", "login_failed", "logout", "key_created", "key_revoked",
     "document_ingested", "document_removed", "admin", "feedback", "report", "purge", "export",
-    "delete_user_data", "document_search", "document_list", "privacy_scan",
+    "delete_user_data", "document_search", "document_list", "privacy_scan", "file_upload", "file_delete",
 )
 ZERO_HASH = "0" * 64
 PAGE = 500

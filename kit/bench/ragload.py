@@ -2,9 +2,10 @@
 
 What staff send once documents are in: a system prompt, about five excerpts of about 250 tokens each and a
 question, some 1,500 tokens, for answers of about 150 tokens. Half of the requests are follow-ups on the
-same documents: the question of the request before them with a short instruction added ("Réponds en une
-phrase."), which the document search answers with the same excerpts, so they share the system prompt and
-the excerpts with it (a prompt cache can reuse them), and only the question differs.
+same documents: the question of the request before them with a word of thanks added ("Merci.", "Thank
+you."), which the document search mostly answers with the same excerpts, so they share the system prompt and
+the excerpts with it (a prompt cache can reuse them), and only the question differs. The search decides:
+the run records the share of follow-ups that got exactly the excerpts of the question before them.
 
 kit gets the questions as a user sends them, with ``"kit": {"documents": true}``: it searches its index
 (the labelled documents of ``benchmarks/data/rag/docs``, ingested before it starts), applies the
@@ -31,8 +32,8 @@ from kit.errors import ServerStartError, UsageError
 
 SYSTEM = {"fr": "Tu es un assistant interne. Réponds en français de façon brève et exacte. Si tu ne sais pas, dis-le.",
           "en": "You are an internal assistant. Answer briefly and accurately. If you do not know, say so."}
-FOLLOW_UPS = {"fr": ("Réponds en une phrase.", "Précise la source.", "Donne un exemple.", "Résume en trois points."),
-              "en": ("Answer in one sentence.", "Name the source.", "Give an example.", "Sum it up in three points.")}
+FOLLOW_UPS = {"fr": ("Merci.", "Merci !", "Merci beaucoup.", "Merci d'avance."),
+              "en": ("Thanks.", "Thank you.", "Thanks!", "Many thanks.")}
 
 
 @dataclass
@@ -79,10 +80,28 @@ def make_load(requests: int, seed: int = 0, top_k: int = 5) -> RagLoad:
     return RagLoad(questions[:requests], top_k=top_k)
 
 
+def flatten(docs: Path, dest: Path) -> Path:
+    """The documents as plain texts, one per document, each section's heading a line of its text: the labelled
+    documents are short notes whose sections hold a few sentences each, and excerpts of about 250 tokens (800
+    characters, ``rag.chunk_size``) are what longer handbooks give."""
+    from kit.documents.parsers import PARSERS, parse
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in sorted(docs.iterdir()):
+        if path.suffix.lower() in PARSERS:
+            parts = [" — ".join(s.heading) + "\n" + s.text if s.heading else s.text for s in parse(path)]
+            (dest / f"{path.stem}.txt").write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    return dest
+
+
 def ingest(load: RagLoad, env: dict[str, str]) -> None:
     """Put the documents in the index of the kit about to start (visible to every user)."""
-    done = subprocess.run([sys.executable, "-m", "kit.cli", "docs", "ingest", str(load.docs)], env=env,
-                          capture_output=True, text=True, timeout=1800)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kit-rag-load-") as tmp:
+        folder = flatten(load.docs, Path(tmp) / "docs")
+        done = subprocess.run([sys.executable, "-m", "kit.cli", "docs", "ingest", str(folder)], env=env,
+                              capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise ServerStartError(f"the documents could not be ingested for the RAG load: {done.stderr[-800:]}")
 

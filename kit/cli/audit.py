@@ -87,8 +87,8 @@ def audit_seal() -> None:
 @click.option("--days", type=click.IntRange(1), default=None,
               help="Retention in days (default: policy.audit_retention_days).")
 def audit_purge(days: int | None) -> None:
-    """Delete audit rows, conversations and feedback older than their retention periods, then write the
-    audit head to the system log (the server also does it daily)."""
+    """Delete audit rows, conversations, feedback and attached files older than their retention periods, then
+    write the audit head to the system log (the server also does it daily)."""
     from kit.storage.state import purge_records
 
     settings = current_settings()
@@ -97,8 +97,8 @@ def audit_purge(days: int | None) -> None:
         done = purge_records(state, settings, audit_days=days)
     finally:
         state.close()
-    click.echo(f"purged {done.audit_rows} audit row(s), {done.conversations} conversation(s) and {done.feedback} "
-               f"feedback item(s); audit head {done.head}.")
+    click.echo(f"purged {done.audit_rows} audit row(s), {done.conversations} conversation(s), {done.feedback} "
+               f"feedback item(s) and {done.attachments} attached file(s); audit head {done.head}.")
 
 
 @audit.command("export")

@@ -41,3 +41,31 @@ def apply_server_options(settings: Any, model: str | None = None, **options: Any
             setattr(settings.server, key, value)
     if model:
         settings.models.default = model
+
+
+def ask_gateway(settings: Any, path: str, body: dict[str, Any], timeout: float = 60.0) -> dict[str, Any] | None:
+    """``POST path`` to this machine's running gateway (``server.port`` on loopback), whose models are loaded
+    already: a command answers in a fraction of a second instead of loading them. The key in ``$KIT_API_KEY`` is
+    sent where there is one. None when no gateway answers, or it refuses or fails: the caller then does the work
+    itself. A gateway bound to another address than loopback or every address is not asked."""
+    import os
+
+    import httpx
+
+    from kit.config import is_loopback_host
+
+    host = settings.server.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if not is_loopback_host(host):
+        return None
+    url = f"http://[{host}]:{settings.server.port}" if ":" in host else f"http://{host}:{settings.server.port}"
+    key = os.environ.get("KIT_API_KEY", "").strip()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout, connect=0.5), trust_env=False) as client:
+            r = client.post(url + path, json=body, headers=headers)
+        data = r.json() if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from kit.cli.common import current_settings, echo_json
+from kit.cli.common import ask_gateway, current_settings, echo_json
 
 
 @click.group()
@@ -83,11 +83,21 @@ def docs_ingest(paths: tuple[Path, ...], groups: tuple[str, ...], collection: st
 @click.option("--collection", "-c", default=None, help="Search this collection only.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"results": [{"source", "page", "heading", "score", '
               '"text"}]}.')
-def docs_search(question: str, k: int, groups: tuple[str, ...], collection: str | None, as_json: bool) -> None:
-    """The excerpts that best answer QUESTION, best first, with their source."""
-    from kit.documents.retrieve import search_json
+@click.option("--local", is_flag=True, help="Search in this process even when the gateway of this machine is running.")
+def docs_search(question: str, k: int, groups: tuple[str, ...], collection: str | None, as_json: bool,
+                local: bool) -> None:
+    """The excerpts that best answer QUESTION, best first, with their source. Without --group, the running
+    gateway of this machine answers when there is one (its index and model are loaded; the excerpts then come
+    through its personal-data policy, and the search is audited there)."""
+    settings = current_settings()
+    data = None
+    if not local and not groups:
+        body = {"query": question, "k": k, "collection": collection}
+        data = ask_gateway(settings, "/v1/documents/search", body)
+    if data is None or not isinstance(data.get("results"), list):
+        from kit.documents.retrieve import search_json
 
-    data = search_json(question, k, list(groups), collection, current_settings())
+        data = search_json(question, k, list(groups), collection, settings)
     if as_json:
         echo_json(data)
         return
@@ -172,6 +182,26 @@ def docs_reindex(collection: str | None, as_json: bool) -> None:
         return
     click.echo(f"{report.documents} document(s), {report.chunks} chunk(s) embedded again with {report.embedder} "
                f"({report.already_done} already done), {report.seconds:.1f} s")
+@docs.command("register")
+@click.option("--json", "as_json", is_flag=True, help='Print {"retention_days", "data": [{"id", "name", '
+              '"collection", "sha256", "groups", "size", "ingested_at", "replaced_at", "removed_at"}]}.')
+def docs_register(as_json: bool) -> None:
+    """The register of documents: every version indexed, with its sha256, groups and dates, removed ones
+    included for the audit's retention (policy.audit_retention_days). The document ids of audit rows lead here."""
+    from kit.documents.ingest import document_register
+
+    settings = current_settings()
+    entries = document_register(settings)
+    if as_json:
+        echo_json({"retention_days": settings.policy.audit_retention_days, "data": [e.to_dict() for e in entries]})
+        return
+    for e in entries:
+        ended = f"removed {e.removed_at}" if e.removed_at else f"replaced {e.replaced_at}" if e.replaced_at \
+            else "indexed"
+        click.echo(f"{e.id}  {e.sha256[:16]}  {e.collection:12} {','.join(e.groups):20} {e.ingested_at}  "
+                   f"{ended:34} {e.name}")
+    click.echo(f"({len(entries)} version(s); removed ones kept {settings.policy.audit_retention_days} days)",
+               err=True)
 
 
 @docs.command("stats")

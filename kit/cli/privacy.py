@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from kit.cli.common import echo_json
+from kit.cli.common import ask_gateway, current_settings, echo_json
 from kit.errors import UsageError
 
 
@@ -19,10 +19,11 @@ def privacy() -> None:
 @privacy.command("scan")
 @click.argument("source", default="-")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def privacy_scan(source: str, as_json: bool) -> None:
-    """Find personal data in FILE (or - for standard input) with the local detector."""
-    from kit.rules.privacy import scan_report
-
+@click.option("--local", is_flag=True,
+              help="Load the detector in this process even when the gateway of this machine is running.")
+def privacy_scan(source: str, as_json: bool, local: bool) -> None:
+    """Find personal data in FILE (or - for standard input) with the local detector: the running gateway's on this
+    machine when one answers (its models are loaded; the scan is audited there), else one loaded here."""
     if source == "-":
         text = sys.stdin.read()
     else:
@@ -30,7 +31,12 @@ def privacy_scan(source: str, as_json: bool) -> None:
             text = Path(source).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise UsageError(f"{source} does not exist.") from None
-    report = scan_report(text)
+    report = None if local else ask_gateway(current_settings(), "/v1/privacy/scan", {"text": text})
+    if report is None or not isinstance(report.get("findings"), list):
+        from kit.rules.privacy import scan_report
+
+        report = scan_report(text)
+    report = {"findings": report["findings"]}
     if as_json:
         echo_json(report)
         return

@@ -41,6 +41,7 @@ def run_server(settings: Settings) -> None:
 
     import uvicorn
 
+    from kit.files import forget_running, note_running
     from kit.gateway.app import create_app
     from kit.gateway.local import http_protocol
     from kit.models.runtime import load_engine
@@ -72,10 +73,13 @@ def run_server(settings: Settings) -> None:
         warm.set()
 
     threading.Thread(target=warm_up, name="kit-pii-warmup", daemon=True).start()
+    noted = note_running(settings.home, "api", host=settings.server.host, port=settings.server.port,
+                         model=engine.model_name)  # `kit report` states where the API really listens
     try:
         uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning",
                     access_log=False, timeout_graceful_shutdown=5, http=http_protocol(engine))
     finally:
+        forget_running(noted)
         stop.set()
         engine.close()
         state.close()

@@ -94,6 +94,7 @@ def port_free(host: str, port: int) -> bool:
 
 
 def serve_ui(settings: Any, url: str, host: str | None, port: int | None) -> None:
+    from kit.files import forget_running, note_running
     from ui.app import launch_ui
 
     host = host or settings.ui.host
@@ -107,7 +108,11 @@ def serve_ui(settings: Any, url: str, host: str | None, port: int | None) -> Non
         f"browser chat on http://{shown}:{port} (gateway {url}, sign-in: {settings.ui.auth}); Ctrl+C stops it.",
         err=True,
     )
-    launch_ui(settings, url, host=host, port=port, api_key=key, quiet=True)
+    noted = note_running(settings.home, "ui", host=host, port=port, auth=settings.ui.auth, gateway=url)
+    try:
+        launch_ui(settings, url, host=host, port=port, api_key=key, quiet=True)
+    finally:
+        forget_running(noted)
 
 
 @click.command("ui")

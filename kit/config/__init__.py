@@ -25,10 +25,12 @@ from kit.config.sections import (  # noqa: F401 - the sections are part of kit.c
     DEFAULT_TEMPLATES,
     UI,
     ApiKey,
+    Attachments,
     Contacts,
     Deployment,
     Limits,
     Models,
+    Oidc,
     PiiAction,
     Policy,
     PromptTemplate,
@@ -52,6 +54,7 @@ class Settings(_Section):
     rag: Rag = Field(default_factory=Rag)
     models: Models = Field(default_factory=Models)
     limits: Limits = Field(default_factory=Limits)
+    attachments: Attachments = Field(default_factory=Attachments)
 
     source: str | None = Field(default=None, exclude=True, description="File the settings were read from.")
     _home: Path = PrivateAttr(default_factory=lambda: kit_home())
@@ -121,6 +124,27 @@ class Settings(_Section):
         if self.ui.public_url is not None and origin_netloc(self.ui.public_url) is None:
             raise ConfigError(f"ui.public_url: '{self.ui.public_url}' is not an http or https address such as "
                               "https://chat.example.org.")
+        if self.ui.auth == "oidc":
+            self.check_oidc()
+
+    def check_oidc(self) -> None:
+        """Refuse an OpenID Connect setting that cannot work (the provider itself is checked by `kit doctor`)."""
+        o = self.ui.oidc
+        for key in ("issuer", "client_id"):
+            if not getattr(o, key).strip():
+                raise ConfigError(f"ui.auth is oidc but ui.oidc.{key} is empty: copy it from the client registered "
+                                  "at the identity provider.")
+        if not o.issuer.startswith("https://") and not (o.issuer.startswith("http://") and is_loopback_url(o.issuer)):
+            raise ConfigError(f"ui.oidc.issuer '{o.issuer}' must be an https address (http only on this machine).")
+        if not self.oidc_redirect_url():
+            raise ConfigError("ui.auth is oidc: set ui.oidc.redirect_url (the address of /auth/oidc/callback as "
+                              "browsers reach it, registered at the provider) or ui.public_url.")
+
+    def oidc_redirect_url(self) -> str:
+        """Where the provider sends the browser back: ui.oidc.redirect_url, else ui.public_url's callback."""
+        if self.ui.oidc.redirect_url:
+            return self.ui.oidc.redirect_url
+        return self.ui.public_url.rstrip("/") + "/auth/oidc/callback" if self.ui.public_url else ""
 
 
 def kit_home() -> Path:

@@ -226,17 +226,61 @@ class Server(_Section):
         default_factory=list, description="Origins of web pages (https://app.example.org) allowed to send "
         "state-changing requests (POST, PUT, PATCH, DELETE) from a browser; any other page's gets 403. Programs "
         "that send no Origin header are not concerned.")
+    oidc_bearer: bool = Field(
+        default=False, description="Also accept the OpenID Connect provider's JWT access tokens (ui.oidc) as "
+        "bearer tokens, with the same mapping of claims to user, role and groups; API keys keep working.")
     metrics_access: Literal["loopback", "key", "open"] = Field(
         default="loopback", description="Who may read /metrics: loopback clients, holders of an admin, auditor or "
         "service key, or anyone.")
 
 
+class Oidc(_Section):
+    """Sign-in with the organisation's OpenID Connect provider (ui.auth: oidc): ProConnect, Keycloak, Entra ID."""
+
+    issuer: str = Field(default="", description="Issuer URL of the provider (its /.well-known/openid-configuration "
+                        "is read from there), e.g. https://auth.example.org/realms/agents.")
+    client_id: str = Field(default="", description="Client id of the chat registered at the provider.")
+    client_secret_file: str | None = Field(
+        default=None, description="File holding the client secret (mode 0600 or 0640, never in kit.yaml); none: a "
+        "public client (PKCE only).")
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"],
+                              description="Scopes asked for (openid is always added).")
+    redirect_url: str | None = Field(
+        default=None, description="Address of /auth/oidc/callback as the browser reaches it, registered at the "
+        "provider; default: ui.public_url + /auth/oidc/callback.")
+    user_claim: str = Field(default="email", description="Claim naming the user in kit (email, preferred_username, "
+                            "sub); the audit log keeps only its pseudonym.")
+    groups_claim: str = Field(default="groups", description="Claim listing the user's groups (a list or a "
+                              "comma-separated string; a dotted path reaches a nested one): they become the kit "
+                              "groups of need-to-know at each sign-in. Empty: no groups from the provider.")
+    role_claim: str = Field(default="", description="Claim whose values decide the kit role (roles, groups, "
+                            "realm_access.roles); empty: everyone is a user.")
+    roles: dict[str, Literal["user", "admin", "auditor"]] = Field(
+        default_factory=dict, description="Values of role_claim mapped to a kit role, e.g. {kit-admins: admin}; "
+        "the highest one matched wins, none matched: user.")
+    allowed_domains: list[str] = Field(
+        default_factory=list, description="If set, only users whose e-mail (the email claim, else the user_claim) "
+                                          "is in one of these domains may sign in.")
+    allowed_siret: list[str] = Field(
+        default_factory=list, description="If set (ProConnect), only agents whose siret claim is listed may sign in.")
+    api_audience: str | None = Field(
+        default=None, description="Audience the provider's access tokens carry for the gateway "
+        "(server.oidc_bearer); default: client_id.")
+    clock_skew_s: int = Field(default=60, ge=0, le=300, description="Clock difference tolerated on exp, iat, nbf.")
+    refresh_minutes: float = Field(
+        default=15, ge=0, description="Renew a session's claims from the provider (refresh token) after this long; "
+        "a group removed at the provider is then lost, a disabled account signed out (0: only at sign-in).")
+
+
 class UI(_Section):
     host: str = Field(default="127.0.0.1", description="Address the browser chat binds to.")
     port: int = Field(default=7860, ge=1, le=65535, description="Port of the browser chat.")
-    auth: Literal["local", "proxy", "none"] = Field(
-        default="none", description="Sign-in: local users, a trusted reverse-proxy header, or none (loopback only)."
+    auth: Literal["local", "proxy", "oidc", "none"] = Field(
+        default="none", description="Sign-in: local users, a trusted reverse-proxy header, the organisation's "
+        "OpenID Connect provider (ui.oidc), or none (loopback only)."
     )
+    oidc: Oidc = Field(default_factory=Oidc, description="OpenID Connect provider (ui.auth: oidc; "
+                       "server.oidc_bearer).")
     proxy_header: str = Field(default="X-Forwarded-User", description="Header carrying the user name (proxy auth).")
     proxy_groups_header: str = Field(default="X-Forwarded-Groups", description="Header carrying the user's "
                                      "need-to-know groups, comma-separated (proxy auth; trusted like the user's).")
@@ -290,6 +334,27 @@ class Rag(_Section):
         default=0.5, ge=0, le=1,
         description="Relevance (0..1, the same scale for every question) the best chunk needs for any source to be "
                     "shown and given to the model (the others need 0.2); below it, no source is found.")
+
+
+class Attachments(_Section):
+    """A staff member's own files in a conversation (`POST /v1/files`, file parts of a chat message)."""
+
+    enabled: bool = Field(default=True, description="Accept files attached to a conversation.")
+    max_bytes: int = Field(default=20_000_000, ge=1024, description="Largest file accepted, in bytes (413 above).")
+    max_pages: int = Field(default=300, ge=1, description="Most pages read from one file (PDF pages, image frames, "
+                           "or parts of about 3,000 characters for formats without pages).")
+    max_files_per_user: int = Field(default=50, ge=1, description="Files one user may keep at once.")
+    retention_days: int | None = Field(default=None, ge=1, description="Days a file is kept; default: the "
+                                       "conversations' retention, or 1 day when no history is kept.")
+    ocr: bool = Field(default=True, description="Read scanned PDF pages and images with Tesseract (OCR).")
+    ocr_languages: str = Field(default="fra+eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+                               description="Tesseract languages, joined by '+' (Debian: tesseract-ocr-fra, -eng).")
+    ocr_dpi: int = Field(default=300, ge=72, le=600, description="Resolution of PDF pages rendered for OCR.")
+    ocr_timeout_s: float = Field(default=120, gt=0, description="Longest time Tesseract may spend on one page.")
+
+    def days(self, conversation_days: int) -> int:
+        """How many days a file is kept."""
+        return self.retention_days or max(conversation_days, 1)
 
 
 class Models(_Section):

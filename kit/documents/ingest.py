@@ -40,6 +40,7 @@ from kit.config import Settings, load_settings
 from kit.documents.chunking import Piece, chunk_sections
 from kit.documents.index import DocIndex, open_index
 from kit.documents.parsers import Section, parse, supported
+from kit.documents.register import RegisterEntry
 from kit.documents.store import PUBLIC, DocumentRow
 from kit.documents.text import index_terms
 from kit.documents.vectors import GROUP_PREFIX, chunk_id, partition
@@ -85,8 +86,12 @@ def default_scan(text: str) -> Sequence[FindingLike]:
 
 @dataclass
 class FileIssue:
+    """A file not indexed: its name, why (in English, for the command line and the logs) and ``reason``, the
+    case named by :class:`kit.errors.DocumentError` (``personal_data`` for a file the policy refused)."""
+
     source: str
     message: str
+    reason: str = "unreadable"
 
 
 @dataclass
@@ -141,7 +146,7 @@ def discover(paths: Iterable[PathItem]) -> tuple[list[tuple[Path, str, str]], li
         elif path.is_file():
             files.append((path, label, label) if label else (path, path.name, os.path.abspath(path)))
         else:
-            missing.append(FileIssue(label or str(path), f"{label or path}: no such file or folder."))
+            missing.append(FileIssue(label or str(path), f"{label or path}: no such file or folder.", "missing"))
     return files, ignored, missing
 
 
@@ -255,7 +260,7 @@ def _ingest_file(index: DocIndex, path: Path, source: str, key: str, groups: lis
     if counts and action == "refuse":
         found = ", ".join(f"{k} ({v})" for k, v in counts.items())
         kept = " The version ingested before stays; remove it with `kit docs remove`." if existing else ""
-        report.refused.append(FileIssue(source, f"personal data found: {found}.{kept}"))
+        report.refused.append(FileIssue(source, f"personal data found: {found}.{kept}", "personal_data"))
         return
     pieces = chunk_sections(masked if action == "mask" else sections, settings.rag.chunk_size,
                             settings.rag.chunk_overlap)
@@ -297,7 +302,7 @@ def ingest(paths: Iterable[PathItem], groups: Sequence[str] = (), collection: st
                 try:
                     _ingest_file(index, path, source, key, wanted, collection, scanner, report)
                 except DocumentError as exc:  # named by its source: an upload's temporary path never shows
-                    report.failed.append(FileIssue(source, str(exc).replace(str(path), source)))
+                    report.failed.append(FileIssue(source, str(exc).replace(str(path), source), exc.reason))
             if progress:
                 progress(len(files), len(files), "")
     finally:
@@ -347,6 +352,19 @@ def list_documents(settings: Settings | None = None, *, collection: str | None =
     index = index or open_index(settings)
     try:
         return index.catalog.documents(collection, groups)
+    finally:
+        if own:
+            index.close()
+
+
+def document_register(settings: Settings | None = None, *, index: DocIndex | None = None) -> list[RegisterEntry]:
+    """Every version of every document indexed, those that left the index within the audit's retention
+    (``policy.audit_retention_days``) included; older ones are forgotten."""
+    settings = settings or (index.settings if index else load_settings())
+    own = index is None
+    index = index or open_index(settings)
+    try:
+        return index.catalog.register_entries(settings.policy.audit_retention_days)
     finally:
         if own:
             index.close()

@@ -42,7 +42,8 @@ def _clean(text: str) -> str:
 def _decode(path: Path) -> str:
     data = path.read_bytes()
     if b"\x00" in data[:4096]:
-        raise DocumentError(f"{path}: looks like a binary file, not text. Convert it to PDF, DOCX, ODT or text.")
+        raise DocumentError(f"{path}: looks like a binary file, not text. Convert it to PDF, DOCX, ODT or text.",
+                            reason="not_text")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -176,28 +177,33 @@ def parse_pdf(path: Path) -> list[Section]:
 
     with path.open("rb") as fh:
         if b"%PDF-" not in fh.read(1024):
-            raise DocumentError(f"{path}: not a PDF file (no PDF header). Check the file or its extension.")
+            raise DocumentError(f"{path}: not a PDF file (no PDF header). Check the file or its extension.",
+                                reason="wrong_format")
     try:
         reader = PdfReader(path, strict=False)
         if reader.is_encrypted:
             try:
                 opened = reader.decrypt("")
             except (DependencyError, NotImplementedError) as exc:
-                raise DocumentError(f"{path}: encrypted PDF ({exc}). Save an unprotected copy and ingest it.") from exc
+                raise DocumentError(f"{path}: encrypted PDF ({exc}). Save an unprotected copy and ingest it.",
+                                    reason="encrypted") from exc
             if not opened:
                 raise DocumentError(f"{path}: encrypted PDF with a password. Save an unprotected copy "
-                                    "(for example `qpdf --decrypt`) and ingest that.")
+                                    "(for example `qpdf --decrypt`) and ingest that.", reason="encrypted")
         if len(reader.pages) == 0:
-            raise DocumentError(f"{path}: damaged PDF (no pages found). Open and save it again, or export a new PDF.")
+            raise DocumentError(f"{path}: damaged PDF (no pages found). Open and save it again, or export a new PDF.",
+                                reason="damaged")
         pages = [Section(_clean(page.extract_text() or ""), number) for number, page in enumerate(reader.pages, 1)]
     except FileNotDecryptedError as exc:
-        raise DocumentError(f"{path}: encrypted PDF ({exc}). Save an unprotected copy and ingest it.") from exc
+        raise DocumentError(f"{path}: encrypted PDF ({exc}). Save an unprotected copy and ingest it.",
+                            reason="encrypted") from exc
     except PdfReadError as exc:
-        raise DocumentError(f"{path}: damaged PDF ({exc}). Open and save it again, or export a new PDF.") from exc
+        raise DocumentError(f"{path}: damaged PDF ({exc}). Open and save it again, or export a new PDF.",
+                            reason="damaged") from exc
     sections = [s for s in pages if s.text]
     if not sections and pages:
         raise DocumentError(f"{path}: the PDF has no text layer (a scan?). Run OCR on it (for example "
-                            "`ocrmypdf`) and ingest the result.")
+                            "`ocrmypdf`) and ingest the result.", reason="no_text")
     return sections
 
 
@@ -232,7 +238,7 @@ def parse_docx(path: Path) -> list[Section]:
 
     if not zipfile.is_zipfile(path):
         raise DocumentError(f"{path}: not a readable DOCX (encrypted with a password, or damaged). "
-                            "Save an unprotected copy in Word or LibreOffice and ingest that.")
+                            "Save an unprotected copy in Word or LibreOffice and ingest that.", reason="damaged")
     try:
         document = docx.Document(str(path))
         outline = _Outline()
@@ -243,7 +249,8 @@ def parse_docx(path: Path) -> list[Section]:
                 outline.text(text)
         return outline.done()
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ElementTree.ParseError) as exc:
-        raise DocumentError(f"{path}: damaged DOCX ({exc}). Open and save it again, then ingest it.") from exc
+        raise DocumentError(f"{path}: damaged DOCX ({exc}). Open and save it again, then ingest it.",
+                            reason="damaged") from exc
 
 
 _ODF = {
@@ -292,20 +299,24 @@ def parse_odt(path: Path) -> list[Section]:
             manifest = archive.read("META-INF/manifest.xml") if "META-INF/manifest.xml" in names else b""
             if b"encryption-data" in manifest:
                 raise DocumentError(f"{path}: encrypted ODT (password-protected). Save an unprotected copy "
-                                    "in LibreOffice and ingest that.")
+                                    "in LibreOffice and ingest that.", reason="encrypted")
             if "content.xml" not in names:
-                raise DocumentError(f"{path}: damaged ODT (no content.xml). Open and save it again.")
+                raise DocumentError(f"{path}: damaged ODT (no content.xml). Open and save it again.", reason="damaged")
             if archive.getinfo("content.xml").file_size > MAX_XML_BYTES:
-                raise DocumentError(f"{path}: content.xml is larger than {MAX_XML_BYTES >> 20} MiB; split the file.")
+                raise DocumentError(f"{path}: content.xml is larger than {MAX_XML_BYTES >> 20} MiB; split the file.",
+                                    reason="too_large")
             content = archive.read("content.xml")
     except zipfile.BadZipFile as exc:
-        raise DocumentError(f"{path}: damaged ODT ({exc}). Open and save it again, then ingest it.") from exc
+        raise DocumentError(f"{path}: damaged ODT ({exc}). Open and save it again, then ingest it.",
+                            reason="damaged") from exc
     if b"<!DOCTYPE" in content[:4096] or b"<!ENTITY" in content:
-        raise DocumentError(f"{path}: content.xml declares entities, which ODT never needs; the file is refused.")
+        raise DocumentError(f"{path}: content.xml declares entities, which ODT never needs; the file is refused.",
+                            reason="damaged")
     try:
         root = ElementTree.fromstring(content)
     except ElementTree.ParseError as exc:
-        raise DocumentError(f"{path}: damaged ODT ({exc}). Open and save it again, then ingest it.") from exc
+        raise DocumentError(f"{path}: damaged ODT ({exc}). Open and save it again, then ingest it.",
+                            reason="damaged") from exc
     outline = _Outline()
     body = root.find(f"{{{_ODF['office']}}}body")
     _odf_walk(body if body is not None else root, outline)
@@ -332,17 +343,17 @@ def parse(path: str | Path) -> list[Section]:
     parser = PARSERS.get(file.suffix.lower())
     if parser is None:
         raise DocumentError(f"{file}: unsupported type {file.suffix or '(no extension)'!r}. Convert it to "
-                            f"one of {', '.join(sorted(PARSERS))} and ingest it again.")
+                            f"one of {', '.join(sorted(PARSERS))} and ingest it again.", reason="unsupported")
     try:
         sections = parser(file)
     except DocumentError:
         raise
     except OSError as exc:
         raise DocumentError(f"{file}: cannot be read ({exc.strerror or exc}). "
-                            "Check it exists and is readable.") from exc
+                            "Check it exists and is readable.", reason="unreadable") from exc
     except Exception as exc:  # a damaged file can make any third-party parser fail in its own way
         raise DocumentError(f"{file}: damaged or unreadable {file.suffix} file ({type(exc).__name__}: {exc}). "
-                            "Open and save it again, then ingest it.") from exc
+                            "Open and save it again, then ingest it.", reason="damaged") from exc
     if not sections:
-        raise DocumentError(f"{file}: no text found. Check the file is not empty or a scanned image.")
+        raise DocumentError(f"{file}: no text found. Check the file is not empty or a scanned image.", reason="no_text")
     return sections

@@ -12,6 +12,8 @@ Tables:
   anywhere belongs to a known generation, and search excludes every generation that is not ready.
 * ``partitions`` — the Chroma collections in use, one per kit collection and group (see
   :mod:`kit.documents.vectors`); each generation records the partitions it wrote to.
+* ``register`` — every version of every document indexed, kept after it is replaced or removed for the
+  audit's retention (see :mod:`kit.documents.register`).
 * ``chunks`` and the FTS5 table ``chunks_fts`` (same rowid) — the chunk text and its keyword
   terms (folded French and English stems, see :mod:`kit.documents.text`), ranked with ``bm25()``.
 
@@ -39,9 +41,11 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kit.documents import register
 from kit.documents.bm25 import bm25_scores, occurrences, phrases_of, tokens
 from kit.errors import IndexStoreError
 
@@ -179,8 +183,9 @@ class Catalog:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(SCHEMA)
+            self._db.executescript(SCHEMA + register.SCHEMA)
             self._add_lengths()
+            register.fill(self._db)
         except sqlite3.OperationalError as exc:
             raise IndexStoreError(f"Cannot open the document index {path}: {exc}. Check the folder is writable "
                                   "and that this SQLite has FTS5.") from exc
@@ -281,6 +286,8 @@ class Catalog:
                 db.execute("UPDATE generations SET state = 'retired' WHERE generation = ?", (previous,))
             db.execute("DELETE FROM doc_groups WHERE doc_id = ?", (row.id,))
             db.executemany("INSERT INTO doc_groups (doc_id, grp) VALUES (?, ?)", [(row.id, g) for g in row.groups])
+            register.replaced(db, row.id, row.ingested_at)
+            register.opened(db, row.id, row.source, row.collection, row.sha256, row.groups, row.size, row.ingested_at)
         return previous if previous != row.generation else None
 
     def retire_document(self, doc_id: str) -> None:
@@ -289,6 +296,13 @@ class Catalog:
             db.execute("UPDATE generations SET state = 'retired' WHERE doc_id = ?", (doc_id,))
             db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
             db.execute("DELETE FROM doc_groups WHERE doc_id = ?", (doc_id,))
+            register.removed(db, doc_id, datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def register_entries(self, retention_days: int) -> list[register.RegisterEntry]:
+        """The register of documents (:mod:`kit.documents.register`), less what ended before the retention."""
+        with self.transaction() as db:
+            register.purge(db, datetime.now(UTC).isoformat(timespec="seconds"), retention_days)
+            return register.entries(db)
 
     def generation_partitions(self, generation: str) -> list[str]:
         rows = self._all("SELECT partitions FROM generations WHERE generation = ?", (generation,))

@@ -13,7 +13,7 @@ from prometheus_client import Gauge
 
 from kit.config import Settings
 from kit.engine.base import Engine
-from kit.gateway import admin, auth, charter, chat, conversations, documents, feedback, privacy, system
+from kit.gateway import admin, auth, charter, chat, conversations, documents, feedback, files, privacy, system
 from kit.gateway.context import Context
 from kit.gateway.errors import install_handlers
 from kit.gateway.guard import install_guard
@@ -23,7 +23,7 @@ from kit.rules.limits import Limiter
 from kit.rules.policy import Gate
 from kit.storage.state import GatewayState
 
-ROUTE_GROUPS = (system, auth, chat, charter, privacy, feedback, conversations, documents, admin)
+ROUTE_GROUPS = (system, auth, chat, charter, privacy, feedback, conversations, documents, files, admin)
 
 
 def create_app(settings: Settings, engine: Engine, state: GatewayState) -> FastAPI:

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from kit.config import is_loopback_host
 from kit.errors import AccountLockedError, AuthError, TooManyError
 from kit.gateway.context import Context
-from kit.gateway.schemas import LoginRequest
+from kit.gateway.schemas import LoginRequest, OidcEvent
 from kit.rules.policy import LOCAL_OPERATOR, Identity
 from kit.storage.users import check_password, get_user, session_stamp, unlocked_at
 
@@ -140,6 +140,23 @@ def router(ctx: Context) -> APIRouter:
         throttle.succeed(keys[0], stamp, *keys[1:])
         await ctx.audit_async(who, "login")
         return {"user": name, "role": signed.role, "session_stamp": signed.stamp}
+
+    @api.post("/v1/auth/oidc")
+    async def oidc_event(request: Request) -> dict[str, Any]:
+        """The browser chat reports a sign-in with the identity provider (or its refusal, or a sign-out): one
+        audit row under the user's pseudonym, with the role and the number of groups the claims gave."""
+        caller = await ctx.identify(request)
+        if caller.via not in ("service", "local") and caller.role != "service":
+            raise AuthError("only the browser chat's service key may report sign-ins.")
+        req = OidcEvent.model_validate(await ctx.body(request))
+        who = caller if caller.via == "service" else Identity("", "user", "service")
+        detail: dict[str, Any] = {"via": "oidc"}
+        if req.event == "login":
+            detail.update(role=who.role, groups=len(who.groups))
+        if req.reason:
+            detail["reason"] = req.reason
+        await ctx.audit_async(who, req.event, **detail)
+        return {"recorded": req.event}
 
     @api.get("/v1/me")
     async def me(request: Request) -> dict[str, Any]:

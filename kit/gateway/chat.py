@@ -30,6 +30,8 @@ from kit.errors import (
     PolicyError,
     QueueFullError,
 )
+from kit.gateway import tasks
+from kit.gateway.attachments import Attached, Files, language
 from kit.gateway.context import Context
 from kit.gateway.excerpts import with_excerpts
 from kit.protocol.responses import StreamEnd, response, stream
@@ -46,6 +48,7 @@ from kit.protocol.serving import (
 )
 from kit.rules.limits import Ticket
 from kit.rules.policy import ChatOutcome, Identity
+from kit.storage.attachments import Attachment
 
 
 class Completions:
@@ -53,6 +56,7 @@ class Completions:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.files = Files(ctx)
 
     def check(self, body: ChatRequest | CompletionRequest, messages: list[dict[str, Any]]) -> None:
         engine = self.ctx.engine
@@ -117,7 +121,7 @@ class Completions:
     async def answer(self, request: Request, ident: Identity, body: ChatRequest | CompletionRequest,
                      messages: list[dict[str, Any]], raw_prompt: str | None, gens: list[Generation],
                      close: Callable[[], None]) -> Response:
-        ctx, engine, metrics = self.ctx, self.ctx.engine, self.ctx.metrics
+        ctx, metrics = self.ctx, self.ctx.metrics
         started = time.perf_counter()
         outcome = ctx.gate.apply_pii_remembered(messages, ident)  # all scanned before: no thread hop
         if outcome is None:  # a scan in a worker thread: the engine does not wait for this request
@@ -131,38 +135,48 @@ class Completions:
                 + ". Remove it (or replace it with a neutral placeholder) and send again;"
                 " nothing was sent to the model."
             )
+        files = await self.files.resolve(ident, body) if isinstance(body, ChatRequest) else []
+        if isinstance(body, ChatRequest) and body.kit is not None and body.kit.task:
+            return await self.task(request, ident, body, outcome, files, gens, close, started)
         docs = await self.retrieve(ident, body, outcome)
         sent = outcome
         if docs is not None:  # the excerpts go to the model as quoted material; history and audit keep the question
             outcome = with_excerpts(outcome, docs.personal_data)  # their categories too: response and audit row
             sent = dataclasses.replace(outcome, messages=with_documents(outcome.messages, docs))
+        attached = None
+        if files:  # the files too, whole or their most relevant passages, as quoted material
+            budget = self.files.budget(sent.messages, body.wanted_tokens(ctx.settings.server.max_tokens_default))
+            quoted, attached = self.files.quote(files, sent.messages, budget, language(outcome.messages))
+            sent = dataclasses.replace(sent, messages=quoted)
+        file_ids = [f.id for f in files]
         try:
             gens.extend(await self.submit(ident, body, sent, raw_prompt, action))
         except (ContextOverflowError, QueueFullError) as exc:  # refused before any generation: still audited
             reason = "context_overflow" if isinstance(exc, ContextOverflowError) else "queue_full"
             await run_in_threadpool(self.audit, ident, action, outcome, [], started, "refused",
-                                    docs.document_ids if docs else [], reason)
+                                    docs.document_ids if docs else [], reason, files=file_ids)
             raise
-        meta: dict[str, Any] = {
-            "ai_generated": True, "model": engine.model_name, "model_sha256": engine.model_sha256,
-            "charter_version": ctx.gate.charter["version"],
-            "personal_data": {"categories": outcome.categories, "actions": outcome.actions,
-                              "masked": outcome.masked, "warned": outcome.warned}}
+        meta = self.meta(outcome, attached)
         if docs is not None:
             meta["sources"] = docs.sources  # [] when nothing passed the relevance threshold: "no source found"
             meta["personal_data"]["sources"] = docs.personal_data
-        if outcome.masked:
-            meta["sent_to_model"] = [m["content"] for m in outcome.messages if m["role"] == "user"][-1:]
         rid = response_id(raw_prompt is None)
 
         def finish(texts: list[str], status: str) -> None:
             for g in gens:
                 metrics.observe(g)
             self.audit(ident, action, outcome, gens, started, status, docs.document_ids if docs else [],
-                       excerpts=(docs.personal_data or {}) if docs else None)
+                       excerpts=(docs.personal_data or {}) if docs else None, files=file_ids, answer_id=rid)
             if raw_prompt is None and isinstance(body, ChatRequest) and body.conversation_id:
-                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "",
-                                docs.sources if docs else None)
+                kept: dict[str, Any] = {"answer_id": rid, "documents": docs is not None,
+                                        "finish": (gens[0].finish_reason if gens else None) or status}
+                if docs is not None:  # the excerpts as the model read them (through the personal-data policy)
+                    kept["sources"] = docs.sources
+                if outcome.masked:
+                    kept["masked"] = outcome.masked
+                if attached:  # the files used and their pages (ids and names: the user's own, deleted with them)
+                    kept["attachments"] = attached.describe()
+                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "", kept)
             metrics.requests.labels(action, "200" if status == "ok" else status).inc()
 
         if body.stream:
@@ -174,6 +188,59 @@ class Completions:
         texts = await collect(request, gens)
         await run_in_threadpool(finish, texts, ended(gens))
         return JSONResponse(response(rid, body, gens, texts, meta, raw_prompt is None))
+
+    def meta(self, outcome: ChatOutcome, attached: Attached | None) -> dict[str, Any]:
+        """The response's ``kit`` object: the AI label, the model, the charter, personal data, attachments."""
+        engine = self.ctx.engine
+        meta: dict[str, Any] = {
+            "ai_generated": True, "model": engine.model_name, "model_sha256": engine.model_sha256,
+            "charter_version": self.ctx.gate.charter["version"],
+            "personal_data": {"categories": outcome.categories, "actions": outcome.actions,
+                              "masked": outcome.masked, "warned": outcome.warned}}
+        if attached is not None:
+            meta["attachments"] = attached.describe()
+            found = sorted({c for f in attached.files for c in f.personal_data.get("categories", [])})
+            meta["personal_data"]["attachments"] = found
+        if outcome.masked:
+            meta["sent_to_model"] = [m["content"] for m in outcome.messages if m["role"] == "user"][-1:]
+        return meta
+
+    async def task(self, request: Request, ident: Identity, body: ChatRequest, outcome: ChatOutcome,
+                   files: list[Attachment], gens: list[Generation], close: Callable[[], None],
+                   started: float) -> Response:
+        """A summary, translation or correction of the files (or the message), section by section."""
+        question = next((m["content"] for m in reversed(outcome.messages) if m["role"] == "user"), "")
+        job = tasks.job(self.ctx, body, files, question, language(outcome.messages))
+        runner = tasks.Runner(self.ctx, body, owner_key(ident), gens)
+        meta = self.meta(outcome, Attached(files, job.quoted))
+        meta["task"] = {"task": job.task, **({"target_language": job.target} if job.task == "translate" else {})}
+        rid, ids = response_id(True), [f.id for f in files]
+        quoted = [q.describe() for q in job.quoted] or None
+
+        def finish(texts: list[str], status: str) -> None:
+            for g in gens:
+                self.ctx.metrics.observe(g)
+            self.audit(ident, "chat", outcome, gens, started, status, files=ids, answer_id=rid)
+            if body.conversation_id:
+                kept: dict[str, Any] = {"answer_id": rid, "documents": False,
+                                        "finish": (gens[0].finish_reason if gens else None) or status}
+                if quoted:
+                    kept["attachments"] = quoted
+                if outcome.masked:
+                    kept["masked"] = outcome.masked
+                self.store_turn(ident, body.conversation_id, outcome, texts[0] if texts else "", kept)
+            self.ctx.metrics.requests.labels("chat", "200" if status == "ok" else status).inc()
+
+        if body.stream:
+            end = StreamEnd()
+            events = tasks.stream(rid, meta, runner.run(job), end, body, gens)
+            return ClosingStream(events, close, lambda: finish(end.texts, end.status), media_type="text/event-stream",
+                                 headers={**STREAM_HEADERS, "X-Accel-Buffering": "no"})
+        steps: list[dict[str, Any]] = []
+        text = await tasks.collect(runner.run(job), steps.append)
+        meta["progress"] = steps[-1] if steps else None
+        await run_in_threadpool(finish, [text], ended(gens))
+        return JSONResponse(response(rid, body, gens[-1:], [text], meta, True))
 
     async def retrieve(self, ident: Identity, body: ChatRequest | CompletionRequest,
                        outcome: ChatOutcome) -> DocumentContext | None:
@@ -203,7 +270,8 @@ class Completions:
 
     def audit(self, ident: Identity, action: str, outcome: ChatOutcome, gens: list[Generation], started: float,
               status: str, doc_ids: list[str] | None = None, reason: str | None = None,
-              excerpts: dict[str, Any] | None = None) -> None:
+              excerpts: dict[str, Any] | None = None, files: list[str] | None = None,
+              answer_id: str | None = None) -> None:
         settings, engine = self.ctx.settings, self.ctx.engine
         text = None
         if settings.policy.log_prompt_text:
@@ -220,6 +288,10 @@ class Completions:
             detail["blocked"] = ",".join(outcome.blocked)
         if excerpts is not None:  # documents were asked for: no doc_ids then means no source was found
             detail["documents"] = True
+        if files:  # the attached files by id: never their text or name
+            detail["file_ids"] = ",".join(files)
+        if answer_id is not None:  # what feedback on this answer names
+            detail["answer_id"] = answer_id
         self.ctx.state.audit.record(AuditEvent(
             action=action, user=ident.user, model=engine.model_name,
             prompt_tokens=gens[0].prompt_tokens if gens else 0,
@@ -229,7 +301,9 @@ class Completions:
             doc_ids=list(doc_ids or []), detail=detail, text=text))
 
     def store_turn(self, ident: Identity, conversation_id: str, outcome: ChatOutcome, answer: str,
-                   sources: list[dict[str, Any]] | None = None) -> None:
+                   kept: dict[str, Any]) -> None:
+        """The question (as the policy let it through) and the answer, with what reopening it shows again:
+        ``kept`` holds its id, how it ended, whether documents were asked for, their sources, what was masked."""
         conv = self.ctx.state.conversations
         if not conv.enabled:
             return
@@ -238,9 +312,7 @@ class Completions:
             return
         if last_user:
             conv.add_message(ident.user, conversation_id, "user", last_user[0])
-        meta: dict[str, Any] = {"model": self.ctx.engine.model_name, "ai_generated": True}
-        if sources is not None:  # the excerpts as the model read them (through the personal-data policy)
-            meta["sources"] = sources
+        meta: dict[str, Any] = {"model": self.ctx.engine.model_name, "ai_generated": True, **kept}
         conv.add_message(ident.user, conversation_id, "assistant", answer, meta)
 
 

@@ -17,6 +17,7 @@ from kit.engine.base import Engine
 from kit.errors import LimitExceededError
 from kit.gateway.errors import read_json
 from kit.gateway.metrics import Metrics
+from kit.oidc.bearer import looks_like_jwt
 from kit.rules.limits import Limiter
 from kit.rules.policy import Gate, Identity
 from kit.storage.state import GatewayState
@@ -37,7 +38,10 @@ class Context:
     warm: threading.Event = field(default_factory=threading.Event)  # cleared while the server warms up
 
     async def identify(self, request: Request) -> Identity:
-        return self.gate.identify({k.lower(): v for k, v in request.headers.items()})
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if self.gate.bearer is not None and looks_like_jwt(headers.get("authorization", "")):
+            return await run_in_threadpool(self.gate.identify, headers)  # may fetch the provider's keys
+        return self.gate.identify(headers)
 
     async def body(self, request: Request) -> Any:
         return await read_json(request, self.settings.server.max_body_bytes)

@@ -1,5 +1,5 @@
-"""History (when the retention policy keeps it) and the rights of persons: export and deletion (conversations
-and feedback)."""
+"""History (when the retention policy keeps it) and the rights of persons: export and deletion (conversations,
+their attached files, and feedback)."""
 
 from __future__ import annotations
 
@@ -48,15 +48,17 @@ def router(ctx: Context) -> APIRouter:
     async def delete_conversation(cid: str, request: Request) -> dict[str, Any]:
         ident = await ctx.identify(request)
         deleted = await run_in_threadpool(store.delete, ident.user, cid)
-        return {"deleted": bool(deleted)}
+        files = await run_in_threadpool(ctx.state.attachments.delete_conversation, ident.user, cid)
+        return {"deleted": bool(deleted), "files_deleted": files}
 
     @api.delete("/v1/conversations")
     async def delete_all(request: Request) -> dict[str, Any]:
         ident = await ctx.identify(request)
         n = await run_in_threadpool(store.delete_all, ident.user)
         feedback = await run_in_threadpool(ctx.state.store.delete_user_feedback, ctx.state.pseudonym(ident.user))
-        await ctx.audit_async(ident, "delete_user_data", conversations=n, feedback=feedback)
-        return {"deleted": n, "feedback_deleted": feedback}
+        files = await run_in_threadpool(ctx.state.attachments.delete_user, ident.user)
+        await ctx.audit_async(ident, "delete_user_data", conversations=n, feedback=feedback, files=files)
+        return {"deleted": n, "feedback_deleted": feedback, "files_deleted": files}
 
     @api.get("/v1/me/export")
     async def export_me(request: Request) -> dict[str, Any]:
@@ -66,6 +68,8 @@ def router(ctx: Context) -> APIRouter:
         data["charter_version"] = ctx.gate.charter["version"]
         items = await run_in_threadpool(ctx.state.store.user_feedback, ctx.state.pseudonym(ident.user))
         data["feedback"] = [{k: v for k, v in dataclasses.asdict(i).items() if k != "user"} for i in items]
+        files = await run_in_threadpool(ctx.state.attachments.list, ident.user)
+        data["files"] = [f.describe() for f in files]  # GET /v1/files/ID/content gives each one's text
         await ctx.audit_async(ident, "export")
         return data
 

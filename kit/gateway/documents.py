@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kit.audit import AuditEvent
 from kit.documents.index import DocIndex, open_index
-from kit.documents.ingest import DEFAULT_COLLECTION, ingest, list_documents, remove
+from kit.documents.ingest import DEFAULT_COLLECTION, document_register, ingest, list_documents, remove
 from kit.documents.prompt import DocumentContext, render
 from kit.documents.retrieve import search
 from kit.documents.text import guess_language
@@ -125,6 +125,15 @@ def router(ctx: Context) -> APIRouter:
             await run_in_threadpool(ctx.state.audit.record, AuditEvent(
                 action="document_ingested", user=ident.user, doc_ids=[doc_id], detail={"collection": collection}))
         return report.to_dict()
+
+    @api.get("/v1/admin/documents/register")
+    async def register(request: Request) -> dict[str, Any]:
+        """Every version of every document indexed, removed ones included for the audit's retention: where the
+        document id of an audit row leads."""
+        ident = await ctx.identify(request)
+        ident.require("admin", "auditor")
+        entries = await run_in_threadpool(document_register, ctx.settings, index=docs.index())
+        return {"retention_days": ctx.settings.policy.audit_retention_days, "data": [e.to_dict() for e in entries]}
 
     @api.delete("/v1/documents/{doc_id}")
     async def delete(doc_id: str, request: Request) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
+from kit.errors import NotFoundError
 from kit.gateway.context import Context
 from kit.gateway.schemas import FeedbackRequest
 
@@ -20,6 +21,18 @@ def _police(ctx: Context, fields: dict[str, str | None]) -> dict[str, tuple[str 
     return out
 
 
+def check_answer(ctx: Context, user: str, conversation_id: str | None, answer_id: str | None) -> None:
+    """An answer named in a kept conversation must be one of its answers, so that the link leads to it."""
+    if not (answer_id and conversation_id):
+        return
+    conv = ctx.state.conversations.get(user, conversation_id)
+    if conv is None:
+        return  # not kept (history off, or already deleted): the audit row of the answer still has its id
+    if not any(m.meta.get("answer_id") == answer_id for m in conv.messages if m.role == "assistant"):
+        raise NotFoundError(f"no answer {answer_id} in conversation {conversation_id}: name an answer of that "
+                            "conversation (the `id` of its chat completion).")
+
+
 def router(ctx: Context) -> APIRouter:
     api = APIRouter()
 
@@ -28,15 +41,19 @@ def router(ctx: Context) -> APIRouter:
         ident = await ctx.identify(request)
         req = FeedbackRequest.model_validate(await ctx.body(request))
         user = ctx.state.pseudonym(ident.user)
+        await run_in_threadpool(check_answer, ctx, ident.user, req.conversation_id, req.answer_id)
         # administrators read every field of it
-        fields = {"comment": req.comment, "conversation_id": req.conversation_id, "model": req.model}
+        fields = {"comment": req.comment, "conversation_id": req.conversation_id, "answer_id": req.answer_id,
+                  "model": req.model}
         policed = await run_in_threadpool(_police, ctx, fields)
         categories = sorted({c for _, found in policed.values() for c in found})
         comment = str(policed["comment"][0])
-        meta = {"conversation_id": policed["conversation_id"][0], "model": policed["model"][0]}
+        meta = {"conversation_id": policed["conversation_id"][0], "answer_id": policed["answer_id"][0],
+                "model": policed["model"][0]}
         fid = await run_in_threadpool(ctx.state.store.add_feedback, user, req.kind, req.rating, comment, meta)
         await ctx.audit_async(ident, "report" if req.kind == "report" else "feedback",
                               rating=req.rating if req.rating is not None else 0, id=fid,
+                              **({"answer_id": str(policed["answer_id"][0])} if req.answer_id else {}),
                               **({"pii_categories": ",".join(categories)} if categories else {}))
         return {"id": fid, "kind": req.kind, "personal_data": {"categories": categories}}
 

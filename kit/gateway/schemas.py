@@ -32,6 +32,8 @@ class FeedbackRequest(_Own):
     rating: int | None = Field(default=None, ge=-1, le=1)
     comment: str = Field(default="", max_length=4000)
     conversation_id: str | None = Field(default=None, max_length=64)
+    answer_id: str | None = Field(default=None, max_length=64, description="The id of the answer it is about "
+                                  "(the `id` of the chat completion).")
     model: str | None = Field(default=None, max_length=200)
 
 
@@ -47,3 +49,11 @@ class NewConversation(_Own):
 class LoginRequest(_Own):
     user: str = Field(min_length=1, max_length=200, description="User name.")
     password: str = Field(max_length=1024, description="Password.")
+
+
+class OidcEvent(_Own):
+    """What the browser chat reports of an OpenID Connect sign-in, for the audit log (the user, when known, is
+    named by the chat's identity headers and stored as a pseudonym)."""
+
+    event: Literal["login", "login_failed", "logout"]
+    reason: str = Field(default="", max_length=200)

@@ -96,6 +96,8 @@ class ModelEntry(_Strict):
     ram_gb: dict[str, float] = Field(default_factory=dict, description="RAM needed per quantization type, GiB.")
     source: Source
     default: bool = Field(default=False, description="The embedded default model.")
+    demo: bool = Field(default=False, description="A demonstration model, too small for real work: the chat says "
+                       "so while it serves, and `kit doctor` warns under the production profile.")
 
     @field_validator("name")
     @classmethod

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kit.errors import KitError, redact
-from kit.ops.checks import Check, Status
+from kit.ops.checks import Check, Status, listening
 
 if TYPE_CHECKING:
     from kit.config import Settings
@@ -89,12 +89,13 @@ def check_config() -> tuple[list[Check], Settings | None]:
         checks.append(Check("purpose", "PASS", settings.deployment.purpose[:80]))
     except KitError as exc:
         checks.append(Check("purpose", "FAIL", str(exc), "set deployment.purpose in kit.yaml"))
-    ui = settings.ui
-    if not is_loopback_host(ui.host) and ui.auth == "none":
-        checks.append(Check("ui exposure", "FAIL", f"the chat binds to {ui.host} with no sign-in",
+    chat = listening(settings, "ui")
+    auth = str(chat["noted"].get("auth") or settings.ui.auth)
+    if not is_loopback_host(chat["host"]) and auth == "none":
+        checks.append(Check("ui exposure", "FAIL", f"the chat binds to {chat['host']} with no sign-in",
                             "set ui.auth to local or proxy, or ui.host to 127.0.0.1"))
     else:
-        checks.append(Check("ui exposure", "PASS", f"chat on {ui.host}:{ui.port}, sign-in: {ui.auth}"))
+        checks.append(Check("ui exposure", "PASS", f"chat on {chat['host']}:{chat['port']}, sign-in: {auth}"))
     try:
         settings.check_engine_contract()
     except KitError as exc:
@@ -130,6 +131,8 @@ def check_model(settings: Settings) -> list[Check]:
     if not result.ok:
         return [Check("model", "FAIL", result.message, f"run `kit models rm {name}` then `kit models pull {name}`")]
     checks = [Check("model", "PASS", f"{name} installed and verified ({lock.size / 2**20:.0f} MiB, {entry.licence})")]
+    if entry.demo:
+        checks.append(demo_check(name, settings.deployment.profile))
     need = entry.ram_needed() or lock.size / 2**30 * 1.3
     avail = available_ram_gb()
     ram_status: Status = "PASS" if need <= avail else "WARN" if need <= total_ram_gb() else "FAIL"
@@ -140,6 +143,16 @@ def check_model(settings: Settings) -> list[Check]:
         checks.append(Check("model files", "WARN", f"{model_dir} is writable by the serving user",
                             "make the model directory read-only for the service user"))
     return checks
+
+
+def demo_check(name: str, profile: str) -> Check:
+    """A demonstration model serves: fine for trying the kit, a warning under the production profile."""
+    fix = "pull a production model (`kit models list`, then `kit models pull NAME`) and set models.default to it"
+    if profile == "production":
+        return Check("demo model", "WARN", f"{name} is a demonstration model (catalogue flag demo): too small for "
+                     "real work, and its answers are often wrong or broken", fix)
+    return Check("demo model", "PASS", f"{name} is a demonstration model: fine for trying the kit, not for "
+                 "production (the chat says so)", fix)
 
 
 def check_engine(name: str, url: str, api_key: str | None) -> Check:
@@ -223,6 +236,24 @@ def check_bundle(home: Path) -> Check | None:
     return Check("bundle", "PASS", detail)
 
 
+def check_ocr(settings: Settings) -> Check:
+    """Tesseract and its language data, for scanned pages and images attached to a conversation."""
+    from kit.documents import ocr
+
+    wanted = settings.attachments.ocr_languages
+    if not settings.attachments.enabled or not settings.attachments.ocr:
+        return Check("ocr", "PASS", "turned off (attachments.ocr): scanned pages and images are refused")
+    found = ocr.status()
+    if found.program is None:
+        return Check("ocr", "WARN", "Tesseract is not installed: scanned pages and images attached to a "
+                     "conversation are refused", "apt-get install tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng")
+    missing = found.missing(wanted)
+    if missing:
+        return Check("ocr", "WARN", f"{found.version}: no data for {', '.join(missing)} (attachments.ocr_languages)",
+                     "apt-get install " + " ".join(f"tesseract-ocr-{lang}" for lang in missing))
+    return Check("ocr", "PASS", f"{found.version}, languages {wanted}")
+
+
 def run_checks() -> list[Check]:
     from kit.config import kit_home
 
@@ -231,14 +262,17 @@ def run_checks() -> list[Check]:
     config_checks, settings = check_config()
     checks.extend(config_checks)
     if settings is not None:
+        from kit.ops.identity import identity_checks
         from kit.ops.security import security_checks
 
         checks.extend(security_checks(settings))
+        checks.extend(identity_checks(settings))
         checks.extend(check_model(settings))
         from kit.ops.documents import check_documents
 
         checks.extend(check_documents(settings))
         checks.extend(check_database(settings.home))
+        checks.append(check_ocr(settings))
         bundle = check_bundle(settings.home)
         if bundle is not None:
             checks.append(bundle)

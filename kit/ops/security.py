@@ -10,25 +10,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kit.errors import KitError
-from kit.ops.checks import Check, Status
+from kit.ops.checks import Check, Status, listening
 
 if TYPE_CHECKING:
     from kit.config import Settings
 
 
-def check_keys(settings: Settings) -> Check:
-    from kit.config import is_loopback_host
+def key_counts(settings: Settings) -> dict[str, int]:
+    """API keys by kind: ``user`` (people and applications: admin, auditor and user roles) and ``service`` (a front
+    end such as the browser chat, acting for its signed-in users). `kit doctor` and `kit report` both count so."""
     from kit.storage.keys import list_keys
 
+    keys = list_keys(settings, fresh=True)
+    service = sum(1 for k in keys if k.role == "service")
+    return {"user": len(keys) - service, "service": service}
+
+
+def check_keys(settings: Settings) -> Check:
+    from kit.config import is_loopback_host
+
     srv = settings.server
-    user_keys = [k for k in list_keys(settings) if k.role != "service"]
-    if is_loopback_host(srv.host):
-        return Check("api exposure", "PASS", f"API on {srv.host}:{srv.port}; {len(user_keys)} user key(s); "
+    api = listening(settings, "api")
+    host, where = api["host"], f"{api['host']}:{api['port']}"
+    users = key_counts(settings)["user"]
+    if is_loopback_host(host):
+        return Check("api exposure", "PASS", f"API on {where}; {users} user key(s); "
                      f"local operator: {srv.local_operator_role}")
-    if user_keys:
-        return Check("api exposure", "PASS", f"API on {srv.host}:{srv.port} with {len(user_keys)} user key(s)")
+    if users:
+        return Check("api exposure", "PASS", f"API on {where} with {users} user key(s)")
     status: Status = "WARN" if srv.allow_insecure_bind else "FAIL"
-    return Check("api exposure", status, f"the API binds to {srv.host} and no user key exists: it refuses every "
+    return Check("api exposure", status, f"the API binds to {host} and no user key exists: it refuses every "
                  "request", "create keys with `kit keys create NAME`, or bind server.host to 127.0.0.1")
 
 

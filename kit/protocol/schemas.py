@@ -22,9 +22,20 @@ class TextPart(_Body):
     text: str
 
 
+class FileRef(_Body):
+    file_id: str | None = Field(default=None, max_length=64, description="A file sent before (POST /v1/files).")
+    filename: str | None = Field(default=None, max_length=255, description="The name of a file sent inline.")
+    file_data: str | None = Field(default=None, description="A file sent inline, as a data: URL (base64).")
+
+
+class FilePart(_Body):
+    type: Literal["file"]
+    file: FileRef
+
+
 class Message(_Body):
     role: Literal["system", "user", "assistant", "developer"]
-    content: str | list[TextPart] | None = None
+    content: str | list[TextPart | FilePart] | None = None
 
     @property
     def text(self) -> str:
@@ -32,7 +43,14 @@ class Message(_Body):
             return ""
         if isinstance(self.content, str):
             return self.content
-        return "".join(p.text for p in self.content)
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def files(self) -> list[FileRef]:
+        """The files this message attaches (content parts of type ``file``)."""
+        if not isinstance(self.content, list):
+            return []
+        return [p.file for p in self.content if isinstance(p, FilePart)]
 
     def as_dict(self) -> dict[str, Any]:
         role = "system" if self.role == "developer" else self.role
@@ -81,6 +99,10 @@ class _Sampling(_Body):
 class KitOptions(_Own):
     documents: bool = Field(default=False, description="Answer from the indexed documents, citing them.")
     collection: str | None = Field(default=None, max_length=64, description="Search this collection only.")
+    task: Literal["summarise", "translate", "correct"] | None = Field(
+        default=None, description="Work on the attached files (or the message) section by section: a summary, a "
+        "translation or a correction of a text of any length, with progress events when streamed.")
+    target_language: Literal["fr", "en"] | None = Field(default=None, description="Language of a translation.")
 
 
 class ChatRequest(_Sampling):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from kit.config import Settings, is_loopback_host
 from kit.errors import AuthError, ChatClosedError, ConfigError, NoKeyExposedError, PolicyError
+from kit.oidc.bearer import BearerTokens, looks_like_jwt
 from kit.storage.keys import find_key, key_user, list_keys
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ SOURCES = [
 class Identity:
     user: str
     role: Role
-    via: str  # "key", "service", "local"
+    via: str  # "key", "service", "local", "oidc" (the identity provider's access token)
     groups: list[str] = field(default_factory=list)  # need-to-know: documents of these groups (and public)
 
     def require(self, *roles: str) -> None:
@@ -73,6 +74,10 @@ class Gate:
         srv = settings.server
         self.settings = settings
         self.state = state
+        if srv.oidc_bearer and not settings.ui.oidc.issuer.strip():
+            raise ConfigError("server.oidc_bearer is on but ui.oidc.issuer is empty: name the identity provider whose "
+                              "access tokens the gateway accepts (and ui.oidc.api_audience, the audience they carry).")
+        self.bearer = BearerTokens(settings) if srv.oidc_bearer else None
         self.charter = settings.charter()
         user_keys = [k for k in list_keys(settings) if k.role != "service"]
         if not is_loopback_host(srv.host) and not user_keys and not srv.allow_insecure_bind:
@@ -84,8 +89,9 @@ class Gate:
     # identity
     def identify(self, headers: dict[str, str]) -> Identity:
         """Who is calling. A user key names its owner; a service key (a front end) speaks for the user it
-        names, within the role the user store gives that user; without any user key, a caller with no key is
-        the single local operator. Identity headers from anyone but a service key are ignored."""
+        names, within the role the user store gives that user; with server.oidc_bearer, the identity provider's
+        access token names its user; without any user key, a caller with no key is the single local operator.
+        Identity headers from anyone but a service key are ignored."""
         keys = list_keys(self.settings)
         auth = headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
@@ -93,6 +99,10 @@ class Gate:
         if token and key is None:  # perhaps created a moment ago by another process (`kit keys create`, `kit ui`)
             keys = list_keys(self.settings, fresh=True)
             key = find_key(keys, token)
+        if key is None and self.bearer is not None and looks_like_jwt(token):
+            found = self.bearer.account(token)  # the identity provider's access token (server.oidc_bearer)
+            groups = self.groups_for(found.user, ",".join(found.groups))  # the provider's, plus the user store's
+            return Identity(found.user, found.role, "oidc", groups)  # type: ignore[arg-type]
         if key is not None and key.role == "service":
             claimed_user = headers.get(USER_HEADER, "").strip()[:200]
             if not claimed_user:
@@ -124,13 +134,16 @@ class Gate:
 
     def role_for(self, user: str, claimed: str = "") -> Role:
         """The role a front end may give `user`: the user store's (local accounts, proxy users registered with
-        `kit users add`), the configured one for the local operator, else user. Claiming more is refused."""
+        `kit users add`), the configured one for the local operator, else user. Claiming more is refused, except,
+        with ui.auth: oidc, a role that ui.oidc.roles gives to some value of the provider's role claim."""
         from kit.storage.users import get_role
 
+        claimed = claimed.strip()
+        if self.settings.ui.auth == "oidc" and claimed in self.settings.ui.oidc.roles.values():
+            return claimed  # type: ignore[return-value]  # the provider's claims, mapped by ui.oidc.roles
         stored = get_role(self.settings.home, user)
         allowed: Role = stored if stored in ("user", "admin", "auditor") else (  # type: ignore[assignment]
             self.settings.server.local_operator_role if user == LOCAL_OPERATOR else "user")
-        claimed = claimed.strip()
         if claimed and claimed != allowed and claimed != "user":
             raise PolicyError(f"{user} has the role {allowed}, not {claimed}: an administrator grants roles with "
                               "`kit users add NAME --role ROLE` on the gateway.")

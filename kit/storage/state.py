@@ -14,6 +14,7 @@ from pathlib import Path
 from kit.audit import DEV_LOG, AuditEvent, AuditLog, needs_existing_key, pseudonymize, publish_head
 from kit.config import Settings
 from kit.errors import ConfigError, KitError
+from kit.storage.attachments import AttachmentStore
 from kit.storage.conversations import ConversationStore
 from kit.storage.db import Database, driver_url, open_database
 from kit.storage.keyfiles import AUDIT_KEY, create_key, key_path, pseudonym_key, read_key
@@ -28,6 +29,7 @@ class GatewayState:
     audit: AuditLog
     conversations: ConversationStore
     secret: bytes
+    attachments: AttachmentStore
 
     def pseudonym(self, user: str) -> str:
         return pseudonymize(user, self.secret)
@@ -43,6 +45,7 @@ class PurgeResult:
     conversations: int
     feedback: int
     head: str
+    attachments: int = 0
 
 
 def audit_url(db: Database) -> str:
@@ -89,13 +92,14 @@ def open_state(settings: Settings, *, adopt_plain: bool = False) -> GatewayState
         audit=audit,
         conversations=ConversationStore(db, policy.conversation_retention_days),
         secret=secret,
+        attachments=AttachmentStore(home / "attachments", settings.attachments.max_files_per_user),
     )
 
 
 def purge_records(state: GatewayState, settings: Settings, *, audit_days: int | None = None,
                   address: str = DEV_LOG) -> PurgeResult:
-    """Apply the retention periods (audit rows, stored conversations, feedback and reports), then write the
-    audit head to the system log."""
+    """Apply the retention periods (audit rows, stored conversations, feedback and reports, attached files), then
+    write the audit head to the system log."""
     policy = settings.policy
     rows = state.audit.purge(audit_days or policy.audit_retention_days)
     conversations = state.conversations.purge()
@@ -103,7 +107,12 @@ def purge_records(state: GatewayState, settings: Settings, *, audit_days: int | 
     if feedback:
         state.audit.record(AuditEvent(action="purge", detail={
             "scope": "feedback", "deleted": feedback, "retention_days": policy.feedback_retention_days}))
-    return PurgeResult(rows, conversations, feedback, publish_head(state.audit, "purge", address=address))
+    files = state.attachments.purge()
+    if files:
+        state.audit.record(AuditEvent(action="purge", detail={
+            "scope": "attachments", "deleted": files, "retention_days": settings.attachments.days(
+                policy.conversation_retention_days)}))
+    return PurgeResult(rows, conversations, feedback, publish_head(state.audit, "purge", address=address), files)
 
 
 def start_maintenance(state: GatewayState, settings: Settings, *, purge_every_s: float = 86400,

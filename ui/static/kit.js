@@ -33,6 +33,28 @@
     }
   }, true);
 })();
+
+// file drop zones (elements of class kit-upload): our words in place of Gradio's (window.kitUploadText, from the
+// page's translations), whenever Gradio draws the zone again.
+(function () {
+  var words = window.kitUploadText || {};
+  function fix(root) {
+    var zones = root.querySelectorAll ? root.querySelectorAll(".kit-upload") : [];
+    for (var i = 0; i < zones.length; i++) {
+      var walker = document.createTreeWalker(zones[i], NodeFilter.SHOW_TEXT);
+      for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+        var key = node.nodeValue.trim();
+        if (Object.prototype.hasOwnProperty.call(words, key)) node.nodeValue = node.nodeValue.replace(key, words[key]);
+      }
+    }
+  }
+  function start() {
+    fix(document);
+    new MutationObserver(function () { fix(document); }).observe(document.body, {subtree: true, childList: true,
+      characterData: true});
+  }
+  if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
+})();
 // Accessibility: names Gradio leaves in English, in the browser's language, or built from raw markup
 // (the chatbot's "bot's message: <span ...>" labels), set in the page's own language (<html lang>, which
 // the language switch updates). window.kitA11y holds the texts of ui/i18n (app.head_html).

@@ -12,7 +12,10 @@ from ui.layout import PRIVATE, Labels, States
 from ui.texts import Texts
 
 if TYPE_CHECKING:
+    from ui.attach import AttachHandlers
     from ui.chat import ChatHandlers
+
+FILE_TYPES = [".pdf", ".docx", ".odt", ".txt", ".md", ".html", ".htm", ".png", ".jpg", ".jpeg", ".tif", ".tiff"]
 
 
 @dataclass
@@ -24,6 +27,10 @@ class ChatTab:
     pii_md: gr.Markdown
     pii_send: gr.Button
     pii_edit: gr.Button
+    del_col: gr.Column
+    del_md: gr.Markdown
+    del_confirm: gr.Button
+    del_cancel: gr.Button
     fb_col: gr.Column
     fb_md: gr.Markdown
     fb_comment: gr.Textbox
@@ -37,6 +44,7 @@ class ChatTab:
     report_close: gr.Button
     chat_msg: gr.Markdown
     input_box: gr.Textbox
+    keys_hint: gr.Markdown
     send_btn: gr.Button
     stop_btn: gr.Button
     docs_cb: gr.Checkbox
@@ -45,6 +53,11 @@ class ChatTab:
     new_btn: gr.Button
     report_btn: gr.Button
     notice: gr.HTML
+    attach_btn: gr.UploadButton
+    attach_drop: gr.File
+    chips: gr.CheckboxGroup
+    task_btns: dict[str, gr.Button]
+    files_state: gr.State
 
     def headings(self, t: Texts) -> dict[Any, Any]:
         return {self.report_md: f"**{t('report.title')}** — {t('report.intro')}", self.tab: gr.Tab(label=t("chat.tab"))}
@@ -74,9 +87,20 @@ def _panels(t: Texts, lab: Any) -> dict[str, Any]:
     p: dict[str, Any] = {}
     with gr.Column(visible=False, elem_id="kit-pii") as p["pii_col"]:
         p["pii_md"] = gr.Markdown()
+        with gr.Row():  # the safe action is the primary one: edit, or send the masked version (ui.chat)
+            p["pii_edit"] = lab(gr.Button(t("pii.edit"), variant="primary", elem_id="kit-pii-edit"), value="pii.edit")
+            p["pii_send"] = gr.Button(t("pii.confirm"), variant="secondary", elem_id="kit-pii-send")
+    with gr.Column(visible=False, elem_id="kit-delete") as p["del_col"]:
+        p["del_md"] = gr.Markdown()
         with gr.Row():
-            p["pii_send"] = gr.Button(t("pii.confirm"), variant="primary", elem_id="kit-pii-send")
-            p["pii_edit"] = lab(gr.Button(t("pii.edit"), elem_id="kit-pii-edit"), value="pii.edit")
+            p["del_cancel"] = lab(
+                gr.Button(t("chat.delete_cancel"), variant="primary", size="sm", elem_id="kit-delete-cancel"),
+                value="chat.delete_cancel",
+            )
+            p["del_confirm"] = lab(
+                gr.Button(t("chat.delete_confirm"), variant="stop", size="sm", elem_id="kit-delete-confirm"),
+                value="chat.delete_confirm",
+            )
     with gr.Column(visible=False, elem_id="kit-feedback") as p["fb_col"]:
         p["fb_md"] = gr.Markdown()
         p["fb_comment"] = lab(
@@ -109,7 +133,7 @@ def _compose(t: Texts, lab: Any) -> dict[str, Any]:
             gr.Textbox(
                 label=t("chat.input_label"),
                 show_label=False,
-                lines=2,
+                lines=1,  # one line to start: Enter sends, Shift+Enter adds a line (said under the box); grows to 12
                 max_lines=12,
                 placeholder=t("chat.input_placeholder"),
                 elem_id="kit-input",
@@ -123,6 +147,7 @@ def _compose(t: Texts, lab: Any) -> dict[str, Any]:
             p["stop_btn"] = lab(
                 gr.Button(t("chat.stop"), variant="stop", visible=False, elem_id="kit-stop"), value="chat.stop"
             )
+    p["keys_hint"] = lab(gr.Markdown(t("chat.keys_hint"), elem_id="kit-keys-hint"), value="chat.keys_hint")
     p["docs_cb"] = lab(
         gr.Checkbox(label=t("docs.switch"), value=False, elem_id="kit-docs-switch", container=False),
         label="docs.switch",
@@ -155,21 +180,57 @@ def _compose(t: Texts, lab: Any) -> dict[str, Any]:
     return p
 
 
+def _files(t: Texts, lab: Any) -> dict[str, Any]:
+    """Attached files: a button and a drop zone, a chip per file (untick to remove it), the task buttons."""
+    p: dict[str, Any] = {"files_state": gr.State([])}
+    with gr.Row(elem_id="kit-attach-row", equal_height=True):
+        p["attach_btn"] = lab(gr.UploadButton(t("attach.button"), file_count="multiple", file_types=FILE_TYPES,
+                                              size="sm", elem_id="kit-attach-btn", scale=0, min_width=160),
+                              label="attach.button")
+        p["attach_drop"] = lab(gr.File(label=t("attach.drop"), file_count="multiple", file_types=FILE_TYPES,
+                                       height=80, elem_id="kit-attach-drop", scale=4), label="attach.drop")
+    p["chips"] = lab(gr.CheckboxGroup(choices=[], value=[], label=t("attach.chips"), visible=False,
+                                      elem_id="kit-chips"), label="attach.chips")
+    with gr.Row(elem_id="kit-tasks"):
+        p["task_btns"] = {kind: lab(gr.Button(t(f"attach.{kind}"), size="sm", elem_id=f"kit-task-{kind}", scale=0,
+                                              min_width=120), value=f"attach.{kind}")
+                          for kind in ("summarise", "translate_fr", "translate_en", "correct")}
+    return p
+
+
 def build(t: Texts, labels: Labels) -> ChatTab:
     with gr.Tab(t("chat.tab"), id="chat", elem_id="kit-tab-chat") as tab:
         closed_md = gr.Markdown(visible=False, elem_id="kit-closed")
         chatbot = labels.lab(_chatbot(t), label="chat.label")
         panels = _panels(t, labels.lab)
+        files = _files(t, labels.lab)
         compose = _compose(t, labels.lab)
-    return ChatTab(tab=tab, closed_md=closed_md, chatbot=chatbot, **panels, **compose)
+    return ChatTab(tab=tab, closed_md=closed_md, chatbot=chatbot, **panels, **compose, **files)
+
+
+def wire_files(c: ChatTab, h: ChatHandlers, a: AttachHandlers, s: States) -> None:
+    """Attaching (button, drop), removing a chip, the task buttons, and a new chat clearing the chips."""
+    attach_out = [c.files_state, c.chips, c.chat_msg, c.attach_drop]
+    c.attach_btn.upload(a.attach, [c.attach_btn, c.files_state, s.lang], attach_out, **PRIVATE)
+    c.attach_drop.upload(a.attach, [c.attach_drop, c.files_state, s.lang], attach_out, **PRIVATE)
+    c.chips.input(a.remove, [c.chips, c.files_state, s.lang], [c.files_state, c.chips, c.chat_msg], **PRIVATE)
+    chat_out = [c.chatbot, s.conv, s.pending, c.send_btn, c.stop_btn, c.another_btn, c.chat_msg, c.input_box,
+                c.closed_md]
+    stream_in = [s.pending, s.conv, s.lang, s.model, c.docs_cb, c.files_state]
+    for kind, button in c.task_btns.items():
+        button.click(lambda files, lang, k=kind: a.task(k, files, lang), [c.files_state, s.lang],
+                     [s.pending, c.chat_msg], **PRIVATE).then(h.stream, stream_in, chat_out, concurrency_limit=None,
+                                                              **PRIVATE)
+    for clearing in (c.new_btn.click, c.chatbot.clear):
+        clearing(a.clear, [c.files_state, s.conv], [c.files_state, c.chips], **PRIVATE)
 
 
 def wire(c: ChatTab, h: ChatHandlers, s: States) -> None:
     """Sending (after the personal-data check), stop, another answer, new chat, templates, feedback, reports."""
     chat_out = [c.chatbot, s.conv, s.pending, c.send_btn, c.stop_btn, c.another_btn, c.chat_msg, c.input_box,
                 c.closed_md]
-    stream_in = [s.pending, s.conv, s.lang, s.model, c.docs_cb]
-    pre_out = [s.pending, s.pii_pending, c.pii_col, c.pii_md, c.pii_send, c.chat_msg, c.fb_col]
+    stream_in = [s.pending, s.conv, s.lang, s.model, c.docs_cb, c.files_state]
+    pre_out = [s.pending, s.pii_pending, c.pii_col, c.pii_md, c.pii_send, c.pii_edit, c.chat_msg, c.fb_col]
     for trigger in (c.send_btn.click, c.input_box.submit):
         trigger(h.precheck, [c.input_box, s.lang], pre_out, **PRIVATE).then(
             h.stream, stream_in, chat_out, concurrency_limit=None, **PRIVATE
@@ -185,7 +246,11 @@ def wire(c: ChatTab, h: ChatHandlers, s: States) -> None:
     new_chat_outputs = [s.conv, c.chatbot, s.pending, s.pii_pending, s.feedback, c.pii_col, c.fb_col, c.report_col,
                         c.chat_msg, c.input_box]
     c.new_btn.click(h.new_chat, None, new_chat_outputs, **PRIVATE)
-    c.chatbot.clear(h.new_chat, None, new_chat_outputs, **PRIVATE)
+    # the chatbot's trash icon: the conversation comes back on screen and its deletion is asked first
+    del_out = [c.chatbot, c.del_col, c.del_md, c.chat_msg, *new_chat_outputs]
+    c.chatbot.clear(h.ask_delete, [s.conv, s.lang], _unique_list(del_out), **PRIVATE)
+    c.del_cancel.click(h.cancel_delete, None, [c.del_col], **PRIVATE)
+    c.del_confirm.click(h.confirm_delete, [s.conv, s.lang], _unique_list([c.del_col, *new_chat_outputs]), **PRIVATE)
     c.templates.input(h.pick_template, [c.templates, s.charter, s.lang], [c.input_box, c.templates], **PRIVATE)
 
     # feedback and reports
@@ -199,3 +264,11 @@ def wire(c: ChatTab, h: ChatHandlers, s: States) -> None:
     c.report_send.click(
         h.send_report, [c.report_text, s.conv, s.model, s.lang], [c.report_col, c.report_text, c.chat_msg], **PRIVATE
     )
+
+
+def _unique_list(items: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        if all(item is not seen for seen in out):
+            out.append(item)
+    return out

@@ -32,6 +32,10 @@ class DocumentsTab:
     pick: gr.Dropdown
     remove: gr.Button
     refresh: gr.Button
+    confirm_col: gr.Column
+    confirm_md: gr.Markdown
+    confirm_yes: gr.Button
+    confirm_no: gr.Button
 
     def headings(self, t: Texts) -> dict[Any, Any]:
         return {self.list_title: f"## {t('docs.list_title')}"}
@@ -48,6 +52,7 @@ def build(t: Texts, labels: Labels) -> DocumentsTab:
                 file_types=ACCEPTED,
                 type="filepath",
                 elem_id="kit-docs-files",
+                elem_classes=["kit-upload"],
             ),
             label="docs.files",
         )
@@ -76,8 +81,19 @@ def build(t: Texts, labels: Labels) -> DocumentsTab:
                 value="docs.remove",
             )
             refresh = lab(gr.Button(t("admin.refresh"), size="sm", scale=1), value="admin.refresh")
+        with gr.Column(visible=False, elem_id="kit-docs-confirm") as confirm_col:
+            confirm_md = gr.Markdown()
+            with gr.Row():
+                confirm_no = lab(
+                    gr.Button(t("docs.remove_cancel"), variant="primary", size="sm", elem_id="kit-docs-remove-no"),
+                    value="docs.remove_cancel",
+                )
+                confirm_yes = lab(
+                    gr.Button(t("docs.remove_confirm"), variant="stop", size="sm", elem_id="kit-docs-remove-yes"),
+                    value="docs.remove_confirm",
+                )
     return DocumentsTab(tab, intro, files, groups, collection, ingest, msg, report, list_title, none, table, pick,
-                        remove, refresh)
+                        remove, refresh, confirm_col, confirm_md, confirm_yes, confirm_no)
 
 
 def wire(c: DocumentsTab, h: DocumentHandlers, s: States) -> None:
@@ -85,4 +101,7 @@ def wire(c: DocumentsTab, h: DocumentHandlers, s: States) -> None:
     c.tab.select(h.refresh_docs, [s.lang], docs_out, **PRIVATE)
     c.refresh.click(h.refresh_docs, [s.lang], docs_out, **PRIVATE)
     c.ingest.click(h.ingest_docs, [c.files, c.groups, c.collection, s.lang], [*docs_out, c.report, c.files], **PRIVATE)
-    c.remove.click(h.remove_doc, [c.pick, s.lang], docs_out, **PRIVATE)
+    c.remove.click(h.ask_remove, [c.pick, s.lang], [c.confirm_col, c.confirm_md, c.msg], **PRIVATE)
+    c.confirm_no.click(h.cancel_remove, None, [c.confirm_col], **PRIVATE)
+    c.confirm_yes.click(h.remove_doc, [c.pick, s.lang], [*docs_out, c.confirm_col], **PRIVATE)
+    c.pick.change(h.cancel_remove, None, [c.confirm_col], **PRIVATE)  # a confirmation is for the document it names
