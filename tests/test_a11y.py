@@ -282,7 +282,7 @@ def test_main_flow_with_the_keyboard_alone(stack: Stack, browser: Any) -> None:
     page = new_page(browser, "fr")
     try:
         page.goto(stack.url)
-        assert page.evaluate("document.activeElement.id") == "kit-user"  # the form has the focus first
+        page.wait_for_function("document.activeElement && document.activeElement.id === 'kit-user'")  # focus first
         page.keyboard.type("kbd")
         page.keyboard.press("Tab")
         page.keyboard.type(PASSWORD)
