@@ -76,6 +76,7 @@ def stored_files(gw: ServerHandle) -> list[Path]:
     return sorted((gw.settings.home / "attachments").glob("*/file-*.json"))
 
 
+@pytest.mark.slow  # the real model answers
 def test_attach_text_pdf_answer_cites_pages(gw: ServerHandle) -> None:
     r = upload(gw, "note-de-service.pdf", text_pdf(FRENCH_PAGES[:3]))
     assert r.status_code == 200, r.text
@@ -108,6 +109,7 @@ def test_attach_text_pdf_answer_cites_pages(gw: ServerHandle) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
+@pytest.mark.slow  # the real model answers
 def test_file_larger_than_the_context_gives_the_relevant_passages(gw: ServerHandle) -> None:
     pages = long_pages(12)
     info = upload(gw, "guide.pdf", text_pdf(pages)).json()
@@ -121,6 +123,7 @@ def test_file_larger_than_the_context_gives_the_relevant_passages(gw: ServerHand
 
 
 @needs_ocr
+@pytest.mark.slow  # the real model answers
 def test_scanned_page_read_by_ocr(gw: ServerHandle) -> None:
     r = upload(gw, "courrier-scanne.pdf", scanned_pdf([FRENCH_PAGES[1]]))
     assert r.status_code == 200, r.text
@@ -185,6 +188,7 @@ def test_another_users_file_id_is_404(gw: ServerHandle) -> None:
     assert httpx.get(f"{gw.url}/v1/files/{info['id']}", headers=gw.headers()).status_code == 404
 
 
+@pytest.mark.slow  # the real model answers
 def test_deleting_the_conversation_deletes_the_file(gw: ServerHandle) -> None:
     cid = httpx.post(gw.url + "/v1/conversations", headers=gw.headers(), json={"title": "Congés"}).json()["id"]
     info = upload(gw, "conges.pdf", text_pdf(FRENCH_PAGES[:1])).json()
@@ -201,6 +205,7 @@ def test_deleting_the_conversation_deletes_the_file(gw: ServerHandle) -> None:
     assert info["id"] not in [p.stem for p in stored_files(gw)]
 
 
+@pytest.mark.slow  # the real model answers
 def test_file_larger_than_the_context_summarised_by_sections_with_progress(gw: ServerHandle) -> None:
     info = upload(gw, "rapport.pdf", text_pdf(long_pages(6))).json()
     assert info["kit"]["tokens"] > gw.engine.n_ctx
@@ -225,6 +230,7 @@ def test_file_larger_than_the_context_summarised_by_sections_with_progress(gw: S
     assert row["completion_tokens"] > 16  # several generations: the sections' summaries and the last one
 
 
+@pytest.mark.slow  # the real model answers
 def test_translation_streams_section_by_section(gw: ServerHandle) -> None:
     info = upload(gw, "note.txt", "\n\n".join(long_pages(2)).encode()).json()
     r = chat(gw, [file_part(info["id"])], kit={"task": "translate", "target_language": "en"}, max_tokens=8)

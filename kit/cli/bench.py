@@ -171,7 +171,6 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
     """Streaming load at each concurrency: TTFT, TPOT, ITL, latency percentiles, throughput, errors, energy."""
     from kit.bench import servers
     from kit.bench.inputs import resolve_model
-    from kit.bench.report import paired_table, rounds_table, serving_table
     from kit.bench.serving import Target, TargetSource, make_config, run_serving
 
     sources: list[TargetSource] = list(_given_targets(urls, names, api_keys))
@@ -227,7 +226,12 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
         from kit.bench.results import to_jsonable
 
         payload = {**to_jsonable(run), "rag_load": load.describe()}
-    data = _write("serving", payload, path, machine)
+    _print_serving(_write("serving", payload, path, machine), run, rounds)
+
+
+def _print_serving(data: dict[str, Any], run: Any, rounds: int) -> None:
+    from kit.bench.report import paired_table, rounds_table, serving_table
+
     click.echo(_text_table(*serving_table(data)))
     by_round, paired = rounds_table(data), paired_table(data)
     if by_round:
