@@ -320,6 +320,10 @@ def test_documents_upload_several_name_a_damaged_file_and_ask_before_removal(
         zone.locator("input[type=file]").set_input_files([str(damaged), str(note)])
         expect(zone).to_contain_text("note-accueil")  # shown as "note-accueil .md"
         expect(zone).to_contain_text("rapport-annuel")
+        # more files can be added, with a button named in the page's language (Gradio leaves it untranslated)
+        expect(zone.get_by_role("button", name=fr("docs.upload_click"), exact=True).first).to_be_visible()
+        untranslated = '[aria-label="common.upload"], [aria-label="Click to upload or drop files"]'
+        expect(zone.locator(untranslated)).to_have_count(0)
         admin.click("#kit-docs-ingest")
         report = admin.locator("#kit-docs-report")
         expect(report).to_contain_text(fr("docs.issue", name="rapport-annuel.pdf", reason=fr("docs.reasons.damaged")))
