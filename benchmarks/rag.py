@@ -21,10 +21,10 @@ a user of the group ``staff``, so the group filter is part of every query.
 Speed: ingest chunks/s through :func:`kit.documents.ingest.ingest` (parse, personal-data scan, chunk,
 embed with the real model, the corpus words' vectors, Chroma and SQLite) on the labelled documents
 plus generated filler files. Query p50/p95 (hybrid, the labelled questions, groups filter on, query
-embedding included) when the index holds 1k and 10k chunks. Filler chunks are synthetic: sentences
+embedding included) when the index holds 10k chunks. Filler chunks are synthetic: sentences
 generated from templates on other administrative topics (meetings, buildings, vehicles,
 archives...) with random numbers; past the ingested filler, their vectors are real model vectors of
-a pool of 1,000 filler chunks plus small noise, written with
+a pool of 200 filler chunks plus small noise, written with
 :func:`kit.documents.ingest.write_document`, so the scale part does not spend CPU minutes embedding
 sentences nobody reads. Quality is also measured at each scale (filler must not push the answers out).
 
@@ -60,6 +60,8 @@ DEFAULT_OUT = ROOT / "benchmarks" / "results" / "rag.json"
 GROUP = "staff"
 MODES = ("vector", "keyword", "hybrid", "hybrid-no-expansion")
 EMBEDDERS = "multilingual-e5-small,all-minilm-l6-v2"
+FILLER = 200  # filler chunks ingested beside the labelled documents
+POOL = 200  # filler passages embedded for the synthetic chunks of the scale runs
 
 
 @dataclass
@@ -110,37 +112,43 @@ def _rank(results: list[Any], question: dict[str, Any]) -> int | None:
     return None
 
 
-def evaluate(index: Any, questions: list[dict[str, Any]], mode: str, chunks: int) -> QualityResult:
-    """``mode``: vector, keyword, hybrid, or hybrid-no-expansion (without the cross-language expansion)."""
+Outcome = tuple[dict[str, Any], list[Any]]  # a question and the results of its search
+
+
+def searched(index: Any, questions: list[dict[str, Any]], mode: str) -> list[Outcome]:
+    """Each question with its results in ``mode``: vector, keyword, hybrid, or hybrid-no-expansion (without the
+    cross-language expansion)."""
     from kit.documents.retrieve import search
 
     translate = not mode.endswith("no-expansion")
     side = mode.removesuffix("-no-expansion")
+    return [(q, search(q["question"], 5, [GROUP], None, index=index, mode=side,  # type: ignore[arg-type]
+                       translate=translate)) for q in questions]
 
+
+def evaluate(outcomes: list[Outcome], mode: str, chunks: int) -> QualityResult:
+    """The quality figures of one mode's searches (see :func:`searched`)."""
     ranks: list[int | None] = []
     cross: list[int | None] = []
     same: list[int | None] = []
-    answered = rejected = 0
-    answerable = [q for q in questions if q["doc"]]
-    off_topic = [q for q in questions if not q["doc"]]
-    for q in answerable:
-        results = search(q["question"], 5, [GROUP], None, index=index, mode=side,  # type: ignore[arg-type]
-                         translate=translate)
+    answered = rejected = off_topic = 0
+    for q, results in outcomes:
+        if not q["doc"]:
+            off_topic += 1
+            rejected += not results
+            continue
         rank = _rank(results, q)
         ranks.append(rank)
         (cross if q.get("cross") else same).append(rank)
         answered += bool(results)
-    for q in off_topic:
-        rejected += not search(q["question"], 5, [GROUP], None, index=index, mode=side,  # type: ignore[arg-type]
-                               translate=translate)
 
     def recall(values: list[int | None], k: int) -> float:
         return round(sum(1 for r in values if r is not None and r <= k) / max(1, len(values)), 3)
 
-    return QualityResult(mode, chunks, len(answerable), recall(ranks, 1), recall(ranks, 3), recall(ranks, 5),
+    return QualityResult(mode, chunks, len(ranks), recall(ranks, 1), recall(ranks, 3), recall(ranks, 5),
                          round(sum(1 / r for r in ranks if r) / max(1, len(ranks)), 3), recall(same, 3),
-                         recall(cross, 3), round(answered / max(1, len(answerable)), 3),
-                         round(rejected / max(1, len(off_topic)), 3))
+                         recall(cross, 3), round(answered / max(1, len(ranks)), 3),
+                         round(rejected / max(1, off_topic), 3))
 
 
 FILLER_FR = [
@@ -209,7 +217,7 @@ def add_synthetic(index: Any, count: int, pool: Any, rng: random.Random, per_doc
         write_document(index, row, pieces, "synthetic filler", vectors)
 
 
-def measure_latency(index: Any, questions: list[dict[str, Any]], chunks: int, rounds: int = 2) -> LatencyResult:
+def measure_latency(index: Any, questions: list[dict[str, Any]], chunks: int, rounds: int = 1) -> LatencyResult:
     from kit.documents.retrieve import search
 
     for q in questions[:5]:
@@ -249,18 +257,15 @@ class FollowUpResult:
     with_conversation_recall_at_3: float
 
 
-def wrong_sources(index: Any, questions: list[dict[str, Any]], near: list[dict[str, Any]]) -> SourcesResult:
+def wrong_sources(index: Any, hybrid: list[Outcome], near: list[dict[str, Any]]) -> SourcesResult:
+    """From the hybrid searches of the question set, and searches of the near-topic questions."""
     from kit.documents.retrieve import search
 
-    off = [q for q in questions if not q["doc"]]
-    answerable = [q for q in questions if q["doc"]]
-    shown_off = sum(bool(search(q["question"], 5, [GROUP], None, index=index)) for q in off)
+    off = [results for q, results in hybrid if not q["doc"]]
+    answerable = [(q, results) for q, results in hybrid if q["doc"]]
     shown_near = sum(bool(search(q["question"], 5, [GROUP], None, index=index)) for q in near)
-    wrong_first = 0
-    for q in answerable:
-        results = search(q["question"], 5, [GROUP], None, index=index)
-        wrong_first += bool(results) and _rank(results[:1], q) is None
-    return SourcesResult(len(off), round(shown_off / max(1, len(off)), 3), len(near),
+    wrong_first = sum(bool(results) and _rank(results[:1], q) is None for q, results in answerable)
+    return SourcesResult(len(off), round(sum(map(bool, off)) / max(1, len(off)), 3), len(near),
                          round(shown_near / max(1, len(near)), 3), round(wrong_first / max(1, len(answerable)), 3))
 
 
@@ -302,7 +307,7 @@ def run(embedder: str, scales: list[int], data: Path = DATA, seed: int = 7) -> d
         index.embedder.passages(["warm-up"])
         default_scan("warm-up du détecteur de données personnelles")
         filler_files = Path(tmp) / "filler"
-        write_filler_files(filler_files, 400, rng)
+        write_filler_files(filler_files, FILLER, rng)
         started = time.perf_counter()
         report = ingest([data / "docs", filler_files], [GROUP], settings=settings, scan=default_scan, index=index)
         seconds = time.perf_counter() - started
@@ -312,11 +317,14 @@ def run(embedder: str, scales: list[int], data: Path = DATA, seed: int = 7) -> d
         labelled_chunks = sum(d.chunks for d in index.catalog.documents() if not d.source.startswith("filler"))
 
         chunks = index.catalog.stats()["chunks"]
-        quality = [evaluate(index, questions, mode, chunks) for mode in MODES]
-        quality_held_out = [evaluate(index, held_out(questions), mode, chunks) for mode in MODES]
-        sources = wrong_sources(index, questions, near)
+        outcomes = {mode: searched(index, questions, mode) for mode in MODES}
+        quality = [evaluate(outcomes[mode], mode, chunks) for mode in MODES]
+        even = {q["id"] for q in held_out(questions)}
+        quality_held_out = [evaluate([o for o in outcomes[mode] if o[0]["id"] in even], mode, chunks)
+                            for mode in MODES]
+        sources = wrong_sources(index, outcomes["hybrid"], near)
         follow = follow_ups(index, conversations)
-        pool = index.embedder.passages([filler_text(rng) for _ in range(1000)]) if scales else None
+        pool = index.embedder.passages([filler_text(rng) for _ in range(POOL)]) if scales else None
         latency, scaled = [], []
         for target in sorted(scales):
             have = index.catalog.stats()["chunks"]
@@ -324,7 +332,7 @@ def run(embedder: str, scales: list[int], data: Path = DATA, seed: int = 7) -> d
                 add_synthetic(index, target - have, pool, rng)
             total = index.catalog.stats()["chunks"]
             latency.append(measure_latency(index, questions, total))
-            scaled.append(evaluate(index, questions, "hybrid", total))
+            scaled.append(evaluate(searched(index, questions, "hybrid"), "hybrid", total))
         identity = index.embedder.identity
         index.close()
     return {"ingest": ingest_result, "quality": quality, "quality_held_out": quality_held_out,
@@ -378,7 +386,7 @@ def to_json(result: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--embedders", default=EMBEDDERS, help="embedding models to compare (catalogue names)")
-    parser.add_argument("--scales", default="1000,10000", help="index sizes, in chunks, for the latency runs")
+    parser.add_argument("--scales", default="10000", help="index sizes, in chunks, for the latency runs")
     parser.add_argument("--data", default=str(DATA), help="folder with docs/, questions.jsonl, near_topic.jsonl "
                         "and followups.jsonl")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="JSON file written with the figures")
@@ -386,14 +394,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     scales = [] if args.quality_only else [int(s) for s in args.scales.split(",") if s]
     results = {}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for name in [e.strip() for e in args.embedders.split(",") if e.strip()]:
         results[name] = run(name, scales, Path(args.data))
         print(table(results[name]), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"command": "python benchmarks/rag.py " + " ".join(argv or sys.argv[1:]),
-                               "embedders": {k: to_json(v) for k, v in results.items()}}, indent=2,
-                              ensure_ascii=False) + "\n", encoding="utf-8")
+        out.write_text(json.dumps({"command": "python benchmarks/rag.py " + " ".join(argv or sys.argv[1:]),
+                                   "embedders": {k: to_json(v) for k, v in results.items()}}, indent=2,
+                                  ensure_ascii=False) + "\n", encoding="utf-8")
     return results
 
 

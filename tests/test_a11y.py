@@ -203,9 +203,12 @@ def test_every_screen_has_no_serious_axe_violation(stack: Stack, browser: Any, l
         tabs.get_by_role("tab", name=t("admin.tab")).click()
         expect(admin.locator("#kit-fb-table")).to_contain_text("abrogée")
         audit(stack, admin, "administration", lang)
-        # the feedback table is readable on a normal screen: the comment column is not crushed
-        cell = admin.locator("#kit-fb-table td").filter(has_text="abrogée").first
-        assert cell.bounding_box()["width"] >= 250, cell.bounding_box()
+        # the feedback table is readable on a normal screen: no column crushed, none pushed out of sight
+        table = admin.locator("#kit-fb-table").bounding_box()
+        for th in admin.locator("#kit-fb-table th").all():
+            box = th.bounding_box()
+            assert box["width"] >= 80 and box["x"] + box["width"] <= table["x"] + table["width"] + 1, (
+                th.inner_text(), box, table)
         tabs.get_by_role("tab", name=t("docs.tab")).click()
         expect(admin.locator("#kit-docs-table")).to_contain_text("stationnement.md")
         audit(stack, admin, "documents", lang)
@@ -236,9 +239,18 @@ def test_language_answers_and_switch_are_named_for_screen_readers(stack: Stack, 
         expect(switch).to_be_visible()
         expect(switch.get_by_role("radio", name="English")).to_have_count(1)
 
+        page.get_by_role("button", name=fr("a11y.like")).last.click()  # the feedback panel
+        expect(page.locator("#kit-feedback")).to_be_visible()
+        audit(stack, page, "chat, feedback panel", "fr")
+        page.fill("#kit-input textarea", "Écris à jean.dupont@example.org pour confirmer la réunion.")
+        page.click("#kit-send")
+        expect(page.locator("#kit-pii")).to_contain_text("jean.dupont@example.org")
+        audit(stack, page, "chat, personal-data panel", "fr")
+
         switch.get_by_text("English", exact=True).click()
         expect(page.locator("#kit-send")).to_have_text(en("chat.send"))
         assert page.evaluate("document.documentElement.lang") == "en"
+        audit(stack, page, "chat, after switching from French", "en")
         expect(page.get_by_role("radiogroup", name=en("a11y.language_switch"))).to_be_visible()
         expect(answer).to_have_attribute("aria-label", en("a11y.bot_message"))
         expect(page.locator("#kit-templates")).to_contain_text(en("chat.templates"))  # not left in French
@@ -298,6 +310,21 @@ def test_main_flow_with_the_keyboard_alone(stack: Stack, browser: Any) -> None:
         # the answer's own controls are reached with Tab from the message box
         tab_to(page, "el.tagName === 'BUTTON' && !!el.closest('#kit-chatbot') && "
                      f"el.getAttribute('aria-label') === {json.dumps(fr('a11y.copy'))}")
+        # and the other tabs: back with Shift+Tab to the History tab (or to a tab, then the arrow keys), Enter
+        history = f"document.activeElement.textContent.trim() === {json.dumps(fr('history.tab'))}"
+        on_tab = "document.activeElement.getAttribute('role') === 'tab'"
+        for _ in range(80):
+            page.keyboard.press("Shift+Tab")
+            if page.evaluate(on_tab) and not page.evaluate(history):
+                for _ in range(3):
+                    page.keyboard.press("ArrowRight")
+                    if page.evaluate(history):
+                        break
+            if page.evaluate(history):
+                break
+        assert page.evaluate(history), page.evaluate("document.activeElement.outerHTML")
+        page.keyboard.press("Enter")
+        expect(page.locator("#kit-hist-list")).to_be_visible()
     finally:
         page.context.close()
 

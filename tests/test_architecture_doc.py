@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "architecture.md"
-FILE_SUFFIXES = (".yaml", ".yml", ".json", ".db", ".sh", ".py", ".md", ".toml", ".txt", ".key", ".mako")
+FILE_SUFFIXES = (".yaml", ".yml", ".json", ".db", ".sh", ".py", ".md", ".toml", ".txt", ".key", ".mako", ".js", ".css",
+                 ".html", ".png", ".csv")
 IDENT = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*/?")
 
 

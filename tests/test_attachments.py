@@ -76,6 +76,7 @@ def stored_files(gw: ServerHandle) -> list[Path]:
     return sorted((gw.settings.home / "attachments").glob("*/file-*.json"))
 
 
+@pytest.mark.slow  # the real model answers
 def test_attach_text_pdf_answer_cites_pages(gw: ServerHandle) -> None:
     r = upload(gw, "note-de-service.pdf", text_pdf(FRENCH_PAGES[:3]))
     assert r.status_code == 200, r.text
@@ -108,6 +109,7 @@ def test_attach_text_pdf_answer_cites_pages(gw: ServerHandle) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
+@pytest.mark.slow  # the real model answers
 def test_file_larger_than_the_context_gives_the_relevant_passages(gw: ServerHandle) -> None:
     pages = long_pages(12)
     info = upload(gw, "guide.pdf", text_pdf(pages)).json()
@@ -121,6 +123,7 @@ def test_file_larger_than_the_context_gives_the_relevant_passages(gw: ServerHand
 
 
 @needs_ocr
+@pytest.mark.slow  # the real model answers
 def test_scanned_page_read_by_ocr(gw: ServerHandle) -> None:
     r = upload(gw, "courrier-scanne.pdf", scanned_pdf([FRENCH_PAGES[1]]))
     assert r.status_code == 200, r.text
@@ -185,6 +188,7 @@ def test_another_users_file_id_is_404(gw: ServerHandle) -> None:
     assert httpx.get(f"{gw.url}/v1/files/{info['id']}", headers=gw.headers()).status_code == 404
 
 
+@pytest.mark.slow  # the real model answers
 def test_deleting_the_conversation_deletes_the_file(gw: ServerHandle) -> None:
     cid = httpx.post(gw.url + "/v1/conversations", headers=gw.headers(), json={"title": "Congés"}).json()["id"]
     info = upload(gw, "conges.pdf", text_pdf(FRENCH_PAGES[:1])).json()
@@ -201,12 +205,13 @@ def test_deleting_the_conversation_deletes_the_file(gw: ServerHandle) -> None:
     assert info["id"] not in [p.stem for p in stored_files(gw)]
 
 
+@pytest.mark.slow  # the real model answers
 def test_file_larger_than_the_context_summarised_by_sections_with_progress(gw: ServerHandle) -> None:
     info = upload(gw, "rapport.pdf", text_pdf(long_pages(6))).json()
     assert info["kit"]["tokens"] > gw.engine.n_ctx
     body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Résume ce rapport."},
                                                       file_part(info["id"])]}],
-            "max_tokens": 32, "temperature": 0, "stream": True, "kit": {"task": "summarise"}}
+            "max_tokens": 16, "temperature": 0, "stream": True, "kit": {"task": "summarise"}}
     with httpx.stream("POST", gw.url + "/v1/chat/completions", headers=gw.headers(), json=body, timeout=900) as r:
         assert r.status_code == 200, r.read()
         events = list(sse_events(r.iter_lines()))
@@ -222,12 +227,13 @@ def test_file_larger_than_the_context_summarised_by_sections_with_progress(gw: S
                    for c in e["choices"])
     assert text.strip()
     row = audit_rows(gw, "chat")[-1]
-    assert row["completion_tokens"] > 32  # several generations: the sections' summaries and the last one
+    assert row["completion_tokens"] > 16  # several generations: the sections' summaries and the last one
 
 
+@pytest.mark.slow  # the real model answers
 def test_translation_streams_section_by_section(gw: ServerHandle) -> None:
     info = upload(gw, "note.txt", "\n\n".join(long_pages(2)).encode()).json()
-    r = chat(gw, [file_part(info["id"])], kit={"task": "translate", "target_language": "en"}, max_tokens=16)
+    r = chat(gw, [file_part(info["id"])], kit={"task": "translate", "target_language": "en"}, max_tokens=8)
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["kit"]["task"] == {"task": "translate", "target_language": "en"}
@@ -324,3 +330,16 @@ def test_a_pdf_page_is_rendered_in_memory_and_leaves_no_file(tmp_path: Path, mon
     image = render_pdf_page(str(pdf), 2, 72)
     assert image is not None and image.startswith(b"\x89PNG")
     assert list(work.iterdir()) == []
+
+
+@needs_ocr
+def test_doctor_checks_tesseract_and_its_languages() -> None:
+    from kit.config import Settings
+    from kit.ops.doctor import check_ocr
+
+    settings = Settings()
+    found = check_ocr(settings)
+    assert found.status == "PASS" and "fra+eng" in found.detail
+    settings.attachments.ocr_languages = "fra+xyz"
+    missing = check_ocr(settings)
+    assert missing.status == "WARN" and "xyz" in missing.detail and missing.fix == "apt-get install tesseract-ocr-xyz"

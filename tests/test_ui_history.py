@@ -189,6 +189,17 @@ def test_the_trash_icon_deletes_the_conversation_after_asking(alice: Any, stack:
     expect(page.locator("#kit-chatbot")).to_contain_text("tri du courrier entrant")
     assert {c["id"] for c in kept(stack)} == before
 
+    # from the History tab too, deleting one conversation is asked first
+    page.locator("#kit-tabs").get_by_role("tab", name=fr("history.tab")).click()
+    expect(page.locator("#kit-hist-list input")).to_have_value(re.compile("^Rédige une note"))  # listed again
+    page.get_by_role("button", name=fr("history.delete"), exact=True).click()
+    ask_panel = page.locator("#kit-hist-ask")
+    expect(ask_panel).to_contain_text(fr("history.delete_ask", title="x").split("«")[0].strip("* "))
+    page.click("#kit-hist-ask-no")
+    expect(ask_panel).to_be_hidden()
+    assert {c["id"] for c in kept(stack)} == before
+    page.locator("#kit-tabs").get_by_role("tab", name=fr("chat.tab")).click()
+
     trash.click()
     page.click("#kit-delete-confirm")
     expect(page.locator("#kit-chat-msg")).to_contain_text(fr("chat.deleted"))
@@ -196,12 +207,29 @@ def test_the_trash_icon_deletes_the_conversation_after_asking(alice: Any, stack:
     after = {c["id"] for c in kept(stack)}
     assert len(before - after) == 1 and after < before
 
+    # and confirmed there, the conversation chosen leaves the history
+    ask(page, "Résume la procédure d'accueil des nouveaux agents.")
+    after = {c["id"] for c in kept(stack)}
+    page.locator("#kit-tabs").get_by_role("tab", name=fr("history.tab")).click()
+    expect(page.locator("#kit-hist-list input")).to_have_value(re.compile("^Résume la procédure"))
+    page.get_by_role("button", name=fr("history.delete"), exact=True).click()
+    page.click("#kit-hist-ask-yes")
+    expect(page.locator("#kit-tabs")).to_contain_text(fr("history.deleted"))
+    assert len({c["id"] for c in kept(stack)}) == len(after) - 1
 
-def test_a_problem_report_names_the_answer(alice: Any, browser: Any, stack: Stack) -> None:
+
+def test_feedback_and_reports_name_their_answer(alice: Any, browser: Any, stack: Stack) -> None:
     from playwright.sync_api import expect
 
     fr, page = texts("fr"), alice
     ask(page, "Quels sont les horaires de la médiathèque ?")
+    # thumbs down on the answer, with a comment
+    page.locator("#kit-chatbot").get_by_role("button", name=fr("a11y.dislike"), exact=True).last.click()
+    expect(page.locator("#kit-feedback")).to_be_visible()
+    page.get_by_label(fr("feedback.comment")).fill("Horaires faux.")
+    page.locator("#kit-feedback").get_by_role("button", name=fr("feedback.send")).click()
+    expect(page.locator("#kit-chat-msg")).to_contain_text(fr("feedback.thanks"))
+    # and a problem report, about the answer last shown
     page.click("#kit-report-btn")
     page.get_by_label(fr("report.comment")).fill("La réponse invente des horaires.")
     page.locator("#kit-report").get_by_role("button", name=fr("report.send")).click()
@@ -210,8 +238,9 @@ def test_a_problem_report_names_the_answer(alice: Any, browser: Any, stack: Stac
     stored = stack.api("GET", f"/v1/conversations/{newest['id']}").json()["messages"]
     answer_id = stored[-1]["meta"]["answer_id"]
     items = stack.api("GET", "/v1/admin/feedback", "root", "admin").json()["data"]
-    report = next(i for i in items if i["comment"] == "La réponse invente des horaires.")
-    assert report["meta"]["answer_id"] == answer_id and report["meta"]["conversation_id"] == newest["id"]
+    for comment in ("Horaires faux.", "La réponse invente des horaires."):
+        item = next(i for i in items if i["comment"] == comment)
+        assert item["meta"]["answer_id"] == answer_id and item["meta"]["conversation_id"] == newest["id"], item
     context, admin = open_page(browser, stack, "root")  # the administrators' table shows it
     try:
         admin.locator("#kit-tabs").get_by_role("tab", name=fr("admin.tab")).click()
@@ -241,11 +270,14 @@ def test_the_personal_data_panel_leads_to_the_safe_choice(alice: Any, stack: Sta
     expect(page.locator("#kit-pii-send")).to_have_text(fr("pii.confirm_masked"))
     expect(page.locator("#kit-pii-send")).to_have_class(PRIMARY)
     expect(page.locator("#kit-pii-edit")).to_have_class(SECONDARY)
+    answers = page.locator("#kit-chatbot .bot").count()
     page.click("#kit-pii-send")
+    page.locator("#kit-chatbot .bot").nth(answers).wait_for(state="visible")
     page.locator("#kit-send").wait_for(state="visible")
     question = page.locator("#kit-chatbot .user").last
     expect(question).to_contain_text("pour la facture 12")
-    assert IBAN not in question.inner_text() and IBAN[:12] not in page.locator("#kit-chatbot").inner_text()
+    expect(question).not_to_contain_text(IBAN)
+    assert IBAN[:12] not in page.locator("#kit-chatbot").inner_text()
 
 
 def test_send_is_off_while_the_chat_is_closed(browser: Any, stack: Stack) -> None:
@@ -288,6 +320,10 @@ def test_documents_upload_several_name_a_damaged_file_and_ask_before_removal(
         zone.locator("input[type=file]").set_input_files([str(damaged), str(note)])
         expect(zone).to_contain_text("note-accueil")  # shown as "note-accueil .md"
         expect(zone).to_contain_text("rapport-annuel")
+        # more files can be added, with a button named in the page's language (Gradio leaves it untranslated)
+        expect(zone.get_by_role("button", name=fr("docs.upload_click"), exact=True).first).to_be_visible()
+        untranslated = '[aria-label="common.upload"], [aria-label="Click to upload or drop files"]'
+        expect(zone.locator(untranslated)).to_have_count(0)
         admin.click("#kit-docs-ingest")
         report = admin.locator("#kit-docs-report")
         expect(report).to_contain_text(fr("docs.issue", name="rapport-annuel.pdf", reason=fr("docs.reasons.damaged")))

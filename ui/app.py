@@ -135,9 +135,11 @@ def head_html() -> str:
     for lang in LANGUAGES:
         t = texts(lang)
         words.update({t("gradio_upload.drop"): t("docs.upload_drop"), t("gradio_upload.click"): t("docs.upload_click")})
-    upload = json.dumps(words, ensure_ascii=False).replace("<", "\\u003c")
+    buttons = {"names": texts("en").items("gradio_upload.buttons"),
+               **{lang: texts(lang)("docs.upload_click") for lang in LANGUAGES}}  # named in the page's language
+    upload = json.dumps({"words": words, "buttons": buttons}, ensure_ascii=False).replace("<", "\\u003c")
     return (f'<meta name="robots" content="noindex,nofollow">\n<script>\nwindow.kitA11y = {data};\n'
-            f"window.kitUploadText = {upload};\n{script}\n</script>")
+            f"window.kitUpload = {upload};\n{script}\n</script>")
 
 
 def launch_ui(

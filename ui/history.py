@@ -56,6 +56,26 @@ class HistoryHandlers(Base):
             chat.chat_msg: self.status(t("chat.loaded", title=self.esc(conv.get("title") or t("history.untitled")))),
         }
 
+    def ask_delete(self, cid: str | None, lang: str, request: gr.Request) -> dict[Any, Any]:
+        """Deleting a conversation is asked first, naming it."""
+        c, t = self.c, self.t(lang)
+        who = self.who(request)
+        if isinstance(who, Refusal) or not cid:
+            return {c.msg: self.status(t("history.pick_first"), "info"), c.ask_col: gr.update(visible=False)}
+        try:
+            data = self.client.conversations(who).get("data") or []
+        except ApiError as err:
+            return {c.msg: self.status(self.error(err, t), "error")}
+        title = next((str(x.get("title") or "") for x in data if str(x.get("id")) == cid), "") or t("history.untitled")
+        return {
+            c.ask_col: gr.update(visible=True),
+            c.ask_md: t("history.delete_ask", title=self.esc(title)),
+            c.msg: self.status(""),
+        }
+
+    def cancel_delete(self) -> dict[Any, Any]:
+        return {self.c.ask_col: gr.update(visible=False)}
+
     def delete_conversation(
         self, cid: str | None, conv: dict[str, Any] | None, lang: str, request: gr.Request
     ) -> dict[Any, Any]:
@@ -69,6 +89,7 @@ class HistoryHandlers(Base):
             return {c.msg: self.status(self.error(err, t), "error")}
         out = self.refresh_history(lang, request)
         out[c.msg] = self.status(t("history.deleted"), "ok")
+        out[c.ask_col] = gr.update(visible=False)
         if conv and conv.get("id") == cid:
             out[s.conv] = {**conv, "id": None}
         return out

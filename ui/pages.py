@@ -66,7 +66,10 @@ class PageHandlers(Base):
     def notice(self, charter: dict[str, Any], t: Texts) -> str:
         contact = main_contact(charter)
         tail = f" · {t('chat.notice_contact', contact=self.esc(contact))}" if contact else ""
-        return f'<div class="kit-notice">⚠️ {self.esc(t("chat.notice"))}{tail}</div>'
+        demo = ""
+        if (charter.get("model") or {}).get("demo"):  # the gateway serves a demonstration model: say so first
+            demo = f'<div class="kit-demo" id="kit-demo-notice" role="note">{self.esc(t("chat.demo_model"))}</div>'
+        return f'{demo}<div class="kit-notice">⚠️ {self.esc(t("chat.notice"))}{tail}</div>'
 
     def history_info(self, charter: dict[str, Any], t: Texts) -> str:
         days = int(charter.get("conversation_retention_days") or 0)

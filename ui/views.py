@@ -288,7 +288,7 @@ def pii_panel(scan: dict[str, Any], t: Texts) -> tuple[str, str]:
                 action=t(f"pii.actions.{action}"),
             )
         )
-    parts = [f"### {t('pii.title')}", t("pii.intro"), "\n".join(rows)]
+    parts = [f"## {t('pii.title')}", t("pii.intro"), "\n".join(rows)]
     if blocked:
         parts.append(t("pii.blocked", categories=", ".join(category(c, t) for c in blocked)))
         return "\n\n".join(parts), "blocked"

@@ -108,6 +108,21 @@ def bench() -> None:
     """Benchmarks for evaluators: latency, throughput, quality, quantizations, retrieval; and a report."""
 
 
+def _given_targets(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, ...]) -> list[Any]:
+    """The servers named by --url, with their --name and --api-key."""
+    from kit.bench.serving import Target
+
+    if names and len(names) != len(urls):
+        raise UsageError("give one --name per --url, in the same order.")
+    if len(api_keys) > 1 and len(api_keys) != len(urls):
+        raise UsageError("give one --api-key for all URLs, or one per --url.")
+    targets = []
+    for i, url in enumerate(urls):
+        key = api_keys[i] if len(api_keys) > 1 else (api_keys[0] if api_keys else None)
+        targets.append(Target(name=names[i] if names else url.split("//")[-1], url=url.rstrip("/"), api_key=key))
+    return targets
+
+
 @bench.command()
 @click.option("--url", "urls", multiple=True, help="OpenAI-compatible server to measure (repeatable).")
 @click.option("--name", "names", multiple=True, help="Name of each --url, in the same order.")
@@ -158,18 +173,11 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
     from kit.bench.inputs import resolve_model
     from kit.bench.serving import Target, TargetSource, make_config, run_serving
 
-    if names and len(names) != len(urls):
-        raise UsageError("give one --name per --url, in the same order.")
-    if len(api_keys) > 1 and len(api_keys) != len(urls):
-        raise UsageError("give one --api-key for all URLs, or one per --url.")
+    sources: list[TargetSource] = list(_given_targets(urls, names, api_keys))
     config, conversations = make_config(_ints(concurrency), requests, max_tokens or (150 if rag else 96), prompts,
                                         rounds)
     load, kit_hooks, reference_hooks = _rag(rag, start_kit, config)
     ctx = max(ctx, 2048) if rag else ctx
-    sources: list[TargetSource] = []
-    for i, url in enumerate(urls):
-        key = api_keys[i] if len(api_keys) > 1 else (api_keys[0] if api_keys else None)
-        sources.append(Target(name=names[i] if names else url.split("//")[-1], url=url.rstrip("/"), api_key=key))
     started: list[Path] = []
     variants = [(spec, _env(spec)) for spec in kit_envs]
     if start_kit or start_kit_scan_off or start_kit_engine or variants or llama_server or llama_cpp_server:

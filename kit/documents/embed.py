@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kit.documents.embedders import BundledSource, EmbedderEntry, HubEmbedderSource, find_embedder
+from kit.documents.embedders import BundledSource, EmbedderEntry, find_embedder
 from kit.errors import EmbeddingModelError
 
 if TYPE_CHECKING:
@@ -244,7 +244,3 @@ def get_embedder(name: str, home: Path, threads: int | None = 1, catalog: str | 
         if key not in _EMBEDDERS:
             _EMBEDDERS[key] = load_embedder(name, home, threads, catalog)
         return _EMBEDDERS[key]
-
-
-def is_hub(entry: EmbedderEntry) -> bool:
-    return isinstance(entry.source, HubEmbedderSource)

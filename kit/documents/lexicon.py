@@ -106,11 +106,6 @@ class Lexicon:
             self._sides = None
         return len(new)
 
-    def drop_space(self) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM lexicon WHERE space = ?", (self.space,))
-            self._sides = None
-
     def _load(self) -> dict[str, _Side]:
         import numpy as np
 

@@ -180,6 +180,7 @@ class Engine(Protocol):
     model_name: str
     model_sha256: str
     n_ctx: int  # context length of one sequence
+    demo: bool  # a demonstration model (catalogue flag): the chat says so while it serves
     @property
     def submits_at_once(self) -> bool:
         """submit_* never wait: callers may call them on an event loop."""
@@ -214,6 +215,7 @@ class BaseEngine:
 
     submits_at_once: ClassVar[bool] = False
     gathering: Gathering | None = None
+    demo: bool = False
 
     def states(self) -> list[dict[str, Any]]:
         """Each member's state, for /metrics and `kit doctor` (an engine pool); none for a single engine."""

@@ -38,6 +38,7 @@ def router(ctx: Context) -> APIRouter:
             "user": {"name": ident.user, "role": ident.role,
                      "acknowledged_at": await run_in_threadpool(ctx.gate.acknowledged, ident)},
             "chat_closed": ctx.state.store.flag("chat_closed"),
+            "model": {"name": ctx.engine.model_name, "demo": ctx.engine.demo},  # the chat shows a demo's notice
         }
 
     @api.post("/v1/charter/acknowledge")

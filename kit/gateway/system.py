@@ -19,7 +19,7 @@ def router(ctx: Context) -> APIRouter:
     async def health() -> JSONResponse:
         ready = ctx.engine.is_ready() and ctx.warm.is_set()
         status = "ok" if ready else "unavailable" if ctx.warm.is_set() else "starting"
-        body = {"status": status, "model": ctx.engine.model_name,
+        body = {"status": status, "model": ctx.engine.model_name, "demo": ctx.engine.demo,
                 "chat_open": not ctx.state.store.flag("chat_closed")}
         return JSONResponse(body, status_code=200 if ready else 503)
 

@@ -90,13 +90,16 @@ class Runner:
         self.ctx, self.body, self.owner, self.gens = ctx, body, owner, gens
 
     def budgets(self, job: Job) -> tuple[int, int]:
-        """(characters of text per section, tokens of answer per section)."""
+        """(characters of text per section, tokens of answer per section): a summary's sections leave room for
+        a summary of ``max_tokens`` (at most a third of the context); a translation's or a correction's answer is
+        as long as its section (half the context each), or ``max_tokens`` when the request sets it."""
         room = self.ctx.engine.n_ctx - OVERHEAD_TOKENS
         if job.task == "summarise":
-            answer = max(48, min(self.body.wanted_tokens(self.ctx.settings.server.max_tokens_default), room // 3))
+            answer = max(16, min(self.body.wanted_tokens(self.ctx.settings.server.max_tokens_default), room // 3))
             return int((room - answer) * job.chars_per_token * 0.9), answer
         half = room // 2  # a translation or a correction is about as long as its text
-        return int(half * job.chars_per_token * 0.8), half
+        asked = self.body.max_completion_tokens or self.body.max_tokens  # a cap per section, when the caller sets one
+        return int(half * job.chars_per_token * 0.8), min(half, asked) if asked else half
 
     def messages(self, job: Job, passages: list[Passage], kind: str) -> list[dict[str, Any]]:
         block = render([Quoted("", job.name, "sections", passages)], job.lang)

@@ -9,7 +9,25 @@ from kit.engine.base import Engine
 
 
 def load_engine(settings: Settings, model: str | None = None) -> Engine:
-    """Resolve and verify the model, then start its engine. Raises kit errors with the next step."""
+    """Resolve and verify the model, then start its engine, which declares whether it serves a demonstration model
+    (the catalogue's flag). Raises kit errors with the next step."""
+    engine = _start(settings, model)
+    engine.demo = is_demo(settings, engine.model_name)
+    return engine
+
+
+def is_demo(settings: Settings, name: str) -> bool:
+    """The catalogue marks ``name`` as a demonstration model (False for a model it does not list)."""
+    from kit.errors import KitError
+    from kit.models.catalog import load_catalog
+
+    try:
+        return any(e.name == name and e.demo for e in load_catalog(settings.models.catalog).models)
+    except KitError:
+        return False
+
+
+def _start(settings: Settings, model: str | None) -> Engine:
     settings.check_engine_contract()
     name = model or settings.models.default
     srv = settings.server

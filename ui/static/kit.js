@@ -34,18 +34,27 @@
   }, true);
 })();
 
-// file drop zones (elements of class kit-upload): our words in place of Gradio's (window.kitUploadText, from the
-// page's translations), whenever Gradio draws the zone again.
+// file drop zones (elements of class kit-upload): our words in place of Gradio's, and the button that adds
+// files named in the page's language (window.kitUpload, from the page's translations), whenever Gradio draws
+// the zone again.
 (function () {
-  var words = window.kitUploadText || {};
+  var upload = window.kitUpload || {words: {}, buttons: {names: []}};
+  var words = upload.words;
   function fix(root) {
     var zones = root.querySelectorAll ? root.querySelectorAll(".kit-upload") : [];
+    var name = upload.buttons[document.documentElement.lang] || upload.buttons.fr;
+    var names = upload.buttons.names.concat([upload.buttons.fr, upload.buttons.en]);  // ours too: language switch
     for (var i = 0; i < zones.length; i++) {
       var walker = document.createTreeWalker(zones[i], NodeFilter.SHOW_TEXT);
       for (var node = walker.nextNode(); node; node = walker.nextNode()) {
         var key = node.nodeValue.trim();
         if (Object.prototype.hasOwnProperty.call(words, key)) node.nodeValue = node.nodeValue.replace(key, words[key]);
       }
+      zones[i].querySelectorAll("[aria-label]").forEach(function (el) {
+        if (name && names.indexOf(el.getAttribute("aria-label")) >= 0) {
+          el.setAttribute("aria-label", name);
+        }
+      });
     }
   }
   function start() {

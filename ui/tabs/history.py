@@ -30,6 +30,10 @@ class HistoryTab:
     export_btn: gr.Button
     export_file: gr.HTML
     msg: gr.Markdown
+    ask_col: gr.Column
+    ask_md: gr.Markdown
+    ask_yes: gr.Button
+    ask_no: gr.Button
 
     def headings(self, t: Texts) -> dict[Any, Any]:
         return {self.tab: gr.Tab(label=t("history.tab"))}
@@ -45,6 +49,17 @@ def build(t: Texts, labels: Labels) -> HistoryTab:
                 open_btn = lab(gr.Button(t("history.open"), variant="primary", size="sm"), value="history.open")
                 delete = lab(gr.Button(t("history.delete"), size="sm"), value="history.delete")
                 refresh = lab(gr.Button(t("history.refresh"), size="sm"), value="history.refresh")
+            with gr.Column(visible=False, elem_id="kit-hist-ask") as ask_col:  # deleting one is asked first
+                ask_md = gr.Markdown()
+                with gr.Row():
+                    ask_no = lab(
+                        gr.Button(t("chat.delete_cancel"), variant="primary", size="sm", elem_id="kit-hist-ask-no"),
+                        value="chat.delete_cancel",
+                    )
+                    ask_yes = lab(
+                        gr.Button(t("chat.delete_confirm"), variant="stop", size="sm", elem_id="kit-hist-ask-yes"),
+                        value="chat.delete_confirm",
+                    )
             with gr.Row():
                 confirm = lab(
                     gr.Checkbox(label=t("history.delete_all_confirm"), value=False), label="history.delete_all_confirm"
@@ -56,7 +71,8 @@ def build(t: Texts, labels: Labels) -> HistoryTab:
         export_file = gr.HTML(visible=False, elem_id="kit-export-file")
         msg = gr.Markdown(visible=False)
     return HistoryTab(
-        tab, info, tools, dd, open_btn, delete, refresh, confirm, delete_all, export_btn, export_file, msg
+        tab, info, tools, dd, open_btn, delete, refresh, confirm, delete_all, export_btn, export_file, msg, ask_col,
+        ask_md, ask_yes, ask_no,
     )
 
 
@@ -68,6 +84,9 @@ def wire(c: HistoryTab, h: HistoryHandlers, s: States, chat: ChatTab, tabs: gr.T
     c.open.click(
         h.open_conversation, [c.dd, s.lang], [s.conv, chat.chatbot, chat.docs_cb, tabs, c.msg, chat.chat_msg], **PRIVATE
     )
-    c.delete.click(h.delete_conversation, [c.dd, s.conv, s.lang], hist_out, **PRIVATE)
+    c.delete.click(h.ask_delete, [c.dd, s.lang], [c.ask_col, c.ask_md, c.msg], **PRIVATE)
+    c.ask_no.click(h.cancel_delete, None, [c.ask_col], **PRIVATE)
+    c.dd.change(h.cancel_delete, None, [c.ask_col], **PRIVATE)  # the question is about the one it names
+    c.ask_yes.click(h.delete_conversation, [c.dd, s.conv, s.lang], [*hist_out, c.ask_col], **PRIVATE)
     c.delete_all.click(h.delete_all, [c.confirm, s.conv, s.lang], hist_out, **PRIVATE)
     c.export_btn.click(h.export, [s.lang], [c.export_file, c.msg], **PRIVATE)
