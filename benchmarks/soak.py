@@ -58,17 +58,18 @@ class Soak:
         self.errors: Counter[str] = Counter()
         self.samples: list[str] = []
         self.attachments = True
+        self.model = "default"
 
     def fail(self, kind: str, why: str) -> None:
         self.errors[kind] += 1
-        if len(self.samples) < 10:
+        if sum(1 for x in self.samples if x.startswith(kind + ":")) < 3:  # the first three of each kind
             self.samples.append(f"{kind}: {why[:300]}")
 
     async def chat(self, client: Any, kind: str, messages: list[dict[str, Any]], extra: dict[str, Any]) -> None:
         from kit.bench.serving import Target, one_request
 
         target = Target(name="kit", url=self.url, headers=self.headers)
-        record = await one_request(client, target, "default", messages, self.max_tokens, extra)
+        record = await one_request(client, target, self.model, messages, self.max_tokens, extra)
         if not record.ok:
             self.fail(kind, f"{record.error_kind}: {record.error}")
 
@@ -115,8 +116,11 @@ class Soak:
     async def run(self, streams: int, seconds: float) -> None:
         import httpx
 
+        from kit.bench.serving import Target, model_id
+
         deadline = time.monotonic() + seconds
         async with httpx.AsyncClient(timeout=600) as client:
+            self.model = await model_id(client, Target(name="kit", url=self.url, headers=self.headers))
             async def stream(n: int) -> None:
                 rng = random.Random(n)
                 while time.monotonic() < deadline:
