@@ -93,10 +93,11 @@ else
 command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || die "a C/C++ compiler is needed to build llama.cpp: apt-get install build-essential."
 command -v c++ >/dev/null 2>&1 || command -v g++ >/dev/null 2>&1 || die "a C++ compiler is needed: apt-get install g++."
 fi
-# OCR of scanned pages and images attached to a conversation: Tesseract with its French and English data.
-OCR_PACKAGES="tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng"
+# OCR of scanned pages and images attached to a conversation: Tesseract with its French and English data,
+# and poppler's pdftoppm to render a scanned PDF page at the OCR resolution.
+OCR_PACKAGES="tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng poppler-utils"
 ocr_ready() { command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>/dev/null | grep -qx fra \
-  && tesseract --list-langs 2>/dev/null | grep -qx eng; }
+  && tesseract --list-langs 2>/dev/null | grep -qx eng && command -v pdftoppm >/dev/null 2>&1; }
 if ! ocr_ready; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing Tesseract (OCR of scanned attachments): $OCR_PACKAGES"

@@ -114,8 +114,9 @@ def browser(stack: Stack) -> Iterator[Any]:
         b.close()
 
 
-def new_page(browser: Any, lang: str, width: int = 1280, height: int = 800) -> Any:
-    context = browser.new_context(viewport={"width": width, "height": height}, locale=LOCALES[lang])
+def new_page(browser: Any, lang: str, width: int = 1280, height: int = 800, scheme: str = "light") -> Any:
+    context = browser.new_context(viewport={"width": width, "height": height}, locale=LOCALES[lang],
+                                  color_scheme=scheme)
     context.set_default_timeout(60_000)
     return context.new_page()
 
@@ -216,6 +217,33 @@ def test_every_screen_has_no_serious_axe_violation(stack: Stack, browser: Any, l
         admin.context.close()
 
 
+def test_the_dark_colour_scheme_has_no_serious_axe_violation(stack: Stack, browser: Any) -> None:
+    """A browser that prefers dark colours gets Gradio's dark theme: its contrasts hold too."""
+    from playwright.sync_api import expect
+
+    fr = texts("fr")
+    page = new_page(browser, "fr", scheme="dark")
+    try:
+        sign_in(page, stack, "root", "fr")
+        assert page.evaluate("document.body.classList.contains('dark') || "
+                             "!!document.querySelector('.dark')"), "the dark theme is not in force"
+        answer = ask(page, QUESTION, documents=True)
+        answer.locator("details.kit-source summary").first.click()
+        audit(stack, page, "chat, answer with sources (dark colours)", "fr")
+        tabs = page.locator("#kit-tabs")
+        tabs.get_by_role("tab", name=fr("charter.tab")).click()
+        expect(page.locator("#kit-charter-again")).to_be_visible()
+        audit(stack, page, "charter (dark colours)", "fr")
+        tabs.get_by_role("tab", name=fr("admin.tab")).click()
+        expect(page.locator("#kit-fb-table")).to_be_visible()
+        audit(stack, page, "administration (dark colours)", "fr")
+        tabs.get_by_role("tab", name=fr("docs.tab")).click()
+        expect(page.locator("#kit-docs-table")).to_contain_text("stationnement.md")
+        audit(stack, page, "documents (dark colours)", "fr")
+    finally:
+        page.context.close()
+
+
 def test_language_answers_and_switch_are_named_for_screen_readers(stack: Stack, browser: Any) -> None:
     """The page says its language and changes it with the switch; answers are named by who speaks and read
     as the text they show (no markup in any accessible name); every fixed label follows the language."""
@@ -282,7 +310,7 @@ def test_main_flow_with_the_keyboard_alone(stack: Stack, browser: Any) -> None:
     page = new_page(browser, "fr")
     try:
         page.goto(stack.url)
-        assert page.evaluate("document.activeElement.id") == "kit-user"  # the form has the focus first
+        page.wait_for_function("document.activeElement && document.activeElement.id === 'kit-user'")  # focus first
         page.keyboard.type("kbd")
         page.keyboard.press("Tab")
         page.keyboard.type(PASSWORD)

@@ -402,8 +402,8 @@ def test_closed_log_raises(db: Path) -> None:
 
 
 def test_actions_listed() -> None:
-    assert "delete_user_data" in ACTIONS and "purge" in ACTIONS and len(set(ACTIONS)) == len(ACTIONS) == 18
-    assert {"document_search", "document_list", "privacy_scan"} <= set(ACTIONS)
+    assert "delete_user_data" in ACTIONS and "purge" in ACTIONS and len(set(ACTIONS)) == len(ACTIONS) == 21
+    assert {"document_search", "document_list", "privacy_scan", "logout", "file_upload", "file_delete"} <= set(ACTIONS)
 
 
 # --- PostgreSQL (optional) -----------------------------------------------------------------

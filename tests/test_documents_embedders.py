@@ -122,6 +122,7 @@ def test_follow_up_question_is_searched_with_the_conversation(tmp_path: Path) ->
 
 
 @needs_hub
+@pytest.mark.slow  # loads a second embedding model
 def test_another_embedder_stops_search_and_ingest_naming_both_and_the_command(tmp_path: Path) -> None:
     from kit.documents.ingest import ingest, no_scan
     from kit.documents.retrieve import search

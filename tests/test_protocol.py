@@ -104,7 +104,8 @@ def test_gateway_routes_declare_their_body_and_caller() -> None:
     async def identify(request: Any) -> Any:
         return None
 
-    ctx = SimpleNamespace(engine=SimpleNamespace(model_name="m"), identify=identify)
+    ctx = SimpleNamespace(engine=SimpleNamespace(model_name="m"), identify=identify,
+                          state=SimpleNamespace(attachments=None))
     api = chat.router(ctx)  # type: ignore[arg-type]
     for path, model in (("/v1/chat/completions", ChatRequest), ("/v1/completions", CompletionRequest)):
         deps = _route(api, path).dependant.dependencies

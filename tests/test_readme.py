@@ -16,7 +16,7 @@ def readme_commands() -> list[list[str]]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # a command continued over lines is one
             line = line.split("  #")[0].strip()
             for part in line.split("&&"):
                 words = shlex.split(part.strip())

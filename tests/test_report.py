@@ -96,6 +96,7 @@ def test_report_states_the_ports_of_the_running_services(installed_home: Path, t
     assert "not running at the time of this report" in report_md()
 
 
+@pytest.mark.slow  # nine `kit` processes, two of them `kit doctor`
 def test_report_counts_keys_as_doctor_does(installed_home: Path) -> None:
     def doctor_count() -> int:
         r = run_kit("doctor", "--json")

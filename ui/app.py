@@ -72,6 +72,18 @@ def theme() -> gr.themes.Base:
         checkbox_border_color_selected="*primary_700",
         input_placeholder_color="*neutral_500",
         loader_color="*primary_700",
+        # the same in the dark colour scheme (the browser's preference)
+        body_text_color_subdued_dark="*neutral_300",
+        block_info_text_color_dark="*neutral_300",
+        input_placeholder_color_dark="*neutral_300",
+        link_text_color_dark="*primary_300",
+        link_text_color_hover_dark="*primary_200",
+        link_text_color_active_dark="*primary_200",
+        link_text_color_visited_dark="*primary_200",
+        button_primary_background_fill_dark="*primary_700",
+        button_primary_background_fill_hover_dark="*primary_800",
+        button_primary_border_color_dark="*primary_700",
+        button_primary_border_color_hover_dark="*primary_800",
     )
 
 

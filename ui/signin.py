@@ -24,6 +24,7 @@ SCRIPT = """<script>
   var said = JSON.parse(document.getElementById("kit-sign-in-texts").textContent);
   var lang = document.documentElement.lang;
   var fields = [document.getElementById("kit-user"), document.getElementById("kit-password")];
+  if (!document.activeElement || document.activeElement === document.body) { fields[0].focus(); }
   function show(text, invalid) {
     box.textContent = text;
     fields.forEach(function (f) { f.setAttribute("aria-invalid", invalid ? "true" : "false"); });

@@ -97,7 +97,7 @@ class UsageHandlers(Base):
     def again(self, lang: str, shown: dict[str, Any] | None, request: gr.Request) -> dict[Any, Any]:
         """The figures on screen, in the language just chosen (nothing when none is shown)."""
         if not shown:
-            return {}
+            return {self.c.shown: shown}  # an empty mapping would read as one missing value to Gradio
         return self.show(lang, shown["from"], shown["to"], shown["by"], request)
 
     def render(self, who: Who, data: dict[str, Any], t: Texts, request: gr.Request) -> dict[Any, Any]:

@@ -331,7 +331,7 @@ class Rag(_Section):
                     "the engine; more speed up a large ingest run on an idle machine.")
     top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved for a chat with documents.")
     min_relevance: float = Field(
-        default=0.5, ge=0, le=1,
+        default=0.45, ge=0, le=1,
         description="Relevance (0..1, the same scale for every question) the best chunk needs for any source to be "
                     "shown and given to the model (the others need 0.2); below it, no source is found.")
 

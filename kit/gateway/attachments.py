@@ -182,7 +182,8 @@ class Files:
 
 def decode_data_url(url: str, name: str) -> bytes:
     head, sep, payload = url.partition(",")
-    if not sep or not head.startswith("data:") or not head.endswith(";base64"):
+    scheme, _, media = head.partition(":")  # a data URL (RFC 2397), not an event line
+    if not sep or scheme.lower() != "data" or not media.endswith(";base64"):
         raise UsageError(f"{name}: file_data must be a data URL, data:<type>;base64,<content>. / {name} : file_data "
                          "doit être une URL data:<type>;base64,<contenu>.")
     try:

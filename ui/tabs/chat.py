@@ -188,7 +188,8 @@ def _files(t: Texts, lab: Any) -> dict[str, Any]:
                                               size="sm", elem_id="kit-attach-btn", scale=0, min_width=160),
                               label="attach.button")
         p["attach_drop"] = lab(gr.File(label=t("attach.drop"), file_count="multiple", file_types=FILE_TYPES,
-                                       height=80, elem_id="kit-attach-drop", scale=4), label="attach.drop")
+                                       height=80, elem_id="kit-attach-drop", elem_classes=["kit-upload"], scale=4),
+                               label="attach.drop")  # kit-upload: Gradio's own words in the page's language
     p["chips"] = lab(gr.CheckboxGroup(choices=[], value=[], label=t("attach.chips"), visible=False,
                                       elem_id="kit-chips"), label="attach.chips")
     with gr.Row(elem_id="kit-tasks"):
