@@ -19,7 +19,10 @@ from echo_engine import start_echo_gateway
 from helpers import free_port
 from oidc_provider import OidcProvider, chat_sign_in, missing, through_provider
 
-pytestmark = [pytest.mark.timeout(600), pytest.mark.skipif(missing() is not None, reason=str(missing()))]
+# slow: each module starts a real OpenID provider (node), a gateway and the chat; the claim mapping
+# without a provider is in test_oidc_claims.py, among the fast tests.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600),
+              pytest.mark.skipif(missing() is not None, reason=str(missing()))]
 
 SECRET = "chat-secret-" + "x" * 24
 API = "https://kit.example/api"
