@@ -32,6 +32,16 @@ def test_rag_load_pairs_each_question_with_a_follow_up() -> None:
     assert bodies[3] == {"kit": {"documents": True, "sources": ["c:0"]}}
 
 
+def test_started_kit_has_every_abuse_limit_off() -> None:
+    """One bench client stands for many users: every limit of a role is off in the kit the bench starts (a limit
+    left on refuses part of the load with 429 and the run measures the limit)."""
+    from kit.bench.servers import NO_LIMITS
+    from kit.config.sections import RoleLimits
+
+    assert set(NO_LIMITS) == set(RoleLimits.model_fields)
+    assert all(v == 0 for v in RoleLimits(**NO_LIMITS).model_dump().values())
+
+
 def test_rag_needs_kit_to_build_the_prompts(tmp_path: Path) -> None:
     from kit.cli.bench import bench
 

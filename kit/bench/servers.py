@@ -162,7 +162,8 @@ def llama_cpp_server(model: Path, threads: int, ctx: int, interrupt_requests: bo
 
 # The benchmark's one client stands for many users: kit's abuse limits (30 requests a minute and 8 at
 # once per user by default) would refuse most of its requests, so the started gateway has none.
-NO_LIMITS = {"requests_per_minute": 0, "tokens_per_minute": 0, "tokens_per_day": 0, "concurrent": 0}
+NO_LIMITS = {"requests_per_minute": 0, "lookups_per_minute": 0, "tokens_per_minute": 0, "tokens_per_day": 0,
+             "concurrent": 0}
 
 
 @contextlib.contextmanager
