@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kit.config import Settings, load_settings
 from kit.documents.chunking import Piece, chunk_sections
+from kit.documents.embed import bulk_threads
 from kit.documents.index import DocIndex, open_index
 from kit.documents.parsers import Section, parse, supported
 from kit.documents.register import RegisterEntry
@@ -77,11 +78,22 @@ def no_scan(text: str) -> list[FindingLike]:
     return []
 
 
-def default_scan(text: str) -> Sequence[FindingLike]:
-    """The personal-data detector used for prompts (loaded on first use, then shared)."""
-    from kit.rules.privacy import get_detector
+class _DetectorScan:
+    """The personal-data detector used for prompts (loaded on first use, then shared); :meth:`many` scans the
+    sections of a file together (one spaCy pass for several of them, as the detector batches pieces)."""
 
-    return get_detector().scan(text)
+    def __call__(self, text: str) -> Sequence[FindingLike]:
+        from kit.rules.privacy import get_detector
+
+        return get_detector().scan(text)
+
+    def many(self, texts: list[str]) -> Sequence[Sequence[FindingLike]]:
+        from kit.rules.privacy import get_detector
+
+        return get_detector().scan_many(texts)
+
+
+default_scan: Scanner = _DetectorScan()
 
 
 @dataclass
@@ -174,9 +186,11 @@ def _scan(sections: list[Section], scan: Scanner, settings: Settings) -> tuple[d
     policy = settings.policy
     counts: dict[str, int] = {}
     masked = []
-    for section in sections:
-        found = [f for f in scan(section.text)
-                 if policy.pii_actions.get(f.type, policy.pii_default_action) != "allow"]
+    many = getattr(scan, "many", None)  # a scanner that batches (the default one)
+    texts = [section.text for section in sections]
+    results = many(texts) if many is not None else [scan(text) for text in texts]
+    for section, findings in zip(sections, results, strict=True):
+        found = [f for f in findings if policy.pii_actions.get(f.type, policy.pii_default_action) != "allow"]
         for f in found:
             counts[f.type] = counts.get(f.type, 0) + 1
         masked.append(Section(_mask(section.text, found), section.page, section.heading) if found else section)
@@ -208,8 +222,9 @@ def write_document(index: DocIndex, row: DocumentRow, pieces: Sequence[Piece], t
     contexts = [_context(p, title) for p in pieces]
     texts = [f"{c}\n{p.text}" for c, p in zip(contexts, pieces, strict=True)]
     if vectors is None:
-        vectors = index.embedder.passages(texts)
-        index.lexicon.add([p.text for p in pieces], index.embedder)
+        threads = bulk_threads(index.settings.rag.ingest_threads)
+        vectors = index.embedder.passages(texts, threads)
+        index.lexicon.add([p.text for p in pieces], index.embedder, threads=threads)
     base: dict[str, Any] = {"doc_id": row.id, "generation": generation, "collection": row.collection,
                             "source": row.source, "sha256": row.sha256, "ingested_at": row.ingested_at}
     base.update({GROUP_PREFIX + g: True for g in row.groups})
