@@ -223,7 +223,7 @@ def write_document(index: DocIndex, row: DocumentRow, pieces: Sequence[Piece], t
     texts = [f"{c}\n{p.text}" for c, p in zip(contexts, pieces, strict=True)]
     if vectors is None:
         threads = bulk_threads(index.settings.rag.ingest_threads)
-        vectors = index.embedder.passages(texts, threads)
+        vectors = _embed(index, row, texts, [p[0] for p in partitions], title, threads)
         index.lexicon.add([p.text for p in pieces], index.embedder, threads=threads)
     base: dict[str, Any] = {"doc_id": row.id, "generation": generation, "collection": row.collection,
                             "source": row.source, "sha256": row.sha256, "ingested_at": row.ingested_at}
@@ -243,6 +243,32 @@ def write_document(index: DocIndex, row: DocumentRow, pieces: Sequence[Piece], t
         index.vectors.delete_generation(retired, index.catalog.generation_partitions(retired))
         index.catalog.drop_generation(retired)
     return row
+
+
+def _embed(index: DocIndex, row: DocumentRow, texts: list[str], partitions: list[str], title: str,
+           threads: int) -> npt.NDArray[np.float32]:
+    """The vectors of ``texts`` (a chunk's context and text, as embedded). A text the document's current
+    version already holds, embedded by the same model (its partitions are the new version's), keeps its stored
+    vector, and a text repeated in the document is embedded once: a file edited in one place re-embeds the
+    chunks that changed, not the whole file."""
+    import numpy as np
+
+    known: dict[str, npt.NDArray[np.float32]] = {}
+    current = index.catalog.document(row.id)
+    if current is not None and current.state == "ready" and current.generation:
+        shared = [p for p in index.catalog.generation_partitions(current.generation) if p in partitions]
+        old_title = re.sub(r"[_\-.]+", " ", Path(current.source).stem)
+        chunks = {chunk_id(current.generation, i): f"{' > '.join(heading) if heading else old_title}\n{text}"
+                  for i, _page, heading, text in index.catalog.generation_chunks(current.generation)}
+        needed = set(texts) if shared and old_title == title else set()
+        wanted = {cid: text for cid, text in chunks.items() if text in needed}
+        for cid, vector in index.vectors.vectors(list(wanted), shared).items():
+            known[wanted[cid]] = vector
+    if not texts:
+        return np.zeros((0, index.embedder.dimension), dtype=np.float32)
+    todo = [t for t in dict.fromkeys(texts) if t not in known]
+    known.update(zip(todo, index.embedder.passages(todo, threads), strict=True))
+    return np.vstack([known[t] for t in texts]).astype(np.float32)
 
 
 def new_row(source: str, collection: str, groups: Sequence[str], sha256: str, size: int,
