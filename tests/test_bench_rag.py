@@ -18,14 +18,18 @@ def test_rag_load_pairs_each_question_with_a_follow_up() -> None:
     for i in range(1, 9, 2):
         lang, base = load.questions[i - 1]
         follow_lang, follow = load.questions[i]
-        assert follow_lang == lang and follow.startswith(base + " ") and follow != base
-        assert follow[len(base) + 1:] in ragload.FOLLOW_UPS[lang]
+        assert follow_lang == lang and follow in ragload.FOLLOW_UPS[lang] and follow != base
     assert len({q for _, q in load.questions[::2]}) == 5  # distinct questions between the pairs
     prompts = load.kit_prompts()
     assert prompts[0][0] == {"role": "system", "content": ragload.SYSTEM[load.questions[0][0]]}
     assert prompts[3][1] == {"role": "user", "content": load.questions[3][1]}
     load.excerpts = [["a:1", "b:2"], ["a:1", "b:2"], ["c:0"], ["d:0"]]
     assert load.shared() == 0.5
+    # a question is searched; its follow-up names the question's excerpts, as the first answer's sources give them
+    bodies = load.kit_bodies()
+    assert bodies[0] == bodies[2] == {"kit": {"documents": True}}
+    assert bodies[1] == {"kit": {"documents": True, "sources": ["a:1", "b:2"]}}
+    assert bodies[3] == {"kit": {"documents": True, "sources": ["c:0"]}}
 
 
 def test_rag_needs_kit_to_build_the_prompts(tmp_path: Path) -> None:
@@ -60,4 +64,4 @@ def test_rag_serving_gives_llama_server_the_prompts_kit_builds(tmp_path: Path) -
     assert abs(kit["total_input_tokens"] - reference["total_input_tokens"]) <= 0.02 * kit["total_input_tokens"]
     rag = data["rag_load"]
     assert rag["requests"] == 4 and all(n >= 1 for n in rag["excerpts_per_request"])
-    assert 0.0 <= rag["follow_ups_sharing_excerpts"] <= 1.0
+    assert rag["follow_ups_sharing_excerpts"] == 1.0  # every follow-up on its question's excerpts

@@ -85,6 +85,30 @@ def test_chat_cites_sources_of_the_users_groups_only(docs_gateway: ServerHandle)
     assert rows and all(r.text is None for r in rows)  # ids only: no prompt or excerpt text
 
 
+def test_follow_up_on_the_same_sources(docs_gateway: ServerHandle) -> None:
+    first = _chat(docs_gateway, "ana", "Combien de jours de congés annuels pour un agent à temps plein ?")
+    named = [f"{s['document_id']}:{s['chunk_index']}" for s in first["kit"]["sources"]]  # type: ignore[index]
+    assert named
+    # a question that would find another document gets the excerpts named, in their order
+    body = {"messages": [{"role": "user", "content": "Où retirer le badge d'accès ?"}], "max_tokens": 8,
+            "temperature": 0, "kit": {"sources": named}}
+    r = httpx.post(docs_gateway.url + "/v1/chat/completions", headers=docs_gateway.headers("ana"), json=body,
+                   timeout=180)
+    assert r.status_code == 200, r.text
+    again = r.json()["kit"]["sources"]
+    assert [f"{s['document_id']}:{s['chunk_index']}" for s in again] == named
+    assert str(again[0]["source"]).endswith("conges.md")
+    # sources another group's reader may not see are left out: fred's answer is searched in what he may read
+    r = httpx.post(docs_gateway.url + "/v1/chat/completions", headers=docs_gateway.headers("fred"), json=body,
+                   timeout=180)
+    assert r.status_code == 200, r.text
+    assert all(not str(s["source"]).endswith("conges.md") for s in r.json()["kit"]["sources"])
+    body["kit"] = {"sources": ["conges.md"]}
+    r = httpx.post(docs_gateway.url + "/v1/chat/completions", headers=docs_gateway.headers("ana"), json=body,
+                   timeout=60)
+    assert r.status_code in (400, 422) and "document_id:chunk_index" in r.text and "Traceback" not in r.text
+
+
 def test_unrelated_question_has_no_source(docs_gateway: ServerHandle) -> None:
     answer = _chat(docs_gateway, "ana", "Quelle est la recette de la tarte tatin ?")
     assert answer["kit"]["sources"] == []  # type: ignore[index]

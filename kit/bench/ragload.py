@@ -1,19 +1,21 @@
 """The RAG-shaped load of ``kit bench serving --rag``: questions answered from document excerpts.
 
-What staff send once documents are in: a system prompt, about five excerpts of about 250 tokens each and a
-question, some 1,500 tokens, for answers of about 150 tokens. Half of the requests are follow-ups on the
-same documents: the question of the request before them with a word of thanks added ("Merci.", "Thank
-you."), which the document search mostly answers with the same excerpts, so they share the system prompt and
-the excerpts with it (a prompt cache can reuse them), and only the question differs. The search decides:
-the run records the share of follow-ups that got exactly the excerpts of the question before them.
+What staff send once documents are in: a system prompt, excerpts and a question, some 1,500 tokens, for
+answers of about 150 tokens. The labelled documents are cut at their articles, into excerpts of about 215
+tokens: the search quotes six of them (``top_k``, set in the started kit as ``rag.top_k``), about 1,450
+tokens with the system prompt, the rules and the question. Half of the requests are follow-ups on the
+same documents: after each question, another question on the excerpts its answer cited ("Y a-t-il des
+exceptions ?", "Who should I contact?"), sent with ``"kit": {"sources": [...]}`` (the excerpts named
+``document_id:chunk_index``, as the first answer's sources give them), so the pair shares the system prompt
+and the excerpts (a prompt cache can reuse them) and only the question differs.
 
 kit gets the questions as a user sends them, with ``"kit": {"documents": true}``: it searches its index
 (the labelled documents of ``benchmarks/data/rag/docs``, ingested before it starts), applies the
 personal-data policy to the excerpts and quotes them. llama-server gets the same final prompts: the
 excerpts kit's own search endpoint returns for each question (``POST /v1/documents/search``, the same search
 and policy), quoted by the same code (:mod:`kit.documents.prompt`). Only the delimiters' tag differs (a
-keyed hash, whose key each process draws). The run records how many follow-ups got the same excerpts as
-the question before them (``shared``) and the prompts' length in tokens as the servers counted them.
+keyed hash, whose key each process draws). The run records the share of follow-ups that share their
+question's excerpts (``shared``: 1.0 unless the search found nothing) and the prompts' length.
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from kit.errors import ServerStartError, UsageError
 
 SYSTEM = {"fr": "Tu es un assistant interne. Réponds en français de façon brève et exacte. Si tu ne sais pas, dis-le.",
           "en": "You are an internal assistant. Answer briefly and accurately. If you do not know, say so."}
-FOLLOW_UPS = {"fr": ("Merci.", "Merci !", "Merci beaucoup.", "Merci d'avance."),
-              "en": ("Thanks.", "Thank you.", "Thanks!", "Many thanks.")}
+FOLLOW_UPS = {"fr": ("Y a-t-il des exceptions à cette règle ?", "Quelles sont les démarches à suivre, dans l'ordre ?",
+                     "Qui faut-il contacter en cas de doute ?", "Y a-t-il un délai à respecter ?"),
+              "en": ("Are there any exceptions to this rule?", "What are the steps to follow, in order?",
+                     "Who should I contact if in doubt?", "Is there a deadline to meet?")}
 
 
 @dataclass
@@ -41,7 +45,8 @@ class RagLoad:
     """The requests of the load, in the order they are sent, for kit and for a server without documents."""
 
     questions: list[tuple[str, str]]  # (language, question as sent)
-    top_k: int = 5
+    top_k: int = 6  # the articles of these documents make excerpts of ~215 tokens: six give ~1,450 tokens
+    chunk_size: int = 1000  # characters per excerpt at ingest: some 250 tokens of French or English
     final: list[list[dict[str, str]]] = field(default_factory=list)  # filled once kit answers
     excerpts: list[list[str]] = field(default_factory=list)  # ids of each request's excerpts
     docs: Path = field(default_factory=lambda: data_dir() / "rag" / "docs")
@@ -49,6 +54,14 @@ class RagLoad:
     def kit_prompts(self) -> list[list[dict[str, str]]]:
         return [[{"role": "system", "content": SYSTEM[lang]}, {"role": "user", "content": q}]
                 for lang, q in self.questions]
+
+    def kit_bodies(self) -> list[dict[str, Any]]:
+        """Each request's ``kit`` block: a search for a question, its question's excerpts for a follow-up."""
+        bodies: list[dict[str, Any]] = []
+        for i in range(len(self.questions)):
+            named = self.excerpts[i - 1] if i % 2 and i - 1 < len(self.excerpts) else []
+            bodies.append({"kit": {"documents": True, "sources": named} if named else {"documents": True}})
+        return bodies
 
     def shared(self) -> float:
         """The share of follow-ups (odd requests) whose excerpts are those of the question before them."""
@@ -61,7 +74,7 @@ class RagLoad:
                 "prompt_chars": [sum(len(m["content"]) for m in p) for p in self.final]}
 
 
-def make_load(requests: int, seed: int = 0, top_k: int = 5) -> RagLoad:
+def make_load(requests: int, seed: int = 0, top_k: int = 6) -> RagLoad:
     """``requests`` questions: pairs of a labelled question and its follow-up, the questions in a fixed random
     order (answerable ones only: those labelled with a document)."""
     path = data_dir() / "rag" / "questions.jsonl"
@@ -76,21 +89,26 @@ def make_load(requests: int, seed: int = 0, top_k: int = 5) -> RagLoad:
         row = labelled[i % len(labelled)]
         lang = "en" if row.get("lang") == "en" else "fr"
         questions.append((lang, row["question"]))
-        questions.append((lang, f"{row['question']} {FOLLOW_UPS[lang][i % len(FOLLOW_UPS[lang])]}"))
+        questions.append((lang, FOLLOW_UPS[lang][i % len(FOLLOW_UPS[lang])]))
     return RagLoad(questions[:requests], top_k=top_k)
 
 
-def flatten(docs: Path, dest: Path) -> Path:
-    """The documents as plain texts, one per document, each section's heading a line of its text: the labelled
-    documents are short notes whose sections hold a few sentences each, and excerpts of about 250 tokens (800
-    characters, ``rag.chunk_size``) are what longer handbooks give."""
+def flatten(docs: Path, dest: Path, per_file: int = 2) -> Path:
+    """The documents as plain texts, ``per_file`` documents to a file, each section's heading a line of its
+    text: the labelled documents are short notes (1 to 2.6 thousand characters), and excerpts of about 250
+    tokens (``RagLoad.chunk_size`` characters, whole) are what longer handbooks give."""
     from kit.documents.parsers import PARSERS, parse
 
     dest.mkdir(parents=True, exist_ok=True)
+    texts = []
     for path in sorted(docs.iterdir()):
         if path.suffix.lower() in PARSERS:
             parts = [" — ".join(s.heading) + "\n" + s.text if s.heading else s.text for s in parse(path)]
-            (dest / f"{path.stem}.txt").write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+            texts.append((path.stem, "\n\n".join(parts) + "\n"))
+    for start in range(0, len(texts), per_file):
+        group = texts[start:start + per_file]
+        (dest / f"{'+'.join(stem for stem, _ in group)}.txt").write_text(
+            "\n".join(text for _, text in group), encoding="utf-8")
     return dest
 
 
@@ -100,6 +118,7 @@ def ingest(load: RagLoad, env: dict[str, str]) -> None:
 
     with tempfile.TemporaryDirectory(prefix="kit-rag-load-") as tmp:
         folder = flatten(load.docs, Path(tmp) / "docs")
+        env = {**env, "KIT_RAG__CHUNK_SIZE": str(load.chunk_size)}
         done = subprocess.run([sys.executable, "-m", "kit.cli", "docs", "ingest", str(folder)], env=env,
                               capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
@@ -118,15 +137,18 @@ def final_prompts(load: RagLoad, kit: Target, default_language: str = "fr") -> N
     load.final.clear()
     load.excerpts.clear()
     keys = set(SearchResult.__dataclass_fields__)
-    for (_, question), messages in zip(load.questions, load.kit_prompts(), strict=True):
-        r = httpx.post(kit.url + "/v1/documents/search", headers=kit.all_headers(), timeout=120,
-                       json={"query": question, "k": load.top_k})
-        if r.status_code != 200:
-            raise ServerStartError(f"kit's document search answered HTTP {r.status_code}: {r.text[:300]}")
-        found = r.json()
+    found: dict[str, Any] = {}
+    for i, ((_, question), messages) in enumerate(zip(load.questions, load.kit_prompts(), strict=True)):
+        if i % 2 == 0 or not found.get("results"):  # a follow-up keeps its question's excerpts
+            r = httpx.post(kit.url + "/v1/documents/search", headers=kit.all_headers(), timeout=120,
+                           json={"query": question, "k": load.top_k})
+            if r.status_code != 200:
+                raise ServerStartError(f"kit's document search answered HTTP {r.status_code}: {r.text[:300]}")
+            found = r.json()
         results = [SearchResult(**{k: v for k, v in item.items() if k in keys}) for item in found["results"]]
-        withheld = (found.get("personal_data") or {}).get("withheld") or []
-        blocked = (found.get("personal_data") or {}).get("blocked") or []
+        # a follow-up's excerpts passed the policy already: kit finds none to withhold again
+        personal = (found.get("personal_data") or {}) if i % 2 == 0 else {}
+        withheld, blocked = personal.get("withheld") or [], personal.get("blocked") or []
         guessed = guess_language(question) or default_language
         context = render(results, "en" if guessed == "en" else "fr", len(withheld), blocked)
         load.final.append(with_documents(messages, context))
@@ -137,8 +159,8 @@ def for_kit(load: RagLoad) -> Any:
     """The ``ready`` hook of the started kit: its requests, then the final prompts for the other servers."""
     def ready(target: Target) -> None:
         target.prompts = load.kit_prompts()
-        target.body = {"kit": {"documents": True}}
         final_prompts(load, target)
+        target.bodies = load.kit_bodies()
     return ready
 
 

@@ -45,6 +45,7 @@ class Target:
     # its documents, llama-server the prompts kit's search gives), and fields added to each request's body.
     prompts: list[list[dict[str, str]]] | None = None
     body: dict[str, Any] = field(default_factory=dict)
+    bodies: list[dict[str, Any]] | None = None  # per request (by prompt), in place of ``body``
 
     def all_headers(self) -> dict[str, str]:
         h = dict(self.headers)
@@ -322,8 +323,9 @@ async def measure_pass(target: Target, concurrency: int, requests: int, max_toke
         async def worker() -> None:
             while queue:
                 i = queue.pop(0)
+                extra = target.bodies[i % len(target.bodies)] if target.bodies else target.body
                 records.append(await one_request(client, target, model, prompts[i % len(prompts)], max_tokens,
-                                                 target.body))
+                                                 extra))
                 if progress:
                     progress(label, len(records), requests)
 

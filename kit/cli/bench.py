@@ -188,6 +188,8 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
             import yaml
 
             extra = (yaml.safe_load(kit_config.read_text(encoding="utf-8")) if kit_config else None) or {}
+            if load is not None:  # kit's chats quote as many excerpts as the load's search gives llama-server
+                extra = {**extra, "rag": {**(extra.get("rag") or {}), "top_k": load.top_k}}
             if start_kit:
                 sources.append(partial(servers.kit_server, gguf, n, top, ctx, extra, gpu_layers, **kit_hooks))
             if start_kit_scan_off:

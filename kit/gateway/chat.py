@@ -247,13 +247,14 @@ class Completions:
         """For `"kit": {"documents": true}`: the excerpts for the last user message that the caller's groups
         may see, as a quoted block; None when the request did not ask for documents."""
         options = getattr(body, "kit", None)
-        if options is None or not options.documents:
+        if options is None or not (options.documents or options.sources):
             return None
         from kit.documents.followup import conversation_query
 
         asked = [m["content"] for m in outcome.messages if m["role"] == "user" and isinstance(m["content"], str)]
         question, before = conversation_query(asked)
-        return await gather.in_thread(self.ctx.documents.context, ident, question, options.collection, before)
+        return await gather.in_thread(self.ctx.documents.context, ident, question, options.collection, before,
+                                      options.sources)
 
     async def submit(self, ident: Identity, body: ChatRequest | CompletionRequest, outcome: ChatOutcome,
                      raw_prompt: str | None, action: str) -> list[Generation]:

@@ -16,7 +16,7 @@ from kit.audit import AuditEvent
 from kit.documents.index import DocIndex, open_index
 from kit.documents.ingest import DEFAULT_COLLECTION, document_register, ingest, list_documents, remove
 from kit.documents.prompt import DocumentContext, render
-from kit.documents.retrieve import search
+from kit.documents.retrieve import SearchResult, search
 from kit.documents.text import guess_language
 from kit.errors import DocumentNotFoundError, NotFoundError, UsageError
 from kit.gateway import uploads
@@ -43,16 +43,28 @@ class Documents:
     def groups(self, ident: Identity) -> list[str]:
         return list(ident.groups)
 
-    def context(self, ident: Identity, question: str, collection: str | None, before: str = "") -> DocumentContext:
-        """Retrieve for the last user message (with the earlier ones, ``before``, for a follow-up), apply the
-        personal-data policy to the excerpts, and render the quoted block and the sources."""
-        results = search(question, self.ctx.settings.rag.top_k, self.groups(ident), collection,
-                         self.ctx.settings, index=self.index(), context=before)
+    def context(self, ident: Identity, question: str, collection: str | None, before: str = "",
+                sources: list[str] | None = None) -> DocumentContext:
+        """Retrieve for the last user message (with the earlier ones, ``before``, for a follow-up), or take the
+        excerpts ``sources`` names (a follow-up on the same sources), apply the personal-data policy to the
+        excerpts, and render the quoted block and the sources."""
+        results = self.pinned(ident, sources, collection) if sources else []
+        if not results:
+            results = search(question, self.ctx.settings.rag.top_k, self.groups(ident), collection,
+                             self.ctx.settings, index=self.index(), context=before)
         policed = police(self.ctx.gate, results)
         lang = guess_language(question) or self.ctx.settings.ui.default_language
         found = render(policed.results, "en" if lang == "en" else "fr", len(policed.withheld), policed.blocked)
         found.personal_data = policed.to_dict()
         return found
+
+    def pinned(self, ident: Identity, sources: list[str], collection: str | None) -> list[SearchResult]:
+        """The excerpts named ``document_id:chunk_index``, in the order given, among those the caller's groups
+        may read in ready documents (the others are left out, as a search would never have shown them)."""
+        keys = list(dict.fromkeys((doc, int(index)) for doc, _, index in (s.rpartition(":") for s in sources)))
+        rows = self.index().catalog.chunks_by_key(keys, collection, self.groups(ident))
+        return [SearchResult(row.source, row.page, " > ".join(row.heading), 1.0, row.text, row.doc_id,
+                             row.chunk_index) for row in (rows.get(key) for key in keys) if row is not None]
 
     def search(self, ident: Identity, query: str, k: int, collection: str | None) -> dict[str, Any]:
         """``POST /v1/documents/search``: the contract of ``kit docs search --json``, each excerpt through the

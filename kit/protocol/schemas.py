@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -10,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class _Body(BaseModel):
     # Unknown fields are ignored (OpenAI clients send many); known fields are strictly typed.
     model_config = ConfigDict(extra="ignore")
+
+
+SOURCE = re.compile(r"[A-Za-z0-9_.-]{1,128}:[0-9]{1,7}")
 
 
 class _Own(BaseModel):
@@ -99,6 +103,20 @@ class _Sampling(_Body):
 class KitOptions(_Own):
     documents: bool = Field(default=False, description="Answer from the indexed documents, citing them.")
     collection: str | None = Field(default=None, max_length=64, description="Search this collection only.")
+    sources: list[str] | None = Field(
+        default=None, max_length=20, description="A follow-up on the same sources: answer from these excerpts "
+        "(each \"document_id:chunk_index\", as the sources of an earlier answer name them) instead of searching "
+        "again. Those the caller may not read, or no longer indexed, are left out; when none is left, the "
+        "documents are searched as usual. Implies documents.")
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, value: list[str] | None) -> list[str] | None:
+        for item in value or []:
+            if not SOURCE.fullmatch(item):
+                raise ValueError(f"'{item[:80]}' is not a source: write document_id:chunk_index, as the sources of "
+                                 "an answer name them (e.g. 3f2a9c0d1e4b5a6f7c8d:2)")
+        return value
     task: Literal["summarise", "translate", "correct"] | None = Field(
         default=None, description="Work on the attached files (or the message) section by section: a summary, a "
         "translation or a correction of a text of any length, with progress events when streamed.")
