@@ -133,14 +133,34 @@ def sample_memory(pid: int) -> dict[str, int]:
     return {str(p): rss_bytes(p) for p in descendants(pid)}
 
 
+def prompt_cache_mb(url: str, headers: dict[str, str]) -> float | None:
+    """What the engine's host-memory prompt cache holds now (``kit_prompt_cache_bytes``; bounded by
+    ``server.prompt_cache_mb``): the part of the memory that grows by design until the cache is full."""
+    import httpx
+
+    try:
+        text = httpx.get(url + "/metrics", headers=headers, timeout=10).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("kit_prompt_cache_bytes "):
+            return round(float(line.split()[1]) / 2**20, 1)
+    return None
+
+
 def summary(curve: list[dict[str, Any]]) -> dict[str, Any]:
+    """First, highest and last total; growth over the second half, in all and outside the prompt cache."""
     totals = [c["total_mb"] for c in curve]
     half = curve[len(curve) // 2:]
     growth = half[-1]["total_mb"] - half[0]["total_mb"] if len(half) > 1 else 0.0
     span = (half[-1]["t_s"] - half[0]["t_s"]) / 60 if len(half) > 1 else 0.0
+    cache = [c.get("prompt_cache_mb") for c in (half[0], half[-1])] if len(half) > 1 else [None, None]
+    other = None if None in cache else growth - (cache[1] - cache[0])  # type: ignore[operator]
     return {"first_mb": totals[0], "max_mb": max(totals), "last_mb": totals[-1],
             "second_half_growth_mb": round(growth, 1),
-            "second_half_growth_mb_per_min": round(growth / span, 2) if span else None}
+            "second_half_growth_mb_per_min": round(growth / span, 2) if span else None,
+            "prompt_cache_last_mb": curve[-1].get("prompt_cache_mb"),
+            "second_half_growth_outside_prompt_cache_mb": None if other is None else round(other, 1)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -177,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         def record() -> None:
             per = sample_memory(target.pid)  # type: ignore[arg-type]
             curve.append({"t_s": round(time.monotonic() - t0, 1), "total_mb": round(sum(per.values()) / 2**20, 1),
+                          "prompt_cache_mb": prompt_cache_mb(target.url, target.all_headers()),
                           "processes_mb": {p: round(v / 2**20, 1) for p, v in per.items()}})
 
         async def sampled() -> None:

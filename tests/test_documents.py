@@ -206,6 +206,53 @@ def test_group_a_never_receives_group_b(tmp_path: Path, embedder: Any) -> None:
     _assert_groups_hold(settings_with(tmp_path), tmp_path / "docs")
 
 
+def _first_searches(index: Any, threads: int = 8) -> tuple[list[list[str]], list[str], set[int]]:
+    """``threads`` searches started at the same instant on a just-opened index: their sources, their errors and
+    the Chroma clients they used."""
+    import threading
+
+    from kit.documents.retrieve import search
+
+    start, found, failed, opened = threading.Barrier(threads), [], [], set()
+
+    def first_search() -> None:
+        start.wait()
+        try:
+            opened.add(id(index.vectors))
+            found.append([r.source for r in search("prime annuelle des agents", 3, ["a"], index=index)])
+        except Exception as exc:  # noqa: BLE001 - what the test is about
+            failed.append(repr(exc))
+
+    running = [threading.Thread(target=first_search) for _ in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join()
+    return found, failed, opened
+
+
+def test_first_searches_at_once_share_one_opened_index(tmp_path: Path, embedder: Any) -> None:
+    """A gateway's first requests with documents arrive together: each part of the index (Chroma's client, the
+    embedder, the lexicon) is opened once, and every search answers (two Chroma clients opened at once on a
+    store another process wrote fail half of the time)."""
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    from kit.documents.index import open_index
+    from kit.documents.ingest import ingest, no_scan
+
+    settings = settings_with(tmp_path)
+    assert ingest([write(tmp_path / "docs" / "a.md", GROUP_A_TEXT)], ["a"], settings=settings, scan=no_scan).ok
+    for _ in range(4):  # a race shows on some tries only
+        SharedSystemClient.clear_system_cache()  # as in a gateway started after `kit docs ingest` wrote the store
+        index = open_index(settings)
+        try:
+            found, failed, opened = _first_searches(index)
+        finally:
+            index.close()
+        assert not failed and len(found) == 8 and all(f == found[0] and f for f in found), failed
+        assert len(opened) == 1
+
+
 def test_every_format_ingested_with_metadata(tmp_path: Path, embedder: Any) -> None:
     from kit.documents.index import open_index
     from kit.documents.ingest import ingest, no_scan

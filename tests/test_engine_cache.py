@@ -59,8 +59,9 @@ def test_an_evicted_conversation_gets_its_state_back(cache_mb: int) -> None:
             assert mid.prompt_cache_restores == before.prompt_cache_restores + 1
             assert mid.prompt_tokens_cached - before.prompt_tokens_cached >= prompt - 1
             assert after.prompt_cache_restores == mid.prompt_cache_restores + 2  # `other`, then the follow-up turn
+            assert 0 < after.prompt_cache_bytes <= cache_mb * 2**20 + 16 * 2**20  # the states, and spare buffers
         else:
-            assert after.prompt_cache_restores == 0
+            assert after.prompt_cache_restores == 0 and after.prompt_cache_bytes == 0
             assert mid.prompt_tokens_cached - before.prompt_tokens_cached < prompt // 2
     finally:
         engine.close()

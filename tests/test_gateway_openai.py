@@ -38,7 +38,8 @@ def test_health_models_metrics(gw: ServerHandle) -> None:
     assert r.status_code == 200, r.text
     text = httpx.get(gw.url + "/metrics").text
     for name in ("kit_active_sequences", "kit_queued_requests", "kit_time_to_first_token_seconds",
-                 "kit_inter_token_latency_seconds", "kit_requests", "kit_prompt_cache_restores_total"):
+                 "kit_inter_token_latency_seconds", "kit_requests", "kit_prompt_cache_restores_total",
+                 "kit_prompt_cache_bytes"):
         assert name in text
 
     def counter(page: str, name: str) -> float:

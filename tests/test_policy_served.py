@@ -147,3 +147,25 @@ def test_remote_engine_behind_the_gateway(model_store: Path, tmp_path: Path) -> 
         proc.communicate(timeout=30)
     cfg = yaml.safe_load((tmp_path / "front.yaml").read_text())
     assert cfg["server"]["engine_url"].startswith("http://127.0.0.1")
+
+
+def test_idle_connection_stays_open_longer_than_a_proxys(model_store: Path, tmp_path: Path) -> None:
+    """A client (or a reverse proxy) that sends its next request on a connection idle for a few seconds gets its
+    answer: the server does not close it under the client (uvicorn's own default is 5 s; a proxy's idle time is
+    60 s for most)."""
+    import socket
+
+    home = install_model(model_store, tmp_path / "home")
+    proc, url = _serve(home, write_config(tmp_path / "kit.yaml"))
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: keep-alive\r\n\r\n".encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            for pause in (0, 7):
+                time.sleep(pause)
+                conn.sendall(request)
+                answer = conn.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 200"), (pause, answer[:80])
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

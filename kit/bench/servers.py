@@ -86,6 +86,10 @@ def _process(argv: list[str], name: str, port: int, paths: tuple[str, ...], env:
             yield Target(name=name, url=url, note=note, headers=dict(headers or {}), pid=proc.pid)
         finally:
             stop(proc)
+            kept = os.environ.get("KIT_BENCH_LOGS")  # a folder that keeps each started server's log
+            if kept:
+                Path(kept).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, Path(kept) / log.name)
     log.unlink(missing_ok=True)
 
 

@@ -52,7 +52,7 @@ def engine(model: str | None, host: str, port: int, parallel: int | None, ctx: i
                             max_tokens_default=srv.max_tokens_default, timeout_s=srv.request_timeout_s, host=host)
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
-                    http=http_protocol(loaded))
+                    http=http_protocol(loaded), timeout_keep_alive=srv.keep_alive_s)
     finally:
         loaded.close()
 

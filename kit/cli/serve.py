@@ -77,7 +77,8 @@ def run_server(settings: Settings) -> None:
                          model=engine.model_name)  # `kit report` states where the API really listens
     try:
         uvicorn.run(app, host=settings.server.host, port=settings.server.port, log_level="warning",
-                    access_log=False, timeout_graceful_shutdown=5, http=http_protocol(engine))
+                    access_log=False, timeout_graceful_shutdown=5, http=http_protocol(engine),
+                    timeout_keep_alive=settings.server.keep_alive_s)
     finally:
         forget_running(noted)
         stop.set()

@@ -198,6 +198,9 @@ class Server(_Section):
                                  "or a repeated prompt is not read again (0: off).")
     max_queue: int = Field(default=64, ge=1, description="Requests waiting beyond 'parallel' before 429.")
     request_timeout_s: float = Field(default=300, gt=0, description="Longest time one request may generate.")
+    keep_alive_s: int = Field(default=75, ge=1, le=3600, description="Seconds an idle HTTP connection stays open. "
+                              "Longer than the idle time of the proxy in front (60 s for most), so that neither "
+                              "sends a request on a connection the other is closing.")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="Largest request body accepted (413 above).")
     max_tokens_default: int = Field(default=512, ge=1, description="max_tokens when a request gives none.")
     engine_url: str | None = Field(

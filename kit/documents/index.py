@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -60,24 +61,29 @@ class DocIndex:
         self._vectors: VectorIndex | None = None
         self._embedder: Embedder | None = None
         self._lexicon: Lexicon | None = None
+        # the parts open on first use, once: concurrent first requests must not open two Chroma clients on one
+        # store (they break each other) or load the model twice
+        self._opening = threading.RLock()
         self.synonyms = load_synonyms(synonyms_path(self.home, settings.rag.synonyms_file))
 
     @property
     def vectors(self) -> VectorIndex:
-        if self._vectors is None:
-            rag = self.settings.rag
-            path = Path(rag.chroma_path).expanduser() if rag.chroma_path else self.home / "chroma"
-            self._vectors = VectorIndex(None if rag.chroma_url else path, rag.chroma_url)
-        return self._vectors
+        with self._opening:
+            if self._vectors is None:
+                rag = self.settings.rag
+                path = Path(rag.chroma_path).expanduser() if rag.chroma_path else self.home / "chroma"
+                self._vectors = VectorIndex(None if rag.chroma_url else path, rag.chroma_url)
+            return self._vectors
 
     @property
     def embedder(self) -> Embedder:
         """The configured embedder (not checked against the index: see :meth:`check_embedder`)."""
-        if self._embedder is None:
-            rag = self.settings.rag
-            self._embedder = get_embedder(rag.embedding_model, self.home, rag.embedding_threads or None,
-                                          self.settings.models.catalog)
-        return self._embedder
+        with self._opening:
+            if self._embedder is None:
+                rag = self.settings.rag
+                self._embedder = get_embedder(rag.embedding_model, self.home, rag.embedding_threads or None,
+                                              self.settings.models.catalog)
+            return self._embedder
 
     @property
     def embedder_entry(self) -> EmbedderEntry | None:
@@ -96,9 +102,10 @@ class DocIndex:
 
     @property
     def lexicon(self) -> Lexicon:
-        if self._lexicon is None:
-            self._lexicon = Lexicon(self.catalog.path, self.space)
-        return self._lexicon
+        with self._opening:
+            if self._lexicon is None:
+                self._lexicon = Lexicon(self.catalog.path, self.space)
+            return self._lexicon
 
     def recorded(self, collection: str) -> Identity | None:
         """The embedder that made the vectors of ``collection`` (None: nothing recorded)."""

@@ -64,6 +64,7 @@ class EngineStats:
     prompt_tokens_total: int = 0
     prompt_tokens_cached: int = 0  # prompt tokens found already in a sequence's cache, not read again
     prompt_cache_restores: int = 0  # sequences given back a state kept in the host-memory prompt cache
+    prompt_cache_bytes: int = 0  # host memory the prompt cache holds now (states, and spare buffers for the next)
     completion_tokens_total: int = 0
     active: int = 0
     queued: int = 0

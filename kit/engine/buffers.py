@@ -98,6 +98,12 @@ class StateBuffers:
         self._todo: queue.SimpleQueue[tuple[int, int, int] | StateBuffer | None] = queue.SimpleQueue()
         self._helper: threading.Thread | None = None
 
+    @property
+    def free_bytes(self) -> int:
+        """Memory held by the buffers kept for later states."""
+        with self._lock:
+            return self._free_bytes
+
     def prepare(self, seq: int, size: int) -> None:
         """Sequence ``seq`` ended holding a state of ``size`` bytes that the cache will want when the
         sequence serves another request: have memory for it made now."""

@@ -113,6 +113,8 @@ class LlamaEngine(BaseEngine):
         with self._cv:
             self._stats.active = sum(s is not None for s in self._slots)
             self._stats.queued = len(self._waiting)
+            if self._cache is not None:
+                self._stats.prompt_cache_bytes = self._cache.used + self._cache.buffers.free_bytes
             return EngineStats(**vars(self._stats))
 
     def is_ready(self) -> bool:

@@ -29,6 +29,8 @@ class _EngineCollector(Collector):
                                   "generating sequence and a chunk of the prompts being read).", value=s.steps)
         yield CounterMetricFamily("kit_prompt_cache_restores", "Sequences given a state kept in the host-memory prompt "
                                   "cache.", value=s.prompt_cache_restores)
+        yield GaugeMetricFamily("kit_prompt_cache_bytes", "Host memory the prompt cache holds (server.prompt_cache_mb "
+                                "at most, and its spare buffers).", value=s.prompt_cache_bytes)
         members = self.engine.states()
         if members:  # an engine pool: each member's state
             for metric, doc, key in (("kit_pool_engine_up", "1 while the engine is in the pool.", "up"),
