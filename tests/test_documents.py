@@ -283,6 +283,47 @@ def test_every_format_ingested_with_metadata(tmp_path: Path, embedder: Any) -> N
     index.close()
 
 
+def _vectors_in_order(index: Any) -> list[Any]:
+    (row,) = index.catalog.documents()
+    ids = [f"{row.generation}-{i}" for i in range(row.chunks)]
+    found = index.vectors.vectors(ids, index.catalog.visible_partitions(None, None))
+    return [found[i] for i in ids]
+
+
+def test_an_edited_file_embeds_only_its_changed_chunks(tmp_path: Path, embedder: Any) -> None:
+    from kit.documents.index import open_index
+    from kit.documents.ingest import ingest, no_scan
+    from kit.documents.retrieve import search
+
+    settings = settings_with(tmp_path)
+    doc = write(tmp_path / "guide.md", "# Guide\n\n## Accueil\n\nL'accueil ouvre à 8 heures.\n\n## Badges\n\n"
+                "Les badges perdus sont refaits par la sûreté.\n\n## Courrier\n\nLe courrier part à 16 heures.\n")
+    index = open_index(settings)
+    embedded: list[str] = []
+    passages = index.embedder.passages
+
+    def spy(texts: list[str], threads: int | None = None) -> Any:
+        embedded.extend(texts)
+        return passages(texts, threads)
+
+    index.embedder.passages = spy  # type: ignore[method-assign]
+    try:
+        assert ingest([doc], ["staff"], settings=settings, scan=no_scan, index=index).chunks == 3
+        first = _vectors_in_order(index)
+        write(doc, doc.read_text(encoding="utf-8").replace("16 heures", "17 heures 30"))
+        embedded.clear()
+        assert ingest([doc], ["staff"], settings=settings, scan=no_scan, index=index).chunks == 3
+    finally:
+        del index.embedder.passages
+    assert embedded == ["Guide > Courrier\nLe courrier part à 17 heures 30."]  # the two others kept their vectors
+    again = _vectors_in_order(index)
+    drift = [float(abs(a - b).max()) for a, b in zip(again, first, strict=True)]
+    assert drift[0] < 1e-6 and drift[1] < 1e-6 and drift[2] > 1e-3  # stored vectors kept, the edited one new
+    assert search("à quelle heure part le courrier", 1, ["staff"], index=index)[0].text.endswith("17 heures 30.")
+    assert search("badge perdu", 1, ["staff"], index=index)[0].text.startswith("Les badges perdus")
+    index.close()
+
+
 def test_unchanged_file_skipped_changed_file_replaced(tmp_path: Path, embedder: Any) -> None:
     from kit.documents.index import open_index
     from kit.documents.ingest import ingest, no_scan, remove

