@@ -47,6 +47,11 @@ class PromptCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def held(self) -> int:
+        """Host memory held: the states kept, and the spare buffers for the next ones."""
+        return self.used + self.buffers.free_bytes
+
     def holds(self, tokens: list[int]) -> bool:
         """Whether an entry already holds ``tokens`` (they are the whole entry or its beginning): saving
         them again would copy the same cells (a conversation asked again, an answer given again)."""

@@ -3,10 +3,9 @@
 One llama.cpp context holds ``parallel`` sequences (``n_seq_max``). A scheduler thread runs the
 loop: admit waiting requests into free sequences, build one ``llama_batch`` holding the next token
 of every generating sequence plus a chunk of the prompts still being read, decode it once, sample
-each sequence with its own sampler (:mod:`kit.engine.sampling`), stream the text out. New requests join between
-steps, taking the free sequence, or the state in the host-memory prompt cache (:mod:`kit.engine.cache`),
-that already holds the longest beginning of their prompt.
-"""
+each sequence with its own sampler (:mod:`kit.engine.sampling`), stream the text out. New requests join
+between steps, taking the free sequence, or the state in the host-memory prompt cache
+(:mod:`kit.engine.cache`), that already holds the longest beginning of their prompt."""
 
 from __future__ import annotations
 
@@ -113,8 +112,7 @@ class LlamaEngine(BaseEngine):
         with self._cv:
             self._stats.active = sum(s is not None for s in self._slots)
             self._stats.queued = len(self._waiting)
-            if self._cache is not None:
-                self._stats.prompt_cache_bytes = self._cache.used + self._cache.buffers.free_bytes
+            self._stats.prompt_cache_bytes = self._cache.held if self._cache is not None else 0
             return EngineStats(**vars(self._stats))
 
     def is_ready(self) -> bool:
