@@ -2,7 +2,7 @@
 
 What staff send once documents are in: a system prompt, excerpts and a question, some 1,500 tokens, for
 answers of about 150 tokens. The labelled documents are cut at their articles, into excerpts of about 215
-tokens: the search quotes six of them (``top_k``, set in the started kit as ``rag.top_k``), about 1,450
+tokens: the search quotes six of them (``top_k``, set in the started kit as ``rag.top_k``), about 1,525
 tokens with the system prompt, the rules and the question. Half of the requests are follow-ups on the
 same documents: after each question, another question on the excerpts its answer cited ("Y a-t-il des
 exceptions ?", "Who should I contact?"), sent with ``"kit": {"sources": [...]}`` (the excerpts named
@@ -45,7 +45,7 @@ class RagLoad:
     """The requests of the load, in the order they are sent, for kit and for a server without documents."""
 
     questions: list[tuple[str, str]]  # (language, question as sent)
-    top_k: int = 6  # the articles of these documents make excerpts of ~215 tokens: six give ~1,450 tokens
+    top_k: int = 6  # the articles of these documents make excerpts of ~215 tokens: six give ~1,525 in all
     chunk_size: int = 1000  # characters per excerpt at ingest: some 250 tokens of French or English
     final: list[list[dict[str, str]]] = field(default_factory=list)  # filled once kit answers
     excerpts: list[list[str]] = field(default_factory=list)  # ids of each request's excerpts
