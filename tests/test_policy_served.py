@@ -11,7 +11,6 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -149,44 +148,3 @@ def test_remote_engine_behind_the_gateway(model_store: Path, tmp_path: Path) -> 
     cfg = yaml.safe_load((tmp_path / "front.yaml").read_text())
     assert cfg["server"]["engine_url"].startswith("http://127.0.0.1")
 
-
-def _response(conn: Any) -> bytes:
-    """One whole HTTP/1.1 response read from a socket (headers, then Content-Length bytes of body); b"" when the
-    server closed the connection first."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        part = conn.recv(65536)
-        if not part:
-            return data
-        data += part
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"content-length:")), 0)
-    while len(body) < length:
-        part = conn.recv(65536)
-        if not part:
-            break
-        body += part
-    return head + b"\r\n\r\n" + body
-
-
-def test_idle_connection_stays_open_longer_than_a_proxys(model_store: Path, tmp_path: Path) -> None:
-    """A client (or a reverse proxy) that sends its next request on a connection idle for a few seconds gets its
-    answer: the server does not close it under the client (uvicorn's own default is 5 s; a proxy's idle time is
-    60 s for most)."""
-    import socket
-
-    home = install_model(model_store, tmp_path / "home")
-    proc, url = _serve(home, write_config(tmp_path / "kit.yaml"))
-    try:
-        port = int(url.rsplit(":", 1)[1])
-        request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: keep-alive\r\n\r\n".encode()
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-            for pause in (0, 7):
-                time.sleep(pause)
-                conn.sendall(request)
-                answer = _response(conn)
-                assert answer.startswith(b"HTTP/1.1 200") and b'"status":"ok"' in answer, (pause, answer[:120])
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=30)
