@@ -13,6 +13,7 @@ from kit.bench import ragload
 
 
 def test_rag_load_pairs_each_question_with_a_follow_up() -> None:
+    assert len(ragload.make_load().questions) == 160  # every labelled question once, with its follow-up
     load = ragload.make_load(9)
     assert len(load.questions) == 9
     for i in range(1, 9, 2):
@@ -23,8 +24,8 @@ def test_rag_load_pairs_each_question_with_a_follow_up() -> None:
     prompts = load.kit_prompts()
     assert prompts[0][0] == {"role": "system", "content": ragload.SYSTEM[load.questions[0][0]]}
     assert prompts[3][1] == {"role": "user", "content": load.questions[3][1]}
-    load.excerpts = [["a:1", "b:2"], ["a:1", "b:2"], ["c:0"], ["d:0"]]
-    assert load.shared() == 0.5
+    load.excerpts = [["a:1", "b:2"], ["a:1", "b:2"], ["c:0"], ["d:0"], [], []]
+    assert load.shared() == 0.5 and load.unanswered() == 1
     # a question is searched; its follow-up names the question's excerpts, as the first answer's sources give them
     bodies = load.kit_bodies()
     assert bodies[0] == bodies[2] == {"kit": {"documents": True}}
@@ -73,5 +74,57 @@ def test_rag_serving_gives_llama_server_the_prompts_kit_builds(tmp_path: Path) -
     assert kit["total_input_tokens"] > 4 * 400  # a system prompt, excerpts and a question (alone: ~60 tokens)
     assert abs(kit["total_input_tokens"] - reference["total_input_tokens"]) <= 0.02 * kit["total_input_tokens"]
     rag = data["rag_load"]
-    assert rag["requests"] == 4 and all(n >= 1 for n in rag["excerpts_per_request"])
+    # every labelled question once but those the search finds nothing for (left out with their follow-ups)
+    assert rag["questions_without_excerpts"] <= 16
+    assert rag["requests"] == len(rag["excerpts_per_request"]) == 160 - 2 * rag["questions_without_excerpts"]
+    assert all(n >= 1 for n in rag["excerpts_per_request"])
     assert rag["follow_ups_sharing_excerpts"] == 1.0  # every follow-up on its question's excerpts
+
+
+def test_fresh_passes_send_the_next_prompts_to_every_target_alike() -> None:
+    """With ``fresh`` (the RAG load), each pass takes the prompts after the previous pass's, so no round finds its
+    prompts cached from the round before; in one round every target gets the same ones, a question and its
+    follow-up stay in one pass. The server is a recorder on 127.0.0.1: what is measured here is which prompts the
+    bench sends, not a model."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    from kit.bench.rounds import run_rounds
+    from kit.bench.serving import ServingConfig, Target
+    from tests.helpers import serve_app
+
+    seen: list[tuple[str, str]] = []
+
+    async def models(request: Request) -> Response:
+        return JSONResponse({"data": [{"id": "m"}]})
+
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        seen.append((request.headers["x-target"], body["messages"][-1]["content"]))
+        chunks = ['{"choices":[{"delta":{"content":"ok"}}]}', '{"choices":[{"delta":{},"finish_reason":"stop"}]}']
+        return StreamingResponse(iter([f"data: {c}\n\n" for c in chunks] + ["data: [DONE]\n\n"]),
+                                 media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/v1/models", models), Route("/v1/chat/completions", chat, methods=["POST"])])
+    url, stop = serve_app(app)
+    try:
+        prompts = [[{"role": "user", "content": f"p{i}"}] for i in range(40)]
+        targets = [Target(name=n, url=url, headers={"X-Target": n}) for n in ("a", "b")]
+        for fresh in (True, False):
+            seen.clear()
+            config = ServingConfig(concurrency=[1, 2], requests=3, max_tokens=4, prompts_file="-", prompts=40,
+                                   sampling={}, rounds=2, fresh=fresh)
+            run = run_rounds(list(targets), config, prompts)
+            assert all(r.completion_rate == 1.0 for r in run.results)
+            for name in ("a", "b"):
+                sent = [p for t, p in seen if t == name]
+                if fresh:  # cold pass (2 at 2 streams), then 4 passes of 3, each starting on a pair
+                    assert sent[:2] == ["p0", "p1"] and sorted(sent[2:5]) == ["p2", "p3", "p4"]
+                    assert sorted(sent[5:8]) == ["p6", "p7", "p8"] and len(set(sent)) == len(sent) == 14
+                else:
+                    assert set(sent) == {"p0", "p1", "p2"}
+            assert sorted(p for t, p in seen if t == "a") == sorted(p for t, p in seen if t == "b")
+    finally:
+        stop()

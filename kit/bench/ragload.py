@@ -14,8 +14,11 @@ kit gets the questions as a user sends them, with ``"kit": {"documents": true}``
 personal-data policy to the excerpts and quotes them. llama-server gets the same final prompts: the
 excerpts kit's own search endpoint returns for each question (``POST /v1/documents/search``, the same search
 and policy), quoted by the same code (:mod:`kit.documents.prompt`). Only the delimiters' tag differs (a
-keyed hash, whose key each process draws). The run records the share of follow-ups that share their
-question's excerpts (``shared``: 1.0 unless the search found nothing) and the prompts' length.
+keyed hash, whose key each process draws). Those prompts are built by another kit on the same index, stopped
+before the measured one starts: the measured kit meets every question and every excerpt for the first time.
+Every labelled question is asked once (those the search finds nothing for are left out), and each pass sends
+the next ones (``ServingConfig.fresh``), so no round finds its prompts cached from the round before. The run
+records the share of follow-ups that share their question's excerpts (``shared``: 1.0) and the prompts' length.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class RagLoad:
     chunk_size: int = 1000  # characters per excerpt at ingest: some 250 tokens of French or English
     final: list[list[dict[str, str]]] = field(default_factory=list)  # filled once kit answers
     excerpts: list[list[str]] = field(default_factory=list)  # ids of each request's excerpts
+    dropped: int = 0  # questions left out: the search found no excerpt for them (see ``final_prompts``)
     docs: Path = field(default_factory=lambda: data_dir() / "rag" / "docs")
 
     def kit_prompts(self) -> list[list[dict[str, str]]]:
@@ -64,19 +68,28 @@ class RagLoad:
         return bodies
 
     def shared(self) -> float:
-        """The share of follow-ups (odd requests) whose excerpts are those of the question before them."""
-        pairs = [(self.excerpts[i - 1], self.excerpts[i]) for i in range(1, len(self.excerpts), 2)]
-        return round(sum(1 for a, b in pairs if a and a == b) / len(pairs), 3) if pairs else 0.0
+        """The share of follow-ups (odd requests) whose excerpts are those of the question before them, among the
+        questions for which the search found excerpts (see ``unanswered``)."""
+        ex = self.excerpts
+        pairs = [(ex[i - 1], ex[i]) for i in range(1, len(ex), 2) if ex[i - 1]]
+        return round(sum(1 for a, b in pairs if a == b) / len(pairs), 3) if pairs else 0.0
+
+    def unanswered(self) -> int:
+        """Questions (even requests) for which the search found no excerpt above its relevance floor: their prompts
+        carry the "no source found" notice instead of excerpts, on both servers alike."""
+        return sum(1 for found in self.excerpts[::2] if not found)
 
     def describe(self) -> dict[str, Any]:
         return {"requests": len(self.questions), "top_k": self.top_k, "follow_ups_sharing_excerpts": self.shared(),
+                "questions_without_excerpts": self.dropped,
                 "excerpts_per_request": [len(e) for e in self.excerpts],
                 "prompt_chars": [sum(len(m["content"]) for m in p) for p in self.final]}
 
 
-def make_load(requests: int, seed: int = 0, top_k: int = 6) -> RagLoad:
-    """``requests`` questions: pairs of a labelled question and its follow-up, the questions in a fixed random
-    order (answerable ones only: those labelled with a document)."""
+def make_load(requests: int | None = None, seed: int = 0, top_k: int = 6) -> RagLoad:
+    """``requests`` questions (default: each labelled question once, with its follow-up): pairs of a labelled
+    question and its follow-up, the questions in a fixed random order (answerable ones only: those labelled with
+    a document)."""
     path = data_dir() / "rag" / "questions.jsonl"
     try:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -85,6 +98,7 @@ def make_load(requests: int, seed: int = 0, top_k: int = 6) -> RagLoad:
     labelled = [r for r in rows if r.get("doc")]
     random.Random(seed).shuffle(labelled)
     questions: list[tuple[str, str]] = []
+    requests = 2 * len(labelled) if requests is None else requests
     for i in range((requests + 1) // 2):
         row = labelled[i % len(labelled)]
         lang = "en" if row.get("lang") == "en" else "fr"
@@ -113,7 +127,10 @@ def flatten(docs: Path, dest: Path, per_file: int = 2) -> Path:
 
 
 def ingest(load: RagLoad, env: dict[str, str]) -> None:
-    """Put the documents in the index of the kit about to start (visible to every user)."""
+    """Put the documents in the index of the kit about to start (visible to every user), then build the final
+    prompts with another kit on that index, stopped before the measured one starts: the measured kit meets each
+    question and each excerpt for the first time, as a gateway does with staff's questions (nothing it remembers
+    from these searches, such as the excerpts' personal-data scans, helps it)."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="kit-rag-load-") as tmp:
@@ -123,11 +140,20 @@ def ingest(load: RagLoad, env: dict[str, str]) -> None:
                               capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         raise ServerStartError(f"the documents could not be ingested for the RAG load: {done.stderr[-800:]}")
+    from kit.bench import servers
+
+    port = servers.free_port()
+    argv = [sys.executable, "-m", "kit.cli", "serve", "--port", str(port), "--parallel", "1", "--ctx", "2048"]
+    headers = {"X-Kit-User": "bench"}
+    with servers.running(argv, "kit-prompts", port, env, headers) as helper:
+        servers.acknowledge(helper.url, headers, Path(env["KIT_CONFIG"]))
+        final_prompts(load, helper)
 
 
 def final_prompts(load: RagLoad, kit: Target, default_language: str = "fr") -> None:
     """Each request's final prompt as kit builds it, from kit's own search of its documents (the language of the
-    quoting as the gateway guesses it, else ``ui.default_language``)."""
+    quoting as the gateway guesses it, else ``ui.default_language``). A question the search finds no excerpt
+    for (below its relevance floor) is left out with its follow-up: its prompt would be a tenth of the load's."""
     import httpx
 
     from kit.documents.prompt import render, with_documents
@@ -153,13 +179,19 @@ def final_prompts(load: RagLoad, kit: Target, default_language: str = "fr") -> N
         context = render(results, "en" if guessed == "en" else "fr", len(withheld), blocked)
         load.final.append(with_documents(messages, context))
         load.excerpts.append([f"{x.document_id}:{x.chunk_index}" for x in results])
+    load.dropped = load.unanswered()
+    kept = [i + j for i in range(0, len(load.questions), 2) if load.excerpts[i] for j in (0, 1)
+            if i + j < len(load.questions)]  # the pairs whose question finds excerpts: prompts of the load's length
+    load.questions = [load.questions[i] for i in kept]
+    load.final = [load.final[i] for i in kept]
+    load.excerpts = [load.excerpts[i] for i in kept]
 
 
 def for_kit(load: RagLoad) -> Any:
-    """The ``ready`` hook of the started kit: its requests, then the final prompts for the other servers."""
+    """The ``ready`` hook of the started kit: its requests (the final prompts for the other servers were built
+    before it started, see :func:`ingest`)."""
     def ready(target: Target) -> None:
         target.prompts = load.kit_prompts()
-        final_prompts(load, target)
         target.bodies = load.kit_bodies()
     return ready
 

@@ -70,6 +70,7 @@ def run_rounds(sources: list[TargetSource], config: ServingConfig, prompts: list
             rank = {t.name: i for i, t in enumerate(targets)}
             return sorted(results, key=lambda r: (rank[r.target], r.phase != "cold", r.concurrency))
 
+        first = config.next_first(0, top)  # with ``fresh``: every pass its own prompts, both targets the same ones
         for level in config.concurrency:
             passes: dict[str, list[Pass]] = {t.name: [] for t in targets}
             figures: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
@@ -78,13 +79,14 @@ def run_rounds(sources: list[TargetSource], config: ServingConfig, prompts: list
                 for place, t in enumerate(turns(targets, r), 1):
                     one = asyncio.run(measure_pass(
                         t, level, requests, config.max_tokens, prompts, config.timeout_s, meter, progress,
-                        f"{t.name} c={level} round {r + 1}/{config.rounds}"))
+                        f"{t.name} c={level} round {r + 1}/{config.rounds}", first))
                     passes[t.name].append(one)
                     row = summarise(t.name, "measured", level, one.records, one.duration_s)
                     figures[t.name].append({
                         "round": r + 1, "place": place, "requests": row.requests, "completed": row.completed,
                         "output_throughput": row.output_throughput, "ttft_p50_ms": row.ttft_ms.p50,
                         "ttft_p95_ms": row.ttft_ms.p95, "duration_s": row.duration_s})
+                first = config.next_first(first, requests)
             for t in targets:
                 row = level_result(t.name, "measured", level, passes[t.name])
                 row.rounds, row.per_round = config.rounds, figures[t.name]

@@ -71,6 +71,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
+def running(argv: list[str], name: str, port: int, env: dict[str, str],
+            headers: dict[str, str] | None = None) -> contextlib.AbstractContextManager[Target]:
+    """A server started for a moment (``argv`` listening on ``port``), stopped when the block ends."""
+    return _process(argv, name, port, ("/health",), env=env, headers=headers)
+
+
 @contextlib.contextmanager
 def _process(argv: list[str], name: str, port: int, paths: tuple[str, ...], env: dict[str, str] | None = None,
              timeout: float = 300, note: str = "", headers: dict[str, str] | None = None) -> Iterator[Target]:
@@ -220,7 +226,7 @@ def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[
         with _process(argv, name, port, ("/health",), env=environ, note=note,
                       headers=headers) as target:
             if command == "serve":
-                _acknowledge(target.url, headers, cfg)
+                acknowledge(target.url, headers, cfg)
             if ready:
                 ready(target)
             yield target
@@ -228,7 +234,7 @@ def kit_server(model: Path, threads: int, parallel: int, ctx: int, config: dict[
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _acknowledge(url: str, headers: dict[str, str], cfg: Path) -> None:
+def acknowledge(url: str, headers: dict[str, str], cfg: Path) -> None:
     import httpx
 
     from kit.config import load_settings

@@ -133,9 +133,15 @@ class ServingConfig:
     sampling: dict[str, Any]
     timeout_s: float = 600.0
     rounds: int = 1  # passes per level and target; above 1 the targets run together and take turns
+    fresh: bool = False  # each pass takes the prompts after the last pass's (the RAG load), not the first again
 
     def requests_at(self, concurrency: int) -> int:
         return self.requests if self.requests else max(8, 4 * concurrency)
+
+    def next_first(self, first: int, sent: int) -> int:
+        """Where the pass after one of ``sent`` requests from ``first`` starts: the same place, or with ``fresh``
+        the next pair of prompts (a question and its follow-up stay together)."""
+        return first + sent + sent % 2 if self.fresh else 0
 
 
 @dataclass
@@ -308,16 +314,16 @@ class Pass:
 
 async def measure_pass(target: Target, concurrency: int, requests: int, max_tokens: int,
                        prompts: list[list[dict[str, str]]], timeout: float, meter: EnergyMeter,
-                       progress: Progress | None, label: str) -> Pass:
+                       progress: Progress | None, label: str, first: int = 0) -> Pass:
     """``requests`` streamed chats, ``concurrency`` at a time (closed loop: each stream sends its next
-    request when its answer ends), prompts taken in order."""
+    request when its answer ends), prompts taken in order from the ``first`` (the list read as a ring)."""
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency + 2, max_keepalive_connections=concurrency + 2)
     async with httpx.AsyncClient(timeout=timeout, limits=limits) as client:
         model = await model_id(client, target)
         prompts = target.prompts or prompts
-        queue = list(range(requests))
+        queue = list(range(first, first + requests))
         records: list[RequestRecord] = []
 
         async def worker() -> None:
@@ -351,9 +357,9 @@ def level_result(target: str, phase: str, concurrency: int, passes: list[Pass]) 
 
 async def measure_level(target: Target, phase: str, concurrency: int, requests: int, max_tokens: int,
                         prompts: list[list[dict[str, str]]], timeout: float, meter: EnergyMeter,
-                        progress: Progress | None) -> LevelResult:
+                        progress: Progress | None, first: int = 0) -> LevelResult:
     one = await measure_pass(target, concurrency, requests, max_tokens, prompts, timeout, meter, progress,
-                             f"{target.name} {phase} c={concurrency}")
+                             f"{target.name} {phase} c={concurrency}", first)
     return level_result(target.name, phase, concurrency, [one])
 
 
@@ -364,9 +370,11 @@ def run_target(target: Target, config: ServingConfig, prompts: list[list[dict[st
     top = max(config.concurrency)
     out = [asyncio.run(measure_level(target, "cold", top, top, config.max_tokens, prompts, config.timeout_s, meter,
                               progress))]
+    first = config.next_first(0, top)
     for c in config.concurrency:
         out.append(asyncio.run(measure_level(target, "measured", c, config.requests_at(c), config.max_tokens, prompts,
-                                      config.timeout_s, meter, progress)))
+                                      config.timeout_s, meter, progress, first)))
+        first = config.next_first(first, config.requests_at(c))
     return out
 
 

@@ -75,10 +75,14 @@ def _rag(rag: bool, start_kit: bool, config: Any) -> tuple[Any, dict[str, Any], 
     if not start_kit:
         raise UsageError("--rag needs --kit: kit's document search gives the prompts every server gets.")
     from kit.bench import ragload
+    from kit.config.sections import Server
 
-    load = ragload.make_load(max(config.requests_at(c) for c in config.concurrency))
+    load = ragload.make_load()  # every labelled question once, each pass the next ones (``fresh``)
+    config.fresh = True
+    # llama-server keeps as much host memory of prompt states as the started kit (``server.prompt_cache_mb``)
+    cache_mb = str(Server().prompt_cache_mb)
     return (load, {"prepare": partial(ragload.ingest, load), "ready": ragload.for_kit(load)},
-            {"args": ("--cache-reuse", "256"), "ready": ragload.for_reference(load)})
+            {"args": ("--cache-reuse", "256", "--cache-ram", cache_mb), "ready": ragload.for_reference(load)})
 
 
 def _ints(text: str) -> list[int]:

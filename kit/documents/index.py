@@ -29,6 +29,7 @@ from kit.config import Settings
 from kit.documents.embed import Embedder, Identity, get_embedder
 from kit.documents.embedders import EmbedderEntry, find_embedder
 from kit.documents.lexicon import Lexicon
+from kit.documents.scans import ScanStore
 from kit.documents.store import Catalog
 from kit.documents.synonyms import load_synonyms, synonyms_path
 from kit.documents.vectors import VectorIndex
@@ -58,6 +59,7 @@ class DocIndex:
         self.settings = settings
         self.home = Path(home) if home is not None else settings.home
         self.catalog = Catalog(self.home / "docs.db")
+        self.scans = ScanStore(self.home / "docs.db")  # the excerpts' personal-data findings (kit.documents.scans)
         self._vectors: VectorIndex | None = None
         self._embedder: Embedder | None = None
         self._lexicon: Lexicon | None = None
@@ -171,6 +173,7 @@ class DocIndex:
     def close(self) -> None:
         if self._lexicon is not None:
             self._lexicon.close()
+        self.scans.close()
         self.catalog.close()
 
 

@@ -42,6 +42,7 @@ from kit.documents.embed import bulk_threads
 from kit.documents.index import DocIndex, open_index
 from kit.documents.parsers import Section, parse, supported
 from kit.documents.register import RegisterEntry
+from kit.documents.scans import keep_scans
 from kit.documents.store import PUBLIC, DocumentRow
 from kit.documents.text import index_terms
 from kit.documents.vectors import GROUP_PREFIX, chunk_id, partition
@@ -181,8 +182,9 @@ def _mask(text: str, findings: Sequence[FindingLike]) -> str:
     return "".join(parts) + text[cursor:]
 
 
-def _scan(sections: list[Section], scan: Scanner, settings: Settings) -> tuple[dict[str, int], list[Section]]:
-    """Counts per personal-data category, and the sections with those findings masked."""
+def _scan(sections: list[Section], scan: Scanner,
+          settings: Settings) -> tuple[dict[str, int], list[Section], Sequence[Sequence[FindingLike]]]:
+    """Counts per personal-data category, the sections with those findings masked, and every finding of each."""
     policy = settings.policy
     counts: dict[str, int] = {}
     masked = []
@@ -194,7 +196,7 @@ def _scan(sections: list[Section], scan: Scanner, settings: Settings) -> tuple[d
         for f in found:
             counts[f.type] = counts.get(f.type, 0) + 1
         masked.append(Section(_mask(section.text, found), section.page, section.heading) if found else section)
-    return dict(sorted(counts.items())), masked
+    return dict(sorted(counts.items())), masked, results
 
 
 def _context(piece: Piece, title: str) -> str:
@@ -294,7 +296,7 @@ def _ingest_file(index: DocIndex, path: Path, source: str, key: str, groups: lis
         report.skipped.append(source)
         return
     sections = parse(path)
-    counts, masked = _scan(sections, scan, settings)
+    counts, masked, findings = _scan(sections, scan, settings)
     if counts:
         report.pii[source] = counts
     action = settings.rag.pii_action
@@ -305,6 +307,8 @@ def _ingest_file(index: DocIndex, path: Path, source: str, key: str, groups: lis
         return
     pieces = chunk_sections(masked if action == "mask" else sections, settings.rag.chunk_size,
                             settings.rag.chunk_overlap)
+    if isinstance(scan, _DetectorScan) and settings.policy.pii_detection:
+        keep_scans(index.scans, pieces, source, [] if action == "mask" else list(zip(sections, findings, strict=True)))
     write_document(index, new_row(source, collection, groups, sha256, size, counts, key), pieces,
                    re.sub(r"[_\-.]+", " ", Path(source).stem))
     report.files += 1

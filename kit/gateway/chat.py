@@ -4,6 +4,7 @@ limits, personal data, documents, then the engine and the response (whole or str
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -124,7 +125,9 @@ class Completions:
         ctx, metrics = self.ctx, self.ctx.metrics
         started = time.perf_counter()
         outcome = ctx.gate.apply_pii_remembered(messages, ident)  # all scanned before: no thread hop
+        early = None
         if outcome is None:  # a scan in a worker thread: the engine does not wait for this request
+            early = self.early_retrieve(ident, body, messages)  # the document search meanwhile
             outcome = await gather.in_thread(ctx.gate.apply_pii, messages, ident)
         action = "chat" if raw_prompt is None else "completion"
         if outcome.blocked:
@@ -138,7 +141,7 @@ class Completions:
         files = await self.files.resolve(ident, body) if isinstance(body, ChatRequest) else []
         if isinstance(body, ChatRequest) and body.kit is not None and body.kit.task:
             return await self.task(request, ident, body, outcome, files, gens, close, started)
-        docs = await self.retrieve(ident, body, outcome)
+        docs = await self.retrieve(ident, body, outcome, early if outcome.messages == messages else None)
         sent = outcome
         if docs is not None:  # the excerpts go to the model as quoted material; history and audit keep the question
             outcome = with_excerpts(outcome, docs.personal_data)  # their categories too: response and audit row
@@ -242,10 +245,26 @@ class Completions:
         await run_in_threadpool(finish, [text], ended(gens))
         return JSONResponse(response(rid, body, gens[-1:], [text], meta, True))
 
-    async def retrieve(self, ident: Identity, body: ChatRequest | CompletionRequest,
-                       outcome: ChatOutcome) -> DocumentContext | None:
+    def early_retrieve(self, ident: Identity, body: ChatRequest | CompletionRequest,
+                       messages: list[dict[str, Any]]) -> asyncio.Task[DocumentContext | None] | None:
+        """The document search of a request that asked for documents, started on its messages as sent while the
+        personal-data scan of those messages runs: its answer is used when the policy leaves the messages as they
+        are (nothing masked), and the search is made again on the masked ones otherwise; a blocked request drops
+        it. The question never leaves the process either way: the search runs here."""
+        options = getattr(body, "kit", None)
+        if options is None or not (options.documents or options.sources):
+            return None
+        task = asyncio.ensure_future(self.retrieve(ident, body, ChatOutcome(messages=list(messages))))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # a dropped search's error is not reported
+        return task
+
+    async def retrieve(self, ident: Identity, body: ChatRequest | CompletionRequest, outcome: ChatOutcome,
+                       early: asyncio.Task[DocumentContext | None] | None = None) -> DocumentContext | None:
         """For `"kit": {"documents": true}`: the excerpts for the last user message that the caller's groups
-        may see, as a quoted block; None when the request did not ask for documents."""
+        may see, as a quoted block; None when the request did not ask for documents. ``early``: the same search,
+        started before the scan on the same messages (see :meth:`early_retrieve`)."""
+        if early is not None:
+            return await early
         options = getattr(body, "kit", None)
         if options is None or not (options.documents or options.sources):
             return None

@@ -52,7 +52,7 @@ class Documents:
         if not results:
             results = search(question, self.ctx.settings.rag.top_k, self.groups(ident), collection,
                              self.ctx.settings, index=self.index(), context=before)
-        policed = police(self.ctx.gate, results)
+        policed = police(self.ctx.gate, results, self.index().scans)
         lang = guess_language(question) or self.ctx.settings.ui.default_language
         found = render(policed.results, "en" if lang == "en" else "fr", len(policed.withheld), policed.blocked)
         found.personal_data = policed.to_dict()
@@ -71,7 +71,7 @@ class Documents:
         personal-data policy, and ``personal_data`` saying what it found and withheld."""
         started = time.perf_counter()
         results = search(query, k, self.groups(ident), collection, self.ctx.settings, index=self.index())
-        policed = police(self.ctx.gate, results)
+        policed = police(self.ctx.gate, results, self.index().scans)
         return {"results": [r.to_dict() for r in policed.results], "seconds": round(time.perf_counter() - started, 4),
                 "personal_data": policed.to_dict()}
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from kit.documents.retrieve import SearchResult
 from kit.rules.policy import ChatOutcome, Gate
+from kit.rules.privacy.detector import ScanStore
 
 
 @dataclass
@@ -39,10 +40,11 @@ class Policed:
                 "warned": self.warned, "blocked": self.blocked, "withheld": self.withheld}
 
 
-def police(gate: Gate, results: Sequence[SearchResult]) -> Policed:
-    """Apply the policy to each excerpt's text, heading and source name (see the module docstring)."""
+def police(gate: Gate, results: Sequence[SearchResult], store: ScanStore | None = None) -> Policed:
+    """Apply the policy to each excerpt's text, heading and source name (see the module docstring); ``store``: the
+    findings the index keeps of its excerpts (:mod:`kit.documents.scans`: scanned at ingest, not at every chat)."""
     texts = [t for r in results for t in (r.heading, r.text, r.source)]
-    outcomes = gate.apply_pii_texts(texts) if texts else []
+    outcomes = gate.apply_pii_texts(texts, store) if texts else []
     if outcomes is None:  # detection turned off: nothing scanned, nothing changed
         return Policed(list(results))
     out = Policed([])

@@ -16,6 +16,7 @@ from kit.storage.keys import find_key, key_user, list_keys
 
 if TYPE_CHECKING:
     from kit.rules.privacy import Finding, PolicyOutcome
+    from kit.rules.privacy.detector import ScanStore
     from kit.storage.state import GatewayState
 
 Role = Literal["user", "admin", "auditor", "service"]
@@ -235,17 +236,18 @@ class Gate:
         out.categories.sort()
         return out
 
-    def apply_pii_texts(self, texts: list[str]) -> list[PolicyOutcome] | None:
+    def apply_pii_texts(self, texts: list[str], store: ScanStore | None = None) -> list[PolicyOutcome] | None:
         """The configured action of each category found in each text that is not a message (a document excerpt,
         its heading), as for a message; the placeholders are numbered over all the texts together, so that one
-        value has one placeholder across the excerpts of a request. None when detection is turned off."""
+        value has one placeholder across the excerpts of a request. ``store``: findings kept from earlier scans
+        (the document index keeps its excerpts'). None when detection is turned off."""
         if not self.settings.policy.pii_detection:
             return None
         import dataclasses
 
         from kit.rules.privacy import get_detector
 
-        found = get_detector().scan_cached_many(texts)
+        found = get_detector().scan_cached_many(texts, store)
         outcomes = [self.pii_policy(text, findings) for text, findings in zip(texts, found, strict=True)]
         # one numbering of the placeholders over all the texts: [IBAN_CODE_1] is the same value wherever it shows
         joined, shifted, offset = _SEPARATOR.join(texts), [], 0

@@ -50,8 +50,11 @@ import itertools
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, get_args
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, Protocol, get_args
 
 from kit.errors import KitError, UsageError
 from kit.rules.privacy import forms
@@ -178,6 +181,16 @@ def _chunks(text: str, size: int | None = None) -> list[tuple[int, str]]:
     return pieces
 
 
+Spans = list[tuple[str, int, int, float]]  # a text's findings as remembered: type, start, end, score
+
+
+class ScanStore(Protocol):
+    """Findings kept outside the process (the document index keeps its excerpts', see kit.documents.scans)."""
+
+    def recall(self, detector: str, keys: Sequence[bytes]) -> dict[bytes, Spans]: ...
+    def keep(self, detector: str, found: dict[bytes, Spans]) -> None: ...
+
+
 class Detector:
     """Finds personal data in a text. Loading takes seconds; share one instance (see
     :func:`get_detector`). ``scan`` may be called from several threads: they share the spaCy
@@ -190,6 +203,15 @@ class Detector:
                                             max_chars=CHUNK_CHARS)
         self._memo: OrderedDict[bytes, list[tuple[str, int, int, float]]] = OrderedDict()
         self._memo_lock = threading.Lock()
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """What decides the findings: the code of the rules (this package's modules) and the spaCy pipeline with
+        its version. A kept scan (:class:`ScanStore`) holds for this fingerprint only."""
+        digest = hashlib.sha256(f"{self.model_name}:{self._nlp.meta.get('version', '')}".encode())
+        for path in sorted(Path(__file__).parent.glob("*.py")):
+            digest.update(path.read_bytes())
+        return digest.hexdigest()[:24]
 
     @property
     def nlp(self) -> Any:
@@ -236,18 +258,28 @@ class Detector:
         known = self._recall(keys)
         return _from_memo(texts, keys, known) if len(known) == len(set(keys)) else None
 
-    def scan_cached_many(self, texts: list[str]) -> list[list[Finding]]:
-        """``scan_cached`` of each text; the texts not remembered are scanned together (``scan_many``)."""
+    def scan_cached_many(self, texts: list[str], store: ScanStore | None = None) -> list[list[Finding]]:
+        """``scan_cached`` of each text; the texts not remembered are looked up in ``store`` when given (findings
+        kept by an earlier scan, another process's included), the others are scanned together (``scan_many``) and
+        kept there."""
         keys = _memo_keys(texts)
         known = self._recall(keys)
         todo = {key: text for key, text in zip(keys, texts, strict=True) if key not in known}
+        kept = store.recall(self.fingerprint, list(todo)) if store is not None and todo else {}
+        scanned = {key: text for key, text in todo.items() if key not in kept}
+        fresh: dict[bytes, Spans] = {}
+        if scanned:
+            found = self.scan_many(list(scanned.values()))
+            fresh = {key: [(f.type, f.start, f.end, f.score) for f in findings]
+                     for key, findings in zip(scanned, found, strict=True)}
         if todo:
-            found = self.scan_many(list(todo.values()))
             with self._memo_lock:
-                for key, findings in zip(todo, found, strict=True):
-                    known[key] = self._memo[key] = [(f.type, f.start, f.end, f.score) for f in findings]
+                for key, spans in (kept | fresh).items():
+                    known[key] = self._memo[key] = spans
                 while len(self._memo) > MEMO_SIZE:
                     self._memo.popitem(last=False)
+        if store is not None and fresh:
+            store.keep(self.fingerprint, fresh)
         return _from_memo(texts, keys, known)
 
     def _recall(self, keys: list[bytes]) -> dict[bytes, list[tuple[str, int, int, float]]]:
@@ -282,6 +314,11 @@ def _on_original(text: str, view: forms.View, chosen: list[rec.Candidate]) -> li
             continue
         out.append(Finding(c.type, start, end, text[start:end], round(c.score, 2)))
     return out
+
+
+def memo_key(text: str) -> bytes:
+    """The key under which a text's findings are remembered (in the memo, in a :class:`ScanStore`)."""
+    return _memo_keys([text])[0]
 
 
 def _memo_keys(texts: list[str]) -> list[bytes]:
