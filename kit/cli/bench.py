@@ -160,7 +160,7 @@ def _given_targets(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tupl
 @click.option("--rag", is_flag=True,
               help="RAG-shaped load: questions on the labelled documents (ingested into the started kit, asked with "
                    "its document search on), half of them follow-ups on the same excerpts; llama-server gets the "
-                   "final prompts kit's search gives, with --cache-reuse 256. Needs --kit; context 2048 at least.")
+                   "final prompts kit's search gives, with --cache-reuse 256. Needs --kit; context 2560 at least.")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Threads of started servers (default: all).")
 @click.option("--ctx", type=click.IntRange(256), default=1024, show_default=True,
               help="Context per sequence of started servers.")
@@ -181,7 +181,7 @@ def serving(urls: tuple[str, ...], names: tuple[str, ...], api_keys: tuple[str, 
     config, conversations = make_config(_ints(concurrency), requests, max_tokens or (150 if rag else 96), prompts,
                                         rounds)
     load, kit_hooks, reference_hooks = _rag(rag, start_kit, config)
-    ctx = max(ctx, 2048) if rag else ctx
+    ctx = max(ctx, 2560) if rag else ctx  # the longest prompts of the load are ~2,160 tokens, then 150 answered
     started: list[Path] = []
     variants = [(spec, _env(spec)) for spec in kit_envs]
     if start_kit or start_kit_scan_off or start_kit_engine or variants or llama_server or llama_cpp_server:
