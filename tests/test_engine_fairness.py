@@ -104,3 +104,35 @@ def test_one_user_filling_every_sequence_does_not_hold_the_engine() -> None:
         assert b_end < first_end + 0.5 * (a_end - first_end), (b_end - first_end, a_end - first_end)
     finally:
         engine.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", [128, 512])
+def test_a_long_prompt_is_read_prefill_chunk_tokens_a_step_beside_an_answer(chunk: int) -> None:
+    """While a sequence is answering, a new long prompt is read ``server.prefill_chunk`` tokens a step (each step
+    also writes one token of the answer): the answer's tokens written between the new request's arrival and its
+    first token count those steps."""
+    import math
+
+    from kit.bench.inputs import packaged_default
+    from kit.engine.llama import LlamaEngine
+
+    engine = LlamaEngine(packaged_default(), parallel=2, ctx=1024, threads=2, warm_up=False, prompt_cache_mb=0,
+                         prefill_chunk=chunk)
+    try:
+        a = engine.submit_chat([{"role": "user", "content": "Write a long story about a lighthouse."}],
+                               SamplingParams(max_tokens=120, temperature=0, ignore_eos=True), None)
+        while not a.token_times:
+            time.sleep(0.01)
+        text = " ".join(f"Article {i} : le service des archives conserve les dossiers du personnel." for i in range(40))
+        sent = time.perf_counter()
+        b = engine.submit_chat([{"role": "user", "content": text + " Résume."}],
+                               SamplingParams(max_tokens=2, temperature=0), None)
+        collect(b)
+        collect(a)
+        steps = sum(1 for t in a.token_times if sent < t <= b.token_times[0])
+        expected = math.ceil(b.prompt_tokens / chunk)
+        assert b.prompt_tokens > 512 and a.completion_tokens == 120
+        assert expected - 1 <= steps <= expected + 1, (steps, expected, b.prompt_tokens)
+    finally:
+        engine.close()

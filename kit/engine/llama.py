@@ -31,7 +31,6 @@ from kit.errors import ContextOverflowError, EngineError, QueueFullError, UsageE
 if TYPE_CHECKING:
     from llama_cpp.llama_types import ChatCompletionRequestMessage
 
-PREFILL_CHUNK_BUSY = 128  # prompt tokens per step while other sequences are generating
 MIN_CACHED = 32  # shorter sequences are not worth keeping in the host-memory prompt cache
 SWITCH_INTERVAL_S = 0.0005  # see LlamaEngine.__init__
 
@@ -44,7 +43,7 @@ class LlamaEngine(BaseEngine):
     def __init__(self, model_path: str | Path, *, model_name: str = "", model_sha256: str = "",
                  parallel: int = 4, ctx: int = 4096, batch: int = 512, threads: int | None = None,
                  gpu_layers: int = 0, max_queue: int = 64, warm_up: bool = True,
-                 prompt_cache_mb: int = 1024, gather: bool = True) -> None:
+                 prompt_cache_mb: int = 1024, gather: bool = True, prefill_chunk: int = 128) -> None:
         self.openmp_waits = openmp_waits(gpu_layers)  # before llama.cpp loads libgomp: see kit.engine.build
         import llama_cpp as L
         from llama_cpp._logger import set_verbose
@@ -79,7 +78,7 @@ class LlamaEngine(BaseEngine):
             raise EngineError("llama.cpp could not create a context: lower --ctx or --parallel (not enough memory).")
         self.n_ctx = L.llama_n_ctx_seq(self._ctx)
         self._mem = L.llama_get_memory(self._ctx)
-        self._n_batch = batch
+        self._n_batch, self._prefill_chunk = batch, prefill_chunk  # prompt tokens per step while others generate
         self._batch = L.llama_batch_init(batch, 0, 1)
         self._template = L.llama_model_chat_template(self._model, None)
         self._add_bos = L.llama_vocab_get_add_bos(self._vocab)
@@ -335,7 +334,7 @@ class LlamaEngine(BaseEngine):
         generating = sum(1 for s in self._slots if s is not None and not s.prefilling)
         budget = self._n_batch - generating
         if generating:
-            budget = min(budget, PREFILL_CHUNK_BUSY)
+            budget = min(budget, self._prefill_chunk)
         for slot in self._slots:  # in sequence order: consecutive sequences share a micro-batch (see _admit)
             if slot is None:
                 continue

@@ -55,4 +55,4 @@ def _start(settings: Settings, model: str | None) -> Engine:
     lock, path = resolve(settings.home, load_catalog(settings.models.catalog), name)
     return LlamaEngine(path, model_name=name, model_sha256=lock.sha256, parallel=srv.parallel, ctx=srv.ctx,
                        batch=srv.batch, threads=srv.threads, gpu_layers=srv.gpu_layers, max_queue=srv.max_queue,
-                       warm_up=srv.warm_up, prompt_cache_mb=srv.prompt_cache_mb)
+                       warm_up=srv.warm_up, prompt_cache_mb=srv.prompt_cache_mb, prefill_chunk=srv.prefill_chunk)
