@@ -193,7 +193,7 @@ class Server(_Section):
     warm_up: bool = Field(default=True, description="Decode once with every sequence at load, so that the first "
                           "burst of requests after a start does not wait for buffers and weights.")
     batch: int = Field(default=512, ge=32, description="Tokens decoded in one step (prompt chunks share it).")
-    prefill_chunk: int = Field(default=128, ge=16, description="Prompt tokens read in one step while other "
+    prefill_chunk: int = Field(default=512, ge=16, description="Prompt tokens read in one step while other "
                                "sequences are answering (up to 'batch'): more reads a long prompt sooner and in "
                                "larger blocks, fewer keeps the pauses short in the answers being written.")
     prompt_cache_mb: int = Field(default=1024, ge=0, description="Host memory (MiB) keeping the state of "

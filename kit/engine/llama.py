@@ -43,7 +43,7 @@ class LlamaEngine(BaseEngine):
     def __init__(self, model_path: str | Path, *, model_name: str = "", model_sha256: str = "",
                  parallel: int = 4, ctx: int = 4096, batch: int = 512, threads: int | None = None,
                  gpu_layers: int = 0, max_queue: int = 64, warm_up: bool = True,
-                 prompt_cache_mb: int = 1024, gather: bool = True, prefill_chunk: int = 128) -> None:
+                 prompt_cache_mb: int = 1024, gather: bool = True, prefill_chunk: int = 512) -> None:
         self.openmp_waits = openmp_waits(gpu_layers)  # before llama.cpp loads libgomp: see kit.engine.build
         import llama_cpp as L
         from llama_cpp._logger import set_verbose
