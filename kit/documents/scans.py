@@ -27,8 +27,7 @@ from kit.errors import IndexStoreError
 if TYPE_CHECKING:
     from kit.documents.chunking import Piece
     from kit.documents.parsers import Section
-
-Spans = list[tuple[str, int, int, float]]
+    from kit.rules.privacy.detector import Spans
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS excerpt_scans (
@@ -79,10 +78,6 @@ class ScanStore:
             except sqlite3.OperationalError:  # a read-only or busy index: the scan stands, only not remembered
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-
-    def count(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM excerpt_scans").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
