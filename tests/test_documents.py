@@ -364,6 +364,36 @@ def test_corrupt_pdf_reported_and_others_ingested(tmp_path: Path, embedder: Any)
     assert "corrompu.pdf" in failed["corrompu.pdf"] and "PDF" in failed["corrompu.pdf"]
 
 
+def test_next_file_is_read_beside_the_current_one(tmp_path: Path, embedder: Any) -> None:
+    """The next file is parsed and scanned in a worker thread while the current one is embedded: the report
+    keeps the files' order, a file that fails to parse in that thread is reported by its source, and a file
+    already in is neither parsed nor scanned again."""
+    import threading
+
+    from kit.documents.ingest import ingest
+
+    folder = tmp_path / "docs"
+    for i in range(4):
+        write(folder / f"{i}-note.md", f"# Note {i}\n\nLe service {i} se réunit le lundi {i + 1} mars.")
+    write(folder / "2-corrompu.pdf", "%PDF-1.7\n\x00\x01 this is not a pdf body")
+    scanned: list[tuple[str, str]] = []
+
+    def scan(text: str) -> list[Any]:
+        scanned.append((threading.current_thread().name, text))
+        return []
+
+    settings = settings_with(tmp_path)
+    report = ingest([folder], settings=settings, scan=scan)
+    assert report.ingested == ["0-note.md", "1-note.md", "2-note.md", "3-note.md"]
+    assert [f.source for f in report.failed] == ["2-corrompu.pdf"] and "PDF" in report.failed[0].message
+    assert {name for name, _ in scanned} and all(name.startswith("kit-ingest-read") for name, _ in scanned)
+    write(folder / "3-note.md", "# Note 3\n\nLe service 3 se réunit désormais le mardi.")
+    scanned.clear()
+    again = ingest([folder], settings=settings, scan=scan)
+    assert again.ingested == ["3-note.md"] and again.skipped == ["0-note.md", "1-note.md", "2-note.md"]
+    assert [text for _, text in scanned] == ["Le service 3 se réunit désormais le mardi."]
+
+
 def test_personal_data_refuse_keeps_iban_file_out_and_mask_masks(tmp_path: Path, embedder: Any,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from kit.config import load_settings

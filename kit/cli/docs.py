@@ -218,6 +218,27 @@ def docs_stats(as_json: bool) -> None:
         click.echo(f"{key}: {value}")
 
 
+@docs.command("build-engine")
+@click.option("--json", "as_json", is_flag=True, help='Print {"kept", "reason", "library", "path", "min_cosine", '
+              '"built_per_s", "package_per_s", "seconds"}.')
+def docs_build_engine(as_json: bool) -> None:
+    """Compile the default embedding model's engine for this processor (AVX-512, AMX where present) and keep
+    it if it gives the same vectors faster than the package's own engine. Run by ./scripts/install.sh;
+    again after moving kit to another processor. Needs a C compiler (cc)."""
+    from kit.documents.engine import build
+
+    report = build()
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    if report.kept:
+        click.echo(f"embedding engine built for this processor ({report.path}): {report.built_per_s} passages/s "
+                   f"against {report.package_per_s} for the package's engine, vectors within cosine "
+                   f"{report.min_cosine} -> {report.library}")
+    else:
+        click.echo(f"kept the package's embedding engine: {report.reason}")
+
+
 def register(cli: click.Group) -> None:
     """Add `kit docs` to the kit command line."""
     cli.add_command(docs)

