@@ -80,6 +80,29 @@ def test_index_uses_the_build_and_its_vectors_match(built: tuple[Path, dict[str,
     assert q[1] @ p[0] > q[1] @ p[2]
 
 
+def test_loading_the_build_keeps_the_floating_point_mode(built: tuple[Path, dict[str, object]]) -> None:
+    """The library is linked without -ffast-math's start-up code: loading it leaves subnormal numbers alone
+    in the whole process (numpy, Python floats), as the package's engine does."""
+    folder, report = built
+    if not report["kept"]:
+        pytest.skip("the build was not kept on this processor")
+    code = ("import numpy as np; from pathlib import Path; from kit.documents.embed import load_embedder; "
+            "e = load_embedder('multilingual-e5-small', Path('.'), 1); e.query(['x']); "
+            "print(e.engine, 5e-324 * 1.0 > 0, float(np.float32(1e-45) * np.float32(1.0)) > 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "KIT_ENGINE_DIR": str(folder)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == [str(report["path"]), "True", "True"], done.stderr
+
+
+def test_a_build_that_flushes_subnormals_is_not_kept(tmp_path: Path) -> None:
+    """A library linked with -ffast-math turns flush-to-zero on for the process that loads it: refused."""
+    real = shutil.which(os.environ.get("CC") or "cc")
+    cc = _script(tmp_path, f'exec "{real}" "$@" -ffast-math')
+    done = _build({**os.environ, "CC": str(cc), "KIT_ENGINE_DIR": str(tmp_path / "lib")})
+    assert done.returncode == 0, done.stderr
+    assert "floating-point mode" in done.stdout and not list((tmp_path / "lib").glob("e5-*.so"))
+
+
 def test_a_build_for_another_processor_is_not_used(built: tuple[Path, dict[str, object]], tmp_path: Path) -> None:
     """A library under another key (another processor, source or version) is ignored; kit doctor warns."""
     folder, report = built
