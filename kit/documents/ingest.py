@@ -68,8 +68,6 @@ PathItem = str | Path | tuple[str | Path, str]
 HEADING_WEIGHT = 2
 
 
-
-
 @dataclass
 class FileIssue:
     """A file not indexed: its name, why (in English, for the command line and the logs) and ``reason``, the
@@ -285,27 +283,28 @@ def _run(index: DocIndex, files: list[tuple[Path, str, str]], groups: list[str],
     """Ingest ``files`` in order; the next file is read and scanned in a worker thread while the current one is
     embedded and written here (every write to the index stays in this thread)."""
     settings = index.settings
+    Ahead = tuple[_Planned | None, Future[ReadFile] | None, DocumentError | None]
 
-    def start(i: int) -> tuple[_Planned | None, Future[ReadFile] | None]:
+    def start(i: int) -> Ahead:
         path, source, key = files[i]
         try:
             planned = _plan(index, path, source, key, groups, collection, report)
         except DocumentError as exc:
-            report.failed.append(FileIssue(source, str(exc).replace(str(path), source), exc.reason))
-            return None, None
-        return planned, (pool.submit(read_file, path, scan, settings) if planned else None)
+            return None, None, exc
+        return planned, (pool.submit(read_file, path, scan, settings) if planned else None), None
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kit-ingest-read") as pool:
-        ahead = start(0) if files else (None, None)
+        ahead: Ahead = start(0) if files else (None, None, None)
         for done, (path, source, _key) in enumerate(files):
             if progress:
                 progress(done, len(files), source)
-            planned, reading = ahead
-            ahead = start(done + 1) if done + 1 < len(files) else (None, None)
-            if planned is None or reading is None:
-                continue
+            planned, reading, error = ahead
+            ahead = start(done + 1) if done + 1 < len(files) else (None, None, None)
             try:
-                _store(index, planned, reading.result(), groups, collection, scan, report)
+                if error is not None:
+                    raise error
+                if planned is not None and reading is not None:
+                    _store(index, planned, reading.result(), groups, collection, scan, report)
             except DocumentError as exc:  # named by its source: an upload's temporary path never shows
                 report.failed.append(FileIssue(source, str(exc).replace(str(path), source), exc.reason))
 
