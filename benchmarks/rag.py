@@ -115,6 +115,20 @@ def timed_stages(index: Any, scan: Any, stages: dict[str, float]) -> Any:
     return _Timed(scan, "personal-data scan", stages)
 
 
+def timed_ingest(index: Any, settings: Any, paths: list[Path]) -> tuple[Any, float, dict[str, float]]:
+    """Warm the model and the personal-data detector up, then ingest ``paths`` as staff with the steps timed
+    (:func:`timed_stages`): the report, the seconds and the seconds of each step."""
+    from kit.documents.ingest import default_scan, ingest
+
+    index.embedder.passages(["warm-up"])
+    default_scan("warm-up du détecteur de données personnelles")
+    stages: dict[str, float] = {}
+    scan = timed_stages(index, default_scan, stages)
+    started = time.perf_counter()
+    report = ingest(paths, [GROUP], settings=settings, scan=scan, index=index)
+    return report, time.perf_counter() - started, stages
+
+
 @dataclass
 class QualityResult:
     mode: str
@@ -281,19 +295,12 @@ def ingest_speed(embedder: str, chars: int, chunks: int, rng: random.Random) -> 
     from kit.config import Settings
     from kit.config.sections import Rag
     from kit.documents.index import open_index
-    from kit.documents.ingest import default_scan, ingest
 
     with tempfile.TemporaryDirectory(prefix="kit-rag-ingest-") as tmp:
         settings = Settings(rag=Rag(embedding_model=embedder, chunk_size=chars))
         index = open_index(settings, Path(tmp) / "home")
-        index.embedder.passages(["warm-up"])
-        default_scan("warm-up du détecteur de données personnelles")
         write_filler_files(Path(tmp) / "filler", chunks, rng, chars=chars - 90)
-        stages: dict[str, float] = {}
-        scan = timed_stages(index, default_scan, stages)
-        started = time.perf_counter()
-        report = ingest([Path(tmp) / "filler"], [GROUP], settings=settings, scan=scan, index=index)
-        seconds = time.perf_counter() - started
+        report, seconds, stages = timed_ingest(index, settings, [Path(tmp) / "filler"])
         lengths = [len(text) for d in index.catalog.documents()
                    for _, _, _, text in index.catalog.generation_chunks(d.generation or "")]
         index.close()
@@ -364,7 +371,6 @@ def run(embedder: str, scales: list[int], data: Path = DATA, seed: int = 7) -> d
     from kit.config.sections import Rag
     from kit.documents.embed import bulk_threads
     from kit.documents.index import open_index
-    from kit.documents.ingest import default_scan, ingest
 
     rng = random.Random(seed)
     load_before = os.getloadavg()
@@ -375,15 +381,9 @@ def run(embedder: str, scales: list[int], data: Path = DATA, seed: int = 7) -> d
         home = Path(tmp) / "home"
         settings = Settings(rag=Rag(embedding_model=embedder))
         index = open_index(settings, home)
-        index.embedder.passages(["warm-up"])
-        default_scan("warm-up du détecteur de données personnelles")
         filler_files = Path(tmp) / "filler"
         write_filler_files(filler_files, FILLER, rng)
-        stages: dict[str, float] = {}
-        scan = timed_stages(index, default_scan, stages)
-        started = time.perf_counter()
-        report = ingest([data / "docs", filler_files], [GROUP], settings=settings, scan=scan, index=index)
-        seconds = time.perf_counter() - started
+        report, seconds, stages = timed_ingest(index, settings, [data / "docs", filler_files])
         for name in ("passages", "add"):  # the index's own methods again
             index.embedder.__dict__.pop(name, None)
             index.lexicon.__dict__.pop(name, None)

@@ -64,7 +64,7 @@ def _mask(text: str, findings: Sequence[FindingLike]) -> str:
 
 
 def scan_sections(sections: list[Section], scan: Scanner,
-          settings: Settings) -> tuple[dict[str, int], list[Section], Sequence[Sequence[FindingLike]]]:
+                  settings: Settings) -> tuple[dict[str, int], list[Section], Sequence[Sequence[FindingLike]]]:
     """Counts per personal-data category, the sections with those findings masked, and every finding of each."""
     policy = settings.policy
     counts: dict[str, int] = {}

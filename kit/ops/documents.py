@@ -36,10 +36,9 @@ def _embedder_check(settings: Settings) -> Check:
     except KitError as exc:
         return Check("embedding model", "FAIL", str(exc), FIX_INSTALL)
     label = embedder.identity.label()
-    engine = getattr(embedder, "engine", "")
-    if engine and entry is not None and isinstance(entry.source, BundledSource):
-        detail += ("; " if detail else "") + (f"engine built for this processor ({engine})" if engine != "package"
-                                              else "the package's own engine")
+    if entry is not None and isinstance(entry.source, BundledSource):
+        detail += ("; " if detail else "") + (f"engine built for this processor ({embedder.engine})"
+                                              if embedder.engine != "package" else "the package's own engine")
     return Check("embedding model", "PASS", f"{label}{'; ' + detail if detail else ''}")
 
 
@@ -76,11 +75,12 @@ def check_documents(settings: Settings) -> list[Check]:
     if importlib.util.find_spec("chromadb") is None:
         return [Check("documents", "WARN", "Chroma is not installed: answers from documents are off", FIX_INSTALL)]
     checks = [Check("chroma", "PASS", f"chromadb {metadata.version('chromadb')} (embedded, telemetry off)")]
-    checks.append(_embedder_check(settings))
+    embedder = _embedder_check(settings)
+    checks.append(embedder)
     engine = _engine_check()
     if engine is not None:
         checks.append(engine)
-    if checks[1].status == "PASS":
+    if embedder.status == "PASS":
         index = _index_check(settings)
         if index is not None:
             checks.append(index)
