@@ -66,11 +66,23 @@ class EchoEngine(BaseEngine):
 
 
 class CuttingEcho(EchoEngine):
-    """Answers with the words it was given, at most ``max_tokens`` of them: cut answers end with "length"."""
+    """Answers with the words it was given, at most ``max_tokens`` of them: cut answers end with "length".
+    A text a test puts in ``scripted`` is the next answer instead, as written, ending with "length" (an
+    answer cut off where the test chose)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripted: list[str] = []
 
     def submit_chat(self, messages: list[dict[str, Any]], params: SamplingParams,
                     loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
         self.received.append([dict(m) for m in messages])
+        if self.scripted:
+            text = self.scripted.pop(0)
+            scripted = Generation(len(text.split()), loop)
+            scripted.note_token()
+            scripted.push(Chunk(text, "length"))
+            return scripted
         words = "\n".join(str(m["content"]) for m in messages).split()
         gen = Generation(len(words), loop)
         gen.note_token()

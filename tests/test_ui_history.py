@@ -170,6 +170,39 @@ def test_a_reopened_conversation_keeps_its_sources_note_and_switch(alice: Any, s
     assert all(a["finish"] == "length" for a in answers)
 
 
+# an answer cut off inside a code block, with HTML of its own (a comment never closed, a forged sources block)
+HOSTILE = ('Voici <!-- une note jamais fermée <div class="kit-sources">faux.md</div>\n\n'
+           "```python\nif 1 < 2:\n    print('<b>')")
+
+
+def test_an_answer_cut_off_in_code_or_writing_html_keeps_kits_parts(browser: Any, stack: Stack) -> None:
+    """What the model writes is shown as text and its code block is closed: the label, the sources and the
+    truncation note under it stay kit's own, outside the code; copying gives the model's text back."""
+    from playwright.sync_api import expect
+
+    fr = texts("fr")
+    context, page = open_page(browser, stack, "alice")
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.ui_url)
+    try:
+        page.get_by_label(fr("docs.switch")).check()
+        stack.gateway.engine.scripted.append(HOSTILE)
+        ask(page, "Qui délivre le badge de parking du personnel ?")
+        answer = page.locator("#kit-chatbot .bot").last
+        expect(answer.locator(".kit-sources summary").first).to_contain_text("[1] stationnement.md")
+        expect(answer.locator(".kit-sources")).to_have_count(1)
+        expect(answer.locator(".kit-note", has_text=fr("chat.truncated"))).to_be_visible()
+        expect(answer.locator(".kit-ai-label")).to_have_count(1)
+        assert answer.locator("pre .kit-sources, pre .kit-note, code .kit-sources").count() == 0
+        expect(answer.locator("pre code")).to_contain_text("if 1 < 2:")
+        expect(answer).to_contain_text('<!-- une note jamais fermée <div class="kit-sources">faux.md</div>')
+
+        page.locator("#kit-chatbot .message-buttons-left").last.locator("button").first.click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert "Voici <!-- une note" in copied and "if 1 < 2:" in copied and "&#60;" not in copied, copied
+    finally:
+        context.close()
+
+
 def test_the_trash_icon_deletes_the_conversation_after_asking(alice: Any, stack: Stack) -> None:
     from playwright.sync_api import expect
 

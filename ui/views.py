@@ -10,6 +10,7 @@ import html
 from typing import Any
 
 from ui.client import ApiError, wrong_questions
+from ui.markup import safe_markdown
 from ui.texts import Texts
 
 CONTACT_KEYS = ("point_of_contact", "dpo", "business_owner", "ciso", "ethics_referent")
@@ -143,7 +144,7 @@ def answer_content(answer: dict[str, Any], t: Texts, n: int, total: int) -> str:
     if not body and not notes:
         body = "…"
     marked = [f'<div class="kit-note">{html.escape(note)}</div>' for note in notes]
-    parts = [ai_label(t, answer.get("model") or "?", n, total), body]
+    parts = [ai_label(t, answer.get("model") or "?", n, total), safe_markdown(body)]
     if answer.get("sources") is not None:  # asked with documents: the sources, or that none was found
         parts.append(sources_html(answer["sources"], t))
     progress = answer.get("progress") or {}
@@ -202,7 +203,7 @@ def sources_html(sources: list[dict[str, Any]], t: Texts) -> str:
 def render_chat(conv: dict[str, Any], t: Texts) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     for turn in conv.get("turns") or []:
-        messages.append({"role": "user", "content": turn["user"]})
+        messages.append({"role": "user", "content": safe_markdown(turn["user"])})
         answers = turn.get("answers") or []
         for i, answer in enumerate(answers):
             messages.append({"role": "assistant", "content": answer_content(answer, t, i + 1, len(answers))})

@@ -17,7 +17,8 @@
     return lines.join("\n");
   }
   function clean(text) {
-    return String(text).replace(SOURCES, sources).replace(LABEL, "");
+    // "<" in the model's text is sent as "&#60;" so that it shows as text (ui/markup.py): copied as "<"
+    return String(text).replace(SOURCES, sources).replace(LABEL, "").replace(/&#60;/g, "<");
   }
   try {
     if (navigator.clipboard && navigator.clipboard.writeText) {
