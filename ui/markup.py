@@ -34,6 +34,8 @@ def _parser() -> Any:
 def close_fence(text: str) -> str:
     """``text`` with a fenced code block that is still open at its end closed (a fence in a list item or a
     quote ends with it, at the blank line before kit's blocks; only one at the top level runs on)."""
+    if "```" not in text and "~~~" not in text:
+        return text
     fences = [t for t in _parser().parse(text) if t.type == "fence" and t.level == 0 and t.map]
     if not fences:
         return text
@@ -73,6 +75,7 @@ def _escape_outside_spans(text: str) -> str:
     return "".join(out)
 
 
+@lru_cache(maxsize=512)  # a conversation is rendered again at each step of an answer: earlier messages once
 def safe_markdown(text: str) -> str:
     """A message (the model's answer, or what a user wrote) as Markdown that shows its HTML as text and
     cannot open, hide or forge anything after it."""
