@@ -13,7 +13,7 @@ from typing import Any
 
 from helpers import ServerHandle, serve_app, write_config
 
-from kit.engine.base import BaseEngine, Chunk, EngineStats, Generation, SamplingParams
+from kit.engine.base import BaseEngine, Chunk, EngineStats, FinishReason, Generation, SamplingParams
 
 
 class EchoEngine(BaseEngine):
@@ -40,10 +40,11 @@ class EchoEngine(BaseEngine):
     def count_chat_tokens(self, messages: list[dict[str, Any]]) -> int:
         return sum(len(str(m.get("content", "")).split()) for m in messages)
 
-    def _answer(self, text: str, loop: asyncio.AbstractEventLoop | None) -> Generation:
+    def _answer(self, text: str, loop: asyncio.AbstractEventLoop | None,
+                finish: FinishReason = "stop") -> Generation:
         gen = Generation(len(text.split()), loop)
         gen.note_token()
-        gen.push(Chunk(text, "stop"))
+        gen.push(Chunk(text, finish))
         with self._lock:
             self._stats.requests_total += 1
             self._stats.requests_finished += 1
@@ -78,11 +79,7 @@ class CuttingEcho(EchoEngine):
                     loop: asyncio.AbstractEventLoop | None = None, *, route: str | None = None) -> Generation:
         self.received.append([dict(m) for m in messages])
         if self.scripted:
-            text = self.scripted.pop(0)
-            scripted = Generation(len(text.split()), loop)
-            scripted.note_token()
-            scripted.push(Chunk(text, "length"))
-            return scripted
+            return self._answer(self.scripted.pop(0), loop, "length")
         words = "\n".join(str(m["content"]) for m in messages).split()
         gen = Generation(len(words), loop)
         gen.note_token()
