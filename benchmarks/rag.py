@@ -418,7 +418,7 @@ def run(embedder: str, scales: list[int], data: Path = DATA, seed: int = 7) -> d
             total = index.catalog.stats()["chunks"]
             latency.append(measure_latency(index, questions, total))
             scaled.append(evaluate(searched(index, questions, "hybrid"), "hybrid", total))
-        identity, engine = index.embedder.identity, getattr(index.embedder, "engine", "")
+        identity, engine = index.embedder.identity, index.embedder.engine
         index.close()
     return {"ingest": ingest_result, "quality": quality, "quality_held_out": quality_held_out,
             "wrong_sources": sources, "follow_ups": follow, "latency": latency, "quality_at_scale": scaled,

