@@ -225,3 +225,41 @@ def test_reindex_killed_with_kill_9_resumes_and_leaves_each_document_once(tmp_pa
         index.close()
     again = reindex(default)
     assert again.documents == 0 and again.already_done == count + len(DOCS)
+
+
+def test_the_benchmarks_synthetic_chunks_look_like_real_ones_to_the_search(tmp_path: Path) -> None:
+    """The scale part of ``benchmarks/rag.py`` writes chunks without embedding them: each must keep the text its
+    vector came from (the search measures a question against the chunks of each language, guessed from their
+    text) and a vector close enough to that text's own that the question's mean cosine to them, the background
+    of every relevance, is the one real vectors give."""
+    import random
+
+    import numpy as np
+
+    from benchmarks import rag
+    from kit.documents.index import open_index
+    from kit.documents.text import guess_language
+
+    settings = _settings(tmp_path, "multilingual-e5-small")
+    index = open_index(settings)
+    try:
+        rng = random.Random(3)
+        texts = [rag.filler_text(rng) for _ in range(12)]
+        real = index.embedder.passages(texts)
+        rag.add_synthetic(index, 120, (texts, real), rng, per_doc=40)
+        pool = {text: vector for text, vector in zip(texts, real, strict=True)}
+        question = index.embedder.query(["Combien de jours de congés pour un agent ?"])[0]
+        stored: dict[str, list[float]] = {}
+        own: dict[str, list[float]] = {}
+        for name in index.catalog.visible_partitions(None, None):
+            got = index.vectors._collection(name).get(include=["embeddings", "documents"])
+            for text, vector in zip(got["documents"], got["embeddings"], strict=True):
+                assert text in pool  # its own text, so its language is its vector's
+                language = guess_language(text) or "?"
+                stored.setdefault(language, []).append(float(np.dot(vector, question)))
+                own.setdefault(language, []).append(float(np.dot(pool[text], question)))
+        assert set(stored) == {"fr", "en"} and sum(map(len, stored.values())) == 120
+        for language, cosines in stored.items():
+            assert abs(np.mean(cosines) - np.mean(own[language])) < 0.005, language
+    finally:
+        index.close()
