@@ -301,6 +301,20 @@ def measure_latency(index: Any, questions: list[dict[str, Any]], chunks: int, ro
                          round(sum(times) / len(times), 1))
 
 
+def bench_home(tmp: str | Path, embedder: str) -> Path:
+    """A throwaway kit home for one run that sees the embedding model installed under ``$KIT_HOME/models`` (a
+    hub model fetched with ``kit models pull`` or imported), so that it can be measured; the benchmark's index
+    never touches the site's own."""
+    from kit.config import kit_home
+
+    home = Path(tmp) / "home"
+    installed = kit_home() / "models" / embedder
+    if installed.is_dir():
+        (home / "models").mkdir(parents=True, exist_ok=True)
+        (home / "models" / embedder).symlink_to(installed, target_is_directory=True)
+    return home
+
+
 def ingest_speed(embedder: str, chars: int, chunks: int, rng: random.Random) -> dict[str, Any]:
     """Ingest speed on chunks of about ``chars`` characters (``rag.chunk_size`` set to it; filler text, the
     personal-data scan on), in an index of its own: the figure the retrieval goal states."""
@@ -310,7 +324,7 @@ def ingest_speed(embedder: str, chars: int, chunks: int, rng: random.Random) -> 
 
     with tempfile.TemporaryDirectory(prefix="kit-rag-ingest-") as tmp:
         settings = Settings(rag=Rag(embedding_model=embedder, chunk_size=chars))
-        index = open_index(settings, Path(tmp) / "home")
+        index = open_index(settings, bench_home(tmp, embedder))
         write_filler_files(Path(tmp) / "filler", chunks, rng, chars=chars - 90)
         report, seconds, stages = timed_ingest(index, settings, [Path(tmp) / "filler"])
         lengths = [len(text) for d in index.catalog.documents()
@@ -390,7 +404,7 @@ def run(embedder: str, scales: list[int], data: Path = DATA, seed: int = 7) -> d
     near = load_questions(data / "near_topic.jsonl")
     conversations = load_questions(data / "followups.jsonl")
     with tempfile.TemporaryDirectory(prefix="kit-rag-bench-") as tmp:
-        home = Path(tmp) / "home"
+        home = bench_home(tmp, embedder)
         settings = Settings(rag=Rag(embedding_model=embedder))
         index = open_index(settings, home)
         filler_files = Path(tmp) / "filler"
@@ -512,4 +526,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from kit.errors import KitError
+
+    try:
+        main()
+    except KitError as error:  # a model not installed or unknown: what to do, not a traceback
+        raise SystemExit(f"Error: {error}") from None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import ROOT
 
 from kit.bench.results import data_dir
 
@@ -201,6 +202,18 @@ def test_cli_report_and_rag(tmp_path: Path) -> None:
     if not importlib.util.find_spec("benchmarks.rag"):
         res = CliRunner().invoke(bench, ["rag"])
         assert isinstance(res.exception, UsageError) and "not installed" in str(res.exception)
+
+
+def test_rag_benchmark_names_a_model_it_cannot_load_without_a_traceback(tmp_path: Path) -> None:
+    """``python benchmarks/rag.py`` run as a script: an embedder that is not in the catalogue or not installed
+    gets kit's message (what to run), no traceback, a failing exit code, and no results file."""
+    out = tmp_path / "rag.json"
+    for name, says in (("no-such-model", "kit models list"), ("multilingual-e5-base", "kit models pull")):
+        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rag.py"), "--embedders", name,
+                               "--quality-only", "--out", str(out)], capture_output=True, text=True, timeout=120,
+                              cwd=ROOT, env={**os.environ, "KIT_HOME": str(tmp_path / "home")})
+        assert done.returncode == 1 and done.stderr.startswith("Error: ") and says in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and not out.exists()
 
 
 # ------------------------------------------------------------------------------------------------ slow

@@ -263,3 +263,29 @@ def test_the_benchmarks_synthetic_chunks_look_like_real_ones_to_the_search(tmp_p
             assert abs(np.mean(cosines) - np.mean(own[language])) < 0.005, language
     finally:
         index.close()
+
+
+@needs_hub
+def test_the_benchmark_measures_an_embedder_fetched_into_the_kit_home(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python benchmarks/rag.py --embedders NAME`` builds its index in a throwaway home: a model fetched into the
+    site's ``$KIT_HOME/models`` (here the English MiniLM's files, laid out as ``kit models pull`` leaves a hub
+    model) must load there, and the run must leave the site's home without an index."""
+    import shutil
+
+    from benchmarks import rag
+    from kit.config import Settings
+    from kit.config.sections import Rag
+    from kit.documents.embed import resolve_model
+    from kit.documents.index import open_index
+
+    site = tmp_path / "site"
+    shutil.copytree(resolve_model("all-minilm-l6-v2", site), site / "models" / "fetched-minilm")
+    monkeypatch.setenv("KIT_HOME", str(site))
+    index = open_index(Settings(rag=Rag(embedding_model="fetched-minilm")), rag.bench_home(tmp_path / "run",
+                                                                                          "fetched-minilm"))
+    try:
+        assert index.embedder.passages(["The London office grants 25 days of leave."]).shape == (1, 384)
+    finally:
+        index.close()
+    assert sorted(p.name for p in site.iterdir()) == ["models"]
