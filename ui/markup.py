@@ -31,12 +31,14 @@ def _parser() -> Any:
     return MarkdownIt("commonmark")
 
 
-def close_fence(text: str) -> str:
+def close_fence(text: str, tokens: list[Any] | None = None) -> str:
     """``text`` with a fenced code block that is still open at its end closed (a fence in a list item or a
-    quote ends with it, at the blank line before kit's blocks; only one at the top level runs on)."""
+    quote ends with it, at the blank line before kit's blocks; only one at the top level runs on).
+    ``tokens``: the text's tokens when the caller has parsed it already."""
     if "```" not in text and "~~~" not in text:
         return text
-    fences = [t for t in _parser().parse(text) if t.type == "fence" and t.level == 0 and t.map]
+    tokens = _parser().parse(text) if tokens is None else tokens
+    fences = [t for t in tokens if t.type == "fence" and t.level == 0 and t.map]
     if not fences:
         return text
     last, lines = fences[-1], text.split("\n")
@@ -48,10 +50,10 @@ def close_fence(text: str) -> str:
     return text + ("" if text.endswith("\n") else "\n") + last.markup
 
 
-def _code_lines(text: str) -> set[int]:
+def _code_lines(tokens: list[Any]) -> set[int]:
     """Indexes of the lines inside fenced or indented code blocks (at any depth: in lists, in quotes)."""
     lines: set[int] = set()
-    for token in _parser().parse(text):
+    for token in tokens:
         if token.type in ("fence", "code_block") and token.map:
             lines.update(range(*token.map))
     return lines
@@ -79,11 +81,13 @@ def _escape_outside_spans(text: str) -> str:
 def safe_markdown(text: str) -> str:
     """A message (the model's answer, or what a user wrote) as Markdown that shows its HTML as text and
     cannot open, hide or forge anything after it."""
-    text = close_fence(text)
     if "<" not in text:
-        return text
+        return close_fence(text)
+    # one parse: closing a fence left open at the end adds only its closing line, which holds no "<"
+    tokens = _parser().parse(text)
+    code = _code_lines(tokens)
+    text = close_fence(text, tokens)
     lines = text.split("\n")
-    code = _code_lines(text)
     out: list[str] = []
     run: list[str] = []
     for i, line in enumerate(lines):
