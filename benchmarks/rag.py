@@ -301,17 +301,18 @@ def measure_latency(index: Any, questions: list[dict[str, Any]], chunks: int, ro
                          round(sum(times) / len(times), 1))
 
 
-def bench_home(tmp: str | Path, embedder: str) -> Path:
-    """A throwaway kit home for one run that sees the embedding model installed under ``$KIT_HOME/models`` (a
-    hub model fetched with ``kit models pull`` or imported), so that it can be measured; the benchmark's index
+def bench_home(tmp: str | Path) -> Path:
+    """A throwaway kit home for one run that sees the models installed under ``$KIT_HOME/models`` (a hub
+    embedder fetched with ``kit models pull`` or imported, found there by its catalogue name or its repository,
+    as :func:`kit.documents.embed.resolve_model` finds it), so that it can be measured; the benchmark's index
     never touches the site's own."""
     from kit.config import kit_home
 
     home = Path(tmp) / "home"
-    installed = kit_home() / "models" / embedder
+    installed = kit_home() / "models"
     if installed.is_dir():
-        (home / "models").mkdir(parents=True, exist_ok=True)
-        (home / "models" / embedder).symlink_to(installed, target_is_directory=True)
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "models").symlink_to(installed, target_is_directory=True)
     return home
 
 
@@ -324,7 +325,7 @@ def ingest_speed(embedder: str, chars: int, chunks: int, rng: random.Random) -> 
 
     with tempfile.TemporaryDirectory(prefix="kit-rag-ingest-") as tmp:
         settings = Settings(rag=Rag(embedding_model=embedder, chunk_size=chars))
-        index = open_index(settings, bench_home(tmp, embedder))
+        index = open_index(settings, bench_home(tmp))
         write_filler_files(Path(tmp) / "filler", chunks, rng, chars=chars - 90)
         report, seconds, stages = timed_ingest(index, settings, [Path(tmp) / "filler"])
         lengths = [len(text) for d in index.catalog.documents()
@@ -404,7 +405,7 @@ def run(embedder: str, scales: list[int], data: Path = DATA, seed: int = 7) -> d
     near = load_questions(data / "near_topic.jsonl")
     conversations = load_questions(data / "followups.jsonl")
     with tempfile.TemporaryDirectory(prefix="kit-rag-bench-") as tmp:
-        home = bench_home(tmp, embedder)
+        home = bench_home(tmp)
         settings = Settings(rag=Rag(embedding_model=embedder))
         index = open_index(settings, home)
         filler_files = Path(tmp) / "filler"

@@ -282,10 +282,10 @@ def test_the_benchmark_measures_an_embedder_fetched_into_the_kit_home(tmp_path: 
     site = tmp_path / "site"
     shutil.copytree(resolve_model("all-minilm-l6-v2", site), site / "models" / "fetched-minilm")
     monkeypatch.setenv("KIT_HOME", str(site))
-    index = open_index(Settings(rag=Rag(embedding_model="fetched-minilm")), rag.bench_home(tmp_path / "run",
-                                                                                          "fetched-minilm"))
+    index = open_index(Settings(rag=Rag(embedding_model="fetched-minilm")), rag.bench_home(tmp_path / "run"))
     try:
         assert index.embedder.passages(["The London office grants 25 days of leave."]).shape == (1, 384)
     finally:
         index.close()
     assert sorted(p.name for p in site.iterdir()) == ["models"]
+    assert sorted(p.name for p in (site / "models").iterdir()) == ["fetched-minilm"]
